@@ -1,0 +1,161 @@
+"""Settings: one TOML file plus ``TASTEBUD_*`` environment overrides; backends chosen by URL.
+
+The file is ``$TASTEBUD_CONFIG`` if set, else ``./tastebud.toml`` if present. Environment
+variables win over the file; nested keys use ``__`` (``TASTEBUD_EVENTS__MAX_CONTEXT_BYTES=8192``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "TASTEBUD_CONFIG"
+CONFIG_FILENAME = "tastebud.toml"
+
+ValueKind = Literal["none", "rating", "seconds", "price", "count"]
+
+
+class EventTypeSpec(BaseModel):
+    """How one event type counts as training signal.
+
+    ``weight`` is the preference strength of one event (negative for negative feedback);
+    ``value`` says what an event's ``value`` field means, and ``value_required`` whether an
+    event of this type is invalid without one (a rating without a score says nothing).
+    """
+
+    weight: float
+    value: ValueKind = "none"
+    value_required: bool = False
+
+    @property
+    def negative(self) -> bool:
+        return self.weight < 0
+
+
+def default_event_types() -> dict[str, EventTypeSpec]:
+    return {
+        "play": EventTypeSpec(weight=1.0, value="seconds"),
+        "like": EventTypeSpec(weight=4.0),
+        "dislike": EventTypeSpec(weight=-4.0),
+        "skip": EventTypeSpec(weight=-0.5, value="seconds"),
+        "view": EventTypeSpec(weight=0.5, value="seconds"),
+        "click": EventTypeSpec(weight=1.0),
+        "add_to_cart": EventTypeSpec(weight=3.0, value="price"),
+        "purchase": EventTypeSpec(weight=5.0, value="price"),
+        "rating": EventTypeSpec(weight=1.0, value="rating", value_required=True),
+    }
+
+
+class EventRules(BaseModel):
+    """What makes an event acceptable, shared by the API, the loaders and bulk ingest."""
+
+    types: dict[str, EventTypeSpec] = Field(default_factory=default_event_types)
+    max_id_length: int = Field(default=128, ge=8, le=1024)
+    # Letters, digits and a few separators: safe in URLs, logs, Redis keys and file names.
+    id_pattern: str = r"^[A-Za-z0-9_.:@/+=#~|-]+$"
+    max_context_bytes: int = Field(default=4096, ge=0)
+    earliest_timestamp: datetime = datetime(1990, 1, 1, tzinfo=UTC)
+    max_future_seconds: float = Field(default=86_400.0, ge=0)
+    max_locale_length: int = 35
+
+    @field_validator("types")
+    @classmethod
+    def _at_least_one_type(cls, value: dict[str, EventTypeSpec]) -> dict[str, EventTypeSpec]:
+        if not value:
+            raise ValueError("at least one event type must be configured")
+        return value
+
+    @field_validator("earliest_timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class IngestSettings(BaseModel):
+    batch_size: int = Field(default=100_000, ge=1)
+    max_reported_rejections: int = Field(default=1_000, ge=0)
+
+
+class Settings(BaseSettings):
+    """All of tastebud's settings. Create with ``load_settings()``; never at import time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASTEBUD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".tastebud")
+    database_url: str | None = None
+    online_url: str | None = None
+    artifacts_url: str | None = None
+    datasets_cache: Path | None = None
+    datasets_mirror: str | None = None
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    events: EventRules = Field(default_factory=EventRules)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = find_config_file()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("home", "datasets_cache")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"embedded://{self.home / 'db'}"
+
+    @cached_property
+    def resolved_online_url(self) -> str:
+        return self.online_url or f"sqlite://{self.home / 'online.db'}"
+
+    @cached_property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or str(self.home / "artifacts")
+
+    @cached_property
+    def resolved_datasets_cache(self) -> Path:
+        return self.datasets_cache or self.home / "datasets"
+
+
+def find_config_file() -> Path | None:
+    """``$TASTEBUD_CONFIG`` (which must exist) or ``./tastebud.toml`` (if it exists)."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV}={explicit} does not name a file")
+        return path
+    local = Path.cwd() / CONFIG_FILENAME
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the config file and environment; keyword overrides win over both."""
+    return Settings(**overrides)  # type: ignore[arg-type]

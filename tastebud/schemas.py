@@ -1,0 +1,414 @@
+"""The data model: Event (v2), Item and User, and their Arrow forms.
+
+Pydantic models are the typed, documented form (the API and Python callers use them); the
+Arrow schemas are the bulk form (stores, ingest, training). ``tastebud.validation`` enforces
+the same rules on Arrow batches; a test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from tastebud.config import EventRules
+
+EVENT_SCHEMA_VERSION = 2
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("timestamp", TIMESTAMP_TYPE, nullable=False),
+        pa.field("session_id", pa.string()),
+        pa.field("device_type", pa.string()),
+        pa.field("locale", pa.string()),
+        pa.field("schema_version", pa.int8(), nullable=False),
+        pa.field("context", pa.string()),  # JSON text; null when empty
+        pa.field("received_at", TIMESTAMP_TYPE),
+    ]
+)
+
+ITEM_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("creator", pa.string()),
+        pa.field("categories", pa.list_(pa.string())),
+        pa.field("created_at", TIMESTAMP_TYPE),
+        pa.field("attributes", pa.string()),  # JSON text
+        pa.field("active", pa.bool_(), nullable=False),
+    ]
+)
+
+USER_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("created_at", TIMESTAMP_TYPE),
+        pa.field("attributes", pa.string()),  # JSON text
+    ]
+)
+
+
+class DeviceType(StrEnum):
+    web = "web"
+    mobile = "mobile"
+    other = "other"
+
+
+def new_event_id() -> str:
+    """A time-ordered UUIDv7 string: unique without coordination, and index-friendly."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    hexed = f"{value:032x}"
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 text or epoch seconds (number or numeric text) to an aware UTC datetime.
+
+    Epoch values are always seconds: a millisecond epoch lands far in the future and is
+    rejected by the time window rather than silently reinterpreted.
+    """
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, bool):
+        raise PydanticCustomError("timestamp_invalid", "timestamp must be ISO-8601 or epoch seconds")
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return _from_epoch(float(text))
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise PydanticCustomError(
+                "timestamp_invalid", "timestamp {value!r} is not ISO-8601 or epoch seconds",
+                {"value": text[:64]},
+            ) from None
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise PydanticCustomError("timestamp_invalid", "timestamp must be ISO-8601 or epoch seconds")
+
+
+def _from_epoch(seconds: float) -> datetime:
+    if not math.isfinite(seconds):
+        raise PydanticCustomError("timestamp_invalid", "timestamp is not a finite number")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PydanticCustomError(
+            "timestamp_out_of_range", "timestamp {value} is outside any sane window",
+            {"value": seconds},
+        ) from None
+
+
+@lru_cache(maxsize=8)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _rules(info: ValidationInfo) -> EventRules:
+    context = info.context or {}
+    rules = context.get("rules") if isinstance(context, dict) else None
+    return rules if isinstance(rules, EventRules) else _default_rules()
+
+
+@lru_cache(maxsize=1)
+def _default_rules() -> EventRules:
+    return EventRules()
+
+
+def check_id(value: str, field: str, rules: EventRules) -> str:
+    if len(value) > rules.max_id_length:
+        raise PydanticCustomError(
+            "id_too_long", "{field} is longer than {limit} characters",
+            {"field": field, "limit": rules.max_id_length},
+        )
+    if not value or not _compiled(rules.id_pattern).fullmatch(value):
+        raise PydanticCustomError(
+            "invalid_id", "{field} must be 1+ of letters, digits and _.:@/+=#~|-",
+            {"field": field},
+        )
+    return value
+
+
+def context_json(context: dict[str, Any] | None) -> str | None:
+    """The stored form of a context: compact JSON, or None when empty."""
+    if not context:
+        return None
+    return json.dumps(context, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+class Event(BaseModel):
+    """One feedback event (schema v2). Validate with ``Event.from_payload`` to apply rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(default_factory=new_event_id, description="Client idempotency key.")
+    user_id: str
+    item_id: str
+    event_type: str
+    value: float | None = Field(default=None, description="Rating, seconds played, price...")
+    timestamp: datetime = Field(description="ISO-8601 or epoch seconds; stored as UTC.")
+    session_id: str | None = None
+    device_type: DeviceType | None = None
+    locale: str | None = Field(default=None, description="BCP-47 tag such as en-US.")
+    schema_version: int = EVENT_SCHEMA_VERSION
+    context: dict[str, Any] = Field(default_factory=dict, description="Small free-form dict.")
+    received_at: datetime | None = Field(default=None, description="Set by the server.")
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], rules: EventRules | None = None) -> Event:
+        """Validate an untrusted payload (v1 or v2) under the given rules."""
+        return cls.model_validate(payload, context={"rules": rules or _default_rules()})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        # v1 events had no session, device or locale; the defaults fill them, so the upgrade
+        # is only a version bump.
+        if isinstance(data, dict) and data.get("schema_version", EVENT_SCHEMA_VERSION) in (1, "1"):
+            return {**data, "schema_version": EVENT_SCHEMA_VERSION}
+        return data
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != EVENT_SCHEMA_VERSION:
+            raise PydanticCustomError(
+                "unsupported_schema_version", "schema_version must be 1 or 2, got {value}",
+                {"value": value},
+            )
+        return value
+
+    @field_validator("event_id", "user_id", "item_id", "session_id")
+    @classmethod
+    def _ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        return check_id(value, info.field_name or "id", _rules(info))
+
+    @field_validator("event_type")
+    @classmethod
+    def _known_type(cls, value: str, info: ValidationInfo) -> str:
+        if value not in _rules(info).types:
+            raise PydanticCustomError(
+                "unknown_event_type", "event_type {value!r} is not configured",
+                {"value": value[:64]},
+            )
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise PydanticCustomError("value_invalid", "value must be a finite number")
+        return value
+
+    @field_validator("timestamp", "received_at", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        return None if value is None else parse_timestamp(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_window(cls, value: datetime, info: ValidationInfo) -> datetime:
+        rules = _rules(info)
+        if value < rules.earliest_timestamp:
+            raise PydanticCustomError(
+                "timestamp_too_old", "timestamp {value} is before {limit}",
+                {"value": value.isoformat(), "limit": rules.earliest_timestamp.isoformat()},
+            )
+        if value.timestamp() > time.time() + rules.max_future_seconds:
+            raise PydanticCustomError(
+                "timestamp_in_future", "timestamp {value} is too far in the future",
+                {"value": value.isoformat()},
+            )
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if len(value) > _rules(info).max_locale_length or not LOCALE_RE.fullmatch(value):
+            raise PydanticCustomError(
+                "invalid_locale", "locale {value!r} is not a BCP-47 tag", {"value": value[:40]}
+            )
+        return value
+
+    @field_validator("context")
+    @classmethod
+    def _small_context(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        try:
+            encoded = context_json(value)
+        except (TypeError, ValueError):
+            raise PydanticCustomError(
+                "context_invalid", "context must be JSON-serializable"
+            ) from None
+        size = len(encoded.encode()) if encoded else 0
+        limit = _rules(info).max_context_bytes
+        if size > limit:
+            raise PydanticCustomError(
+                "context_too_large", "context is {size} bytes; the limit is {limit}",
+                {"size": size, "limit": limit},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _value_required(self, info: ValidationInfo) -> Event:
+        spec = _rules(info).types.get(self.event_type)
+        if spec is not None and spec.value_required and self.value is None:
+            raise PydanticCustomError(
+                "value_required", "event_type {value!r} needs a value", {"value": self.event_type}
+            )
+        return self
+
+
+LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+class Item(BaseModel):
+    """A catalog entry: a track, a product, a film."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str
+    title: str | None = None
+    creator: str | None = Field(default=None, description="Artist, brand, director.")
+    categories: list[str] = Field(default_factory=list)
+    created_at: datetime | None = None
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, description="Audio features, price, tags, audio_path..."
+    )
+    active: bool = True
+
+    @field_validator("item_id")
+    @classmethod
+    def _id(cls, value: str, info: ValidationInfo) -> str:
+        return check_id(value, "item_id", _rules(info))
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        return None if value is None else parse_timestamp(value)
+
+
+class User(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str
+    created_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("user_id")
+    @classmethod
+    def _id(cls, value: str, info: ValidationInfo) -> str:
+        return check_id(value, "user_id", _rules(info))
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        return None if value is None else parse_timestamp(value)
+
+
+# --- Arrow conversions ---------------------------------------------------------------
+
+
+def events_to_arrow(events: Sequence[Event]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA.names}
+    for event in events:
+        columns["event_id"].append(event.event_id)
+        columns["user_id"].append(event.user_id)
+        columns["item_id"].append(event.item_id)
+        columns["event_type"].append(event.event_type)
+        columns["value"].append(event.value)
+        columns["timestamp"].append(event.timestamp)
+        columns["session_id"].append(event.session_id)
+        columns["device_type"].append(event.device_type.value if event.device_type else None)
+        columns["locale"].append(event.locale)
+        columns["schema_version"].append(event.schema_version)
+        columns["context"].append(context_json(event.context))
+        columns["received_at"].append(event.received_at)
+    return pa.table(columns, schema=EVENT_SCHEMA)
+
+
+def events_from_arrow(table: pa.Table) -> list[Event]:
+    """Rows of a stored events table back to models (no re-validation: stores hold valid rows)."""
+    rows = table.select(EVENT_SCHEMA.names).to_pylist()
+    events = []
+    for row in rows:
+        row["context"] = json.loads(row["context"]) if row["context"] else {}
+        row["device_type"] = DeviceType(row["device_type"]) if row["device_type"] else None
+        events.append(Event.model_construct(**row))
+    return events
+
+
+def items_to_arrow(items: Iterable[Item]) -> pa.Table:
+    rows = [
+        {
+            **item.model_dump(exclude={"attributes"}),
+            "attributes": json.dumps(item.attributes, separators=(",", ":"), default=str),
+        }
+        for item in items
+    ]
+    return pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)
+
+
+def items_from_arrow(table: pa.Table) -> list[Item]:
+    return [
+        Item.model_construct(**{**row, "attributes": json.loads(row["attributes"] or "{}")})
+        for row in table.select(ITEM_SCHEMA.names).to_pylist()
+    ]
+
+
+def users_to_arrow(users: Iterable[User]) -> pa.Table:
+    rows = [
+        {
+            **user.model_dump(exclude={"attributes"}),
+            "attributes": json.dumps(user.attributes, separators=(",", ":"), default=str),
+        }
+        for user in users
+    ]
+    return pa.Table.from_pylist(rows, schema=USER_SCHEMA)
+
+
+def users_from_arrow(table: pa.Table) -> list[User]:
+    return [
+        User.model_construct(**{**row, "attributes": json.loads(row["attributes"] or "{}")})
+        for row in table.select(USER_SCHEMA.names).to_pylist()
+    ]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,132 @@
+"""Stores behind small interfaces, each opened from a URL.
+
+* database (events, catalog, metadata): ``embedded:///path/to/dir`` or ``postgresql://...``
+* online key-value: ``sqlite:///path/online.db``, ``memory://`` or ``redis://host:6379/0``
+* artifacts: a folder or any fsspec URL
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import unquote, urlsplit
+
+from tastebud.config import Settings
+from tastebud.stores.artifacts import ArtifactNotFound, ArtifactStore
+from tastebud.stores.base import (
+    AppendResult,
+    CatalogStore,
+    EventQuery,
+    EventStats,
+    EventStore,
+    OnlineStore,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = [
+    "AppendResult",
+    "ArtifactNotFound",
+    "ArtifactStore",
+    "CatalogStore",
+    "EventQuery",
+    "EventStats",
+    "EventStore",
+    "OnlineStore",
+    "StoreError",
+    "StoreUnavailable",
+    "Stores",
+    "open_database",
+    "open_online_store",
+    "open_stores",
+]
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _local_path(url: str) -> Path:
+    parts = urlsplit(url)
+    path = unquote(parts.netloc + parts.path)
+    if not path:
+        raise StoreError(f"{url!r} names no path")
+    return Path(path).expanduser()
+
+
+def open_database(url: str) -> tuple[EventStore, CatalogStore]:
+    """The event and catalog stores for a database URL (they share one connection pool)."""
+    scheme = urlsplit(url).scheme
+    if scheme == "embedded":
+        from tastebud.stores.embedded_catalog import EmbeddedCatalogStore
+        from tastebud.stores.embedded_events import EmbeddedEventStore
+
+        root = _local_path(url)
+        return EmbeddedEventStore(root / "events"), EmbeddedCatalogStore(root / "catalog.db")
+    if scheme in POSTGRES_SCHEMES:
+        from tastebud.stores.postgres import PostgresDatabase
+        from tastebud.stores.postgres_catalog import PostgresCatalogStore
+        from tastebud.stores.postgres_events import PostgresEventStore
+
+        database = PostgresDatabase(url)
+        return PostgresEventStore(database, owns_database=True), PostgresCatalogStore(database)
+    raise StoreError(
+        f"unsupported database URL scheme {scheme!r}: use embedded:///path or postgresql://..."
+    )
+
+
+def open_online_store(url: str) -> OnlineStore:
+    from tastebud.stores import online
+
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return online.MemoryOnlineStore()
+    if scheme == "sqlite":
+        return online.SqliteOnlineStore(_local_path(url))
+    if scheme in ("redis", "rediss", "unix"):
+        return online.RedisOnlineStore(url)
+    raise StoreError(
+        f"unsupported online store URL scheme {scheme!r}: use sqlite:///path, memory:// or redis://"
+    )
+
+
+@dataclass
+class Stores:
+    """Every store a process needs, opened from settings; close it (or use ``with``)."""
+
+    events: EventStore
+    catalog: CatalogStore
+    online: OnlineStore
+    artifacts: ArtifactStore
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.events.close()
+        self.online.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_stores(settings: Settings) -> Stores:
+    events, catalog = open_database(settings.resolved_database_url)
+    try:
+        online = open_online_store(settings.resolved_online_url)
+    except Exception:
+        events.close()
+        catalog.close()
+        raise
+    return Stores(
+        events=events,
+        catalog=catalog,
+        online=online,
+        artifacts=ArtifactStore(settings.resolved_artifacts_url),
+    )

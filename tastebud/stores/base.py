@@ -1,0 +1,288 @@
+"""The store interfaces. Backends live beside this file; nothing outside ``stores`` imports one.
+
+Each interface is small on purpose: a backend implements a handful of abstract methods and
+inherits the conveniences built on them. One contract suite per interface
+(``tests/stores/``) runs against every backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tastebud.schemas import (
+    EVENT_SCHEMA,
+    Event,
+    Item,
+    User,
+    events_from_arrow,
+    events_to_arrow,
+)
+
+
+class StoreError(RuntimeError):
+    """A store could not do what was asked (unreachable, corrupt, misconfigured)."""
+
+
+class StoreUnavailable(StoreError):
+    """A transient failure: the caller may retry (server down, lock held too long)."""
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Which events to read. Time bounds are [start, end); all filters combine with AND."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    user_ids: Sequence[str] | None = None
+    item_ids: Sequence[str] | None = None
+    event_types: Sequence[str] | None = None
+    after_seq: int | None = None
+    order: Literal["asc", "desc"] = "asc"
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must be >= 0")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass
+class AppendResult:
+    """What an append did: how many rows were new, and which event ids were already stored
+    (or repeated within the batch) and so were not stored again."""
+
+    inserted: int = 0
+    duplicates: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: AppendResult) -> Self:
+        self.inserted += other.inserted
+        self.duplicates.extend(other.duplicates)
+        return self
+
+
+@dataclass(frozen=True)
+class EventStats:
+    events: int
+    users: int
+    items: int
+    by_type: dict[str, int]
+    first: datetime | None
+    last: datetime | None
+
+
+def dedupe_batch(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """Keep the first row of each event_id; return the repeats as duplicates."""
+    ids = table.column("event_id").to_pylist()
+    if len(set(ids)) == len(ids):
+        return table, []
+    first: dict[str, int] = {}
+    repeats: list[str] = []
+    for index, event_id in enumerate(ids):
+        if event_id in first:
+            repeats.append(event_id)
+        else:
+            first[event_id] = index
+    return table.take(pa.array(list(first.values()), pa.int64())), repeats
+
+
+def conform_events(table: pa.Table) -> pa.Table:
+    """Cast a table to EVENT_SCHEMA (column order, types); missing optional columns are null."""
+    columns = []
+    for schema_field in EVENT_SCHEMA:
+        if schema_field.name in table.column_names:
+            column = table.column(schema_field.name)
+            if column.type != schema_field.type:
+                column = pc.cast(column, schema_field.type)
+        elif schema_field.nullable:
+            column = pa.nulls(table.num_rows, schema_field.type)
+        else:
+            raise ValueError(f"events table lacks required column {schema_field.name!r}")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+
+
+class EventStore(ABC):
+    """The append-only event log: idempotent on event_id, scannable, exportable for training."""
+
+    @abstractmethod
+    def append_arrow(self, table: pa.Table) -> AppendResult:
+        """Store validated rows (EVENT_SCHEMA); returns once they are durable."""
+
+    @abstractmethod
+    def read_arrow(self, query: EventQuery | None = None, *, with_seq: bool = False) -> pa.Table:
+        """Matching events ordered by (timestamp, seq); ``with_seq`` adds the log position."""
+
+    @abstractmethod
+    def iter_batches(
+        self, query: EventQuery | None = None, batch_size: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Matching events in bounded-memory batches, ordered by seq (for export)."""
+
+    @abstractmethod
+    def count(self, query: EventQuery | None = None) -> int: ...
+
+    @abstractmethod
+    def stats(self) -> EventStats: ...
+
+    @abstractmethod
+    def existing_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these event ids are stored."""
+
+    @abstractmethod
+    def last_seq(self) -> int:
+        """The log position of the newest stored event (0 when empty)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has none."""
+
+    # Conveniences on top of the abstract methods.
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        if not events:
+            return AppendResult()
+        return self.append_arrow(events_to_arrow(events))
+
+    def scan(self, query: EventQuery | None = None) -> list[Event]:
+        return events_from_arrow(self.read_arrow(query))
+
+    def export_parquet(self, path: str | Path, query: EventQuery | None = None) -> int:
+        """Write matching events to one Parquet file, streaming; returns the row count."""
+        rows = 0
+        with pq.ParquetWriter(str(path), EVENT_SCHEMA, compression="zstd") as writer:
+            for batch in self.iter_batches(query):
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class CatalogStore(ABC):
+    """Items and users, upserted incrementally (one upsert touches only its rows)."""
+
+    @abstractmethod
+    def upsert_items(self, items: Sequence[Item]) -> int: ...
+
+    @abstractmethod
+    def upsert_users(self, users: Sequence[User]) -> int: ...
+
+    @abstractmethod
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]: ...
+
+    @abstractmethod
+    def get_users(self, user_ids: Sequence[str]) -> dict[str, User]: ...
+
+    @abstractmethod
+    def list_items(
+        self,
+        *,
+        active: bool | None = None,
+        category: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Item]:
+        """Items ordered by item_id; pass the last id seen as ``after`` for the next page."""
+
+    @abstractmethod
+    def list_users(self, *, after: str | None = None, limit: int = 100) -> list[User]: ...
+
+    @abstractmethod
+    def count_items(self, *, active: bool | None = None) -> int: ...
+
+    @abstractmethod
+    def count_users(self) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has none."""
+
+    def get_item(self, item_id: str) -> Item | None:
+        return self.get_items([item_id]).get(item_id)
+
+    def get_user(self, user_id: str) -> User | None:
+        return self.get_users([user_id]).get(user_id)
+
+    def iter_items(self, *, active: bool | None = None, page: int = 10_000) -> Iterator[Item]:
+        after: str | None = None
+        while True:
+            batch = self.list_items(active=active, after=after, limit=page)
+            yield from batch
+            if len(batch) < page:
+                return
+            after = batch[-1].item_id
+
+    def iter_users(self, *, page: int = 10_000) -> Iterator[User]:
+        after: str | None = None
+        while True:
+            batch = self.list_users(after=after, limit=page)
+            yield from batch
+            if len(batch) < page:
+                return
+            after = batch[-1].user_id
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class OnlineStore(ABC):
+    """A shared key-value store with per-key TTL: the online half of the feature store and the
+    home of serving state (recent items, precomputed lists). Values are bytes; callers encode."""
+
+    @abstractmethod
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    @abstractmethod
+    def set_many(self, values: Mapping[str, bytes], ttl_seconds: float | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete keys; returns how many existed."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has none."""
+
+    def get(self, key: str) -> bytes | None:
+        return self.get_many([key])[0]
+
+    def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        self.set_many({key: value}, ttl_seconds)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
