@@ -210,6 +210,7 @@ def test_acknowledged_appends_survive_kill_9(store_url: str) -> None:
         acknowledged = int(writer.stdout.readline())
     writer.send_signal(signal.SIGKILL)
     writer.wait()
+    writer.stdout.close()
     assert acknowledged >= 300
     events, catalog = open_database(store_url)
     stored = set(events.read_arrow().column("event_id").to_pylist())
