@@ -1,0 +1,92 @@
+"""The CatalogStore contract, run against every backend (embedded, PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tastebud.schemas import Item, User
+from tastebud.stores import CatalogStore, open_database
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogStore]:
+    if request.param == "embedded":
+        url = f"embedded://{tmp_path / 'db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    events, store = open_database(url)
+    yield store
+    store.close()
+    events.close()
+
+
+def item(index: int, **changes: object) -> Item:
+    fields: dict[str, object] = {
+        "item_id": f"i{index:03d}",
+        "title": f"Title {index} – ünïcode",
+        "creator": f"creator{index % 3}",
+        "categories": ["rock", "indie"] if index % 2 else ["jazz"],
+        "created_at": datetime(2024, 1, 1 + index % 28, 12, 30, tzinfo=UTC),
+        "attributes": {"tempo": 120.5 + index, "tags": ["a", "b"], "price": None},
+        "active": index % 5 != 0,
+    }
+    fields.update(changes)
+    return Item(**fields)  # type: ignore[arg-type]
+
+
+def test_items_round_trip(catalog: CatalogStore) -> None:
+    items = [item(i) for i in range(10)]
+    assert catalog.upsert_items(items) == 10
+    found = catalog.get_items(["i003", "i007", "missing"])
+    assert set(found) == {"i003", "i007"}
+    assert found["i003"].model_dump() == items[3].model_dump()
+    assert catalog.get_item("missing") is None
+    assert catalog.count_items() == 10
+    assert catalog.count_items(active=True) == 8
+
+
+def test_upsert_replaces_only_the_given_rows(catalog: CatalogStore) -> None:
+    catalog.upsert_items([item(i) for i in range(5)])
+    catalog.upsert_items([item(2, title="Renamed", categories=["pop"], active=False)])
+    assert catalog.get_item("i002").title == "Renamed"  # type: ignore[union-attr]
+    assert catalog.get_item("i002").categories == ["pop"]  # type: ignore[union-attr]
+    assert catalog.get_item("i003").model_dump() == item(3).model_dump()  # type: ignore[union-attr]
+    assert catalog.count_items() == 5
+
+
+def test_list_items_pages_and_filters(catalog: CatalogStore) -> None:
+    catalog.upsert_items([item(i) for i in range(25)])
+    first = catalog.list_items(limit=10)
+    second = catalog.list_items(after=first[-1].item_id, limit=10)
+    assert [i.item_id for i in first] == [f"i{n:03d}" for n in range(10)]
+    assert [i.item_id for i in second] == [f"i{n:03d}" for n in range(10, 20)]
+    rock = catalog.list_items(category="rock", limit=100)
+    assert {i.item_id for i in rock} == {f"i{n:03d}" for n in range(25) if n % 2}
+    inactive = catalog.list_items(active=False, limit=100)
+    assert {i.item_id for i in inactive} == {f"i{n:03d}" for n in range(25) if n % 5 == 0}
+    assert [i.item_id for i in catalog.iter_items(page=7)] == [f"i{n:03d}" for n in range(25)]
+
+
+def test_users_round_trip_and_upsert(catalog: CatalogStore) -> None:
+    users = [
+        User(user_id=f"u{n}", created_at=datetime(2024, 2, 1, tzinfo=UTC), attributes={"age": n})
+        for n in range(12)
+    ]
+    catalog.upsert_users(users)
+    catalog.upsert_users([User(user_id="u3", attributes={"age": 99})])
+    assert catalog.count_users() == 12
+    assert catalog.get_user("u3").attributes == {"age": 99}  # type: ignore[union-attr]
+    assert catalog.get_user("u3").created_at is None  # type: ignore[union-attr]
+    assert catalog.get_user("u4").model_dump() == users[4].model_dump()  # type: ignore[union-attr]
+    assert len(list(catalog.iter_users(page=5))) == 12
+    assert [u.user_id for u in catalog.list_users(after="u5", limit=3)] == ["u6", "u7", "u8"]
+
+
+def test_empty_catalog(catalog: CatalogStore) -> None:
+    assert catalog.count_items() == 0 and catalog.count_users() == 0
+    assert catalog.list_items() == [] and catalog.get_items([]) == {}
+    assert catalog.upsert_items([]) == 0
