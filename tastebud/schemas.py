@@ -78,6 +78,9 @@ class DeviceType(StrEnum):
     other = "other"
 
 
+DEVICE_TYPE_VALUES = frozenset(member.value for member in DeviceType)
+
+
 def new_event_id() -> str:
     """A time-ordered UUIDv7 string: unique without coordination, and index-friendly."""
     millis = time.time_ns() // 1_000_000
@@ -100,20 +103,25 @@ def parse_timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
-        raise PydanticCustomError("timestamp_invalid", "timestamp must be ISO-8601 or epoch seconds")
+        raise PydanticCustomError(
+            "timestamp_invalid", "timestamp must be ISO-8601 or epoch seconds"
+        )
     if isinstance(value, int | float):
         return _from_epoch(float(value))
     if isinstance(value, str):
         text = value.strip()
         try:
-            return _from_epoch(float(text))
+            seconds = float(text)
         except ValueError:
             pass
+        else:
+            return _from_epoch(seconds)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise PydanticCustomError(
-                "timestamp_invalid", "timestamp {value!r} is not ISO-8601 or epoch seconds",
+                "timestamp_invalid",
+                "timestamp {value!r} is not ISO-8601 or epoch seconds",
                 {"value": text[:64]},
             ) from None
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -127,7 +135,8 @@ def _from_epoch(seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise PydanticCustomError(
-            "timestamp_out_of_range", "timestamp {value} is outside any sane window",
+            "timestamp_out_of_range",
+            "timestamp {value} is outside any sane window",
             {"value": seconds},
         ) from None
 
@@ -151,12 +160,14 @@ def _default_rules() -> EventRules:
 def check_id(value: str, field: str, rules: EventRules) -> str:
     if len(value) > rules.max_id_length:
         raise PydanticCustomError(
-            "id_too_long", "{field} is longer than {limit} characters",
+            "id_too_long",
+            "{field} is longer than {limit} characters",
             {"field": field, "limit": rules.max_id_length},
         )
     if not value or not _compiled(rules.id_pattern).fullmatch(value):
         raise PydanticCustomError(
-            "invalid_id", "{field} must be 1+ of letters, digits and _.:@/+=#~|-",
+            "invalid_id",
+            "{field} must be 1+ of letters, digits and _.:@/+=#~|-",
             {"field": field},
         )
     return value
@@ -192,24 +203,29 @@ class Event(BaseModel):
         """Validate an untrusted payload (v1 or v2) under the given rules."""
         return cls.model_validate(payload, context={"rules": rules or _default_rules()})
 
-    @model_validator(mode="before")
+    @field_validator("user_id", "item_id", "event_type", "timestamp", mode="before")
     @classmethod
-    def _upgrade(cls, data: Any) -> Any:
-        # v1 events had no session, device or locale; the defaults fill them, so the upgrade
-        # is only a version bump.
-        if isinstance(data, dict) and data.get("schema_version", EVENT_SCHEMA_VERSION) in (1, "1"):
-            return {**data, "schema_version": EVENT_SCHEMA_VERSION}
-        return data
-
-    @field_validator("schema_version")
-    @classmethod
-    def _version(cls, value: int) -> int:
-        if value != EVENT_SCHEMA_VERSION:
+    def _required(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
             raise PydanticCustomError(
-                "unsupported_schema_version", "schema_version must be 1 or 2, got {value}",
-                {"value": value},
+                "missing_field", "{field} is required", {"field": info.field_name}
             )
         return value
+
+    @field_validator("event_id", "user_id", "item_id", "session_id", "event_type", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        # Loosely typed sources (CSV, JSON) send ids as numbers; 42 and 42.0 both mean "42".
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("event_id", mode="before")
+    @classmethod
+    def _generate_id(cls, value: Any) -> Any:
+        return new_event_id() if value is None else value
 
     @field_validator("event_id", "user_id", "item_id", "session_id")
     @classmethod
@@ -223,16 +239,59 @@ class Event(BaseModel):
     def _known_type(cls, value: str, info: ValidationInfo) -> str:
         if value not in _rules(info).types:
             raise PydanticCustomError(
-                "unknown_event_type", "event_type {value!r} is not configured",
+                "unknown_event_type",
+                "event_type {value!r} is not configured",
                 {"value": value[:64]},
             )
         return value
 
-    @field_validator("value")
+    @field_validator("value", mode="before")
     @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
+    def _number(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PydanticCustomError("value_invalid", "value must be a finite number") from None
+        if not math.isfinite(number):
             raise PydanticCustomError("value_invalid", "value must be a finite number")
+        return number
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> int:
+        if value in (1, 2, "1", "2") and not isinstance(value, bool):
+            return EVENT_SCHEMA_VERSION  # v1 had no session, device or locale: nothing to map
+        raise PydanticCustomError(
+            "unsupported_schema_version",
+            "schema_version must be 1 or 2, got {value}",
+            {"value": str(value)[:16]},
+        )
+
+    @field_validator("device_type", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> Any:
+        if value is not None and value not in DEVICE_TYPE_VALUES:
+            raise PydanticCustomError(
+                "invalid_device_type", "device_type must be web, mobile or other"
+            )
+        return value
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _context_object(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if not isinstance(value, dict):
+            raise PydanticCustomError("context_invalid", "context must be a JSON object")
         return value
 
     @field_validator("timestamp", "received_at", mode="before")
@@ -246,12 +305,14 @@ class Event(BaseModel):
         rules = _rules(info)
         if value < rules.earliest_timestamp:
             raise PydanticCustomError(
-                "timestamp_too_old", "timestamp {value} is before {limit}",
+                "timestamp_too_old",
+                "timestamp {value} is before {limit}",
                 {"value": value.isoformat(), "limit": rules.earliest_timestamp.isoformat()},
             )
         if value.timestamp() > time.time() + rules.max_future_seconds:
             raise PydanticCustomError(
-                "timestamp_in_future", "timestamp {value} is too far in the future",
+                "timestamp_in_future",
+                "timestamp {value} is too far in the future",
                 {"value": value.isoformat()},
             )
         return value
@@ -273,14 +334,13 @@ class Event(BaseModel):
         try:
             encoded = context_json(value)
         except (TypeError, ValueError):
-            raise PydanticCustomError(
-                "context_invalid", "context must be JSON-serializable"
-            ) from None
+            raise PydanticCustomError("context_invalid", "context must be a JSON object") from None
         size = len(encoded.encode()) if encoded else 0
         limit = _rules(info).max_context_bytes
         if size > limit:
             raise PydanticCustomError(
-                "context_too_large", "context is {size} bytes; the limit is {limit}",
+                "context_too_large",
+                "context is {size} bytes; the limit is {limit}",
                 {"size": size, "limit": limit},
             )
         return value

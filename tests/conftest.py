@@ -22,7 +22,9 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("TASTEBUD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
 DATASETS = Path(
-    os.environ.get("TASTEBUD_TEST_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    os.environ.get(
+        "TASTEBUD_TEST_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
 )
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

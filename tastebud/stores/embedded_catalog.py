@@ -103,8 +103,7 @@ class EmbeddedCatalogStore(CatalogStore):
     def upsert_users(self, users: Sequence[User]) -> int:
         now = time.time()
         rows = [
-            (user.user_id, _micros(user.created_at), _json(user.attributes), now)
-            for user in users
+            (user.user_id, _micros(user.created_at), _json(user.attributes), now) for user in users
         ]
         with self._db.write() as connection:
             connection.executemany(
@@ -166,9 +165,9 @@ class EmbeddedCatalogStore(CatalogStore):
     def count_items(self, *, active: bool | None = None) -> int:
         clauses, params = _item_filter(active, None)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        (count,) = self._db.connection().execute(
-            f"SELECT count(*) FROM items{where}", params
-        ).fetchone()
+        (count,) = (
+            self._db.connection().execute(f"SELECT count(*) FROM items{where}", params).fetchone()
+        )
         return int(count)
 
     def count_users(self) -> int:

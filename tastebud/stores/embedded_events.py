@@ -88,9 +88,7 @@ CREATE TABLE IF NOT EXISTS segments (
 COLUMNS = EVENT_SCHEMA.names
 TIME_COLUMNS = ("timestamp", "received_at")
 QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
-TAIL_INSERT = (
-    f"INSERT INTO tail (seq, {QUOTED}) VALUES ({placeholders(len(COLUMNS) + 1)})"
-)
+TAIL_INSERT = f"INSERT INTO tail (seq, {QUOTED}) VALUES ({placeholders(len(COLUMNS) + 1)})"
 TAIL_SCHEMA = EVENT_SCHEMA.append(pa.field("seq", pa.int64(), nullable=False))
 
 
@@ -177,9 +175,7 @@ class EmbeddedEventStore(EventStore):
 
     def _allocate_seq(self, connection: sqlite3.Connection, count: int) -> int:
         (first,) = connection.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
-        connection.execute(
-            "UPDATE meta SET value = ? WHERE key = 'next_seq'", (first + count,)
-        )
+        connection.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (first + count,))
         return int(first)
 
     def _write_segment(self, connection: sqlite3.Connection, table: pa.Table) -> None:
@@ -377,9 +373,11 @@ class EmbeddedEventStore(EventStore):
             return _existing(connection, list(event_ids))
 
     def last_seq(self) -> int:
-        (next_seq,) = self._db.connection().execute(
-            "SELECT value FROM meta WHERE key = 'next_seq'"
-        ).fetchone()
+        (next_seq,) = (
+            self._db.connection()
+            .execute("SELECT value FROM meta WHERE key = 'next_seq'")
+            .fetchone()
+        )
         return int(next_seq) - 1
 
     def close(self) -> None:

@@ -37,7 +37,8 @@ class PostgresDatabase:
             )
             self.pool.wait(timeout=10.0)
         except (PoolTimeout, psycopg.OperationalError) as error:
-            raise StoreUnavailable(f"PostgreSQL at {_redact(url)} is unreachable: {error}") from error
+            message = f"PostgreSQL at {_redact(url)} is unreachable: {error}"
+            raise StoreUnavailable(message) from error
         self._applied: set[str] = set()
 
     @contextmanager

@@ -61,7 +61,7 @@ STAGING = (
 # Read timestamps as epoch microseconds: building Arrow from integers is much faster than
 # from Python datetimes.
 SELECT_COLUMNS = ", ".join(
-    f"(extract(epoch FROM \"{name}\") * 1000000)::bigint"
+    f'(extract(epoch FROM "{name}") * 1000000)::bigint'
     if name in ("timestamp", "received_at")
     else ("context::text" if name == "context" else f'"{name}"')
     for name in COLUMNS
@@ -122,12 +122,14 @@ class PostgresEventStore(EventStore):
         if query.limit is not None:
             sql += " LIMIT %s"
             params.append(query.limit)
-        with self.database.transaction() as connection:
-            with connection.cursor(name="tastebud_export") as cursor:
-                cursor.itersize = batch_size
-                cursor.execute(sql, params)  # type: ignore[arg-type]
-                while rows := cursor.fetchmany(batch_size):
-                    yield from _rows_to_arrow(rows).drop_columns(["seq"]).to_batches()
+        with (
+            self.database.transaction() as connection,
+            connection.cursor(name="tastebud_export") as cursor,
+        ):
+            cursor.itersize = batch_size
+            cursor.execute(sql, params)  # type: ignore[arg-type]
+            while rows := cursor.fetchmany(batch_size):
+                yield from _rows_to_arrow(rows).drop_columns(["seq"]).to_batches()
 
     def count(self, query: EventQuery | None = None) -> int:
         query = query or EventQuery()

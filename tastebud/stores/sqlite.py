@@ -37,7 +37,9 @@ class SqliteDatabase:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(
-                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
             )
             connection.execute("PRAGMA journal_mode=WAL")

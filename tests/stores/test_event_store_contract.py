@@ -88,9 +88,13 @@ def test_scans_filter_by_time_user_item_and_type(store: EventStore) -> None:
     in_window = store.scan(EventQuery(start=start, end=end))
     assert [e.event_id for e in in_window] == [f"e{i}" for i in range(10, 20)]
     by_user = store.scan(EventQuery(user_ids=["u1", "u2"]))
-    assert {e.event_id for e in by_user} == {e.event_id for e in events if e.user_id in ("u1", "u2")}
+    assert {e.event_id for e in by_user} == {
+        e.event_id for e in events if e.user_id in ("u1", "u2")
+    }
     by_item = store.scan(EventQuery(item_ids=["i3"], event_types=["play", "like"]))
-    expected = {e.event_id for e in events if e.item_id == "i3" and e.event_type in ("play", "like")}
+    expected = {
+        e.event_id for e in events if e.item_id == "i3" and e.event_type in ("play", "like")
+    }
     assert {e.event_id for e in by_item} == expected and expected
     assert store.count(EventQuery(user_ids=["u1"], start=start)) == sum(
         1 for e in events if e.user_id == "u1" and e.timestamp >= start
@@ -140,7 +144,9 @@ def test_export_parquet_streams_everything(store: EventStore, tmp_path: Path) ->
     table = pq.read_table(path)
     assert table.schema == EVENT_SCHEMA
     assert sorted(table.column("event_id").to_pylist()) == sorted(e.event_id for e in events)
-    contexts = {r["event_id"]: r["context"] for r in table.select(["event_id", "context"]).to_pylist()}
+    contexts = {
+        r["event_id"]: r["context"] for r in table.select(["event_id", "context"]).to_pylist()
+    }
     assert json.loads(contexts["e4"]) == {"n": 4, "page": "home"} and contexts["e1"] is None
     batches = list(store.iter_batches(EventQuery(event_types=["play"]), batch_size=5))
     assert all(batch.num_rows <= 5 for batch in batches)

@@ -81,8 +81,10 @@ def shared_online_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_another_process_sees_writes(shared_online_url: str) -> None:
     online_url = shared_online_url
-    writer = "from tastebud.stores import open_online_store; import sys\n" \
+    writer = (
+        "from tastebud.stores import open_online_store; import sys\n"
         "s = open_online_store(sys.argv[1]); s.set('shared', b'from-child'); s.close()"
+    )
     subprocess.run([sys.executable, "-c", writer, online_url], check=True)
     store = open_online_store(online_url)
     assert store.get("shared") == b"from-child"

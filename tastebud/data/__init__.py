@@ -1,0 +1,1 @@
+"""Interaction data: loaders, public dataset fetching, synthetic generation."""

@@ -1,0 +1,349 @@
+"""Download public recommendation datasets into a local cache (``tastebud datasets fetch``).
+
+A fetch is all-or-nothing: the archive is downloaded and unpacked inside a hidden temporary
+folder in the cache and only renamed to ``cache_dir/<name>`` once every check has passed, so
+an interrupted or failed fetch never leaves a half-populated dataset folder behind. A
+manifest (``.tastebud-fetch.json``) records where the copy came from and its checksum; a copy
+without one is treated as unverified and fetched again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import urlsplit
+
+MANIFEST_NAME = ".tastebud-fetch.json"
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
+USER_AGENT = "tastebud-datasets-fetch/0.1 (+https://github.com/tastebud)"
+IGNORED_ARCHIVE_FOLDERS = frozenset({"__MACOSX"})
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a public dataset lives and which files prove that a copy of it is complete.
+
+    ``required_files`` are paths relative to the dataset folder; ``sha256`` is the expected
+    checksum of the archive, or None when upstream publishes none we have verified.
+    """
+
+    name: str
+    url: str
+    required_files: tuple[str, ...]
+    sha256: str | None = None
+    description: str = ""
+
+
+class FetchError(RuntimeError):
+    """A fetch failed; the message is meant to be shown to the user as is."""
+
+
+_MOVIELENS = "https://files.grouplens.org/datasets/movielens"
+_MOVIELENS_CSV_FILES = ("ratings.csv", "movies.csv", "tags.csv", "links.csv")
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="ml-100k",
+            url=f"{_MOVIELENS}/ml-100k.zip",
+            required_files=("u.data", "u.item", "u.user"),
+            description="MovieLens 100K: 100,000 ratings from 943 users on 1,682 movies (1998).",
+        ),
+        DatasetSpec(
+            name="ml-1m",
+            url=f"{_MOVIELENS}/ml-1m.zip",
+            required_files=("ratings.dat", "movies.dat", "users.dat"),
+            description="MovieLens 1M: 1 million ratings from 6,040 users on 3,900 movies (2003).",
+        ),
+        DatasetSpec(
+            name="ml-latest-small",
+            url=f"{_MOVIELENS}/ml-latest-small.zip",
+            required_files=_MOVIELENS_CSV_FILES,
+            description="MovieLens latest, small: 100,000 ratings and 3,600 tag applications.",
+        ),
+        DatasetSpec(
+            name="ml-20m",
+            url=f"{_MOVIELENS}/ml-20m.zip",
+            required_files=_MOVIELENS_CSV_FILES,
+            description="MovieLens 20M: 20 million ratings and 465,000 tag applications (2015).",
+        ),
+        DatasetSpec(
+            name="ml-25m",
+            url=f"{_MOVIELENS}/ml-25m.zip",
+            required_files=_MOVIELENS_CSV_FILES,
+            description="MovieLens 25M: 25 million ratings and 1 million tag applications (2019).",
+        ),
+        DatasetSpec(
+            name="lastfm-2k",
+            url="https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
+            required_files=(
+                "user_artists.dat",
+                "artists.dat",
+                "user_taggedartists.dat",
+                "tags.dat",
+            ),
+            description="HetRec 2011 Last.fm: artist play counts and tags from 1,892 users.",
+        ),
+    )
+}
+
+
+def fetch_dataset(
+    name: str,
+    cache_dir: Path,
+    *,
+    mirror: str | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Make sure a verified copy of dataset ``name`` is in ``cache_dir / name``; return that path.
+
+    A copy already there with its manifest and required files is reused unless ``force``.
+    ``mirror`` is a base URL (``http(s)://`` or ``file://``) that serves the archive under its
+    upstream file name, for offline installs and tests. ``progress(bytes_done, total)`` is
+    called per downloaded chunk; ``total`` is None when the server does not say. ``timeout``
+    bounds each network operation, not the whole download. Raises FetchError.
+    """
+    spec = _spec_for(name)
+    cache_dir = Path(cache_dir)
+    target = cache_dir / name
+    if not force and _is_verified(target, spec):
+        return target
+
+    url = _archive_url(spec, mirror)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f".{name}.fetch-", dir=cache_dir))
+    except OSError as error:
+        raise FetchError(f"cannot create the dataset cache in {cache_dir}: {error}") from error
+    try:
+        archive = workdir / _archive_file_name(spec.url)
+        digest, size = _download(url, archive, progress=progress, timeout=timeout)
+        if spec.sha256 is not None and digest != spec.sha256.lower():
+            raise FetchError(
+                f"checksum mismatch for {url}: expected sha256 {spec.sha256.lower()}, "
+                f"got {digest}; the download is corrupt or the file changed upstream"
+            )
+        dataset_root = _extract_dataset(archive, workdir / "extracted", spec, url)
+        archive.unlink()
+        _write_manifest(dataset_root, url=url, sha256=digest, size_bytes=size)
+        _move_into_place(dataset_root, target, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return target
+
+
+def _spec_for(name: str) -> DatasetSpec:
+    """Look a dataset up, suggesting the closest known name for a typo."""
+    spec = DATASETS.get(name)
+    if spec is not None:
+        return spec
+    known = sorted(DATASETS)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise FetchError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(known)}")
+
+
+def _archive_file_name(url: str) -> str:
+    return PurePosixPath(urlsplit(url).path).name
+
+
+def _archive_url(spec: DatasetSpec, mirror: str | None) -> str:
+    """The upstream URL, or the same file name under the mirror's base URL."""
+    if not mirror:
+        return spec.url
+    return f"{mirror.rstrip('/')}/{_archive_file_name(spec.url)}"
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _is_verified(folder: Path, spec: DatasetSpec) -> bool:
+    """True when a previous fetch completed here and its files are still present.
+
+    Files are not re-hashed (the archive is gone after extraction); a checksum recorded
+    under a different expected sha256 means the spec changed, so the copy is stale.
+    """
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        return False
+    if spec.sha256 is not None and str(manifest.get("sha256", "")).lower() != spec.sha256.lower():
+        return False
+    return all((folder / relative).is_file() for relative in spec.required_files)
+
+
+def _download(
+    url: str, destination: Path, *, progress: ProgressCallback | None, timeout: float
+) -> tuple[str, int]:
+    """Stream ``url`` into ``destination``; return its sha256 and size in bytes."""
+    response = _open(url, timeout)
+    digest = hashlib.sha256()
+    bytes_done = 0
+    with response, destination.open("wb") as archive_file:
+        total = _content_length(response.headers.get("Content-Length"))
+        while chunk := _read_chunk(response, url, timeout):
+            try:
+                archive_file.write(chunk)
+            except OSError as error:
+                raise FetchError(
+                    f"cannot write the download to {destination.parent}: {error}"
+                ) from error
+            digest.update(chunk)
+            bytes_done += len(chunk)
+            if progress is not None:
+                progress(bytes_done, total)
+    if total is not None and bytes_done != total:
+        raise FetchError(
+            f"download of {url} was cut short: got {bytes_done} of {total} bytes; try again"
+        )
+    return digest.hexdigest(), bytes_done
+
+
+def _open(url: str, timeout: float) -> Any:
+    """Open ``url``, translating every way that can fail into a FetchError."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        with error:
+            raise FetchError(f"HTTP {error.code} {error.reason} fetching {url}") from error
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, TimeoutError):
+            raise FetchError(f"timed out after {timeout:g}s connecting to {url}") from error
+        raise FetchError(f"could not reach {url}: {error.reason}") from error
+    except TimeoutError as error:
+        raise FetchError(f"timed out after {timeout:g}s connecting to {url}") from error
+    except (OSError, HTTPException) as error:
+        raise FetchError(f"network error fetching {url}: {error!r}") from error
+    except ValueError as error:
+        raise FetchError(f"invalid dataset URL {url!r}: {error}") from error
+
+
+def _read_chunk(response: Any, url: str, timeout: float) -> bytes:
+    """Read one chunk, turning socket failures mid-download into FetchError."""
+    try:
+        return response.read(DOWNLOAD_CHUNK_BYTES)
+    except TimeoutError as error:
+        raise FetchError(f"timed out after {timeout:g}s downloading {url}") from error
+    except (OSError, HTTPException) as error:
+        raise FetchError(f"network error downloading {url}: {error!r}") from error
+
+
+def _content_length(header: str | None) -> int | None:
+    try:
+        length = int(header) if header is not None else None
+    except ValueError:
+        return None
+    return length if length is not None and length >= 0 else None
+
+
+def _is_unsafe_member(member_name: str) -> bool:
+    """True for names that would land outside the extraction folder (zip slip)."""
+    normalized = member_name.replace("\\", "/")
+    return (
+        normalized.startswith("/")
+        or bool(PureWindowsPath(member_name).drive)
+        or ".." in normalized.split("/")
+    )
+
+
+def _extract_dataset(archive: Path, destination: Path, spec: DatasetSpec, url: str) -> Path:
+    """Unpack ``archive`` and return the folder inside it that holds the required files."""
+    try:
+        with zipfile.ZipFile(archive) as zip_file:
+            unsafe = [name for name in zip_file.namelist() if _is_unsafe_member(name)]
+            if unsafe:
+                raise FetchError(
+                    f"refusing to extract the archive from {url}: it has entries that point "
+                    f"outside its folder: {', '.join(unsafe[:5])}"
+                )
+            zip_file.extractall(destination)
+    except zipfile.BadZipFile as error:
+        raise FetchError(
+            f"{url} did not return a zip archive ({archive.stat().st_size} bytes; "
+            f"starts with {_first_bytes(archive)!r}); check the URL or mirror"
+        ) from error
+    except OSError as error:
+        raise FetchError(f"cannot extract the archive from {url}: {error}") from error
+    return _find_dataset_root(destination, spec, url)
+
+
+def _first_bytes(path: Path, count: int = 16) -> bytes:
+    with path.open("rb") as file:
+        return file.read(count)
+
+
+def _find_dataset_root(extracted: Path, spec: DatasetSpec, url: str) -> Path:
+    """The shallowest folder with every required file, whatever the archive's nesting.
+
+    When none has them all, the error lists what the most complete folder lacks.
+    """
+    candidates: list[tuple[int, int, str, list[str]]] = []
+    for folder, subfolders, _ in os.walk(extracted):
+        subfolders[:] = [name for name in subfolders if name not in IGNORED_ARCHIVE_FOLDERS]
+        missing = [rel for rel in spec.required_files if not (Path(folder) / rel).is_file()]
+        depth = len(Path(folder).relative_to(extracted).parts)
+        candidates.append((len(missing), depth, folder, missing))
+    _, _, best_folder, missing = min(candidates)
+    if missing:
+        raise FetchError(
+            f"the archive from {url} lacks required file(s) for {spec.name!r}: {', '.join(missing)}"
+        )
+    return Path(best_folder)
+
+
+def _write_manifest(dataset_root: Path, *, url: str, sha256: str, size_bytes: int) -> None:
+    """Record the copy's origin, so a later fetch can trust it without downloading."""
+    files = sorted(
+        path.relative_to(dataset_root).as_posix()
+        for path in dataset_root.rglob("*")
+        if path.is_file()
+    )
+    manifest = {
+        "url": url,
+        "sha256": sha256,
+        "size_bytes": size_bytes,
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    (dataset_root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
+
+
+def _move_into_place(dataset_root: Path, target: Path, workdir: Path) -> None:
+    """Rename the finished folder to ``target``, swapping out any previous copy.
+
+    The previous copy is moved into ``workdir`` (deleted with it) and restored if the final
+    rename fails, so ``target`` is always either the old copy or the complete new one.
+    """
+    previous = workdir / "previous"
+    had_previous = target.exists() or target.is_symlink()
+    try:
+        if had_previous:
+            os.rename(target, previous)
+        os.rename(dataset_root, target)
+    except OSError as error:
+        if had_previous and previous.exists() and not target.exists():
+            os.rename(previous, target)
+        raise FetchError(f"cannot move the dataset into {target}: {error}") from error
