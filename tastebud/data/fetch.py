@@ -143,7 +143,10 @@ def fetch_dataset(
             )
         dataset_root = _extract_dataset(archive, workdir / "extracted", spec, url)
         archive.unlink()
-        _write_manifest(dataset_root, url=url, sha256=digest, size_bytes=size)
+        try:
+            _write_manifest(dataset_root, url=url, sha256=digest, size_bytes=size)
+        except OSError as error:
+            raise FetchError(f"cannot write the manifest in {cache_dir}: {error}") from error
         _move_into_place(dataset_root, target, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -272,6 +275,7 @@ def _is_unsafe_member(member_name: str) -> bool:
 def _extract_dataset(archive: Path, destination: Path, spec: DatasetSpec, url: str) -> Path:
     """Unpack ``archive`` and return the folder inside it that holds the required files."""
     try:
+        destination.mkdir()
         with zipfile.ZipFile(archive) as zip_file:
             unsafe = [name for name in zip_file.namelist() if _is_unsafe_member(name)]
             if unsafe:

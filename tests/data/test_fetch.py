@@ -256,6 +256,15 @@ def test_missing_required_file_is_named(server: FakeServer, cache_dir: Path) -> 
     assert_nothing_left(cache_dir)
 
 
+def test_empty_zip_reports_every_required_file(server: FakeServer, cache_dir: Path) -> None:
+    server.serve(ML_100K_ARCHIVE, make_zip({}))
+
+    with pytest.raises(FetchError, match=r"u\.data, u\.item, u\.user"):
+        fetch_dataset("ml-100k", cache_dir, mirror=server.mirror)
+
+    assert_nothing_left(cache_dir)
+
+
 @pytest.mark.parametrize("evil_name", ["../evil", "ml-100k/../../../evil", "/tmp/evil"])
 def test_path_traversal_member_is_refused(
     evil_name: str, server: FakeServer, tmp_path: Path
