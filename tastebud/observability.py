@@ -1,0 +1,125 @@
+"""Observability base: structured logs (structlog) and one Prometheus registry.
+
+Logs are JSON lines when stderr is not a terminal (or ``log_format = "json"``), and carry
+whatever is bound with ``bind_context`` (request_id, trace_id, job run id) via contextvars,
+so every line of one request can be found together. Metric names follow
+``tastebud_<domain>_<metric>_<unit>``; ``metrics.counter(...)`` builds and checks them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+NAMESPACE = "tastebud"
+NAME_PART = re.compile(r"[a-z][a-z0-9_]*")
+# Keys never written to logs, whatever a caller binds (API keys, raw payloads).
+REDACTED_KEYS = frozenset({"api_key", "authorization", "password", "secret", "token", "payload"})
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in REDACTED_KEYS.intersection(event):
+        event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(
+    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
+) -> None:
+    """Set up structlog once per process; safe to call again (the last call wins)."""
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
+
+
+def bind_context(**values: Any) -> None:
+    """Attach values (request_id, trace_id...) to every log line of this context."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def clear_context() -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Metrics:
+    """One registry for the process; metrics are created once and reused by name."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def name(domain: str, metric: str, unit: str) -> str:
+        for part in (domain, metric, unit):
+            if not NAME_PART.fullmatch(part):
+                raise ValueError(f"metric name part {part!r} must match {NAME_PART.pattern}")
+        return f"{NAMESPACE}_{domain}_{metric}_{unit}"
+
+    def _get(self, kind: type, name: str, doc: str, labels: Sequence[str], **extra: Any) -> Any:
+        with self._lock:
+            made = self._made.get(name)
+            if made is None:
+                made = kind(name, doc, list(labels), registry=self.registry, **extra)
+                self._made[name] = made
+            elif not isinstance(made, kind):
+                raise ValueError(f"metric {name} already exists as {type(made).__name__}")
+            return made
+
+    def counter(
+        self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
+    ) -> Counter:
+        return self._get(Counter, self.name(domain, metric, unit), doc, labels)
+
+    def gauge(
+        self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
+    ) -> Gauge:
+        return self._get(Gauge, self.name(domain, metric, unit), doc, labels)
+
+    def histogram(
+        self,
+        domain: str,
+        metric: str,
+        unit: str,
+        doc: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+    ) -> Histogram:
+        return self._get(
+            Histogram, self.name(domain, metric, unit), doc, labels, buckets=tuple(buckets)
+        )
+
+
+metrics = Metrics()
