@@ -1,0 +1,1 @@
+"""The ``tastebud`` command: one module per command group."""

@@ -1,0 +1,202 @@
+"""``tastebud ingest`` and ``tastebud stats``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from tastebud.cli.common import (
+    EXIT_STORE,
+    console,
+    fail,
+    out,
+    progress_bar,
+    settings_from_context,
+    stores_for,
+)
+from tastebud.config import Settings
+from tastebud.data.loaders import KINDS, open_sources
+from tastebud.data.loaders.files import FORMATS
+from tastebud.data.loaders.mapping import MappingError, parse_mapping
+from tastebud.ingest import IngestReport, ingest_sources
+from tastebud.schemas import parse_timestamp
+from tastebud.stores import StoreError, Stores
+
+
+def ingest(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="A dataset folder, or one file of events/items/users.")
+    ],
+    kind: Annotated[
+        str | None,
+        typer.Option(help=f"What a single file holds: {', '.join(KINDS)} (default events)."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help=f"File format: {', '.join(FORMATS)} (default: from the suffix)."
+        ),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="Column mapping target=source, e.g. --map user_id=customer (repeatable)."
+        ),
+    ] = None,
+    event_type: Annotated[
+        str, typer.Option(help="Event type for interaction rows that have no event_type or rating.")
+    ] = "view",
+    default_timestamp: Annotated[
+        str | None,
+        typer.Option(help="Timestamp for files without one (ISO-8601 or epoch seconds)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 if any row was rejected (good rows are still stored).")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the full JSON report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    show: Annotated[int, typer.Option(help="How many rejected rows to list.")] = 20,
+) -> None:
+    """Load events, items or users into the stores, reporting every rejected row."""
+    settings = settings_from_context(ctx)
+    if kind is not None and kind not in KINDS:
+        raise fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if fmt is not None and fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if event_type not in settings.events.types:
+        raise fail(
+            f"--event-type {event_type!r} is not configured ({', '.join(settings.events.types)})"
+        )
+    try:
+        moment = parse_timestamp(default_timestamp) if default_timestamp else None
+        sources = open_sources(
+            path,
+            kind=kind,  # type: ignore[arg-type]
+            fmt=fmt,
+            mapping=parse_mapping(mapping),
+            event_type=event_type,
+            default_timestamp=moment,
+        )
+    except (MappingError, FileNotFoundError, ValueError) as error:
+        raise fail(str(error)) from None
+
+    with stores_for(settings) as stores:
+        result = _run(sources, stores, settings)
+    if report is not None:
+        report.write_text(json.dumps(result.as_dict(), indent=2))
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        _print_report(result, show)
+    if strict and result.rejected:
+        raise typer.Exit(1)
+
+
+def _run(sources: list[Any], stores: Stores, settings: Settings) -> IngestReport:
+    with progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(kind: str, done: int, total: int | None) -> None:
+            if kind not in tasks:
+                tasks[kind] = bar.add_task(f"ingest {kind}", total=total)
+            bar.update(tasks[kind], completed=done, total=max(total or 0, done) or None)
+
+        try:
+            return ingest_sources(sources, stores, settings, progress=progress)
+        except StoreError as error:
+            raise fail(
+                f"store error during ingest (re-running is safe): {error}", EXIT_STORE
+            ) from None
+        except (MappingError, ValueError) as error:
+            raise fail(str(error)) from None
+
+
+def _print_report(result: IngestReport, show: int) -> None:
+    table = Table(title="ingest")
+    for column in ("kind", "source", "read", "stored", "duplicates", "rejected", "seconds"):
+        table.add_column(column, justify="right" if column not in ("kind", "source") else "left")
+    for source in result.sources:
+        table.add_row(
+            source.kind,
+            Path(source.path).name,
+            f"{source.rows_read:,}",
+            f"{source.stored:,}",
+            f"{source.duplicates:,}",
+            f"[red]{source.rejected:,}[/]" if source.rejected else "0",
+            f"{source.seconds:.1f}",
+        )
+    out.print(table)
+    for source in result.sources:
+        for note in source.notes:
+            out.print(f"[yellow]note[/] {Path(source.path).name}: {note}")
+        if source.rejected:
+            reasons = ", ".join(
+                f"{reason} x{count}" for reason, count in source.by_reason.most_common()
+            )
+            out.print(
+                f"[red]rejected[/] {Path(source.path).name}: {source.rejected:,} rows ({reasons})"
+            )
+            for rejection in source.rejections[:show]:
+                out.print(f"  line {rejection.row}: {rejection.reason}: {rejection.message}")
+            if source.rejected > show:
+                out.print(f"  ... {source.rejected - show:,} more (see --report)")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Users, items, events by type and the time range of what is stored."""
+    settings = settings_from_context(ctx)
+    with stores_for(settings) as stores:
+        try:
+            event_stats = stores.events.stats()
+            document = {
+                "database": settings.resolved_database_url.split("@")[-1],
+                "users": {
+                    "catalog": stores.catalog.count_users(),
+                    "with_events": event_stats.users,
+                },
+                "items": {
+                    "catalog": stores.catalog.count_items(),
+                    "active": stores.catalog.count_items(active=True),
+                    "with_events": event_stats.items,
+                },
+                "events": {
+                    "total": event_stats.events,
+                    "by_type": event_stats.by_type,
+                    "first": _iso(event_stats.first),
+                    "last": _iso(event_stats.last),
+                },
+            }
+        except (StoreError, ValidationError) as error:
+            raise fail(str(error), EXIT_STORE) from None
+    if as_json:
+        out.print_json(json.dumps(document))
+        return
+    table = Table(title=f"tastebud stats ({document['database']})", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    users, items, events = document["users"], document["items"], document["events"]
+    table.add_row("users in catalog", f"{users['catalog']:,}")
+    table.add_row("users with events", f"{users['with_events']:,}")
+    table.add_row("items in catalog", f"{items['catalog']:,} ({items['active']:,} active)")
+    table.add_row("items with events", f"{items['with_events']:,}")
+    table.add_row("events", f"{events['total']:,}")
+    for name, count in events["by_type"].items():
+        table.add_row(f"  {name}", f"{count:,}")
+    table.add_row("first event", str(events["first"]))
+    table.add_row("last event", str(events["last"]))
+    out.print(table)
+    console.print()

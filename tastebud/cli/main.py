@@ -1,0 +1,29 @@
+"""``tastebud``: the command-line entry point."""
+
+from __future__ import annotations
+
+import typer
+
+from tastebud.cli import config, data, datasets, quickstart
+
+app = typer.Typer(
+    name="tastebud",
+    help="tastebud: a hybrid recommendation engine. Events in, ranked lists out.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(config.app, name="config")
+app.command("ingest")(data.ingest)
+app.command("stats")(data.stats)
+app.command("quickstart")(quickstart.quickstart)
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Settings come from tastebud.toml (or $TASTEBUD_CONFIG) and TASTEBUD_* variables."""
+    ctx.ensure_object(dict)
+
+
+if __name__ == "__main__":
+    app()
