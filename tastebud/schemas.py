@@ -173,6 +173,17 @@ def check_id(value: str, field: str, rules: EventRules) -> str:
     return value
 
 
+def required_id(value: Any, field: str) -> Any:
+    """A present id, numbers read as text (42 and 42.0 both mean "42")."""
+    if value is None:
+        raise PydanticCustomError("missing_field", "{field} is required", {"field": field})
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def context_json(context: dict[str, Any] | None) -> str | None:
     """The stored form of a context: compact JSON, or None when empty."""
     if not context:
@@ -203,24 +214,22 @@ class Event(BaseModel):
         """Validate an untrusted payload (v1 or v2) under the given rules."""
         return cls.model_validate(payload, context={"rules": rules or _default_rules()})
 
-    @field_validator("user_id", "item_id", "event_type", "timestamp", mode="before")
+    @field_validator("user_id", "item_id", "event_type", mode="before")
     @classmethod
     def _required(cls, value: Any, info: ValidationInfo) -> Any:
+        return required_id(value, info.field_name or "id")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _required_time(cls, value: Any) -> Any:
         if value is None:
-            raise PydanticCustomError(
-                "missing_field", "{field} is required", {"field": info.field_name}
-            )
+            raise PydanticCustomError("missing_field", "timestamp is required")
         return value
 
-    @field_validator("event_id", "user_id", "item_id", "session_id", "event_type", mode="before")
+    @field_validator("event_id", "session_id", mode="before")
     @classmethod
-    def _numbers_as_text(cls, value: Any) -> Any:
-        # Loosely typed sources (CSV, JSON) send ids as numbers; 42 and 42.0 both mean "42".
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value) if isinstance(value, int | float) else value
+    def _optional_id(cls, value: Any, info: ValidationInfo) -> Any:
+        return None if value is None else required_id(value, info.field_name or "id")
 
     @field_validator("event_id", mode="before")
     @classmethod
@@ -373,6 +382,11 @@ class Item(BaseModel):
     )
     active: bool = True
 
+    @field_validator("item_id", mode="before")
+    @classmethod
+    def _required_id(cls, value: Any) -> Any:
+        return required_id(value, "item_id")
+
     @field_validator("item_id")
     @classmethod
     def _id(cls, value: str, info: ValidationInfo) -> str:
@@ -390,6 +404,11 @@ class User(BaseModel):
     user_id: str
     created_at: datetime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _required_id(cls, value: Any) -> Any:
+        return required_id(value, "user_id")
 
     @field_validator("user_id")
     @classmethod

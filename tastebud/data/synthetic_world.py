@@ -35,108 +35,26 @@ LOCALE_MIX = (0.34, 0.07, 0.1, 0.08, 0.07, 0.13, 0.08, 0.13)
 WEEKLY_SHAPE = np.array([0.95, 0.93, 0.95, 0.98, 1.04, 1.12, 1.03])
 
 TAGS_PER_CATEGORY = 8
+# fmt: off
 TAG_WORDS = (
-    "chill",
-    "upbeat",
-    "dark",
-    "dreamy",
-    "raw",
-    "lush",
-    "minimal",
-    "epic",
-    "lofi",
-    "live",
-    "acoustic",
-    "retro",
-    "modern",
-    "moody",
-    "bright",
-    "heavy",
-    "soft",
-    "groovy",
-    "mellow",
-    "fast",
-    "slow",
-    "vocal",
-    "instrumental",
-    "cinematic",
-    "warm",
-    "cold",
-    "quirky",
-    "classic",
-    "indie",
-    "deluxe",
-    "budget",
-    "eco",
-    "handmade",
-    "vintage",
-    "sporty",
-    "cozy",
-    "bold",
-    "gritty",
-    "playful",
-    "serene",
-    "urban",
-    "rural",
-    "night",
-    "summer",
-    "winter",
-    "party",
-    "focus",
-    "workout",
+    "chill", "upbeat", "dark", "dreamy", "raw", "lush", "minimal", "epic", "lofi", "live",
+    "acoustic", "retro", "modern", "moody", "bright", "heavy", "soft", "groovy", "mellow",
+    "fast", "slow", "vocal", "instrumental", "cinematic", "warm", "cold", "quirky", "classic",
+    "indie", "deluxe", "budget", "eco", "handmade", "vintage", "sporty", "cozy", "bold",
+    "gritty", "playful", "serene", "urban", "rural", "night", "summer", "winter", "party",
+    "focus", "workout",
 )
 TITLE_ADJECTIVES = (
-    "Silent",
-    "Golden",
-    "Electric",
-    "Broken",
-    "Velvet",
-    "Neon",
-    "Hidden",
-    "Wild",
-    "Paper",
-    "Crimson",
-    "Lonely",
-    "Endless",
-    "Frozen",
-    "Midnight",
-    "Little",
-    "Burning",
-    "Quiet",
-    "Distant",
-    "Sweet",
-    "Hollow",
-    "Bright",
-    "Secret",
-    "Restless",
-    "Northern",
+    "Silent", "Golden", "Electric", "Broken", "Velvet", "Neon", "Hidden", "Wild", "Paper",
+    "Crimson", "Lonely", "Endless", "Frozen", "Midnight", "Little", "Burning", "Quiet",
+    "Distant", "Sweet", "Hollow", "Bright", "Secret", "Restless", "Northern",
 )
 TITLE_NOUNS = (
-    "River",
-    "Heart",
-    "Machine",
-    "Garden",
-    "City",
-    "Ocean",
-    "Mirror",
-    "Road",
-    "Signal",
-    "Forest",
-    "Dream",
-    "Engine",
-    "Window",
-    "Harbor",
-    "Echo",
-    "Lantern",
-    "Storm",
-    "Kingdom",
-    "Letter",
-    "Meadow",
-    "Circuit",
-    "Island",
-    "Shadow",
-    "Horizon",
+    "River", "Heart", "Machine", "Garden", "City", "Ocean", "Mirror", "Road", "Signal",
+    "Forest", "Dream", "Engine", "Window", "Harbor", "Echo", "Lantern", "Storm", "Kingdom",
+    "Letter", "Meadow", "Circuit", "Island", "Shadow", "Horizon",
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -215,6 +133,7 @@ class World:
     item_features: np.ndarray  # (items, features)
     item_price: np.ndarray
     item_tags: np.ndarray  # (items, 4) indices into the category's tag list, -1 padded
+    item_title_words: np.ndarray  # (items, 2) adjective and noun indices
     item_active: np.ndarray
     user_taste: np.ndarray  # (users, categories) float32, rows sum to 1
     user_taste_cdf: np.ndarray  # flat: row u holds u + cumsum(taste[u]), see sample_taste
@@ -330,6 +249,7 @@ def build_world(spec: WorldSpec, rng: np.random.Generator, start_us: int) -> Wor
         item_features=item_features,
         item_price=item_price,
         item_tags=item_tags,
+        item_title_words=rng.integers(0, len(TITLE_NOUNS), size=(spec.items, 2)),
         item_active=rng.random(spec.items) >= spec.inactive_fraction,
         user_favorites=np.zeros((spec.users, 0), dtype=np.int64),
         trends=draw_trends(spec, rng, items[3], items[5], start_us),
@@ -441,10 +361,14 @@ def draw_trends(
     created: np.ndarray,
     start_us: int,
 ) -> list[Trend]:
-    """Boost a few items that exist at the start and are at least median-popular, each over
-    a window of whole days, so their rate inside the window stands out from outside it."""
+    """Boost a few items that exist at the start, each over a window of whole days.
+
+    Candidates sit between the 50th and 90th popularity percentile: popular enough to be
+    seen in a small world, not so dominant that the boost saturates their category.
+    """
     existing = np.flatnonzero(created < start_us)
-    candidates = existing[popularity[existing] >= np.median(popularity[existing])]
+    low, high = np.quantile(popularity[existing], [0.5, 0.9])
+    candidates = existing[(popularity[existing] >= low) & (popularity[existing] <= high)]
     count = min(spec.trending_items, len(candidates))
     chosen = np.sort(rng.choice(candidates, count, replace=False))
     trends = []

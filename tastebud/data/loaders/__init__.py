@@ -73,10 +73,14 @@ def open_sources(
     return [file_catalog(path, fmt, kind, mapping or {})]
 
 
+SAMPLE_ROWS = 1_000
+
+
 def _columns(path: Path, fmt: str) -> list[str]:
+    """Column names (for JSON Lines: the keys of the first rows)."""
     if fmt == "parquet":
         return list(pq.read_schema(path).names)
-    for batch in read_file(path, fmt, batch_size=1):
+    for batch in read_file(path, fmt, batch_size=SAMPLE_ROWS):
         return batch.table.column_names
     return []
 
@@ -114,9 +118,10 @@ def file_events(
 
     def read(batch_size: int) -> Iterator[RawBatch]:
         for batch in read_file(path, fmt, batch_size=batch_size):
+            columns = batch.table.column_names
             table = map_events(
                 batch.table,
-                resolved,
+                resolve_columns(columns, EVENT_ALIASES, overrides, strict=False),
                 default_event_type=event_type,
                 default_timestamp=default_timestamp,
             )
@@ -135,10 +140,14 @@ def file_catalog(path: Path, fmt: str, kind: Kind, overrides: Mapping[str, str])
         raise MappingError(
             f"{path.name} has no {key} column (columns: {columns}); name one with --map {key}=..."
         )
+
+    def to_record(row: dict[str, Any]) -> dict[str, Any]:
+        return catalog_row(row, resolve_columns(list(row), aliases, overrides, strict=False))
+
     return Source(
         kind,
         path,
         lambda batch_size: read_file(path, fmt, batch_size=batch_size),
         _row_total(path, fmt),
-        to_record=lambda row: catalog_row(row, resolved),
+        to_record=to_record,
     )

@@ -78,17 +78,22 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
 
 
 def resolve_columns(
-    columns: list[str], aliases: Mapping[str, tuple[str, ...]], overrides: Mapping[str, str]
+    columns: list[str],
+    aliases: Mapping[str, tuple[str, ...]],
+    overrides: Mapping[str, str],
+    *,
+    strict: bool = True,
 ) -> dict[str, str]:
-    """target field -> source column, for the targets the file has."""
+    """target field -> source column, for the targets the file has. ``strict=False`` is for
+    one batch of a JSON Lines file, where a key may be absent from some rows."""
     unknown = set(overrides) - set(aliases)
     if unknown:
         raise MappingError(f"cannot map to {sorted(unknown)}: the fields are {', '.join(aliases)}")
     missing = [source for source in overrides.values() if source not in columns]
-    if missing:
+    if missing and strict:
         raise MappingError(f"the file has no column {missing[0]!r}; it has {columns}")
     by_lower = {name.lower(): name for name in columns}
-    resolved = dict(overrides)
+    resolved = {target: source for target, source in overrides.items() if source in columns}
     taken = set(resolved.values())
     for target, names in aliases.items():
         if target in resolved:

@@ -1,0 +1,309 @@
+"""Loaders and ingest on small files written by the tests: every layout, every kind of bad row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tastebud.config import Settings, load_settings
+from tastebud.data.loaders import open_sources
+from tastebud.data.loaders.mapping import MappingError, parse_mapping
+from tastebud.ingest import IngestReport, ingest_sources
+from tastebud.stores import Stores, open_stores
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def stores(settings: Settings) -> Iterator[Stores]:
+    with open_stores(settings) as opened:
+        yield opened
+
+
+def run(path: Path, stores: Stores, settings: Settings, **options: object) -> IngestReport:
+    return ingest_sources(open_sources(path, **options), stores, settings)  # type: ignore[arg-type]
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_bad_rows_are_reported_with_line_and_reason_and_good_rows_kept(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    big_context = json.dumps({"blob": "x" * 5000}).replace('"', '""')
+    path = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,event_type,timestamp,value,context\n"
+        "u1,i1,play,2024-05-01T10:00:00Z,30,\n"  # line 2: good
+        "u2,i2,play,2024-05-01T10:00:00Z\n"  # line 3: too few fields
+        "u3,i3,teleport,2024-05-01T10:00:00Z,,\n"  # line 4: unknown type
+        ",i4,play,2024-05-01T10:00:00Z,,\n"  # line 5: missing user
+        "u5,i5,play,1970-01-02T00:00:00Z,,\n"  # line 6: far past
+        "u6,i6,play,2999-01-01T00:00:00Z,,\n"  # line 7: far future
+        f'u7,i7,play,2024-05-01T10:00:00Z,,"{big_context}"\n'  # line 8: oversized context
+        "u8,i8,rating,1714557600,4.5,\n"  # line 9: good
+        "u9,i9,like,not-a-time,,\n",  # line 10: bad timestamp
+    )
+    report = run(path, stores, settings)
+    (source,) = report.sources
+    assert (source.rows_read, source.stored, source.rejected) == (9, 2, 7)
+    assert [(r.row, r.reason) for r in source.rejections] == [
+        (3, "malformed_row"),
+        (4, "unknown_event_type"),
+        (5, "missing_field"),
+        (6, "timestamp_too_old"),
+        (7, "timestamp_in_future"),
+        (8, "context_too_large"),
+        (10, "timestamp_invalid"),
+    ]
+    assert {e.user_id for e in stores.events.scan()} == {"u1", "u8"}
+    # Running it again stores nothing twice.
+    again = run(path, stores, settings).sources[0]
+    assert (again.stored, again.duplicates, again.rejected) == (0, 2, 7)
+    assert stores.events.count() == 2
+
+
+def test_jsonl_with_broken_lines(tmp_path: Path, stores: Stores, settings: Settings) -> None:
+    lines = [
+        {
+            "user_id": 1,
+            "item_id": 2,
+            "event_type": "click",
+            "timestamp": 1714557600,
+            "context": {"page": "home"},
+            "device_type": "mobile",
+        },
+        "{not json",
+        [1, 2, 3],
+        {
+            "user_id": "u2",
+            "item_id": "i2",
+            "event_type": "view",
+            "timestamp": "2024-05-01T10:00:00Z",
+            "device_type": "fridge",
+        },
+        {
+            "user_id": "u3",
+            "item_id": "i3",
+            "event_type": "view",
+            "timestamp": "2024-05-01T10:00:00Z",
+            "event_id": "client-key-1",
+            "schema_version": 1,
+        },
+    ]
+    path = write(
+        tmp_path / "events.jsonl",
+        "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n\n",
+    )
+    source = run(path, stores, settings).sources[0]
+    assert [(r.row, r.reason) for r in source.rejections] == [
+        (2, "malformed_row"),
+        (3, "malformed_row"),
+        (4, "invalid_device_type"),
+    ]
+    stored = {e.user_id: e for e in stores.events.scan()}
+    assert set(stored) == {"1", "u3"}
+    assert stored["1"].context == {"page": "home"} and stored["1"].device_type == "mobile"
+    assert stored["u3"].event_id == "client-key-1" and stored["u3"].schema_version == 2
+
+
+def test_undecodable_bytes_reject_one_line(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    path = tmp_path / "events.tsv"
+    path.write_bytes(
+        b"user_id\titem_id\ttimestamp\n"
+        b"u1\ti1\t1714557600\n"
+        b"u\xff\xfe\ti2\t1714557600\n"
+        b"u3\ti3\t1714557600\n"
+    )
+    source = run(path, stores, settings, event_type="play").sources[0]
+    assert [(r.row, r.reason) for r in source.rejections] == [(3, "malformed_row")]
+    assert source.stored == 2
+    assert {e.event_type for e in stores.events.scan()} == {"play"}
+
+
+def test_interactions_file_with_aliases_weight_and_no_timestamp(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    path = write(tmp_path / "plays.csv", "userId,artistID,weight\n7,100,13\n7,101,2\n8,100,5\n")
+    source = run(path, stores, settings, event_type="play").sources[0]
+    assert source.stored == 3 and source.notes and "modification time" in source.notes[0]
+    events = stores.events.scan()
+    assert {(e.user_id, e.item_id, e.event_type, e.value) for e in events} == {
+        ("7", "100", "play", 13.0),
+        ("7", "101", "play", 2.0),
+        ("8", "100", "play", 5.0),
+    }
+    moment = datetime(2020, 2, 2, tzinfo=UTC)
+    other = write(tmp_path / "more.csv", "userId,artistID,weight\n9,100,1\n")
+    run(other, stores, settings, event_type="play", default_timestamp=moment)
+    (late,) = stores.events.scan(__import__("tastebud.stores").stores.EventQuery(user_ids=["9"]))
+    assert late.timestamp == moment
+
+
+def test_explicit_mapping_and_missing_columns(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    path = write(tmp_path / "orders.csv", "customer,sku,when,action\nc1,s1,1714557600,purchase\n")
+    with pytest.raises(MappingError, match="user_id"):
+        open_sources(path)
+    mapping = parse_mapping(["user_id=customer,item_id=sku", "timestamp=when"])
+    source = run(path, stores, settings, mapping=mapping).sources[0]
+    assert source.stored == 1
+    assert stores.events.scan()[0].event_type == "purchase"
+    with pytest.raises(MappingError, match="no column 'nope'"):
+        open_sources(path, mapping={"user_id": "nope"})
+    with pytest.raises(MappingError, match="target=source"):
+        parse_mapping(["user_id"])
+
+
+def test_parquet_events(tmp_path: Path, stores: Stores, settings: Settings) -> None:
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ["a", "b", None],
+                "item_id": ["x", "y", "z"],
+                "event_type": ["purchase", "add_to_cart", "view"],
+                "timestamp": pa.array([1714557600, 1714557601, 1714557602], pa.int64()),
+                "value": [9.99, 5.0, None],
+            }
+        ),
+        path,
+    )
+    source = run(path, stores, settings).sources[0]
+    assert (source.stored, [(r.row, r.reason) for r in source.rejections]) == (
+        2,
+        [(3, "missing_field")],
+    )
+
+
+def test_items_and_users_files(tmp_path: Path, stores: Stores, settings: Settings) -> None:
+    items = write(
+        tmp_path / "items.csv",
+        "item_id,title,artist,genres,created_at,bpm,attributes\n"
+        'i1,Song,Band,rock|indie,2023-01-01T00:00:00Z,120,"{""mood"": ""happy""}"\n'
+        "i2,Other,Band,jazz,,90,\n"
+        'i3,Broken,Band,jazz,,90,"{not json"\n'
+        "bad id,X,Y,jazz,,1,\n",
+    )
+    report = run(items, stores, settings, kind="items").sources[0]
+    assert (report.stored, [(r.row, r.reason) for r in report.rejections]) == (
+        2,
+        [(4, "malformed_row"), (5, "invalid_id")],
+    )
+    song = stores.catalog.get_item("i1")
+    assert song is not None and song.creator == "Band" and song.categories == ["rock", "indie"]
+    assert song.attributes == {"mood": "happy", "bpm": "120"}
+    users = write(tmp_path / "users.jsonl", '{"user_id": "u1", "age": 30}\n{"age": 3}\n')
+    user_report = run(users, stores, settings, kind="users").sources[0]
+    assert user_report.stored == 1 and user_report.rejections[0].reason == "missing_field"
+    assert stores.catalog.get_user("u1").attributes == {"age": "30"}  # type: ignore[union-attr]
+
+
+def test_movielens_1m_layout(tmp_path: Path, stores: Stores, settings: Settings) -> None:
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    write(
+        folder / "movies.dat",
+        "1::Amélie (2001)::Comedy|Romance\n2::Heat (1995)::Action\n",
+        "latin-1",
+    )
+    write(folder / "users.dat", "1::F::25::7::02139\n2::M::35::1::10001\n")
+    write(
+        folder / "ratings.dat",
+        "1::1::5::978300760\n1::2::3::978302109\n2::1::4::978301968\nbroken\n",
+    )
+    report = run(folder, stores, settings)
+    assert [(s.kind, s.stored, s.rejected) for s in report.sources] == [
+        ("items", 2, 0),
+        ("users", 2, 0),
+        ("events", 3, 1),
+    ]
+    amelie = stores.catalog.get_item("1")
+    assert amelie is not None and amelie.title == "Amélie (2001)"
+    assert amelie.categories == ["Comedy", "Romance"] and amelie.created_at.year == 2001  # type: ignore[union-attr]
+    assert stores.catalog.get_user("1").attributes["age"] == 25  # type: ignore[union-attr]
+    assert {e.value for e in stores.events.scan()} == {5.0, 3.0, 4.0}
+
+
+def test_lastfm_layout(tmp_path: Path, stores: Stores, settings: Settings) -> None:
+    folder = tmp_path / "hetrec"
+    folder.mkdir()
+    write(
+        folder / "artists.dat",
+        "id\tname\turl\tpictureURL\n51\tDuran Duran\thttp://a\t\n52\tMorcheeba\t\t\n",
+    )
+    write(
+        folder / "tags.dat", "tagID\ttagValue\n1\tnew wave\n2\ttrip-hop\n3\tchillout\n", "latin-1"
+    )
+    write(
+        folder / "user_taggedartists.dat",
+        "userID\tartistID\ttagID\tday\tmonth\tyear\n2\t51\t1\t1\t4\t2009\n3\t51\t1\t1\t4\t2009\n"
+        "2\t52\t2\t1\t4\t2009\n2\t52\t3\t1\t4\t2009\n4\t52\t2\t1\t4\t2009\n",
+    )
+    write(
+        folder / "user_artists.dat",
+        "userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n3\t51\t-1\n",
+    )
+    report = run(folder, stores, settings)
+    assert [(s.kind, s.stored) for s in report.sources] == [("items", 2), ("events", 3)]
+    assert any("release" in note for note in report.sources[1].notes)
+    morcheeba = stores.catalog.get_item("52")
+    assert morcheeba is not None and morcheeba.categories == ["trip-hop", "chillout"]
+    assert morcheeba.creator == "Morcheeba"
+    plays = {(e.user_id, e.item_id): e for e in stores.events.scan()}
+    assert plays[("2", "51")].event_type == "play" and plays[("2", "51")].value == 13883.0
+    assert plays[("2", "51")].timestamp == datetime(2011, 5, 1, tzinfo=UTC)
+
+
+def test_unknown_folder_and_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a dataset folder"):
+        open_sources(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        open_sources(tmp_path / "nothing.csv")
+    with pytest.raises(ValueError, match="--format"):
+        open_sources(write(tmp_path / "events.xlsx", "x"))
+
+
+@pytest.mark.movielens
+def test_movielens_100k_real_copy(movielens_dir: Path, stores: Stores, settings: Settings) -> None:
+    report = run(movielens_dir / "ml-100k", stores, settings)
+    assert [(s.kind, s.stored, s.rejected) for s in report.sources] == [
+        ("items", 1682, 0),
+        ("users", 943, 0),
+        ("events", 100_000, 0),
+    ]
+    stats = stores.events.stats()
+    assert (stats.users, stats.items, stats.by_type) == (943, 1682, {"rating": 100_000})
+    toy_story = stores.catalog.get_item("1")
+    assert toy_story is not None and toy_story.title == "Toy Story (1995)"
+    assert set(toy_story.categories) == {"Animation", "Children's", "Comedy"}
+    assert stores.catalog.get_user("1").attributes["occupation"] == "technician"  # type: ignore[union-attr]
+
+
+@pytest.mark.movielens
+def test_movielens_latest_small_real_copy(
+    movielens_dir: Path, stores: Stores, settings: Settings
+) -> None:
+    report = run(movielens_dir / "ml-latest-small", stores, settings)
+    assert [(s.kind, s.stored, s.rejected) for s in report.sources] == [
+        ("items", 9742, 0),
+        ("events", 100_836, 0),
+    ]
+    assert stores.events.stats().users == 610
+    toy_story = stores.catalog.get_item("1")
+    assert toy_story is not None and "pixar" in toy_story.attributes["tags"]
+    assert toy_story.attributes["imdb_id"] == "0114709"
