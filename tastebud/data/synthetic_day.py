@@ -32,7 +32,7 @@ PAGES = ("home", "search", "item")
 DURATION = FEATURES.index("duration_sec")
 # Average events an interaction produces (its view or play plus follow-ups), measured on
 # default worlds; it turns events_per_user_day into a session rate.
-EVENTS_PER_INTERACTION = 1.52
+EVENTS_PER_INTERACTION = 1.5
 
 
 @dataclass
@@ -71,7 +71,8 @@ def item_weights(world: World, spec: WorldSpec, day: int) -> np.ndarray:
 def simulate_day(
     world: World, spec: WorldSpec, day: int, rng: np.random.Generator, first_session: int
 ) -> DayEvents:
-    """Sessions -> interactions -> events for one day, truncated at midnight UTC."""
+    """Sessions -> interactions -> events for one day; events that would fall after the end
+    of the simulated day are dropped, so each day's batch stays inside it."""
     day_start = world.start_us + day * MICROS_PER_DAY
     day_end = day_start + MICROS_PER_DAY
     sessions_per_user = spec.events_per_user_day / (
@@ -147,7 +148,7 @@ def choose_items(
     n, users = len(owner), session_user[owner]
     weights = item_weights(world, spec, day)
     by_category = world.category_items.cumulative(weights)
-    if n == 0 or by_category[-1] == 0:
+    if n == 0 or by_category[-1] == 0:  # no items yet: impossible, one exists at the start
         return np.zeros(n, dtype=np.int64)
     session_category = world.sample_taste(rng, session_user)
     category = np.where(

@@ -209,6 +209,7 @@ def build_world(spec: WorldSpec, rng: np.random.Generator, start_us: int) -> Wor
     creator_weights = rng.pareto(1.5, size=n_creators) + 1.0
     items = build_items(spec, rng, start_us, category_weights, creator_home, creator_weights)
     item_category, item_secondary, item_creator = items[:3]
+    # Items are drawn within their primary category, and at 0.3 weight within a secondary one.
     factors = np.where(np.arange(2 * spec.items) < spec.items, 1.0, 0.3)
     has_second = np.concatenate([np.ones(spec.items, bool), item_secondary >= 0])
     category_items = GroupedSampler(
