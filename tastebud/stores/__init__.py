@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tastebud.config import Settings
 from tastebud.stores.artifacts import ArtifactNotFound, ArtifactStore
@@ -54,6 +54,29 @@ def _local_path(url: str) -> Path:
     return Path(path).expanduser()
 
 
+EMBEDDED_TUNING = {
+    "segment_rows": int,
+    "compact_rows": int,
+    "max_small_segments": int,
+    "retired_grace_seconds": float,
+}
+
+
+def _embedded_tuning(url: str) -> dict[str, float]:
+    """Query parameters of an embedded URL, e.g. ``embedded:///dir?compact_rows=10000``."""
+    tuning: dict[str, float] = {}
+    for key, value in parse_qsl(urlsplit(url).query):
+        if key not in EMBEDDED_TUNING:
+            raise StoreError(
+                f"unknown embedded store option {key!r}: use {', '.join(EMBEDDED_TUNING)}"
+            )
+        try:
+            tuning[key] = EMBEDDED_TUNING[key](value)
+        except ValueError:
+            raise StoreError(f"embedded store option {key}={value!r} is not a number") from None
+    return tuning
+
+
 def open_database(url: str) -> tuple[EventStore, CatalogStore]:
     """The event and catalog stores for a database URL (they share one connection pool)."""
     scheme = urlsplit(url).scheme
@@ -62,7 +85,11 @@ def open_database(url: str) -> tuple[EventStore, CatalogStore]:
         from tastebud.stores.embedded_events import EmbeddedEventStore
 
         root = _local_path(url)
-        return EmbeddedEventStore(root / "events"), EmbeddedCatalogStore(root / "catalog.db")
+        tuning = _embedded_tuning(url)
+        return (
+            EmbeddedEventStore(root / "events", **tuning),
+            EmbeddedCatalogStore(root / "catalog.db"),
+        )
     if scheme in POSTGRES_SCHEMES:
         from tastebud.stores.postgres import PostgresDatabase
         from tastebud.stores.postgres_catalog import PostgresCatalogStore

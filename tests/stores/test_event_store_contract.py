@@ -23,7 +23,9 @@ from tastebud.stores import EventQuery, EventStore, open_database
 @pytest.fixture(params=["embedded", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "embedded":
-        return f"embedded://{tmp_path / 'db'}"
+        # Small thresholds so the tests cross the tail, segment, compaction and merge paths,
+        # in this process and in the writer processes alike.
+        return f"embedded://{tmp_path / 'db'}?segment_rows=20&compact_rows=30&max_small_segments=3"
     return request.getfixturevalue("postgres_url")
 
 
@@ -31,11 +33,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[EventStore]:
     events, catalog = open_database(store_url)
     catalog.close()
-    if hasattr(events, "segment_rows"):
-        # Small thresholds so the tests cross the tail, segment and compaction paths.
-        events.segment_rows = 20  # type: ignore[attr-defined]
-        events.compact_rows = 30  # type: ignore[attr-defined]
-        events.max_small_segments = 3  # type: ignore[attr-defined]
     yield events
     events.close()
 

@@ -1,0 +1,80 @@
+"""What only the embedded event store has: segments, compaction, merges and crash leftovers."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_events
+
+from tastebud.stores import StoreError, open_database
+from tastebud.stores.embedded_events import EmbeddedEventStore
+
+
+def segment_files(root: Path) -> set[str]:
+    return {path.name for path in (root / "segments").glob("*.parquet")}
+
+
+def test_tail_compacts_and_small_segments_merge(tmp_path: Path) -> None:
+    root = tmp_path / "events"
+    store = EmbeddedEventStore(
+        root, segment_rows=1_000, compact_rows=10, max_small_segments=2, retired_grace_seconds=0.2
+    )
+    events = make_events(45)
+    for start in range(0, 45, 3):
+        store.append(events[start : start + 3])
+        store.compact()  # each call turns a 3-row tail into a small segment
+    # More than two small segments at a time get merged into one.
+    assert store.count() == 45
+    assert sorted(e.event_id for e in store.scan()) == sorted(e.event_id for e in events)
+    retired_before = segment_files(root)
+    assert len(retired_before) > 1
+    time.sleep(0.3)
+    store.compact()  # the retired segments are past their grace period now
+    assert len(segment_files(root)) < len(retired_before)
+    assert store.count() == 45 and len(store.scan()) == 45
+    store.close()
+
+
+def test_retired_segments_outlive_the_grace_period_for_old_readers(tmp_path: Path) -> None:
+    root = tmp_path / "events"
+    store = EmbeddedEventStore(root, segment_rows=5, compact_rows=1_000, max_small_segments=2)
+    events = make_events(30)
+    for start in range(0, 30, 5):
+        store.append(events[start : start + 5])  # each append is its own small segment
+    store.compact()  # merges them; the retired files must stay (grace: one hour)
+    snapshot_files = segment_files(root)
+    assert len(snapshot_files) >= 6
+    store.compact()
+    assert segment_files(root) == snapshot_files
+    assert store.count() == 30
+    store.close()
+
+
+def test_an_unregistered_segment_from_a_crash_is_ignored_and_cleaned(tmp_path: Path) -> None:
+    root = tmp_path / "events"
+    store = EmbeddedEventStore(root, segment_rows=5, retired_grace_seconds=0.0)
+    store.append(make_events(10))
+    orphan = root / "segments" / "seg-9999999999.parquet"
+    first = next((root / "segments").glob("seg-*.parquet"))
+    orphan.write_bytes(first.read_bytes())  # a complete file no transaction registered
+    os.utime(orphan, (time.time() - 10, time.time() - 10))
+    assert store.count() == 10 and store.stats().events == 10
+    store.compact()
+    assert not orphan.exists()
+    assert store.count() == 10
+    store.close()
+
+
+def test_tuning_comes_from_the_url(tmp_path: Path) -> None:
+    events, catalog = open_database(f"embedded://{tmp_path}?compact_rows=7&segment_rows=3")
+    assert isinstance(events, EmbeddedEventStore)
+    assert (events.compact_rows, events.segment_rows) == (7, 3)
+    events.close()
+    catalog.close()
+    with pytest.raises(StoreError, match="unknown embedded store option"):
+        open_database(f"embedded://{tmp_path}?colour=blue")
+    with pytest.raises(StoreError, match="not a number"):
+        open_database(f"embedded://{tmp_path}?compact_rows=lots")
