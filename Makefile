@@ -28,7 +28,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_ingest.py --events 1000000 --runs 3
+	$(BIN)/python benchmarks/bench_generate.py --events-target 2.04e7 --quiet
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

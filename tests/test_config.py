@@ -45,7 +45,7 @@ def test_config_env_names_the_file(
     monkeypatch.setenv("TASTEBUD_CONFIG", str(config))
     assert load_settings().resolved_database_url == "postgresql://db.example/tastebud"
     monkeypatch.setenv("TASTEBUD_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(FileNotFoundError, match="missing.toml"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.toml"):
         load_settings()
 
 

@@ -27,7 +27,7 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogS
 def item(index: int, **changes: object) -> Item:
     fields: dict[str, object] = {
         "item_id": f"i{index:03d}",
-        "title": f"Title {index} – ünïcode",
+        "title": f"Title {index} ünïcode ♫",
         "creator": f"creator{index % 3}",
         "categories": ["rock", "indie"] if index % 2 else ["jazz"],
         "created_at": datetime(2024, 1, 1 + index % 28, 12, 30, tzinfo=UTC),
