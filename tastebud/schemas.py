@@ -12,7 +12,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -367,19 +367,28 @@ class Event(BaseModel):
 LOCALE_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
-class Item(BaseModel):
-    """A catalog entry: a track, a product, a film."""
+class CatalogRecord(BaseModel):
+    """What items and users share: a creation time and free-form attributes."""
 
     model_config = ConfigDict(extra="forbid")
+
+    created_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        return None if value is None else parse_timestamp(value)
+
+
+class Item(CatalogRecord):
+    """A catalog entry: a track, a product, a film. ``attributes`` holds audio features,
+    price, tags, audio_path..."""
 
     item_id: str
     title: str | None = None
     creator: str | None = Field(default=None, description="Artist, brand, director.")
     categories: list[str] = Field(default_factory=list)
-    created_at: datetime | None = None
-    attributes: dict[str, Any] = Field(
-        default_factory=dict, description="Audio features, price, tags, audio_path..."
-    )
     active: bool = True
 
     @field_validator("item_id", mode="before")
@@ -392,18 +401,9 @@ class Item(BaseModel):
     def _id(cls, value: str, info: ValidationInfo) -> str:
         return check_id(value, "item_id", _rules(info))
 
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _parse_time(cls, value: Any) -> Any:
-        return None if value is None else parse_timestamp(value)
 
-
-class User(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class User(CatalogRecord):
     user_id: str
-    created_at: datetime | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("user_id", mode="before")
     @classmethod
@@ -414,11 +414,6 @@ class User(BaseModel):
     @classmethod
     def _id(cls, value: str, info: ValidationInfo) -> str:
         return check_id(value, "user_id", _rules(info))
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _parse_time(cls, value: Any) -> Any:
-        return None if value is None else parse_timestamp(value)
 
 
 # --- Arrow conversions ---------------------------------------------------------------
@@ -451,42 +446,6 @@ def events_from_arrow(table: pa.Table) -> list[Event]:
         row["device_type"] = DeviceType(row["device_type"]) if row["device_type"] else None
         events.append(Event.model_construct(**row))
     return events
-
-
-def items_to_arrow(items: Iterable[Item]) -> pa.Table:
-    rows = [
-        {
-            **item.model_dump(exclude={"attributes"}),
-            "attributes": json.dumps(item.attributes, separators=(",", ":"), default=str),
-        }
-        for item in items
-    ]
-    return pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)
-
-
-def items_from_arrow(table: pa.Table) -> list[Item]:
-    return [
-        Item.model_construct(**{**row, "attributes": json.loads(row["attributes"] or "{}")})
-        for row in table.select(ITEM_SCHEMA.names).to_pylist()
-    ]
-
-
-def users_to_arrow(users: Iterable[User]) -> pa.Table:
-    rows = [
-        {
-            **user.model_dump(exclude={"attributes"}),
-            "attributes": json.dumps(user.attributes, separators=(",", ":"), default=str),
-        }
-        for user in users
-    ]
-    return pa.Table.from_pylist(rows, schema=USER_SCHEMA)
-
-
-def users_from_arrow(table: pa.Table) -> list[User]:
-    return [
-        User.model_construct(**{**row, "attributes": json.loads(row["attributes"] or "{}")})
-        for row in table.select(USER_SCHEMA.names).to_pylist()
-    ]
 
 
 def utcnow() -> datetime:

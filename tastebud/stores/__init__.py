@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tastebud.config import Settings
@@ -18,6 +16,7 @@ from tastebud.stores.artifacts import ArtifactNotFound, ArtifactStore
 from tastebud.stores.base import (
     AppendResult,
     CatalogStore,
+    Closeable,
     EventQuery,
     EventStats,
     EventStore,
@@ -118,7 +117,7 @@ def open_online_store(url: str) -> OnlineStore:
 
 
 @dataclass
-class Stores:
+class Stores(Closeable):
     """Every store a process needs, opened from settings; close it (or use ``with``)."""
 
     events: EventStore
@@ -130,17 +129,6 @@ class Stores:
         self.catalog.close()
         self.events.close()
         self.online.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_stores(settings: Settings) -> Stores:

@@ -8,7 +8,7 @@ inherits the conveniences built on them. One contract suite per interface
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,24 @@ from tastebud.schemas import (
     events_from_arrow,
     events_to_arrow,
 )
+
+
+class Closeable:
+    """Something holding connections: close it, or use it in a ``with`` block."""
+
+    def close(self) -> None:
+        """Release connections; the default has none."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class StoreError(RuntimeError):
@@ -49,6 +67,37 @@ class EventQuery:
     after_seq: int | None = None
     order: Literal["asc", "desc"] = "asc"
     limit: int | None = None
+
+    def clauses(
+        self,
+        marker: str,
+        in_list: Callable[[str], str],
+        list_value: Callable[[list[str]], object] = list,
+        time_value: Callable[[datetime], object] = lambda moment: moment,
+    ) -> tuple[list[str], list[object]]:
+        """SQL conditions and parameters for this query in a backend's dialect: ``marker`` is
+        its parameter placeholder, ``in_list(column)`` its "column is in a list" test."""
+        clauses: list[str] = []
+        params: list[object] = []
+        for condition, value in (
+            (f'"timestamp" >= {marker}', self.start),
+            (f'"timestamp" < {marker}', self.end),
+        ):
+            if value is not None:
+                clauses.append(condition)
+                params.append(time_value(value))
+        if self.after_seq is not None:
+            clauses.append(f"seq > {marker}")
+            params.append(self.after_seq)
+        for column, values in (
+            ("user_id", self.user_ids),
+            ("item_id", self.item_ids),
+            ("event_type", self.event_types),
+        ):
+            if values is not None:
+                clauses.append(in_list(column))
+                params.append(list_value(list(values)))
+        return clauses, params
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
@@ -114,7 +163,7 @@ def conform_events(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
 
 
-class EventStore(ABC):
+class EventStore(Closeable, ABC):
     """The append-only event log: idempotent on event_id, scannable, exportable for training."""
 
     @abstractmethod
@@ -145,9 +194,6 @@ class EventStore(ABC):
     def last_seq(self) -> int:
         """The log position of the newest stored event (0 when empty)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections; the default has none."""
-
     # Conveniences on top of the abstract methods.
 
     def append(self, events: Sequence[Event]) -> AppendResult:
@@ -167,19 +213,8 @@ class EventStore(ABC):
                 rows += batch.num_rows
         return rows
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class CatalogStore(ABC):
+class CatalogStore(Closeable, ABC):
     """Items and users, upserted incrementally (one upsert touches only its rows)."""
 
     @abstractmethod
@@ -214,9 +249,6 @@ class CatalogStore(ABC):
     @abstractmethod
     def count_users(self) -> int: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections; the default has none."""
-
     def get_item(self, item_id: str) -> Item | None:
         return self.get_items([item_id]).get(item_id)
 
@@ -241,19 +273,8 @@ class CatalogStore(ABC):
                 return
             after = batch[-1].user_id
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class OnlineStore(ABC):
+class OnlineStore(Closeable, ABC):
     """A shared key-value store with per-key TTL: the online half of the feature store and the
     home of serving state (recent items, precomputed lists). Values are bytes; callers encode."""
 
@@ -267,22 +288,8 @@ class OnlineStore(ABC):
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete keys; returns how many existed."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections; the default has none."""
-
     def get(self, key: str) -> bytes | None:
         return self.get_many([key])[0]
 
     def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
         self.set_many({key: value}, ttl_seconds)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

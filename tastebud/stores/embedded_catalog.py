@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,27 +114,24 @@ class EmbeddedCatalogStore(CatalogStore):
             )
         return len(rows)
 
-    def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
-        found: dict[str, Item] = {}
+    def _by_ids(
+        self, table: str, key: str, columns: str, ids: Sequence[str], parse: Callable[..., Any]
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         connection = self._db.connection()
-        for chunk in chunks(list(item_ids)):
+        for chunk in chunks(list(ids)):
+            marks = placeholders(len(chunk))
             for row in connection.execute(
-                f"SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN ({placeholders(len(chunk))})",
-                chunk,
+                f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})", chunk
             ):
-                found[row[0]] = _item(row)
+                found[row[0]] = parse(row)
         return found
 
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
+        return self._by_ids("items", "item_id", ITEM_COLUMNS, item_ids, _item)
+
     def get_users(self, user_ids: Sequence[str]) -> dict[str, User]:
-        found: dict[str, User] = {}
-        connection = self._db.connection()
-        for chunk in chunks(list(user_ids)):
-            for row in connection.execute(
-                f"SELECT {USER_COLUMNS} FROM users WHERE user_id IN ({placeholders(len(chunk))})",
-                chunk,
-            ):
-                found[row[0]] = _user(row)
-        return found
+        return self._by_ids("users", "user_id", USER_COLUMNS, user_ids, _user)
 
     def list_items(
         self,

@@ -417,48 +417,19 @@ def _rows(table: pa.Table) -> Iterator[tuple[object, ...]]:
 
 
 def _tail_filter(query: EventQuery) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if query.start is not None:
-        clauses.append('"timestamp" >= ?')
-        params.append(_micros(query.start))
-    if query.end is not None:
-        clauses.append('"timestamp" < ?')
-        params.append(_micros(query.end))
-    if query.after_seq is not None:
-        clauses.append("seq > ?")
-        params.append(query.after_seq)
-    for column, values in (
-        ("user_id", query.user_ids),
-        ("item_id", query.item_ids),
-        ("event_type", query.event_types),
-    ):
-        if values is not None:
-            clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(values)))
+    """The query in SQLite's dialect (times as epoch microseconds, lists as JSON)."""
+    clauses, params = query.clauses(
+        "?",
+        lambda column: f"{column} IN (SELECT value FROM json_each(?))",
+        list_value=json.dumps,
+        time_value=_micros,
+    )
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _duck_filter(query: EventQuery) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if query.start is not None:
-        clauses.append('"timestamp" >= ?')
-        params.append(query.start)
-    if query.end is not None:
-        clauses.append('"timestamp" < ?')
-        params.append(query.end)
-    if query.after_seq is not None:
-        clauses.append("seq > ?")
-        params.append(query.after_seq)
-    for column, values in (
-        ("user_id", query.user_ids),
-        ("item_id", query.item_ids),
-        ("event_type", query.event_types),
-    ):
-        if values is not None:
-            clauses.append(f"list_contains(?, {column})")
-            params.append(list(values))
+    """The query in DuckDB's dialect."""
+    clauses, params = query.clauses("?", lambda column: f"list_contains(?, {column})")
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

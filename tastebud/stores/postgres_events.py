@@ -180,25 +180,7 @@ class PostgresEventStore(EventStore):
 
 
 def _filter(query: EventQuery) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if query.start is not None:
-        clauses.append('"timestamp" >= %s')
-        params.append(query.start)
-    if query.end is not None:
-        clauses.append('"timestamp" < %s')
-        params.append(query.end)
-    if query.after_seq is not None:
-        clauses.append("seq > %s")
-        params.append(query.after_seq)
-    for column, values in (
-        ("user_id", query.user_ids),
-        ("item_id", query.item_ids),
-        ("event_type", query.event_types),
-    ):
-        if values is not None:
-            clauses.append(f"{column} = ANY(%s)")
-            params.append(list(values))
+    clauses, params = query.clauses("%s", lambda column: f"{column} = ANY(%s)")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
