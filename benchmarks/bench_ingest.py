@@ -92,14 +92,11 @@ def validated_batches(path: Path) -> list[pa.Table]:
 
 
 def store_only_embedded(batches: list[pa.Table], root: Path) -> float:
-    events, catalog = open_database(f"embedded://{root}")
-    started = time.perf_counter()
-    for batch in batches:
-        events.append_arrow(batch)
-    elapsed = time.perf_counter() - started
-    events.close()
-    catalog.close()
-    return elapsed
+    with open_database(f"embedded://{root}") as database:
+        started = time.perf_counter()
+        for batch in batches:
+            database.events.append_arrow(batch)
+        return time.perf_counter() - started
 
 
 def store_only_sqlite_rows(batches: list[pa.Table], root: Path) -> float:

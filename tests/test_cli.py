@@ -135,7 +135,8 @@ def test_interrupted_ingest_can_be_rerun_without_duplicates(home: Path, tmp_path
         command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     settings = load_settings()
-    events, catalog = open_database(settings.resolved_database_url)
+    database = open_database(settings.resolved_database_url)
+    events = database.events
     deadline = time.monotonic() + 60
     while events.count() < 10_000 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)
@@ -149,5 +150,4 @@ def test_interrupted_ingest_can_be_rerun_without_duplicates(home: Path, tmp_path
     assert totals["stored"] + totals["duplicates"] == 200_000
     assert totals["duplicates"] == partial
     assert events.count() == 200_000
-    events.close()
-    catalog.close()
+    database.close()

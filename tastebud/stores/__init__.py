@@ -30,6 +30,7 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactStore",
     "CatalogStore",
+    "Database",
     "EventQuery",
     "EventStats",
     "EventStore",
@@ -76,26 +77,38 @@ def _embedded_tuning(url: str) -> dict[str, float]:
     return tuning
 
 
-def open_database(url: str) -> tuple[EventStore, CatalogStore]:
-    """The event and catalog stores for a database URL (they share one connection pool)."""
+@dataclass
+class Database(Closeable):
+    """The stores behind one database URL (events, catalog; later the metadata stores of
+    jobs, keys and the model registry). On PostgreSQL they share one connection pool."""
+
+    url: str
+    events: EventStore
+    catalog: CatalogStore
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.events.close()
+
+
+def open_database(url: str) -> Database:
     scheme = urlsplit(url).scheme
     if scheme == "embedded":
         from tastebud.stores.embedded_catalog import EmbeddedCatalogStore
         from tastebud.stores.embedded_events import EmbeddedEventStore
 
         root = _local_path(url)
-        tuning = _embedded_tuning(url)
-        return (
-            EmbeddedEventStore(root / "events", **tuning),
-            EmbeddedCatalogStore(root / "catalog.db"),
-        )
+        events = EmbeddedEventStore(root / "events", **_embedded_tuning(url))
+        return Database(url, events, EmbeddedCatalogStore(root / "catalog.db"))
     if scheme in POSTGRES_SCHEMES:
         from tastebud.stores.postgres import PostgresDatabase
         from tastebud.stores.postgres_catalog import PostgresCatalogStore
         from tastebud.stores.postgres_events import PostgresEventStore
 
-        database = PostgresDatabase(url)
-        return PostgresEventStore(database, owns_database=True), PostgresCatalogStore(database)
+        pool = PostgresDatabase(url)
+        return Database(
+            url, PostgresEventStore(pool, owns_database=True), PostgresCatalogStore(pool)
+        )
     raise StoreError(
         f"unsupported database URL scheme {scheme!r}: use embedded:///path or postgresql://..."
     )
@@ -120,28 +133,29 @@ def open_online_store(url: str) -> OnlineStore:
 class Stores(Closeable):
     """Every store a process needs, opened from settings; close it (or use ``with``)."""
 
-    events: EventStore
-    catalog: CatalogStore
+    database: Database
     online: OnlineStore
     artifacts: ArtifactStore
 
+    @property
+    def events(self) -> EventStore:
+        return self.database.events
+
+    @property
+    def catalog(self) -> CatalogStore:
+        return self.database.catalog
+
     def close(self) -> None:
-        self.catalog.close()
-        self.events.close()
+        self.database.close()
         self.online.close()
 
 
 def open_stores(settings: Settings) -> Stores:
-    events, catalog = open_database(settings.resolved_database_url)
+    database = open_database(settings.resolved_database_url)
     try:
         online = open_online_store(settings.resolved_online_url)
+        artifacts = ArtifactStore(settings.resolved_artifacts_url)
     except Exception:
-        events.close()
-        catalog.close()
+        database.close()
         raise
-    return Stores(
-        events=events,
-        catalog=catalog,
-        online=online,
-        artifacts=ArtifactStore(settings.resolved_artifacts_url),
-    )
+    return Stores(database=database, online=online, artifacts=artifacts)

@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS tail (
     received_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS segments (
-    segment_id INTEGER PRIMARY KEY,
+    segment_id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reuse a segment's file name
     file TEXT NOT NULL,
     rows INTEGER NOT NULL,
     min_seq INTEGER NOT NULL,

@@ -18,10 +18,8 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CatalogS
         url = f"embedded://{tmp_path / 'db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    events, store = open_database(url)
-    yield store
-    store.close()
-    events.close()
+    with open_database(url) as database:
+        yield database.catalog
 
 
 def item(index: int, **changes: object) -> Item:

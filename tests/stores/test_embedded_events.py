@@ -69,11 +69,10 @@ def test_an_unregistered_segment_from_a_crash_is_ignored_and_cleaned(tmp_path: P
 
 
 def test_tuning_comes_from_the_url(tmp_path: Path) -> None:
-    events, catalog = open_database(f"embedded://{tmp_path}?compact_rows=7&segment_rows=3")
-    assert isinstance(events, EmbeddedEventStore)
-    assert (events.compact_rows, events.segment_rows) == (7, 3)
-    events.close()
-    catalog.close()
+    with open_database(f"embedded://{tmp_path}?compact_rows=7&segment_rows=3") as database:
+        events = database.events
+        assert isinstance(events, EmbeddedEventStore)
+        assert (events.compact_rows, events.segment_rows) == (7, 3)
     with pytest.raises(StoreError, match="unknown embedded store option"):
         open_database(f"embedded://{tmp_path}?colour=blue")
     with pytest.raises(StoreError, match="not a number"):

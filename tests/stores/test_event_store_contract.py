@@ -31,10 +31,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[EventStore]:
-    events, catalog = open_database(store_url)
-    catalog.close()
-    yield events
-    events.close()
+    with open_database(store_url) as database:
+        yield database.events
 
 
 def as_dicts(events: list[Event]) -> list[dict[str, object]]:
@@ -151,14 +149,10 @@ def test_export_parquet_streams_everything(store: EventStore, tmp_path: Path) ->
 
 
 def test_data_survives_reopening(store_url: str) -> None:
-    events, catalog = open_database(store_url)
-    events.append(make_events(8))
-    events.close()
-    catalog.close()
-    events, catalog = open_database(store_url)
-    assert events.count() == 8
-    events.close()
-    catalog.close()
+    with open_database(store_url) as database:
+        database.events.append(make_events(8))
+    with open_database(store_url) as database:
+        assert database.events.count() == 8
 
 
 WRITER = textwrap.dedent(
@@ -166,7 +160,7 @@ WRITER = textwrap.dedent(
     import sys
     from tastebud.stores import open_database
     from conftest import make_events
-    events, catalog = open_database(sys.argv[1])
+    events = open_database(sys.argv[1]).events
     start, stop, step = (int(v) for v in sys.argv[2:5])
     inserted = 0
     everything = make_events(stop)
@@ -190,7 +184,8 @@ def _writer(url: str, start: int, stop: int, step: int) -> subprocess.Popen[str]
 def test_two_processes_append_overlapping_batches_exactly_once(store_url: str) -> None:
     # Both writers cover events 0..599 in different batch sizes while this process reads.
     first, second = _writer(store_url, 0, 600, 7), _writer(store_url, 0, 600, 50)
-    events, catalog = open_database(store_url)
+    database = open_database(store_url)
+    events = database.events
     while first.poll() is None or second.poll() is None:
         events.count(EventQuery(user_ids=["u1"]))
     outputs = [first.communicate()[0], second.communicate()[0]]
@@ -200,8 +195,7 @@ def test_two_processes_append_overlapping_batches_exactly_once(store_url: str) -
     table = events.read_arrow()
     assert table.num_rows == 600
     assert len(set(table.column("event_id").to_pylist())) == 600
-    events.close()
-    catalog.close()
+    database.close()
 
 
 def test_acknowledged_appends_survive_kill_9(store_url: str) -> None:
@@ -215,8 +209,6 @@ def test_acknowledged_appends_survive_kill_9(store_url: str) -> None:
     writer.wait()
     writer.stdout.close()
     assert acknowledged >= 300
-    events, catalog = open_database(store_url)
-    stored = set(events.read_arrow().column("event_id").to_pylist())
+    with open_database(store_url) as database:
+        stored = set(database.events.read_arrow().column("event_id").to_pylist())
     assert {f"e{i}" for i in range(acknowledged)} <= stored
-    events.close()
-    catalog.close()
