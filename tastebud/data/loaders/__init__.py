@@ -88,7 +88,7 @@ def _columns(path: Path, fmt: str) -> list[str]:
 def _row_total(path: Path, fmt: str) -> int:
     if fmt == "parquet":
         return pq.ParquetFile(path).metadata.num_rows
-    return count_lines(path) - (1 if fmt == "csv" else 0)
+    return count_lines(path) - (1 if fmt in ("csv", "tsv") else 0)  # minus the header
 
 
 def file_events(
