@@ -206,11 +206,20 @@ def test_items_and_users_files(tmp_path: Path, stores: Stores, settings: Setting
     )
     song = stores.catalog.get_item("i1")
     assert song is not None and song.creator == "Band" and song.categories == ["rock", "indie"]
-    assert song.attributes == {"mood": "happy", "bpm": "120"}
-    users = write(tmp_path / "users.jsonl", '{"user_id": "u1", "age": 30}\n{"age": 3}\n')
+    assert song.attributes == {"mood": "happy", "bpm": 120}
+    users = write(
+        tmp_path / "users.jsonl",
+        '{"user_id": "u1", "age": 30, "zip": "02139", "likes": ["jazz"], "score": 0.5}\n'
+        '{"age": 3}\n',
+    )
     user_report = run(users, stores, settings, kind="users").sources[0]
     assert user_report.stored == 1 and user_report.rejections[0].reason == "missing_field"
-    assert stores.catalog.get_user("u1").attributes == {"age": "30"}  # type: ignore[union-attr]
+    assert stores.catalog.get_user("u1").attributes == {  # type: ignore[union-attr]
+        "age": 30,
+        "zip": "02139",
+        "likes": ["jazz"],
+        "score": 0.5,
+    }
 
 
 def test_movielens_1m_layout(tmp_path: Path, stores: Stores, settings: Settings) -> None:

@@ -9,6 +9,8 @@ stored as the event's value).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -157,13 +159,38 @@ def catalog_row(row: dict[str, Any], resolved: Mapping[str, str]) -> dict[str, A
     attributes = dict(attributes or {})
     for name, value in row.items():
         if name not in used and value is not None:
-            attributes[name] = value
+            attributes[name] = typed_value(value)
     record["attributes"] = attributes
     if "categories" in record:
         record["categories"] = split_categories(record["categories"])
     if record.get("active") is None:
         record.pop("active", None)
     return record
+
+
+INTEGER_TEXT = re.compile(r"[-+]?\d{1,18}")
+FLOAT_TEXT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
+
+
+def typed_value(value: Any) -> Any:
+    """Text read from CSV or JSON Lines back to what it holds: 120 -> int, 0.8 -> float,
+    '["a","b"]' -> list, so content features see numbers, not strings."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if INTEGER_TEXT.fullmatch(text):
+        digits = text.lstrip("+-")
+        # "02139" and "007" stay text: zip codes and identifiers, not numbers.
+        return value if len(digits) > 1 and digits[0] == "0" else int(text)
+    if FLOAT_TEXT.fullmatch(text):
+        number = float(text)
+        return number if math.isfinite(number) else value
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return value
+    return value
 
 
 def split_categories(value: Any) -> list[str]:
