@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -60,7 +60,10 @@ def default_event_types() -> dict[str, EventTypeSpec]:
 class EventRules(BaseModel):
     """What makes an event acceptable, shared by the API, the loaders and bulk ingest."""
 
-    types: dict[str, EventTypeSpec] = Field(default_factory=default_event_types)
+    types: dict[str, EventTypeSpec] = Field(
+        default_factory=default_event_types,
+        description="Event types on top of the defaults; `name = false` removes a default.",
+    )
     max_id_length: int = Field(default=128, ge=8, le=1024)
     # Letters, digits and a few separators: safe in URLs, logs, Redis keys and file names.
     id_pattern: str = r"^[A-Za-z0-9_.:@/+=#~|-]+$"
@@ -69,12 +72,21 @@ class EventRules(BaseModel):
     max_future_seconds: float = Field(default=86_400.0, ge=0)
     max_locale_length: int = 35
 
-    @field_validator("types")
+    @field_validator("types", mode="before")
     @classmethod
-    def _at_least_one_type(cls, value: dict[str, EventTypeSpec]) -> dict[str, EventTypeSpec]:
-        if not value:
+    def _merge_with_defaults(cls, value: Any) -> Any:
+        """Configured types add to (or replace) the defaults; ``name = false`` removes one."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = dict(default_event_types())
+        for name, spec in value.items():
+            if spec is False:
+                merged.pop(name, None)
+            else:
+                merged[name] = spec
+        if not merged:
             raise ValueError("at least one event type must be configured")
-        return value
+        return merged
 
     @field_validator("earliest_timestamp")
     @classmethod

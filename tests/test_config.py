@@ -29,6 +29,7 @@ def test_file_in_working_directory_and_env_override(
     assert settings.online_url == "memory://"
     assert settings.events.max_context_bytes == 100
     assert settings.events.types["stream"].weight == 2.5
+    assert "play" in settings.events.types  # added to the defaults, not instead of them
     monkeypatch.setenv("TASTEBUD_EVENTS__MAX_CONTEXT_BYTES", "7")
     monkeypatch.setenv("TASTEBUD_ONLINE_URL", "redis://127.0.0.1:6379/0")
     settings = load_settings()
@@ -49,8 +50,15 @@ def test_config_env_names_the_file(
         load_settings()
 
 
+def test_a_default_event_type_can_be_removed(home: Path) -> None:
+    Path("tastebud.toml").write_text("[events.types]\nclick = false\n")
+    types = load_settings().events.types
+    assert "click" not in types and "play" in types
+
+
 def test_invalid_settings_are_refused(home: Path) -> None:
-    Path("tastebud.toml").write_text("[events]\ntypes = {}\n")
+    every_type_off = "\n".join(f"{name} = false" for name in load_settings().events.types)
+    Path("tastebud.toml").write_text(f"[events.types]\n{every_type_off}\n")
     with pytest.raises(ValidationError, match="at least one event type"):
         load_settings()
     Path("tastebud.toml").write_text("unknown_key = 1\n")
