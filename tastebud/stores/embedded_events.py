@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -290,36 +291,35 @@ class EmbeddedEventStore(EventStore):
         cursor.register("tail_rows", tail)
         return cursor
 
-    def read_arrow(self, query: EventQuery | None = None, *, with_seq: bool = False) -> pa.Table:
-        query = query or EventQuery()
+    @contextmanager
+    def _query(
+        self, query: EventQuery, *, ordered: bool = False
+    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, list[object]]]:
+        """A DuckDB cursor and the SQL (with parameters) selecting the query's events."""
         snapshot = self._snapshot(query)
         sql, params = self._relation(snapshot, query)
-        direction = "DESC" if query.order == "desc" else "ASC"
-        sql = f'{sql} ORDER BY "timestamp" {direction}, seq {direction}'
+        if ordered:
+            direction = "DESC" if query.order == "desc" else "ASC"
+            sql += f' ORDER BY "timestamp" {direction}, seq {direction}'
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
         cursor = self._duck_cursor(snapshot.tail)
         try:
-            table = cursor.sql(sql, params=params).to_arrow_table()
+            yield cursor, sql, params
         finally:
             cursor.close()
+
+    def read_arrow(self, query: EventQuery | None = None, *, with_seq: bool = False) -> pa.Table:
+        with self._query(query or EventQuery(), ordered=True) as (cursor, sql, params):
+            table = cursor.sql(sql, params=params).to_arrow_table()
         return _to_schema(table, with_seq)
 
     def iter_batches(
         self, query: EventQuery | None = None, batch_size: int = 100_000
     ) -> Iterator[pa.RecordBatch]:
-        query = query or EventQuery()
-        snapshot = self._snapshot(query)
-        sql, params = self._relation(snapshot, query)
-        if query.limit is not None:
-            sql += f" LIMIT {int(query.limit)}"
-        cursor = self._duck_cursor(snapshot.tail)
-        try:
-            reader = cursor.sql(sql, params=params).to_arrow_reader(batch_size)
-            for batch in reader:
+        with self._query(query or EventQuery()) as (cursor, sql, params):
+            for batch in cursor.sql(sql, params=params).to_arrow_reader(batch_size):
                 yield from _to_schema(pa.Table.from_batches([batch]), False).to_batches()
-        finally:
-            cursor.close()
 
     def count(self, query: EventQuery | None = None) -> int:
         query = query or EventQuery()
@@ -330,23 +330,12 @@ class EmbeddedEventStore(EventStore):
                 ).fetchone()
                 (tail_rows,) = connection.execute("SELECT count(*) FROM tail").fetchone()
             return int(segment_rows + tail_rows)
-        snapshot = self._snapshot(query)
-        sql, params = self._relation(snapshot, query)
-        if query.limit is not None:
-            sql += f" LIMIT {int(query.limit)}"
-        cursor = self._duck_cursor(snapshot.tail)
-        try:
+        with self._query(query) as (cursor, sql, params):
             (total,) = cursor.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
-        finally:
-            cursor.close()
         return int(total)
 
     def stats(self) -> EventStats:
-        query = EventQuery()
-        snapshot = self._snapshot(query)
-        sql, params = self._relation(snapshot, query)
-        cursor = self._duck_cursor(snapshot.tail)
-        try:
+        with self._query(EventQuery()) as (cursor, sql, params):
             totals = cursor.execute(
                 f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id),"
                 f' epoch_us(min("timestamp")), epoch_us(max("timestamp")) FROM ({sql})',
@@ -355,8 +344,6 @@ class EmbeddedEventStore(EventStore):
             by_type = cursor.execute(
                 f"SELECT event_type, count(*) FROM ({sql}) GROUP BY 1 ORDER BY 2 DESC", params
             ).fetchall()
-        finally:
-            cursor.close()
         assert totals is not None
         events, users, items, first, last = totals
         return EventStats(
