@@ -446,7 +446,3 @@ def events_from_arrow(table: pa.Table) -> list[Event]:
         row["device_type"] = DeviceType(row["device_type"]) if row["device_type"] else None
         events.append(Event.model_construct(**row))
     return events
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
