@@ -12,7 +12,6 @@ import logging
 import re
 import sys
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -67,10 +66,6 @@ def bind_context(**values: Any) -> None:
 
 def clear_context() -> None:
     structlog.contextvars.clear_contextvars()
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Metrics:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -381,10 +380,6 @@ def _values(column: pa.ChunkedArray, verdicts: _Verdicts) -> np.ndarray:
     )
     out[~np.isfinite(out)] = np.nan
     return out
-
-
-def summarize(rejections: list[Rejection]) -> dict[str, int]:
-    return dict(Counter(r.reason for r in rejections).most_common())
 
 
 PYDANTIC_REASONS = {

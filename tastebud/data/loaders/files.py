@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,13 +224,3 @@ def read_file(
     if fmt == "parquet":
         return read_parquet(path, batch_size=batch_size)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-
-
-def transform_rows(
-    batches: Iterator[RawBatch], transform: Callable[[dict[str, Any]], dict[str, Any]]
-) -> Iterator[RawBatch]:
-    """Apply a per-row function (for small catalog files with odd layouts)."""
-    for batch in batches:
-        rows = [transform(row) for row in batch.table.to_pylist()]
-        table = pa.Table.from_pylist(rows) if rows else pa.table({})
-        yield RawBatch(table, batch.row_numbers, batch.rejections)
