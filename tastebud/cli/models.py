@@ -1,0 +1,155 @@
+"""``tastebud models``: list, inspect, promote, roll back and garbage-collect model versions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tastebud.cli.common import EXIT_STORE, EXIT_USAGE, fail, out, settings_from_context
+from tastebud.registry import (
+    ALIASES,
+    ModelRegistry,
+    RegistryError,
+    UnknownAlias,
+    VersionNotFound,
+    open_registry,
+)
+from tastebud.stores import StoreError
+
+app = typer.Typer(help="Registered model versions and their aliases.", no_args_is_help=True)
+
+EXIT_REGISTRY = 1
+KEY_METRIC = "cf.offline.ndcg@10"
+AliasOption = Annotated[
+    str, typer.Option("--alias", help=f"Alias to change: {', '.join(ALIASES)}.")
+]
+
+
+@contextmanager
+def registry_for(ctx: typer.Context) -> Iterator[ModelRegistry]:
+    """The configured registry; its errors become a message and an exit code, never a
+    traceback: 2 for a bad ref or alias, 3 for an unreachable store, 1 otherwise."""
+    settings = settings_from_context(ctx)
+    try:
+        registry = open_registry(settings)
+    except RegistryError as error:
+        raise fail(str(error), EXIT_STORE) from None
+    try:
+        yield registry
+    except (UnknownAlias, VersionNotFound) as error:
+        raise fail(str(error), EXIT_USAGE) from None
+    except RegistryError as error:
+        raise fail(str(error), EXIT_REGISTRY) from None
+    except (StoreError, OSError) as error:
+        raise fail(f"artifact store: {error}", EXIT_STORE) from None
+
+
+def _format_metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@app.command("list")
+def list_versions(
+    ctx: typer.Context,
+    metric: Annotated[str, typer.Option(help="Metric shown in the table.")] = KEY_METRIC,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Registered versions, newest first, with the aliases pointing at them."""
+    with registry_for(ctx) as registry:
+        versions = registry.list_versions()
+        aliases = registry.aliases()
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    if as_json:
+        rows = [
+            {**item.model_dump(mode="json"), "aliases": by_version.get(item.model_version, [])}
+            for item in versions
+        ]
+        out.print_json(json.dumps(rows))
+        return
+    if not versions:
+        out.print("no model versions registered yet")
+        return
+    # Sized to fit 80 columns: ids never wrap, the date and aliases may.
+    table = Table(box=None, collapse_padding=True, pad_edge=False, header_style="bold")
+    table.add_column("version", no_wrap=True)
+    table.add_column("created", min_width=10)
+    table.add_column("model", overflow="fold")
+    table.add_column("users", justify="right", no_wrap=True)
+    table.add_column("items", justify="right", no_wrap=True)
+    table.add_column(metric.removeprefix("cf.offline."), justify="right", no_wrap=True)
+    table.add_column("aliases", min_width=10, overflow="fold")
+    for item in versions:
+        table.add_row(
+            item.model_version,
+            item.created_at.strftime("%Y-%m-%d %H:%M"),
+            item.model,
+            f"{item.user_count:,}",
+            f"{item.item_count:,}",
+            _format_metric(item.metrics.get(metric)),
+            " ".join(sorted(by_version.get(item.model_version, []))),
+        )
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="A version or an alias.")],
+) -> None:
+    """Print a version's manifest as JSON, with the aliases pointing at it."""
+    with registry_for(ctx) as registry:
+        manifest = registry.get(ref)
+        aliases = registry.aliases()
+    document = manifest.model_dump(mode="json")
+    document["aliases"] = sorted(a for a, v in aliases.items() if v == manifest.model_version)
+    out.print_json(json.dumps(document))
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="A version, or an alias whose version to promote.")],
+    alias: AliasOption = "production",
+) -> None:
+    """Point an alias at a version (the alias remembers where it pointed, for rollback)."""
+    with registry_for(ctx) as registry:
+        before = registry.aliases().get(alias)
+        manifest = registry.promote(ref, alias)
+    was = f" (was {before})" if before and before != manifest.model_version else ""
+    out.print(f"{alias} -> {manifest.model_version}{was}")
+
+
+@app.command("rollback")
+def rollback(ctx: typer.Context, alias: AliasOption = "production") -> None:
+    """Point an alias back at the version it pointed to before its last change."""
+    with registry_for(ctx) as registry:
+        before = registry.aliases().get(alias)
+        manifest = registry.rollback(alias)
+    out.print(f"{alias} -> {manifest.model_version} (was {before})")
+
+
+@app.command("gc")
+def gc(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option(min=0, help="Newest versions to keep.")] = 5,
+    dry_run: Annotated[bool, typer.Option(help="Only show what would be deleted.")] = False,
+) -> None:
+    """Delete old versions; never one an alias points to or recently pointed to."""
+    with registry_for(ctx) as registry:
+        result = registry.gc(keep, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for version in result.deleted:
+        out.print(f"{verb} {version}")
+    for version in result.partial:
+        out.print(f"{verb} {version} (never completed)")
+    out.print(
+        f"{verb} {len(result.deleted)} version(s) and {len(result.partial)} incomplete; "
+        f"kept {len(result.kept)}"
+    )
