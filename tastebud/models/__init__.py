@@ -1,0 +1,42 @@
+"""Recommenders behind one interface (``Recommender``), scikit-learn style."""
+
+from tastebud.models.base import ModelError, NotFittedError, Recommender
+from tastebud.models.ease import CatalogTooLarge, EASERecommender
+from tastebud.models.factors import ALSRecommender, BPRRecommender, gpu_available
+from tastebud.models.hybrid import HybridRecommender, normalise
+from tastebud.models.knn import ItemKNNRecommender
+from tastebud.models.popularity import PopularityRecommender
+
+MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
+
+
+def make_model(name: str, **params: object) -> Recommender:
+    """A model by its registered name (``popularity``, ``itemknn``, ``als``, ``bpr``,
+    ``ease``, ``hybrid``) with hyperparameters."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}: use {', '.join(sorted(MODELS))}")
+    return MODELS[name](**params)
+
+
+def load_model(folder: str) -> Recommender:
+    """Load any saved model, verifying checksums and shapes."""
+    return Recommender.load(folder)
+
+
+__all__ = [
+    "MODELS",
+    "ALSRecommender",
+    "BPRRecommender",
+    "CatalogTooLarge",
+    "EASERecommender",
+    "HybridRecommender",
+    "ItemKNNRecommender",
+    "ModelError",
+    "NotFittedError",
+    "PopularityRecommender",
+    "Recommender",
+    "gpu_available",
+    "load_model",
+    "make_model",
+    "normalise",
+]

@@ -1,0 +1,181 @@
+"""Matrix factorisation through implicit: iALS and BPR, on the GPU when CUDA is present."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import implicit.gpu
+import numpy as np
+import scipy.sparse as sp
+from implicit.als import AlternatingLeastSquares
+from implicit.bpr import BayesianPersonalizedRanking
+from threadpoolctl import threadpool_limits
+
+from tastebud.models.base import Recommender
+from tastebud.training.matrix import InteractionMatrix
+
+
+def gpu_available() -> bool:
+    """Whether implicit was built with CUDA and sees a device (checked in one place)."""
+    try:
+        return bool(implicit.gpu.HAS_CUDA)
+    except Exception:  # a broken CUDA install must not stop training on the CPU
+        warnings.warn("implicit's CUDA check failed; training on the CPU", stacklevel=2)
+        return False
+
+
+class FactorRecommender(Recommender):
+    """Shared scoring for factor models: score = user_factors @ item_factors.T."""
+
+    name = "base"
+
+    def _score(self, rows: np.ndarray, histories: sp.csr_matrix) -> np.ndarray:
+        factors = np.empty((len(rows), self.item_factors_.shape[1]), dtype=np.float32)
+        known = rows >= 0
+        if known.any():
+            factors[known] = self.user_factors_[rows[known]]
+        if (~known).any():
+            factors[~known] = self._fold_in(histories[~known])
+        return factors @ self.item_factors_.T
+
+    def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def _similar(self, columns: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(self.item_factors_, axis=1) + 1e-9
+        chosen = self.item_factors_[columns] / norms[columns][:, None]
+        return chosen @ (self.item_factors_ / norms[:, None]).T
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"user_factors_": self.user_factors_, "item_factors_": self.item_factors_}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        self.user_factors_ = state["user_factors_"]
+        self.item_factors_ = state["item_factors_"]
+
+    @staticmethod
+    def _to_numpy(array: object) -> np.ndarray:
+        return np.asarray(array.to_numpy() if hasattr(array, "to_numpy") else array, np.float32)
+
+
+class ALSRecommender(FactorRecommender):
+    """Implicit ALS (Hu, Koren, Volinsky) with confidence ``1 + alpha * value``."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        random_state: int = 42,
+        use_gpu: bool | None = None,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.random_state = random_state
+        self.use_gpu = use_gpu
+
+    def _make(self) -> AlternatingLeastSquares:
+        use_gpu = gpu_available() if self.use_gpu is None else self.use_gpu
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            use_gpu=use_gpu,
+        )
+
+    def fit_with_callback(
+        self, data: InteractionMatrix, callback: Callable[[int, float, float], None] | None
+    ) -> ALSRecommender:
+        """``fit`` with implicit's per-iteration callback (AutoML uses it to prune)."""
+        self._callback = callback
+        try:
+            return self.fit(data)
+        finally:
+            self._callback = None
+
+    def _fit(self, data: InteractionMatrix) -> None:
+        model = self._make()
+        self._model = model
+        # implicit parallelises over users itself; a threaded BLAS underneath oversubscribes.
+        with threadpool_limits(1, "blas"):
+            model.fit(data.matrix, show_progress=False, callback=getattr(self, "_callback", None))
+        self._capture(model)
+
+    def _capture(self, model: AlternatingLeastSquares) -> None:
+        if hasattr(model, "to_cpu") and not isinstance(model.user_factors, np.ndarray):
+            model = model.to_cpu()
+        self.user_factors_ = self._to_numpy(model.user_factors)
+        self.item_factors_ = self._to_numpy(model.item_factors)
+
+    def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        """Solve each history's factors against the fixed item factors (implicit's
+        recalculate_user does this for one user; this is the same least squares, batched)."""
+        items = self.item_factors_.astype(np.float64)
+        gram = items.T @ items + self.regularization * np.eye(items.shape[1])
+        result = np.zeros((histories.shape[0], items.shape[1]), dtype=np.float32)
+        for row in range(histories.shape[0]):
+            start, end = histories.indptr[row], histories.indptr[row + 1]
+            if start == end:
+                continue
+            columns = histories.indices[start:end]
+            confidence = self.alpha * histories.data[start:end].astype(np.float64)
+            chosen = items[columns]
+            a = gram + (chosen.T * confidence) @ chosen
+            b = (chosen.T * (1.0 + confidence)).sum(axis=1)
+            result[row] = np.linalg.solve(a, b)
+        return result
+
+
+class BPRRecommender(FactorRecommender):
+    """Bayesian Personalised Ranking (pairwise SGD) through implicit."""
+
+    name = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        random_state: int = 42,
+        use_gpu: bool | None = None,
+    ) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.random_state = random_state
+        self.use_gpu = use_gpu
+
+    def _fit(self, data: InteractionMatrix) -> None:
+        use_gpu = gpu_available() if self.use_gpu is None else self.use_gpu
+        model = BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            use_gpu=use_gpu,
+        )
+        with threadpool_limits(1, "blas"):
+            model.fit(data.matrix, show_progress=False)
+        if hasattr(model, "to_cpu") and use_gpu:
+            model = model.to_cpu()
+        self.user_factors_ = self._to_numpy(model.user_factors)
+        self.item_factors_ = self._to_numpy(model.item_factors)
+
+    def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        """BPR has no closed-form fold-in: a history's factors are the mean of its items'
+        (the item vectors already point where their fans' user vectors do)."""
+        counts = np.maximum(np.diff(histories.indptr), 1)[:, None]
+        binary = histories.copy()
+        binary.data = np.ones_like(binary.data)
+        return np.asarray(binary @ self.item_factors_, np.float32) / counts

@@ -1,0 +1,404 @@
+"""AutoML: choose the model, its hyperparameters, the event weighting and a blend.
+
+The search never sees the data a model will be judged on: it carves a validation split
+out of the training log (each user's most recent ``validation_fraction`` of interactions),
+fits candidates on the rest and scores NDCG@10 on the validation users. Optuna's TPE
+sampler proposes configurations; a median pruner stops trials that fall behind, using
+ALS's per-iteration callback and, for every model, the validation users scored in chunks.
+
+Two phases share the time budget: (1) single models with their matrix options, seeded with
+sound defaults so even a tight budget tries every family; (2) blend weights over the best
+configuration of each family, fitted on the best trial's matrix, searched on cached
+validation scores (fast). The winner is refitted on the whole training log.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pyarrow as pa
+
+from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.evaluation import make_splitter
+from tastebud.models import make_model, normalise
+from tastebud.models.base import ModelError, Recommender
+from tastebud.models.factors import ALSRecommender
+from tastebud.observability import get_logger
+from tastebud.training.holdout import Holdout
+from tastebud.training.interactions import InteractionLog, InteractionsError
+from tastebud.training.matrix import InteractionMatrix, MatrixOptions, build_matrix
+
+log = get_logger(__name__)
+
+DEFAULT_BUDGET_SECONDS = 300.0
+FAMILIES = ("ease", "als", "itemknn", "bpr", "popularity")
+# Ratio of the budget given to the single-model phase; the rest goes to the blend.
+MODEL_PHASE_SHARE = 0.8
+EVAL_CHUNKS = 4
+
+
+class BudgetTooSmall(ValueError):
+    """Not even one trial fits into the budget."""
+
+
+@dataclass
+class Configuration:
+    """A full recipe: matrix options + a model (or a blend of models) with parameters."""
+
+    matrix: dict[str, Any]
+    model: str
+    params: dict[str, Any]
+
+    def build_model(self) -> Recommender:
+        return make_model(self.model, **self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"matrix": self.matrix, "model": self.model, "params": self.params}
+
+
+@dataclass
+class SearchResult:
+    configuration: Configuration
+    validation_ndcg: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    blend: dict[str, Any] | None = None
+    budget_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    validation: dict[str, Any] = field(default_factory=dict)
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        best_so_far, curve = -math.inf, []
+        for trial in self.trials:
+            if trial["value"] is not None:
+                best_so_far = max(best_so_far, trial["value"])
+            curve.append(None if best_so_far == -math.inf else best_so_far)
+        return {
+            "best": self.configuration.to_dict(),
+            "validation_ndcg@10": self.validation_ndcg,
+            "trials": self.trials,
+            "curve_best_so_far": curve,
+            "blend": self.blend,
+            "budget_seconds": self.budget_seconds,
+            "elapsed_seconds": self.elapsed_seconds,
+            "validation": self.validation,
+            "fallback": self.fallback,
+        }
+
+
+def default_configuration(has_ratings: bool = True) -> Configuration:
+    """What `train` fits without `--auto`, and the fallback when no trial fits the budget."""
+    return Configuration(MatrixOptions().model_dump(), "ease", {"l2": 200.0})
+
+
+def _suggest_matrix(trial: optuna.Trial, family: str, has_ratings: bool, has_time: bool) -> dict:
+    options: dict[str, Any] = {}
+    if has_ratings:
+        options["unliked_rating_weight"] = trial.suggest_float("unliked_rating_weight", -0.5, 1.0)
+    if has_time and trial.suggest_categorical("decay", [False, True]):
+        options["half_life_days"] = trial.suggest_float("half_life_days", 7.0, 3650.0, log=True)
+    if family in ("als", "ease", "itemknn"):
+        options["transform"] = trial.suggest_categorical("transform", ["none", "log", "binary"])
+    return options
+
+
+def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, Any]:
+    if family == "ease":
+        return {"l2": trial.suggest_float("l2", 1.0, 5000.0, log=True)}
+    if family == "als":
+        return {
+            "factors": trial.suggest_categorical("factors", [16, 32, 64, 128, 192]),
+            "regularization": trial.suggest_float("regularization", 1e-3, 10.0, log=True),
+            "alpha": trial.suggest_float("alpha", 0.5, 50.0, log=True),
+            "iterations": trial.suggest_int("iterations", 5, 30),
+        }
+    if family == "itemknn":
+        return {
+            "neighbors": trial.suggest_int("neighbors", 10, 500, log=True),
+            "similarity": trial.suggest_categorical("similarity", ["bm25", "cosine"]),
+            "bm25_k1": trial.suggest_float("bm25_k1", 0.2, 3.0),
+            "bm25_b": trial.suggest_float("bm25_b", 0.0, 1.0),
+        }
+    if family == "bpr":
+        return {
+            "factors": trial.suggest_categorical("bpr_factors", [32, 64, 128]),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
+            "regularization": trial.suggest_float("bpr_regularization", 1e-4, 0.1, log=True),
+            "iterations": trial.suggest_int("bpr_iterations", 20, 200, log=True),
+        }
+    return {
+        "half_life_days": trial.suggest_float("popularity_half_life_days", 1.0, 3650.0, log=True)
+    }
+
+
+SEEDS: list[dict[str, Any]] = [
+    {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False, "transform": "none"},
+    {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
+     "unliked_rating_weight": 0.2, "decay": False, "transform": "log"},
+    {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
+     "unliked_rating_weight": 0.2, "decay": False, "transform": "none"},
+    {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
+     "decay": False},
+]  # fmt: skip
+
+
+class AutoML:
+    """Search configurations on a validation split of ``train`` within ``budget_seconds``."""
+
+    def __init__(
+        self,
+        budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+        families: tuple[str, ...] = FAMILIES,
+        validation_fraction: float = 0.2,
+        random_state: int = 42,
+        event_types: dict[str, EventTypeSpec] | None = None,
+        max_ease_items: int = 15_000,
+        on_trial: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.budget_seconds = budget_seconds
+        self.families = families
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.event_types = event_types or default_event_types()
+        self.max_ease_items = max_ease_items
+        self.on_trial = on_trial
+
+    # -- data ----------------------------------------------------------------------------
+    def _validation_split(self, data: InteractionLog) -> tuple[InteractionLog, pa.Table, str]:
+        table = data.table
+        has_time = table.column("timestamp").null_count < table.num_rows
+        protocol = "user-temporal" if has_time else "random-holdout"
+        options = {"fraction": self.validation_fraction}
+        if not has_time:
+            options["random_state"] = self.random_state
+        split = make_splitter(protocol, **options)(
+            table.append_column("_row", pa.array(np.arange(table.num_rows)))
+        )
+        if split.test.num_rows == 0:
+            raise InteractionsError(
+                "too little data for a validation split: every user needs at least 2 "
+                "interactions; train without --auto to fit the default configuration"
+            )
+        keep = np.zeros(table.num_rows, dtype=bool)
+        keep[split.train.column("_row").to_numpy()] = True
+        return data.slice_rows(keep, "automl-train"), split.test.drop(["_row"]), protocol
+
+    def _matrix(self, options: dict[str, Any]) -> InteractionMatrix:
+        key = MatrixOptions(**options).model_dump_json()
+        if key not in self._matrices:
+            if len(self._matrices) > 8:
+                self._matrices.pop(next(iter(self._matrices)))
+            self._matrices[key] = build_matrix(
+                self._train, MatrixOptions(**options), self.event_types
+            )
+        return self._matrices[key]
+
+    def _holdout(self, matrix: InteractionMatrix) -> Holdout:
+        key = (matrix.snapshot, matrix.users.checksum(), matrix.items.checksum())
+        if key not in self._holdouts:
+            self._holdouts[key] = Holdout.build(matrix, self._valid, self.event_types)
+        return self._holdouts[key]
+
+    # -- search --------------------------------------------------------------------------
+    def search(self, data: InteractionLog) -> SearchResult:
+        started = time.monotonic()
+        deadline = started + self.budget_seconds
+        self._train, self._valid, protocol = self._validation_split(data)
+        self._matrices: dict[str, InteractionMatrix] = {}
+        self._holdouts: dict[tuple, Holdout] = {}
+        values = self._train.table.column("value")
+        has_ratings = values.null_count < len(values)
+        has_time = self._train.table.column("timestamp").null_count < self._train.table.num_rows
+        n_items = len(set(self._train.table.column("item_id").to_pylist()))
+
+        sampler = optuna.samplers.TPESampler(
+            seed=self.random_state, multivariate=True, warn_independent_sampling=False
+        )
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=0)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+        for seed in SEEDS:
+            if seed["family"] in self.families:
+                params = dict(seed)
+                if not has_ratings:
+                    params.pop("unliked_rating_weight", None)
+                study.enqueue_trial(params, skip_if_exists=True)
+
+        trials: list[dict[str, Any]] = []
+
+        def objective(trial: optuna.Trial) -> float:
+            family = trial.suggest_categorical("family", list(self.families))
+            if family == "ease" and n_items > self.max_ease_items:
+                raise optuna.TrialPruned(f"EASE skipped: {n_items} items > {self.max_ease_items}")
+            options = _suggest_matrix(trial, family, has_ratings, has_time)
+            params = _suggest_model(trial, family, n_items)
+            matrix = self._matrix(options)
+            holdout = self._holdout(matrix)
+            if len(holdout) == 0:
+                raise InteractionsError(
+                    "the validation split has no relevant interactions for known items"
+                )
+            model = make_model(family, **params)
+            trial.set_user_attr("matrix", options)
+            trial.set_user_attr("params", params)
+            trial_start = time.monotonic()
+            if isinstance(model, ALSRecommender):
+                model.fit_with_callback(matrix, self._als_pruning(trial, model, holdout, deadline))
+            else:
+                model.fit(matrix)
+            users = len(holdout)
+            bounds = np.linspace(0, users, EVAL_CHUNKS + 1).astype(int)
+            hits = 0.0
+            for step in range(EVAL_CHUNKS):
+                part = slice(bounds[step], bounds[step + 1])
+                hits += holdout.ndcg(model, 10, part) * (bounds[step + 1] - bounds[step])
+                running = hits / max(bounds[step + 1], 1)
+                trial.report(running, 100 + step)
+                if step < EVAL_CHUNKS - 1 and trial.should_prune():
+                    raise optuna.TrialPruned()
+            value = hits / users
+            trial.set_user_attr("seconds", time.monotonic() - trial_start)
+            return value
+
+        def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            entry = {
+                "number": trial.number,
+                "state": trial.state.name.lower(),
+                "value": trial.value,
+                "family": trial.params.get("family"),
+                "matrix": trial.user_attrs.get("matrix"),
+                "params": trial.user_attrs.get("params"),
+                "seconds": round(trial.duration.total_seconds(), 3) if trial.duration else None,
+            }
+            trials.append(entry)
+            log.info("automl.trial", **{k: v for k, v in entry.items() if k != "params"})
+            if self.on_trial:
+                self.on_trial(entry)
+
+        model_deadline = started + self.budget_seconds * MODEL_PHASE_SHARE
+        study.optimize(
+            objective,
+            timeout=max(model_deadline - time.monotonic(), 0.001),
+            callbacks=[record],
+            catch=(ModelError, np.linalg.LinAlgError, MemoryError),
+            gc_after_trial=True,
+        )
+        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not completed:
+            raise BudgetTooSmall(
+                f"no trial finished within the budget of {self.budget_seconds:.0f}s; give a "
+                "larger --budget, or train without --auto to fit the default configuration"
+            )
+        best = max(completed, key=lambda t: t.value or -math.inf)
+        configuration = Configuration(
+            best.user_attrs["matrix"], best.params["family"], best.user_attrs["params"]
+        )
+        result = SearchResult(
+            configuration,
+            float(best.value),
+            trials,
+            budget_seconds=self.budget_seconds,
+            validation={"protocol": protocol, "fraction": self.validation_fraction,
+                        "users": len(self._holdout(self._matrix(configuration.matrix)))},
+        )  # fmt: skip
+        if time.monotonic() < deadline:
+            self._blend(result, completed, deadline)
+        result.elapsed_seconds = time.monotonic() - started
+        return result
+
+    def _als_pruning(
+        self, trial: optuna.Trial, model: ALSRecommender, holdout: Holdout, deadline: float
+    ) -> Callable[[int, float, float], None]:
+        """Report validation NDCG every few ALS iterations and stop losing trials early."""
+        every = max(model.iterations // 3, 1)
+        sample = slice(0, max(len(holdout) // EVAL_CHUNKS, 1))
+
+        def callback(iteration: int, elapsed: float, loss: float) -> None:
+            if time.monotonic() > deadline:
+                raise optuna.TrialPruned("budget exhausted")
+            if (iteration + 1) % every or iteration + 1 >= model.iterations:
+                return
+            model._capture(model._model)
+            trial.report(holdout.ndcg(model, 10, sample), iteration)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return callback
+
+    def _blend(
+        self, result: SearchResult, completed: list[optuna.trial.FrozenTrial], deadline: float
+    ) -> None:
+        """Search blend weights over the best configuration of each family."""
+        base = result.configuration
+        matrix = self._matrix(base.matrix)
+        holdout = self._holdout(matrix)
+        by_family: dict[str, optuna.trial.FrozenTrial] = {}
+        for trial in sorted(completed, key=lambda t: -(t.value or -math.inf)):
+            by_family.setdefault(trial.params["family"], trial)
+        members = sorted(by_family.values(), key=lambda t: -(t.value or -math.inf))[:4]
+        if len(members) < 2:
+            return
+        models: list[Recommender] = []
+        scores: list[np.ndarray] = []
+        for member in members:
+            if time.monotonic() > deadline:
+                break
+            model = make_model(member.params["family"], **member.user_attrs["params"])
+            try:
+                model.fit(matrix)
+            except (ModelError, MemoryError):
+                continue
+            models.append(model)
+            scores.append(normalise(model.score_users(holdout.users), "zscore"))
+        if len(models) < 2:
+            return
+
+        def objective(trial: optuna.Trial) -> float:
+            weights = [1.0] + [
+                trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(1, len(models))
+            ]
+            total = sum(w * s for w, s in zip(weights, scores, strict=True))
+            return holdout.ndcg_from_scores(total)
+
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.random_state)
+        )
+        study.enqueue_trial({f"w{i}": 0.0 for i in range(1, len(models))})
+        study.enqueue_trial({f"w{i}": 0.3 for i in range(1, len(models))})
+        study.optimize(objective, timeout=max(deadline - time.monotonic(), 0.001), n_trials=200)
+        best = study.best_trial
+        weights = [1.0] + [best.params[f"w{i}"] for i in range(1, len(models))]
+        result.blend = {
+            "members": [m.name for m in models],
+            "weights": weights,
+            "validation_ndcg@10": best.value,
+            "trials": len(study.trials),
+        }
+        if best.value is not None and best.value > result.validation_ndcg * 1.005:
+            active = [(m, w) for m, w in zip(models, weights, strict=True) if w > 1e-3]
+            result.configuration = Configuration(
+                base.matrix,
+                "hybrid",
+                {
+                    "components": [(m.name, m.get_params()) for m, _ in active],
+                    "weights": [w for _, w in active],
+                    "normalization": "zscore",
+                },
+            )
+            result.validation_ndcg = float(best.value)
+
+
+def fit_configuration(
+    data: InteractionLog,
+    configuration: Configuration,
+    event_types: dict[str, EventTypeSpec] | None = None,
+) -> tuple[Recommender, InteractionMatrix]:
+    """Fit a configuration on the whole log (AutoML's last step; plain `train`)."""
+    matrix = build_matrix(data, MatrixOptions(**configuration.matrix), event_types)
+    return configuration.build_model().fit(matrix), matrix

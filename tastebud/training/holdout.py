@@ -1,0 +1,130 @@
+"""Judging a fitted model on held-out interactions: who liked what, and how well it ranked.
+
+Used by AutoML (on a validation split carved from the training data) and by the
+``evaluate`` command (on a test split). What counts as relevant in held-out data:
+explicit ratings at or above ``liked_rating`` of the scale, and any event whose type has a
+positive weight (plays, likes, purchases...). Items unknown at training time cannot be
+ranked, so they are dropped (and counted by the relevance builder) rather than scored as
+misses; that is the standard full-ranking protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.evaluation import evaluate_rankings, relevance_matrix
+from tastebud.models.base import Recommender
+from tastebud.training.matrix import InteractionMatrix
+
+DEFAULT_LIKED_RATING = 0.7
+
+
+def positive_rows(
+    table: pa.Table,
+    event_types: dict[str, EventTypeSpec] | None = None,
+    *,
+    liked_rating: float = DEFAULT_LIKED_RATING,
+    min_rating: float | None = None,
+) -> pa.Table:
+    """Rows that show a user liked an item. ``min_rating`` fixes the rating threshold
+    (e.g. 4 stars, as benchmarks define it); otherwise ``liked_rating`` x the scale max."""
+    event_types = event_types or default_event_types()
+    rating_types = [name for name, spec in event_types.items() if spec.value == "rating"]
+    positive_types = [
+        name for name, spec in event_types.items() if spec.weight > 0 and spec.value != "rating"
+    ]
+    values = table.column("value")
+    is_rating = pc.and_(
+        pc.is_in(table.column("event_type"), pa.array(rating_types)), pc.is_valid(values)
+    )
+    if min_rating is None:
+        rated = pc.filter(values, is_rating)
+        scale = pc.max(rated).as_py() if len(rated) else None
+        threshold = liked_rating * scale if scale else 0.0
+    else:
+        threshold = min_rating
+    liked = pc.and_(is_rating, pc.greater_equal(values, threshold))
+    explicit_weight = table.column("weight")
+    other = pc.and_(
+        pc.invert(is_rating),
+        pc.if_else(
+            pc.is_valid(explicit_weight),
+            pc.greater(explicit_weight, 0),
+            pc.is_in(table.column("event_type"), pa.array(positive_types)),
+        ),
+    )
+    return table.filter(pc.fill_null(pc.or_(liked, other), False))
+
+
+@dataclass
+class Holdout:
+    """Relevance of held-out rows for the users a training matrix knows."""
+
+    matrix: InteractionMatrix
+    users: np.ndarray  # user indices (in the matrix) with at least one relevant item
+    relevant: sp.csr_matrix  # rows aligned with ``users``
+    dropped_unknown_items: int
+
+    @classmethod
+    def build(
+        cls,
+        matrix: InteractionMatrix,
+        held_out: pa.Table,
+        event_types: dict[str, EventTypeSpec] | None = None,
+        *,
+        min_rating: float | None = None,
+        liked_rating: float = DEFAULT_LIKED_RATING,
+    ) -> Holdout:
+        positives = positive_rows(
+            held_out, event_types, liked_rating=liked_rating, min_rating=min_rating
+        )
+        relevance = relevance_matrix(positives, matrix.users, matrix.items)
+        has = np.flatnonzero(np.diff(relevance.matrix.indptr) > 0)
+        return cls(matrix, has, relevance.matrix[has].tocsr(), relevance.dropped_unknown_items)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def rank(self, model: Recommender, k: int, users: np.ndarray | None = None) -> np.ndarray:
+        rows = self.users if users is None else users
+        indices, _ = model.recommend_indices(rows, k, exclude_seen=True)
+        return indices
+
+    def ndcg(self, model: Recommender, k: int = 10, chunk: slice | None = None) -> float:
+        """Mean NDCG@k over (a chunk of) the held-out users: AutoML's objective."""
+        chunk = chunk or slice(None)
+        users = self.users[chunk]
+        if len(users) == 0:
+            return float("nan")
+        ranked = self.rank(model, k, users)
+        return evaluate_rankings(ranked, self.relevant[chunk], ks=(k,))[f"ndcg@{k}"]
+
+    def ndcg_from_scores(self, scores: np.ndarray, k: int = 10) -> float:
+        """NDCG@k from precomputed scores of ``self.users`` (the blend search reuses them)."""
+        scores = np.array(scores, dtype=np.float32, copy=True)
+        seen = sp.coo_matrix(self.matrix.seen()[self.users])
+        scores[seen.row, seen.col] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        ranked = np.take_along_axis(part, order, axis=1)
+        return evaluate_rankings(ranked, self.relevant, ks=(k,))[f"ndcg@{k}"]
+
+    def full_metrics(self, model: Recommender, ks: Sequence[int] = (5, 10, 20)) -> dict[str, float]:
+        """Accuracy and trade-off metrics at every K, for reports."""
+        ranked = self.rank(model, max(ks))
+        popularity = np.asarray(self.matrix.matrix.astype(bool).sum(axis=0)).ravel()
+        return evaluate_rankings(
+            ranked,
+            self.relevant,
+            ks=ks,
+            item_popularity=popularity,
+            n_train_users=self.matrix.shape[0],
+            train_matrix=self.matrix.matrix,
+        )

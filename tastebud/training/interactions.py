@@ -1,0 +1,248 @@
+"""Interaction logs: the rows a model learns from, read from the EventStore or a file.
+
+An interaction log is an Arrow table with the columns of ``LOG_SCHEMA``. The event store
+already holds validated events; a file (the batch CLI's ``--interactions``) is checked here:
+rows without ids, with NaN or infinite weights or unreadable timestamps are dropped and
+counted, and unknown columns are ignored and named, so a messy export still trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from tastebud.stores.base import EventQuery, EventStore
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+LOG_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("weight", pa.float64()),
+        pa.field("timestamp", TIMESTAMP),
+    ]
+)
+FILE_COLUMNS = ("user_id", "item_id", "rating", "weight", "event_type", "timestamp")
+
+
+class InteractionsError(ValueError):
+    """The interactions cannot be used at all (missing file, no id columns, nothing left)."""
+
+
+@dataclass
+class InteractionLog:
+    """Validated interaction rows plus where they came from and what was dropped."""
+
+    table: pa.Table
+    snapshot: str
+    dropped: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def time_range(self) -> tuple[str | None, str | None]:
+        column = self.table.column("timestamp")
+        if column.null_count == len(column):
+            return None, None
+        low, high = pc.min(column).as_py(), pc.max(column).as_py()
+        return low.isoformat(), high.isoformat()
+
+    def slice_rows(self, mask: np.ndarray, snapshot_suffix: str) -> InteractionLog:
+        """A sub-log (e.g. a split's train part) with its own snapshot id."""
+        return InteractionLog(
+            self.table.filter(pa.array(mask)),
+            hashlib.sha256(f"{self.snapshot}:{snapshot_suffix}".encode()).hexdigest()[:16],
+        )
+
+
+def from_table(table: pa.Table, snapshot: str | None = None) -> InteractionLog:
+    """A log from any table with ``user_id``/``item_id`` and the optional columns."""
+    return _normalise(table, snapshot or _table_digest(table), source="table")
+
+
+def read_interactions_file(path: str | Path) -> InteractionLog:
+    """Read ``user_id,item_id[,rating,weight,event_type,timestamp]`` from CSV or Parquet."""
+    path = Path(path)
+    if not path.is_file():
+        raise InteractionsError(f"interactions file {path} does not exist")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pq.read_table(path)
+        else:
+            delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+            table = pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"user_id": pa.string(), "item_id": pa.string()},
+                    strings_can_be_null=True,
+                ),
+            )
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InteractionsError(f"cannot read {path}: {error}") from None
+    return _normalise(table, digest.hexdigest()[:16], source=str(path))
+
+
+def read_event_store(
+    events: EventStore, query: EventQuery | None = None, batch_size: int = 1_000_000
+) -> InteractionLog:
+    """Every event matching ``query``; the snapshot names the store position it saw."""
+    last_seq = events.last_seq()
+    query = query or EventQuery()
+    columns = ["user_id", "item_id", "event_type", "value", "timestamp"]
+    batches = [batch.select(columns) for batch in events.iter_batches(query, batch_size=batch_size)]
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:
+        table = pa.table({name: pa.array([], LOG_SCHEMA.field(name).type) for name in columns})
+    snapshot = hashlib.sha256(f"events:{last_seq}:{table.num_rows}:{query!r}".encode()).hexdigest()[
+        :16
+    ]
+    return _normalise(table, snapshot, source="event store")
+
+
+def _table_digest(table: pa.Table) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(table.column_names):
+        digest.update(name.encode())
+        for chunk in table.column(name).chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
+    return digest.hexdigest()[:16]
+
+
+def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO strings, epoch seconds or Arrow timestamps, all as UTC microseconds."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            column = pc.assume_timezone(column, "UTC")
+        return column.cast(TIMESTAMP)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        seconds = column.cast(pa.float64())
+        micros = pc.multiply(seconds, 1_000_000.0)
+        valid = pc.and_(pc.is_finite(micros), pc.less(pc.abs(micros), 9.2e18))
+        micros = pc.if_else(valid, micros, None)
+        return pc.cast(pc.round(micros), pa.int64()).cast(TIMESTAMP)
+    text = column.cast(pa.string())
+    parsed = []
+    for chunk in text.chunks:
+        values = []
+        for raw in chunk.to_pylist():
+            values.append(_parse_text_time(raw))
+        parsed.append(pa.array(values, TIMESTAMP))
+    return pa.chunked_array(parsed, TIMESTAMP)
+
+
+def _parse_text_time(raw: str | None) -> object:
+    from tastebud.schemas import parse_timestamp
+
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        return parse_timestamp(
+            float(text) if text.lstrip("-").replace(".", "", 1).isdigit() else text
+        )
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _numbers(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    try:
+        return column.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values = []
+        for raw in column.to_pylist():
+            try:
+                values.append(float(raw) if raw is not None and str(raw).strip() else None)
+            except ValueError:
+                values.append(float("nan"))
+        return pa.chunked_array([pa.array(values, pa.float64())])
+
+
+def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog:
+    names = set(table.column_names)
+    if "value" in names and "rating" not in names:
+        table = table.rename_columns(["rating" if n == "value" else n for n in table.column_names])
+        names = set(table.column_names)
+    missing = [name for name in ("user_id", "item_id") if name not in names]
+    if missing:
+        raise InteractionsError(
+            f"{source} has no {' and no '.join(missing)} column; columns found: "
+            f"{', '.join(table.column_names) or 'none'}; expected {', '.join(FILE_COLUMNS)}"
+        )
+    ignored = sorted(names - set(FILE_COLUMNS))
+    rows = table.num_rows
+    user = table.column("user_id").cast(pa.string())
+    item = table.column("item_id").cast(pa.string())
+    rating = _numbers(table.column("rating")) if "rating" in names else None
+    weight = _numbers(table.column("weight")) if "weight" in names else None
+    if "event_type" in names:
+        event_type = table.column("event_type").cast(pa.string())
+    else:
+        event_type = pa.chunked_array(
+            [pa.array(["rating" if rating is not None else "view"] * rows, pa.string())]
+        )
+    if rating is not None and "event_type" in names:
+        event_type = pc.if_else(
+            pc.and_(pc.is_null(event_type), pc.is_valid(rating)), "rating", event_type
+        )
+    if "timestamp" in names:
+        timestamp = _timestamps(table.column("timestamp"))
+    else:
+        timestamp = pa.chunked_array([pa.nulls(rows, TIMESTAMP)])
+
+    dropped: dict[str, int] = {}
+
+    def keep(mask: pa.ChunkedArray | pa.Array, reason: str) -> np.ndarray:
+        keep_mask = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), bool)
+        bad = int(rows - keep_mask.sum())
+        if bad:
+            dropped[reason] = bad
+        return keep_mask
+
+    good = keep(pc.and_(pc.is_valid(user), pc.greater(pc.utf8_length(user), 0)), "missing_user_id")
+    good &= keep(pc.and_(pc.is_valid(item), pc.greater(pc.utf8_length(item), 0)), "missing_item_id")
+    good &= keep(pc.is_valid(event_type), "missing_event_type")
+    if weight is not None:
+        good &= keep(pc.or_(pc.is_null(weight), pc.is_finite(weight)), "weight_not_finite")
+    if rating is not None:
+        good &= keep(pc.or_(pc.is_null(rating), pc.is_finite(rating)), "rating_not_finite")
+    if "timestamp" in names:
+        good &= keep(pc.is_valid(timestamp), "timestamp_invalid")
+    # Counts overlap when a row fails twice; report each row once, under its first reason.
+    if sum(dropped.values()) != rows - int(good.sum()):
+        dropped = {
+            "invalid": rows - int(good.sum()),
+            **{f"of which {k}": v for k, v in dropped.items()},
+        }
+
+    log = pa.table(
+        {
+            "user_id": user,
+            "item_id": item,
+            "event_type": event_type,
+            "value": rating if rating is not None else pa.nulls(rows, pa.float64()),
+            "weight": weight if weight is not None else pa.nulls(rows, pa.float64()),
+            "timestamp": timestamp,
+        }
+    ).filter(pa.array(good))
+    log = log.cast(LOG_SCHEMA)
+    return InteractionLog(log, snapshot, dropped, ignored)

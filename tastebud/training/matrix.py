@@ -1,0 +1,333 @@
+"""The user x item matrix every collaborative model trains on.
+
+Each row of the log becomes a signed preference weight: the event type's weight (or the
+row's own ``weight``), times a rating strength for explicit ratings, times an optional time
+decay. Weights are summed per (user, item); a positive sum is a preference and a negative
+one a rejection (kept apart, so it is never recommended again). A confidence transform then
+shapes the positive values. The result is cached by a hash of the log's snapshot and the
+options, so AutoML trials and repeated runs don't rebuild it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.vocabulary import Vocabulary
+from tastebud.training.interactions import InteractionLog, InteractionsError
+
+SECONDS_PER_DAY = 86_400.0
+
+
+class MatrixOptions(BaseModel):
+    """How events become preference strengths (all tunable by AutoML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    half_life_days: float | None = Field(
+        default=None, gt=0, description="Time decay of an event's weight; None keeps all equal."
+    )
+    liked_rating: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Ratings at or above this fraction of the scale's maximum count as liked.",
+    )
+    unliked_rating_weight: float = Field(
+        default=0.2,
+        ge=-1,
+        le=1,
+        description="Strength of a rating below `liked_rating` (0 drops it, < 0 is negative).",
+    )
+    rating_max: float | None = Field(
+        default=None, gt=0, description="The rating scale's maximum; None reads it off the data."
+    )
+    transform: Literal["none", "binary", "log"] = Field(
+        default="none", description="Confidence from summed weight w: w, 1, or 1 + alpha*log1p(w)."
+    )
+    alpha: float = Field(default=1.0, gt=0)
+    min_user_interactions: int = Field(default=1, ge=1)
+    min_item_interactions: int = Field(default=1, ge=1)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class InteractionMatrix:
+    """Preferences (users x items, CSR float32) with the vocabularies that name its axes."""
+
+    matrix: sp.csr_matrix
+    users: Vocabulary
+    items: Vocabulary
+    negatives: sp.csr_matrix
+    # Per item and day since ``day0``: summed weights, so popularity can decay at any rate.
+    item_days: sp.csr_matrix
+    day0: float
+    reference_time: float
+    snapshot: str
+    options: MatrixOptions
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.nnz
+
+    def seen(self) -> sp.csr_matrix:
+        """Everything a user interacted with, liked or not: what `exclude_seen` removes."""
+        if self.negatives.nnz == 0:
+            return self.matrix
+        return (abs(self.matrix) + abs(self.negatives)).tocsr()
+
+    def item_popularity(self, half_life_days: float | None = None) -> np.ndarray:
+        """Summed positive weight per item, decayed to ``reference_time`` when asked."""
+        if self.item_days.shape[1] == 0:
+            return np.zeros(len(self.items))
+        if half_life_days is None:
+            return np.asarray(self.item_days.sum(axis=1)).ravel()
+        days = np.arange(self.item_days.shape[1], dtype=np.float64)
+        age = (self.reference_time - self.day0) / SECONDS_PER_DAY - days
+        return self.item_days @ np.power(0.5, np.maximum(age, 0) / half_life_days)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        sp.save_npz(folder / "matrix.npz", self.matrix)
+        sp.save_npz(folder / "negatives.npz", self.negatives)
+        sp.save_npz(folder / "item_days.npz", self.item_days)
+        self.users.save(folder / "users.parquet")
+        self.items.save(folder / "items.parquet")
+        meta = {
+            "day0": self.day0,
+            "reference_time": self.reference_time,
+            "snapshot": self.snapshot,
+            "options": self.options.model_dump(),
+            "stats": self.stats,
+        }
+        (folder / "matrix.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, folder: Path) -> InteractionMatrix:
+        meta = json.loads((folder / "matrix.json").read_text())
+        return cls(
+            matrix=sp.load_npz(folder / "matrix.npz").tocsr(),
+            users=Vocabulary.load(folder / "users.parquet"),
+            items=Vocabulary.load(folder / "items.parquet"),
+            negatives=sp.load_npz(folder / "negatives.npz").tocsr(),
+            item_days=sp.load_npz(folder / "item_days.npz").tocsr(),
+            day0=meta["day0"],
+            reference_time=meta["reference_time"],
+            snapshot=meta["snapshot"],
+            options=MatrixOptions(**meta["options"]),
+            stats=meta["stats"],
+        )
+
+
+def row_weights(
+    log: pa.Table, options: MatrixOptions, event_types: dict[str, EventTypeSpec]
+) -> tuple[np.ndarray, float | None]:
+    """Signed weight of each log row (before decay), and the rating scale used."""
+    types = log.column("event_type")
+    unknown = set(pc.unique(types).to_pylist()) - set(event_types)
+    if unknown:
+        raise InteractionsError(
+            f"unknown event types {sorted(unknown)}; configure them under [events.types] "
+            f"(known: {', '.join(sorted(event_types))})"
+        )
+    names = sorted(event_types)
+    codes = np.asarray(pc.index_in(types, value_set=pa.array(names)).to_numpy(), np.int64)
+    type_weight = np.array([event_types[name].weight for name in names])[codes]
+    explicit = log.column("weight").to_numpy(zero_copy_only=False).astype(np.float64)
+    weights = np.where(np.isnan(explicit), type_weight, explicit)
+
+    rating_types = [i for i, name in enumerate(names) if event_types[name].value == "rating"]
+    values = log.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+    is_rating = np.isin(codes, rating_types) & ~np.isnan(values)
+    scale = None
+    if is_rating.any():
+        scale = options.rating_max or float(values[is_rating].max())
+        if scale <= 0:
+            raise InteractionsError("ratings must have a positive maximum; set rating_max")
+        share = np.clip(values[is_rating] / scale, 0.0, 1.0)
+        strength = np.where(
+            share >= options.liked_rating, share, options.unliked_rating_weight * share
+        )
+        weights[is_rating] = np.where(np.isnan(explicit[is_rating]), 1.0, weights[is_rating])
+        weights[is_rating] *= strength
+    return weights, scale
+
+
+def build_matrix(
+    log: InteractionLog,
+    options: MatrixOptions | None = None,
+    event_types: dict[str, EventTypeSpec] | None = None,
+    *,
+    users: Vocabulary | None = None,
+    items: Vocabulary | None = None,
+) -> InteractionMatrix:
+    """Build the preference matrix; ``users``/``items`` pin the axes (rows outside dropped)."""
+    options = options or MatrixOptions()
+    event_types = event_types or default_event_types()
+    table = log.table
+    if table.num_rows == 0:
+        raise InteractionsError("no interactions to learn from: the data is empty")
+    weights, _ = row_weights(table, options, event_types)
+
+    stamps = table.column("timestamp")
+    if stamps.null_count == len(stamps):
+        seconds = np.zeros(table.num_rows)
+    else:
+        micros = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        seconds = np.asarray(micros, dtype=np.float64) / 1e6
+        seconds = np.where(np.isnan(seconds), np.nanmin(seconds), seconds)
+    reference = float(seconds.max())
+    if options.half_life_days is not None:
+        age_days = (reference - seconds) / SECONDS_PER_DAY
+        weights = weights * np.power(0.5, age_days / options.half_life_days)
+
+    stats = {"rows": table.num_rows}
+    user_vocab = users or Vocabulary.from_ids(table.column("user_id"))
+    item_vocab = items or Vocabulary.from_ids(table.column("item_id"))
+    rows = user_vocab.index(table.column("user_id"))
+    cols = item_vocab.index(table.column("item_id"))
+    known = (rows >= 0) & (cols >= 0)
+    if not known.all():
+        stats["rows_outside_vocabulary"] = int((~known).sum())
+        rows, cols, weights, seconds = rows[known], cols[known], weights[known], seconds[known]
+
+    shape = (len(user_vocab), len(item_vocab))
+    summed = sp.csr_matrix((weights, (rows, cols)), shape=shape, dtype=np.float64)
+    summed.sum_duplicates()
+    positive = summed.copy()
+    positive.data = np.where(positive.data > 0, positive.data, 0.0)
+    positive.eliminate_zeros()
+    negative = summed.copy()
+    negative.data = np.where(negative.data < 0, 1.0, 0.0)
+    negative.eliminate_zeros()
+
+    if (
+        users is None
+        and items is None
+        and (options.min_item_interactions > 1 or options.min_user_interactions > 1)
+    ):
+        positive, negative, user_vocab, item_vocab, keep_rows, keep_cols = _filter_counts(
+            positive, negative, user_vocab, item_vocab, options, stats
+        )
+        row_map = np.full(shape[0], -1)
+        row_map[keep_rows] = np.arange(len(keep_rows))
+        col_map = np.full(shape[1], -1)
+        col_map[keep_cols] = np.arange(len(keep_cols))
+        rows, cols = row_map[rows], col_map[cols]
+        kept = (rows >= 0) & (cols >= 0)
+        rows, cols, weights, seconds = rows[kept], cols[kept], weights[kept], seconds[kept]
+        shape = positive.shape
+    if positive.nnz == 0:
+        raise InteractionsError(
+            "no positive signal left: every interaction has zero or negative weight "
+            "(or was filtered by the minimum counts)"
+        )
+
+    day0 = math.floor(float(seconds.min()) / SECONDS_PER_DAY) * SECONDS_PER_DAY
+    day = ((seconds - day0) // SECONDS_PER_DAY).astype(np.int64)
+    item_days = sp.csr_matrix(
+        (np.maximum(weights, 0.0), (cols, day)), shape=(shape[1], int(day.max()) + 1)
+    )
+    item_days.sum_duplicates()
+
+    stats.update(users=shape[0], items=shape[1], preferences=positive.nnz, negatives=negative.nnz)
+    return InteractionMatrix(
+        matrix=_confidence(positive, options).astype(np.float32),
+        users=user_vocab,
+        items=item_vocab,
+        negatives=negative.tocsr().astype(np.float32),
+        item_days=item_days,
+        day0=day0,
+        reference_time=reference,
+        snapshot=log.snapshot,
+        options=options,
+        stats=stats,
+    )
+
+
+def _confidence(matrix: sp.csr_matrix, options: MatrixOptions) -> sp.csr_matrix:
+    result = matrix.copy()
+    if options.transform == "binary":
+        result.data = np.ones_like(result.data)
+    elif options.transform == "log":
+        result.data = 1.0 + options.alpha * np.log1p(result.data)
+    return result
+
+
+def _filter_counts(
+    positive: sp.csr_matrix,
+    negative: sp.csr_matrix,
+    users: Vocabulary,
+    items: Vocabulary,
+    options: MatrixOptions,
+    stats: dict[str, int],
+) -> tuple[sp.csr_matrix, sp.csr_matrix, Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """Drop rare items, then rare users (one pass each, so the result is predictable)."""
+    item_counts = np.diff(positive.tocsc().indptr)
+    keep_cols = np.flatnonzero(item_counts >= options.min_item_interactions)
+    positive = positive[:, keep_cols]
+    user_counts = np.diff(positive.tocsr().indptr)
+    keep_rows = np.flatnonzero(user_counts >= options.min_user_interactions)
+    positive = positive[keep_rows].tocsr()
+    negative = negative[keep_rows][:, keep_cols].tocsr()
+    stats["users_below_minimum"] = len(users) - len(keep_rows)
+    stats["items_below_minimum"] = len(items) - len(keep_cols)
+    new_users = Vocabulary(users.ids.take(pa.array(keep_rows)))
+    new_items = Vocabulary(items.ids.take(pa.array(keep_cols)))
+    return positive, negative, new_users, new_items, keep_rows, keep_cols
+
+
+class MatrixCache:
+    """Built matrices on disk, keyed by (data snapshot, options, event types)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def key(
+        log: InteractionLog, options: MatrixOptions, event_types: dict[str, EventTypeSpec]
+    ) -> str:
+        types = json.dumps({k: v.model_dump() for k, v in sorted(event_types.items())})
+        text = f"{log.snapshot}:{options.model_dump_json()}:{types}"
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def get_or_build(
+        self,
+        log: InteractionLog,
+        options: MatrixOptions,
+        event_types: dict[str, EventTypeSpec] | None = None,
+    ) -> InteractionMatrix:
+        event_types = event_types or default_event_types()
+        entry = self.folder / self.key(log, options, event_types)
+        if (entry / "matrix.json").exists():
+            try:
+                return InteractionMatrix.load(entry)
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry is rebuilt below
+        built = build_matrix(log, options, event_types)
+        partial = entry.with_name(entry.name + ".partial")
+        built.save(partial)
+        if entry.exists():
+            import shutil
+
+            shutil.rmtree(entry, ignore_errors=True)
+        partial.rename(entry)
+        return built
