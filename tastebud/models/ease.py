@@ -17,6 +17,18 @@ class CatalogTooLarge(ModelError):
     """EASE's dense item x item inverse would not fit in the memory allowed."""
 
 
+def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix through Cholesky (LAPACK potrf +
+    potri, in place): about half the work of a general LU inverse."""
+    factor, info = scipy.linalg.lapack.dpotrf(matrix, lower=False, overwrite_a=True)
+    if info == 0:
+        inverse, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise ModelError(f"EASE could not invert the Gram matrix (LAPACK info={info}); raise l2")
+    upper = np.triu(inverse)
+    return upper + np.triu(inverse, 1).T
+
+
 class EASERecommender(Recommender):
     """B = I - P / diag(P) with P = (X^T X + l2 I)^-1; scores = history @ B.
 
@@ -59,10 +71,7 @@ class EASERecommender(Recommender):
             matrix = matrix[:, kept]
         gram = np.asarray((matrix.T @ matrix).toarray(), dtype=np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
-        try:
-            inverse = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        except (np.linalg.LinAlgError, ValueError) as error:
-            raise ModelError(f"EASE could not invert the Gram matrix: {error}") from None
+        inverse = _spd_inverse(gram)
         weights = -inverse / np.diag(inverse)
         np.fill_diagonal(weights, 0.0)
         self.kept_items_ = kept

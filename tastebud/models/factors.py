@@ -102,10 +102,11 @@ class ALSRecommender(FactorRecommender):
             self._callback = None
 
     def _fit(self, data: InteractionMatrix) -> None:
-        model = self._make()
-        self._model = model
-        # implicit parallelises over users itself; a threaded BLAS underneath oversubscribes.
+        # implicit parallelises over users itself; a threaded BLAS underneath oversubscribes
+        # (implicit checks, and warns, when the model is made).
         with threadpool_limits(1, "blas"):
+            model = self._make()
+            self.implicit_model_ = model
             model.fit(data.matrix, show_progress=False, callback=getattr(self, "_callback", None))
         self._capture(model)
 
@@ -157,15 +158,15 @@ class BPRRecommender(FactorRecommender):
 
     def _fit(self, data: InteractionMatrix) -> None:
         use_gpu = gpu_available() if self.use_gpu is None else self.use_gpu
-        model = BayesianPersonalizedRanking(
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            use_gpu=use_gpu,
-        )
         with threadpool_limits(1, "blas"):
+            model = BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                use_gpu=use_gpu,
+            )
             model.fit(data.matrix, show_progress=False)
         if hasattr(model, "to_cpu") and use_gpu:
             model = model.to_cpu()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,11 +93,6 @@ class SearchResult:
         }
 
 
-def default_configuration(has_ratings: bool = True) -> Configuration:
-    """What `train` fits without `--auto`, and the fallback when no trial fits the budget."""
-    return Configuration(MatrixOptions().model_dump(), "ease", {"l2": 200.0})
-
-
 def _suggest_matrix(trial: optuna.Trial, family: str, has_ratings: bool, has_time: bool) -> dict:
     options: dict[str, Any] = {}
     if has_ratings:
@@ -138,7 +134,8 @@ def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, 
 
 
 SEEDS: list[dict[str, Any]] = [
-    {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False, "transform": "none"},
+    {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False,
+     "transform": "none"},
     {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
      "unliked_rating_weight": 0.2, "decay": False, "transform": "log"},
     {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
@@ -200,7 +197,7 @@ class AutoML:
         return self._matrices[key]
 
     def _holdout(self, matrix: InteractionMatrix) -> Holdout:
-        key = (matrix.snapshot, matrix.users.checksum(), matrix.items.checksum())
+        key = matrix.options.model_dump_json()
         if key not in self._holdouts:
             self._holdouts[key] = Holdout.build(matrix, self._valid, self.event_types)
         return self._holdouts[key]
@@ -217,9 +214,12 @@ class AutoML:
         has_time = self._train.table.column("timestamp").null_count < self._train.table.num_rows
         n_items = len(set(self._train.table.column("item_id").to_pylist()))
 
-        sampler = optuna.samplers.TPESampler(
-            seed=self.random_state, multivariate=True, warn_independent_sampling=False
-        )
+        with warnings.catch_warnings():
+            # multivariate/group TPE are marked experimental; they model conditional spaces.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=self.random_state, multivariate=True, group=True
+            )
         pruner = optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=0)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -324,7 +324,7 @@ class AutoML:
                 raise optuna.TrialPruned("budget exhausted")
             if (iteration + 1) % every or iteration + 1 >= model.iterations:
                 return
-            model._capture(model._model)
+            model._capture(model.implicit_model_)
             trial.report(holdout.ndcg(model, 10, sample), iteration)
             if trial.should_prune():
                 raise optuna.TrialPruned()

@@ -67,7 +67,8 @@ def positive_rows(
 class Holdout:
     """Relevance of held-out rows for the users a training matrix knows."""
 
-    matrix: InteractionMatrix
+    train: sp.csr_matrix  # the training preferences (users x items)
+    seen: sp.csr_matrix  # what exclude_seen removes
     users: np.ndarray  # user indices (in the matrix) with at least one relevant item
     relevant: sp.csr_matrix  # rows aligned with ``users``
     dropped_unknown_items: int
@@ -75,7 +76,7 @@ class Holdout:
     @classmethod
     def build(
         cls,
-        matrix: InteractionMatrix,
+        trained_on: InteractionMatrix | Recommender,
         held_out: pa.Table,
         event_types: dict[str, EventTypeSpec] | None = None,
         *,
@@ -85,9 +86,21 @@ class Holdout:
         positives = positive_rows(
             held_out, event_types, liked_rating=liked_rating, min_rating=min_rating
         )
-        relevance = relevance_matrix(positives, matrix.users, matrix.items)
+        if isinstance(trained_on, Recommender):
+            users, items = trained_on.users_, trained_on.items_
+            train, seen = trained_on.user_items_, trained_on.seen_
+        else:
+            users, items = trained_on.users, trained_on.items
+            train, seen = trained_on.matrix, trained_on.seen()
+        relevance = relevance_matrix(positives, users, items)
         has = np.flatnonzero(np.diff(relevance.matrix.indptr) > 0)
-        return cls(matrix, has, relevance.matrix[has].tocsr(), relevance.dropped_unknown_items)
+        return cls(
+            train.tocsr(),
+            seen.tocsr(),
+            has,
+            relevance.matrix[has].tocsr(),
+            relevance.dropped_unknown_items,
+        )
 
     def __len__(self) -> int:
         return len(self.users)
@@ -109,7 +122,7 @@ class Holdout:
     def ndcg_from_scores(self, scores: np.ndarray, k: int = 10) -> float:
         """NDCG@k from precomputed scores of ``self.users`` (the blend search reuses them)."""
         scores = np.array(scores, dtype=np.float32, copy=True)
-        seen = sp.coo_matrix(self.matrix.seen()[self.users])
+        seen = sp.coo_matrix(self.seen[self.users])
         scores[seen.row, seen.col] = -np.inf
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
@@ -119,12 +132,12 @@ class Holdout:
     def full_metrics(self, model: Recommender, ks: Sequence[int] = (5, 10, 20)) -> dict[str, float]:
         """Accuracy and trade-off metrics at every K, for reports."""
         ranked = self.rank(model, max(ks))
-        popularity = np.asarray(self.matrix.matrix.astype(bool).sum(axis=0)).ravel()
+        popularity = np.asarray(self.train.astype(bool).sum(axis=0)).ravel()
         return evaluate_rankings(
             ranked,
             self.relevant,
             ks=ks,
             item_popularity=popularity,
-            n_train_users=self.matrix.shape[0],
-            train_matrix=self.matrix.matrix,
+            n_train_users=self.train.shape[0],
+            train_matrix=self.train,
         )

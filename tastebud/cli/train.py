@@ -1,0 +1,298 @@
+"""``tastebud train``, ``tastebud recommend`` and ``tastebud evaluate``: the batch contract.
+
+Outside evaluation drives tastebud through these three commands, so their names, options
+and file formats are stable (see README "Batch CLI").
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from tastebud.cli.common import (
+    EXIT_STORE,
+    console,
+    fail,
+    out,
+    settings_from_context,
+    stores_for,
+)
+from tastebud.evaluation import PROTOCOLS
+from tastebud.models.base import ModelError, Recommender
+from tastebud.training.interactions import (
+    InteractionLog,
+    InteractionsError,
+    read_event_store,
+    read_interactions_file,
+)
+from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
+from tastebud.training.pipeline import manifest_for, save_training, train
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1.5h`` -> seconds."""
+    match = DURATION.match(text)
+    if not match:
+        raise fail(f"invalid duration {text!r}: use e.g. 90s, 10m or 1h")
+    value = float(match.group(1))
+    unit = match.group(2) or "s"
+    return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+
+
+def _report_log(log: InteractionLog) -> None:
+    console.print(f"read {len(log):,} interactions (snapshot {log.snapshot})")
+    for reason, count in log.dropped.items():
+        console.print(f"[yellow]dropped[/] {count:,} rows: {reason}")
+    if log.ignored_columns:
+        console.print(f"[yellow]ignored columns:[/] {', '.join(log.ignored_columns)}")
+
+
+def train_command(
+    ctx: typer.Context,
+    interactions: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV/TSV/Parquet with user_id,item_id[,rating,weight,event_type,timestamp]; "
+            "without it, the configured event store."
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the model to this new folder instead of registering."),
+    ] = None,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Search model, parameters and blend with AutoML.")
+    ] = False,
+    budget: Annotated[str, typer.Option(help="AutoML time budget, e.g. 90s, 10m, 1h.")] = "5m",
+    promote: Annotated[
+        str | None,
+        typer.Option(help="After registering, point this alias (production/canary/shadow) at it."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for splits and searches.")] = 42,
+) -> None:
+    """Train a model (the default configuration, or AutoML's best with --auto)."""
+    settings = settings_from_context(ctx)
+    budget_seconds = parse_duration(budget)
+    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
+        raise fail(f"{out_dir} exists and is not empty; choose a new --out")
+    try:
+        if interactions is not None:
+            log = read_interactions_file(interactions)
+        else:
+            with stores_for(settings) as stores:
+                log = read_event_store(stores.events)
+    except InteractionsError as error:
+        raise fail(str(error)) from None
+    _report_log(log)
+
+    def show_trial(trial: dict) -> None:
+        value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
+        console.print(
+            f"  trial {trial['number']:>3} {trial['family'] or '?':<10} {trial['state']:<8} "
+            f"ndcg@10 {value}  ({trial['seconds']}s)"
+        )
+
+    try:
+        with console.status("training..." if not auto else f"AutoML search ({budget})..."):
+            result = train(
+                log,
+                auto=auto,
+                budget_seconds=budget_seconds,
+                event_types=settings.events.types,
+                random_state=seed,
+                on_trial=show_trial if auto else None,
+            )
+    except (InteractionsError, ModelError) as error:
+        raise fail(str(error)) from None
+    if result.fallback:
+        console.print(f"[yellow]note:[/] {result.fallback}")
+    if result.search is not None:
+        console.print(
+            f"AutoML: {len(result.search.trials)} trials, best validation NDCG@10 "
+            f"{result.search.validation_ndcg:.4f}"
+        )
+    console.print(
+        f"fitted [bold]{result.configuration.model}[/] on {result.matrix.shape[0]:,} users x "
+        f"{result.matrix.shape[1]:,} items in {result.timings['fit_seconds']:.1f}s"
+    )
+    if out_dir is not None:
+        save_training(result, log, out_dir)
+        out.print(str(out_dir))
+        return
+    from tastebud.registry import RegistryError, open_registry
+
+    with stores_for(settings) as stores:
+        registry = open_registry(settings, stores.artifacts)
+        with tempfile.TemporaryDirectory(prefix="tastebud-train-") as scratch:
+            folder = save_training(result, log, Path(scratch) / "model")
+            try:
+                version = registry.register(
+                    folder,
+                    manifest_for(result, log),
+                    aliases=[promote] if promote else [],
+                )
+            except RegistryError as error:
+                raise fail(str(error), EXIT_STORE) from None
+    out.print(version.model_version)
+
+
+def _load(ctx: typer.Context, model: str) -> Recommender:
+    """A model folder, or a registry version or alias (production, canary, shadow)."""
+    path = Path(model)
+    try:
+        if path.is_dir():
+            return Recommender.load(path)
+    except ModelError as error:
+        raise fail(str(error)) from None
+    settings = settings_from_context(ctx)
+    from tastebud.registry import RegistryError, open_registry
+
+    with stores_for(settings) as stores:
+        registry = open_registry(settings, stores.artifacts)
+        try:
+            return registry.load(model, Recommender.load)
+        except RegistryError as error:
+            raise fail(
+                f"{model} is neither a model folder nor a registered model: {error}"
+            ) from None
+
+
+def _read_users(path: Path) -> list[str]:
+    if not path.is_file():
+        raise fail(f"users file {path} does not exist")
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise fail(f"users file {path} is not UTF-8 text") from None
+    users = [line.strip() for line in lines]
+    if users and users[0] == "user_id":
+        users = users[1:]
+    return [user for user in users if user]
+
+
+def recommend_command(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Option(help="A model folder (from train --out) or a registry alias/version.")
+    ],
+    users: Annotated[Path, typer.Option(help="One user id per line (a user_id header is ok).")],
+    k: Annotated[int, typer.Option("--k", min=1, max=10_000, help="Items per user.")] = 10,
+    out_path: Annotated[Path, typer.Option("--out", help="CSV user_id,item_id,rank,score.")] = Path(
+        "recommendations.csv"
+    ),
+    batch_size: Annotated[int, typer.Option(min=1)] = 2048,
+) -> None:
+    """Top-K items per user to CSV; unknown users get the cold-start (popular) list."""
+    fitted = _load(ctx, model)
+    user_ids = _read_users(users)
+    unknown = int(sum(fitted.users_.index_of(user) < 0 for user in user_ids))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(out_path.name + ".partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "rank", "score"])
+        for start in range(0, len(user_ids), batch_size):
+            batch = user_ids[start : start + batch_size]
+            ids, scores = fitted.recommend(batch, k, exclude_seen=True)
+            for user, row_ids, row_scores in zip(batch, ids, scores, strict=True):
+                for rank, (item, score) in enumerate(zip(row_ids, row_scores, strict=True), 1):
+                    if item is None:
+                        break
+                    writer.writerow([user, item, rank, f"{float(score):.6g}"])
+    partial.replace(out_path)
+    console.print(
+        f"wrote {len(user_ids):,} users x {k} to {out_path} ({unknown:,} unknown users got the "
+        "cold-start list)"
+    )
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    interactions: Annotated[
+        Path | None,
+        typer.Option(help="Interactions file; without it, the configured event store."),
+    ] = None,
+    protocol: Annotated[
+        str, typer.Option(help=f"Split protocol: {', '.join(PROTOCOLS)}.")
+    ] = "user-temporal",
+    k: Annotated[int, typer.Option("--k", min=1, help="The K reports lead with.")] = 10,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Models to compare (repeatable): popularity, itemknn, als, bpr, ease, "
+            "tastebud (default configuration), auto (AutoML on the train part).",
+        ),
+    ] = None,
+    fraction: Annotated[float, typer.Option(help="Held-out fraction.")] = 0.2,
+    min_rating: Annotated[
+        float | None, typer.Option(help="Relevant = test rating >= this (default: liked).")
+    ] = None,
+    budget: Annotated[str, typer.Option(help="AutoML budget when --model auto.")] = "5m",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.json/.md/.png.")] = Path(
+        "evaluation"
+    ),
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Split, train each model on the train part, rank the whole catalog, and report."""
+    settings = settings_from_context(ctx)
+    if protocol not in PROTOCOLS:
+        raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
+    if not 0 < fraction < 1:
+        raise fail("--fraction must be between 0 and 1")
+    try:
+        if interactions is not None:
+            log = read_interactions_file(interactions)
+        else:
+            with stores_for(settings) as stores:
+                log = read_event_store(stores.events)
+    except InteractionsError as error:
+        raise fail(str(error)) from None
+    _report_log(log)
+    split_options: dict = {}
+    if protocol in ("user-temporal", "random-holdout"):
+        split_options["fraction"] = fraction
+    elif protocol == "strong-generalization":
+        split_options["test_fraction"] = fraction
+    elif protocol == "global-temporal":
+        split_options["quantile"] = 1 - fraction
+    if protocol in ("random-holdout", "strong-generalization"):
+        split_options["random_state"] = seed
+    ks = sorted({5, 10, 20, k})
+
+    def show(name: str, metrics: dict[str, float]) -> None:
+        console.print(
+            f"  {name:<12} ndcg@{k} {metrics.get(f'ndcg@{k}', np.nan):.4f}  "
+            f"recall@{k} {metrics.get(f'recall@{k}', np.nan):.4f}  "
+            f"coverage@{k} {metrics.get(f'coverage@{k}', np.nan):.3f}"
+        )
+
+    try:
+        report = run_evaluation(
+            log,
+            protocol,
+            models=models or list(DEFAULT_MODELS),
+            ks=ks,
+            min_rating=min_rating,
+            split_options=split_options,
+            event_types=settings.events.types,
+            budget_seconds=parse_duration(budget),
+            random_state=seed,
+            on_model=show,
+        )
+    except (InteractionsError, ModelError, ValueError) as error:
+        raise fail(str(error)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.main_k = k
+    report.to_json(out_dir / "report.json")
+    report.to_markdown(out_dir / "report.md")
+    report.to_png(out_dir / "report.png")
+    out.print(str(out_dir / "report.json"))

@@ -1,0 +1,160 @@
+"""One contract every model honours (the implicit RecommenderBaseTestMixin idea)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from interaction_data import cluster_of, clustered_log
+
+from tastebud.models import MODELS, ModelError, NotFittedError, Recommender, make_model
+from tastebud.training.matrix import InteractionMatrix, MatrixOptions, build_matrix
+
+# Small, fast settings per model; the contract must hold for all of them.
+SETTINGS: dict[str, dict] = {
+    "popularity": {"half_life_days": 30.0},
+    "itemknn": {"neighbors": 20},
+    "als": {"factors": 8, "iterations": 8, "regularization": 0.05},
+    "bpr": {"factors": 8, "iterations": 60, "learning_rate": 0.05},
+    "ease": {"l2": 10.0},
+    "hybrid": {
+        "components": [("ease", {"l2": 10.0}), ("popularity", {"half_life_days": None})],
+        "weights": [1.0, 0.2],
+    },
+}
+PERSONALISED = [name for name in SETTINGS if name != "popularity"]
+
+
+def test_every_registered_model_is_under_contract() -> None:
+    assert set(MODELS) == set(SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def matrix() -> InteractionMatrix:
+    return build_matrix(clustered_log(), MatrixOptions())
+
+
+@pytest.fixture(scope="module", params=sorted(SETTINGS))
+def fitted(request: pytest.FixtureRequest, matrix: InteractionMatrix) -> Recommender:
+    return make_model(request.param, **SETTINGS[request.param]).fit(matrix)
+
+
+def test_fit_returns_self_and_learned_state_ends_in_underscore(matrix: InteractionMatrix) -> None:
+    for name, params in SETTINGS.items():
+        model = make_model(name, **params)
+        before = set(vars(model))
+        assert model.fit(matrix) is model
+        learned = set(vars(model)) - before
+        assert learned and all(attribute.endswith("_") for attribute in learned), name
+
+
+def test_params_round_trip_and_unknown_params_are_refused() -> None:
+    for name, params in SETTINGS.items():
+        model = make_model(name, **params)
+        assert {k: model.get_params()[k] for k in params} == params
+        clone = type(model)(**model.get_params())
+        assert clone.get_params() == model.get_params()
+        with pytest.raises(ModelError):
+            model.set_params(no_such_parameter=1)
+
+
+def test_unfitted_model_says_so() -> None:
+    for name, params in SETTINGS.items():
+        with pytest.raises(NotFittedError):
+            make_model(name, **params).recommend(["u1"], 5)
+
+
+def test_recommend_ranks_best_first_without_seen_items(
+    fitted: Recommender, matrix: InteractionMatrix
+) -> None:
+    users = ["u0", "u1", "u2", "u50"]
+    ids, scores = fitted.recommend(users, 8)
+    assert ids.shape == (4, 8) and scores.shape == (4, 8)
+    for row, user in enumerate(users):
+        assert all(np.diff(scores[row]) <= 1e-6)
+        seen = set(matrix.items.id_of(matrix.seen()[matrix.users.index_of(user)].indices))
+        assert not seen & set(ids[row]), "a training item was recommended"
+        assert len(set(ids[row])) == 8
+
+
+def test_score_agrees_with_recommend(fitted: Recommender) -> None:
+    ids, scores = fitted.recommend(["u3"], 5)
+    np.testing.assert_allclose(fitted.score("u3", list(ids[0])), scores[0], rtol=1e-4, atol=1e-5)
+    assert np.isnan(fitted.score("u3", ["no-such-item"])[0])
+
+
+def test_candidates_and_filters_are_honoured(fitted: Recommender) -> None:
+    candidates = [f"i{i}" for i in range(0, 60, 2)]
+    ids, _ = fitted.recommend(["u4"], 5, items=candidates, filter_items=["i0", "i2"])
+    chosen = {item for item in ids[0] if item is not None}
+    assert chosen <= set(candidates) - {"i0", "i2"}
+
+
+def test_unknown_user_gets_the_popularity_list_not_an_error(fitted: Recommender) -> None:
+    ids, scores = fitted.recommend(["nobody", "u0"], 5)
+    popular = np.argsort(-fitted.popularity_, kind="stable")[:5]
+    assert list(ids[0]) == fitted.items_.id_of(popular)
+    assert np.isfinite(scores[0]).all()
+
+
+def test_short_catalog_pads_with_none(fitted: Recommender) -> None:
+    ids, scores = fitted.recommend(["u0"], 5, items=["i1", "i4"], exclude_seen=False)
+    assert list(ids[0][2:]) == [None, None, None]
+    assert np.isnan(scores[0][2:]).all()
+
+
+def test_similar_items_exclude_the_item_itself(fitted: Recommender) -> None:
+    ids, _ = fitted.similar_items(["i0", "nope"], 5)
+    assert "i0" not in ids[0] and all(ids[1] == None)  # noqa: E711
+
+
+def test_save_and_load_give_the_same_recommendations(fitted: Recommender, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert type(loaded) is type(fitted)
+    assert json.dumps(loaded.get_params(), sort_keys=True) == json.dumps(
+        fitted.get_params(), sort_keys=True
+    )
+    before = fitted.recommend(["u1", "u7", "nobody"], 6)
+    after = loaded.recommend(["u1", "u7", "nobody"], 6)
+    assert (before[0] == after[0]).all()
+    np.testing.assert_allclose(before[1], after[1], rtol=1e-5)
+
+
+def test_a_changed_file_is_refused_on_load(fitted: Recommender, tmp_path: Path) -> None:
+    folder = fitted.save(tmp_path / "m")
+    state = folder / "state.npz"
+    state.write_bytes(state.read_bytes() + b"tampered")
+    with pytest.raises(ModelError, match="checksum"):
+        Recommender.load(folder)
+
+
+@pytest.mark.parametrize("name", PERSONALISED)
+def test_personalised_models_learn_the_planted_clusters(
+    name: str, matrix: InteractionMatrix
+) -> None:
+    model = make_model(name, **SETTINGS[name]).fit(matrix)
+    users = [f"u{i}" for i in range(30)]
+    ids, _ = model.recommend(users, 5)
+    same = np.mean(
+        [
+            cluster_of(item) == cluster_of(user)
+            for user, row in zip(users, ids, strict=True)
+            for item in row
+        ]
+    )
+    assert same > 0.6, f"{name}: only {same:.0%} in-cluster (chance is 33%)"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_fold_in_history_personalises_an_anonymous_session(
+    name: str, matrix: InteractionMatrix
+) -> None:
+    model = make_model(name, **SETTINGS[name]).fit(matrix)
+    history = [f"i{i}" for i in range(0, 30, 3)]  # cluster 0 items
+    ids, _ = model.recommend(["anonymous"], 5, histories=[history])
+    assert not set(history) & set(ids[0])
+    if name != "popularity":
+        assert np.mean([cluster_of(item) == 0 for item in ids[0]]) >= 0.6
