@@ -77,7 +77,8 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         best_so_far, curve = -math.inf, []
         for trial in self.trials:
-            if trial["value"] is not None:
+            # A pruned trial carries its last partial value; only finished ones count.
+            if trial["value"] is not None and trial["state"] == "complete":
                 best_so_far = max(best_so_far, trial["value"])
             curve.append(None if best_so_far == -math.inf else best_so_far)
         return {
@@ -174,10 +175,12 @@ class AutoML:
         options = {"fraction": self.validation_fraction}
         if not has_time:
             options["random_state"] = self.random_state
-        split = make_splitter(protocol, **options)(
-            table.append_column("_row", pa.array(np.arange(table.num_rows)))
-        )
-        if split.test.num_rows == 0:
+        rows = table.append_column("_row", pa.array(np.arange(table.num_rows)))
+        try:
+            split = make_splitter(protocol, **options)(rows)
+        except ValueError:  # e.g. no user with 2 interactions: the test part would be empty
+            split = None
+        if split is None or split.test.num_rows == 0:
             raise InteractionsError(
                 "too little data for a validation split: every user needs at least 2 "
                 "interactions; train without --auto to fit the default configuration"

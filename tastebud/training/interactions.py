@@ -91,6 +91,9 @@ def read_interactions_file(path: str | Path) -> InteractionLog:
                 convert_options=pacsv.ConvertOptions(
                     column_types={"user_id": pa.string(), "item_id": pa.string()},
                     strings_can_be_null=True,
+                    # Only an empty field is missing: "nan" in a weight column is a NaN
+                    # (rejected, counted), "NA" is a valid id.
+                    null_values=[""],
                 ),
             )
     except (pa.ArrowInvalid, OSError) as error:
@@ -222,9 +225,9 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
     good &= keep(pc.and_(pc.is_valid(item), pc.greater(pc.utf8_length(item), 0)), "missing_item_id")
     good &= keep(pc.is_valid(event_type), "missing_event_type")
     if weight is not None:
-        good &= keep(pc.or_(pc.is_null(weight), pc.is_finite(weight)), "weight_not_finite")
+        good &= keep(pc.or_kleene(pc.is_null(weight), pc.is_finite(weight)), "weight_not_finite")
     if rating is not None:
-        good &= keep(pc.or_(pc.is_null(rating), pc.is_finite(rating)), "rating_not_finite")
+        good &= keep(pc.or_kleene(pc.is_null(rating), pc.is_finite(rating)), "rating_not_finite")
     if "timestamp" in names:
         good &= keep(pc.is_valid(timestamp), "timestamp_invalid")
     # Counts overlap when a row fails twice; report each row once, under its first reason.

@@ -1,0 +1,163 @@
+"""The batch contract: `train`, `recommend` and `evaluate`, their files and their errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from interaction_data import clustered_table
+from typer.testing import CliRunner
+
+from tastebud.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def interactions(home: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "interactions.csv"
+    table = clustered_table(n_users=90, n_items=45, per_user=12, seed=7)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "rating", "timestamp"])
+        for row in table.to_pylist():
+            writer.writerow(
+                [row["user_id"], row["item_id"], row["rating"], row["timestamp"].isoformat()]
+            )
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("command", ["train", "recommend", "evaluate"])
+def test_batch_commands_have_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_train_then_recommend_writes_k_new_items_per_user(
+    interactions: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m"])
+    assert result.exit_code == 0, result.output
+    training = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert training["data"]["rows"] == 90 * 12 and training["model"] == "ease"
+    assert training["coverage"]["factor_coverage_users"] == 1.0
+
+    (tmp_path / "users.txt").write_text("user_id\nu1\nu2\nstranger\n\nu3\n")
+    args = ["recommend", "--model", "m", "--users", "users.txt", "--k", "5", "--out", "r.csv"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(tmp_path / "r.csv")
+    assert list(rows[0]) == ["user_id", "item_id", "rank", "score"]
+    by_user: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_user.setdefault(row["user_id"], []).append(row)
+    assert sorted(by_user) == ["stranger", "u1", "u2", "u3"]
+    trained = read_csv(interactions)
+    for user, items in by_user.items():
+        assert [int(r["rank"]) for r in items] == [1, 2, 3, 4, 5]
+        scores = [float(r["score"]) for r in items]
+        assert scores == sorted(scores, reverse=True)
+        seen = {r["item_id"] for r in trained if r["user_id"] == user}
+        assert not seen & {r["item_id"] for r in items}, "recommended a training item"
+
+
+def test_train_auto_reports_its_search(interactions: Path, tmp_path: Path) -> None:
+    args = ["train", "--interactions", str(interactions), "--out", "auto", "--auto",
+            "--budget", "6s"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "trial" in result.output
+    training = json.loads((tmp_path / "auto" / "training.json").read_text())
+    assert training["search"]["trials"] and training["search"]["validation"]["protocol"]
+    assert (tmp_path / "auto" / "search.md").read_text().startswith("# AutoML search")
+    assert (tmp_path / "auto" / "search.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_without_out_registers_a_version_that_recommend_can_serve(
+    interactions: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, ["train", "--interactions", str(interactions), "--promote", "production"]
+    )
+    assert result.exit_code == 0, result.output
+    version = result.stdout.strip().splitlines()[-1]
+    shown = runner.invoke(app, ["models", "show", "production"])
+    assert shown.exit_code == 0 and version in shown.output
+    (tmp_path / "users.txt").write_text("u1\n")
+    args = ["recommend", "--model", "production", "--users", "users.txt", "--out", "r.csv"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert len(read_csv(tmp_path / "r.csv")) == 10
+
+
+def test_evaluate_writes_json_markdown_and_png(interactions: Path, tmp_path: Path) -> None:
+    args = ["evaluate", "--interactions", str(interactions), "--protocol", "user-temporal",
+            "--model", "popularity", "--model", "tastebud", "--out", "report"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    text = json.dumps(report)
+    assert "cf.offline.ndcg@10" in text
+    assert (tmp_path / "report" / "report.md").exists()
+    assert (tmp_path / "report" / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_strong_generalization_folds_in_held_out_users(
+    interactions: Path, tmp_path: Path
+) -> None:
+    args = ["evaluate", "--interactions", str(interactions), "--protocol",
+            "strong-generalization", "--model", "ease", "--model", "popularity",
+            "--out", "sg"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "ndcg@10" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "Empty CSV"),
+        ("user_id,item_id\n", "no usable interactions"),
+        ("user_id,item_id\nonly,x\nonly,y\n", "at least 2 users"),
+        ("customer,product\n1,2\n", "no user_id and no item_id"),
+        ("user_id,item_id,weight\na,x,nan\nb,y,nan\n", "no usable interactions"),
+        ("user_id,item_id,event_type\na,x,dislike\nb,y,dislike\n", "no positive signal"),
+    ],
+    ids=["empty", "header-only", "one-user", "unknown-columns", "nan-weights", "all-negative"],
+)
+def test_bad_interactions_give_a_clear_error_and_no_model(
+    home: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = runner.invoke(app, ["train", "--interactions", str(path), "--out", "m"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_failed_training_leaves_the_registry_untouched(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("user_id,item_id\nonly,x\n")
+    assert runner.invoke(app, ["train", "--interactions", str(path)]).exit_code == 2
+    listed = runner.invoke(app, ["models", "list", "--json"])
+    assert json.loads(listed.stdout) == []
+
+
+def test_recommend_errors_are_clear(interactions: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["recommend", "--model", "nowhere", "--users", "u.txt"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert (
+        runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m"]).exit_code
+        == 0
+    )
+    result = runner.invoke(app, ["recommend", "--model", "m", "--users", "missing.txt"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m"])
+    assert result.exit_code == 2 and "not empty" in result.output
