@@ -40,7 +40,7 @@ class EASERecommender(Recommender):
     name = "ease"
 
     def __init__(
-        self, l2: float = 200.0, max_items: int = 20_000, on_large: str = "approximate"
+        self, l2: float = 200.0, max_items: int = 15_000, on_large: str = "approximate"
     ) -> None:
         self.l2 = l2
         self.max_items = max_items

@@ -158,3 +158,32 @@ def test_fold_in_history_personalises_an_anonymous_session(
     assert not set(history) & set(ids[0])
     if name != "popularity":
         assert np.mean([cluster_of(item) == 0 for item in ids[0]]) >= 0.6
+
+
+def test_ease_refuses_or_approximates_a_catalog_above_its_limit(matrix: InteractionMatrix) -> None:
+    from tastebud.models import CatalogTooLarge, EASERecommender
+
+    with pytest.raises(CatalogTooLarge, match="max_items=20"):
+        EASERecommender(l2=10.0, max_items=20, on_large="error").fit(matrix)
+    with pytest.warns(UserWarning, match="keeping the 20 most popular"):
+        model = EASERecommender(l2=10.0, max_items=20).fit(matrix)
+    assert len(model.kept_items_) == 20 and model.weights_.shape == (20, 20)
+    kept = set(model.items_.id_of(model.kept_items_))
+    ids, _ = model.recommend(["u0", "u1"], 5)
+    assert {item for row in ids for item in row} <= kept
+    assert EASERecommender.memory_bytes(15_000) == 3 * 8 * 15_000**2  # 5.4 GB: the default cap
+
+
+def test_hybrid_blend_is_the_weighted_sum_of_normalised_scores(matrix: InteractionMatrix) -> None:
+    from tastebud.models import EASERecommender, HybridRecommender, PopularityRecommender, normalise
+
+    ease = EASERecommender(l2=10.0).fit(matrix)
+    popularity = PopularityRecommender(half_life_days=None).fit(matrix)
+    hybrid = HybridRecommender.from_fitted([ease, popularity], [1.0, 0.5])
+    rows = np.array([0, 5, 9])
+    expected = normalise(ease.score_users(rows), "zscore") + 0.5 * normalise(
+        popularity.score_users(rows), "zscore"
+    )
+    np.testing.assert_allclose(hybrid.score_users(rows), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match="2 components but 1 weights"):
+        HybridRecommender(components=[("ease", {}), ("popularity", {})], weights=[1.0]).fit(matrix)

@@ -161,3 +161,15 @@ def test_recommend_errors_are_clear(interactions: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "does not exist" in result.output
     result = runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m"])
     assert result.exit_code == 2 and "not empty" in result.output
+
+
+def test_train_reads_the_event_store_when_given_no_file(home: Path) -> None:
+    args = ["quickstart", "--users", "80", "--items", "60", "--days", "5"]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, ["train", "--promote", "production"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)
+    assert len(listed) == 1
+    entry = listed[0]
+    assert entry["user_count"] > 0 and entry["item_count"] > 0
+    assert entry["time_range"]["start"] and entry["snapshot"]
