@@ -43,11 +43,11 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
+from tastebud.data.interactions import from_table
 from tastebud.data.synthetic import WorldSpec, generate_world
 from tastebud.data.vocabulary import Vocabulary
 from tastebud.evaluation import evaluate_rankings, make_splitter, relevance_matrix
 from tastebud.training.holdout import positive_rows
-from tastebud.training.interactions import from_table
 from tastebud.training.pipeline import train
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

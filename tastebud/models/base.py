@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.data.vocabulary import Vocabulary
-from tastebud.training.matrix import InteractionMatrix
 
 MODEL_FILE = "model.json"
 STATE_FILE = "state.npz"

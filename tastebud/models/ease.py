@@ -9,8 +9,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError, Recommender
-from tastebud.training.matrix import InteractionMatrix
 
 
 class CatalogTooLarge(ModelError):

@@ -12,8 +12,8 @@ from implicit.als import AlternatingLeastSquares
 from implicit.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import Recommender
-from tastebud.training.matrix import InteractionMatrix
 
 
 def gpu_available() -> bool:

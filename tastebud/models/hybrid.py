@@ -9,8 +9,8 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError, Recommender
-from tastebud.training.matrix import InteractionMatrix
 
 
 def normalise(scores: np.ndarray, method: str) -> np.ndarray:

@@ -11,8 +11,8 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 from implicit.utils import ParameterWarning
 
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError, Recommender
-from tastebud.training.matrix import InteractionMatrix
 
 
 class ItemKNNRecommender(Recommender):

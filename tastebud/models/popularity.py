@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import Recommender
-from tastebud.training.matrix import InteractionMatrix
 
 
 class PopularityRecommender(Recommender):

@@ -1,0 +1,32 @@
+"""Training: interaction logs in, preference matrices, AutoML, the train pipeline, and
+whole offline evaluations."""
+
+from tastebud.data.interactions import (
+    InteractionLog,
+    InteractionsError,
+    from_table,
+    read_event_store,
+    read_interactions_file,
+)
+from tastebud.data.matrix import InteractionMatrix, MatrixCache, MatrixOptions, build_matrix
+from tastebud.training.automl import AutoML, BudgetTooSmall, Configuration, SearchResult
+from tastebud.training.pipeline import TrainingResult, default_configuration, train
+
+__all__ = [
+    "AutoML",
+    "BudgetTooSmall",
+    "Configuration",
+    "InteractionLog",
+    "InteractionMatrix",
+    "InteractionsError",
+    "MatrixCache",
+    "MatrixOptions",
+    "SearchResult",
+    "TrainingResult",
+    "build_matrix",
+    "default_configuration",
+    "from_table",
+    "read_event_store",
+    "read_interactions_file",
+    "train",
+]

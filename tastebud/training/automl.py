@@ -26,14 +26,14 @@ import optuna
 import pyarrow as pa
 
 from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.interactions import InteractionLog, InteractionsError
+from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
 from tastebud.evaluation import make_splitter
 from tastebud.models import make_model, normalise
 from tastebud.models.base import ModelError, Recommender
 from tastebud.models.factors import ALSRecommender
 from tastebud.observability import get_logger
 from tastebud.training.holdout import Holdout
-from tastebud.training.interactions import InteractionLog, InteractionsError
-from tastebud.training.matrix import InteractionMatrix, MatrixOptions, build_matrix
 
 log = get_logger(__name__)
 

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.matrix import InteractionMatrix
 from tastebud.evaluation import evaluate_rankings, relevance_matrix
 from tastebud.models.base import Recommender
-from tastebud.training.matrix import InteractionMatrix
 
 DEFAULT_LIKED_RATING = 0.7
 

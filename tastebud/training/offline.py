@@ -16,13 +16,13 @@ import numpy as np
 import pyarrow as pa
 
 from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.interactions import InteractionLog, InteractionsError, from_table
+from tastebud.data.matrix import MatrixOptions
 from tastebud.evaluation import EvaluationReport, evaluate_rankings, make_splitter
 from tastebud.evaluation.report import summarize_interactions
 from tastebud.models.base import Recommender
 from tastebud.training.automl import Configuration
 from tastebud.training.holdout import Holdout, positive_rows
-from tastebud.training.interactions import InteractionLog, InteractionsError, from_table
-from tastebud.training.matrix import MatrixOptions
 from tastebud.training.pipeline import train
 
 BASELINES: dict[str, Configuration] = {

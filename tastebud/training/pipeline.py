@@ -23,6 +23,8 @@ import pyarrow.compute as pc
 
 from tastebud import __version__
 from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.interactions import InteractionLog, InteractionsError
+from tastebud.data.matrix import InteractionMatrix, MatrixOptions
 from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
@@ -33,8 +35,6 @@ from tastebud.training.automl import (
     SearchResult,
     fit_configuration,
 )
-from tastebud.training.interactions import InteractionLog, InteractionsError
-from tastebud.training.matrix import InteractionMatrix, MatrixOptions
 
 TRAINING_FILE = "training.json"
 # Above this catalog size the default configuration switches from EASE to ALS.

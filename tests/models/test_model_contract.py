@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from interaction_data import cluster_of, clustered_log
 
+from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
 from tastebud.models import MODELS, ModelError, NotFittedError, Recommender, make_model
-from tastebud.training.matrix import InteractionMatrix, MatrixOptions, build_matrix
 
 # Small, fast settings per model; the contract must hold for all of them.
 SETTINGS: dict[str, dict] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from tastebud.training.interactions import InteractionLog, from_table
+from tastebud.data.interactions import InteractionLog, from_table
 
 DAY_US = 86_400 * 1_000_000
 START_US = 1_700_000_000 * 1_000_000

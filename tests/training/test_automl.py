@@ -7,10 +7,10 @@ import pyarrow.compute as pc
 import pytest
 from interaction_data import clustered_log
 
+from tastebud.data.interactions import InteractionsError, from_table
+from tastebud.data.matrix import build_matrix
 from tastebud.training.automl import AutoML, BudgetTooSmall
 from tastebud.training.holdout import Holdout
-from tastebud.training.interactions import InteractionsError, from_table
-from tastebud.training.matrix import build_matrix
 from tastebud.training.pipeline import train
 
 

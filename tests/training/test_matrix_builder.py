@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from tastebud.config import EventTypeSpec, default_event_types
-from tastebud.training.interactions import InteractionsError, from_table, read_interactions_file
-from tastebud.training.matrix import MatrixCache, MatrixOptions, build_matrix
+from tastebud.data.interactions import InteractionsError, from_table, read_interactions_file
+from tastebud.data.matrix import MatrixCache, MatrixOptions, build_matrix
 
 DAY = 86_400
 

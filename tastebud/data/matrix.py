@@ -24,8 +24,8 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.interactions import InteractionLog, InteractionsError
 from tastebud.data.vocabulary import Vocabulary
-from tastebud.training.interactions import InteractionLog, InteractionsError
 
 SECONDS_PER_DAY = 86_400.0
 
