@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError
@@ -42,6 +43,7 @@ FAMILIES = ("ease", "als", "itemknn", "bpr", "popularity")
 # Ratio of the budget given to the single-model phase; the rest goes to the blend.
 MODEL_PHASE_SHARE = 0.8
 EVAL_CHUNKS = 4
+BLEND_BYTES = 1 << 30
 
 
 class BudgetTooSmall(ValueError):
@@ -157,6 +159,7 @@ class AutoML:
         random_state: int = 42,
         event_types: dict[str, EventTypeSpec] | None = None,
         max_ease_items: int = 15_000,
+        max_validation_users: int = 5_000,
         on_trial: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.budget_seconds = budget_seconds
@@ -165,6 +168,7 @@ class AutoML:
         self.random_state = random_state
         self.event_types = event_types or default_event_types()
         self.max_ease_items = max_ease_items
+        self.max_validation_users = max_validation_users
         self.on_trial = on_trial
 
     # -- data ----------------------------------------------------------------------------
@@ -202,7 +206,8 @@ class AutoML:
     def _holdout(self, matrix: InteractionMatrix) -> Holdout:
         key = matrix.options.model_dump_json()
         if key not in self._holdouts:
-            self._holdouts[key] = Holdout.build(matrix, self._valid, self.event_types)
+            holdout = Holdout.build(matrix, self._valid, self.event_types)
+            self._holdouts[key] = holdout.sample(self.max_validation_users, self.random_state)
         return self._holdouts[key]
 
     # -- search --------------------------------------------------------------------------
@@ -211,11 +216,13 @@ class AutoML:
         deadline = started + self.budget_seconds
         self._train, self._valid, protocol = self._validation_split(data)
         self._matrices: dict[str, InteractionMatrix] = {}
-        self._holdouts: dict[tuple, Holdout] = {}
+        self._holdouts: dict[str, Holdout] = {}
         values = self._train.table.column("value")
         has_ratings = values.null_count < len(values)
         has_time = self._train.table.column("timestamp").null_count < self._train.table.num_rows
-        n_items = len(set(self._train.table.column("item_id").to_pylist()))
+        n_items = pc.count_distinct(self._train.table.column("item_id")).as_py()
+        # EASE's dense item x item inverse is too big above the cap: leave it out.
+        families = [f for f in self.families if f != "ease" or n_items <= self.max_ease_items]
 
         with warnings.catch_warnings():
             # multivariate/group TPE are marked experimental; they model conditional spaces.
@@ -227,7 +234,7 @@ class AutoML:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
         for seed in SEEDS:
-            if seed["family"] in self.families:
+            if seed["family"] in families:
                 params = dict(seed)
                 if not has_ratings:
                     params.pop("unliked_rating_weight", None)
@@ -236,9 +243,7 @@ class AutoML:
         trials: list[dict[str, Any]] = []
 
         def objective(trial: optuna.Trial) -> float:
-            family = trial.suggest_categorical("family", list(self.families))
-            if family == "ease" and n_items > self.max_ease_items:
-                raise optuna.TrialPruned(f"EASE skipped: {n_items} items > {self.max_ease_items}")
+            family = trial.suggest_categorical("family", families)
             options = _suggest_matrix(trial, family, has_ratings, has_time)
             params = _suggest_model(trial, family, n_items)
             matrix = self._matrix(options)
@@ -347,6 +352,9 @@ class AutoML:
         members = sorted(by_family.values(), key=lambda t: -(t.value or -math.inf))[:4]
         if len(members) < 2:
             return
+        # Dense validation scores are cached per member: bound them to BLEND_BYTES.
+        budget_users = BLEND_BYTES // (4 * matrix.shape[1] * len(members))
+        holdout = holdout.sample(max(200, int(budget_users)), self.random_state)
         models: list[Recommender] = []
         scores: list[np.ndarray] = []
         for member in members:
