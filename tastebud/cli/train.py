@@ -23,14 +23,14 @@ from tastebud.cli.common import (
     settings_from_context,
     stores_for,
 )
-from tastebud.evaluation import PROTOCOLS
-from tastebud.models.base import ModelError, Recommender
-from tastebud.training.interactions import (
+from tastebud.data.interactions import (
     InteractionLog,
     InteractionsError,
     read_event_store,
     read_interactions_file,
 )
+from tastebud.evaluation import PROTOCOLS
+from tastebud.models.base import ModelError, Recommender
 from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
 from tastebud.training.pipeline import manifest_for, save_training, train
 
@@ -144,6 +144,14 @@ def train_command(
     out.print(version.model_version)
 
 
+def smoke_recommendation(model: Recommender) -> None:
+    """A loaded model must answer one real request before it is used."""
+    user = model.users_.id_of([0]) if len(model.users_) else ["unknown"]
+    ids, _ = model.recommend(user, 1)
+    if ids.shape != (1, 1):
+        raise ModelError("the model answered a smoke request with the wrong shape")
+
+
 def _load(ctx: typer.Context, model: str) -> Recommender:
     """A model folder, or a registry version or alias (production, canary, shadow)."""
     path = Path(model)
@@ -158,7 +166,7 @@ def _load(ctx: typer.Context, model: str) -> Recommender:
     with stores_for(settings) as stores:
         registry = open_registry(settings, stores.artifacts)
         try:
-            return registry.load(model, Recommender.load)
+            return registry.load(model, Recommender.load, smoke=smoke_recommendation)
         except RegistryError as error:
             raise fail(
                 f"{model} is neither a model folder nor a registered model: {error}"
