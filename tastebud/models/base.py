@@ -156,6 +156,8 @@ class Recommender:
         self._check_fitted()
         if k < 1:
             raise ModelError("k must be at least 1")
+        if histories is not None and len(histories) != len(user_ids):
+            raise ModelError(f"{len(user_ids)} users but {len(histories)} histories")
         rows = self.users_.index(list(user_ids))
         indices, scores = self.recommend_indices(
             rows,
