@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 import pytest
 import redis
-
-from tastebud.schemas import Event
+from event_factories import T0, make_events  # noqa: F401  (re-exported for fixtures)
 
 POSTGRES_URL = os.environ.get(
     "TASTEBUD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -26,7 +24,6 @@ DATASETS = Path(
         "TASTEBUD_TEST_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"
     )
 )
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _unavailable(service: str, error: Exception) -> None:
@@ -96,22 +93,3 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TASTEBUD_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     return tmp_path / "home"
-
-
-def make_events(count: int, *, prefix: str = "e", users: int = 5, items: int = 7) -> list[Event]:
-    types = ["play", "like", "skip", "view", "purchase"]
-    return [
-        Event(
-            event_id=f"{prefix}{index}",
-            user_id=f"u{index % users}",
-            item_id=f"i{index % items}",
-            event_type=types[index % len(types)],
-            value=float(index) if index % 2 else None,
-            timestamp=T0 + timedelta(minutes=index),
-            session_id=f"s{index // 10}",
-            device_type="web" if index % 3 else "mobile",
-            locale="en-US",
-            context={"page": "home", "n": index} if index % 4 == 0 else {},
-        )
-        for index in range(count)
-    ]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_events
+from event_factories import make_events
 
 from tastebud.stores import StoreError, open_database
 from tastebud.stores.embedded_events import EmbeddedEventStore

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import T0, make_events
+from event_factories import T0, make_events
 
 from tastebud.schemas import EVENT_SCHEMA, Event
 from tastebud.stores import EventQuery, EventStore, open_database
@@ -159,7 +159,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from tastebud.stores import open_database
-    from conftest import make_events
+    from event_factories import make_events
     events = open_database(sys.argv[1]).events
     start, stop, step = (int(v) for v in sys.argv[2:5])
     inserted = 0
