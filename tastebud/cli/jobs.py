@@ -1,0 +1,231 @@
+"""``tastebud jobs list|run|history`` and ``tastebud scheduler``.
+
+``jobs run NAME --start T --end T`` is the unit an orchestrator calls once per interval
+(see ``examples/airflow_dag.py``). Exit codes: 0 done (or skipped), 1 the job failed, 2 bad
+usage (unknown job, not available yet, bad interval), 3 store unreachable, 4 the job is
+already running elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from pydantic_core import PydanticCustomError
+from rich.table import Table
+
+from tastebud.cli.common import EXIT_STORE, EXIT_USAGE, console, fail, out, settings_from_context
+from tastebud.config import Settings
+from tastebud.jobs import (
+    InvalidInterval,
+    JobAlreadyRunning,
+    JobFailed,
+    JobNotAvailable,
+    JobRunner,
+    RetryPolicy,
+    RunHistory,
+    UnknownJob,
+    open_run_history,
+)
+from tastebud.jobs.definitions import build_registry
+from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.scheduler import Scheduler
+from tastebud.schemas import parse_timestamp
+from tastebud.stores import StoreError
+
+EXIT_FAILED = 1
+EXIT_RUNNING = 4
+
+app = typer.Typer(
+    help="Batch jobs: list, run one interval, show run history.", no_args_is_help=True
+)
+
+
+def registry_for(settings: Settings) -> JobRegistry:
+    jobs = settings.jobs
+    return build_registry(
+        RetryPolicy(
+            max_attempts=jobs.max_attempts,
+            base_seconds=jobs.retry_base_seconds,
+            cap_seconds=jobs.retry_cap_seconds,
+        )
+    )
+
+
+@contextmanager
+def history_for(settings: Settings) -> Iterator[RunHistory]:
+    try:
+        history = open_run_history(settings)
+    except StoreError as error:
+        raise fail(str(error), EXIT_STORE) from None
+    try:
+        yield history
+    finally:
+        history.close()
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except (PydanticCustomError, ValueError) as error:
+        raise fail(f"{option} {value!r}: {error}") from None
+
+
+@app.command("list")
+def list_jobs(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every job, its schedule, timeout and whether it can run yet."""
+    settings = settings_from_context(ctx)
+    rows: list[dict[str, Any]] = [
+        {
+            "name": job.name,
+            "schedule": job.schedule.describe(),
+            "timeout_seconds": job.timeout_seconds,
+            "max_attempts": job.retry.max_attempts,
+            "available": job.available,
+            "status": "available" if job.available else f"not available yet: {job.reason}",
+            "description": job.description,
+        }
+        for job in registry_for(settings)
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="jobs")
+    for column in ("name", "schedule", "timeout", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["schedule"],
+            f"{row['timeout_seconds']:g} s",
+            row["status"] if not row["available"] else "[green]available[/]",
+        )
+    out.print(table)
+
+
+@app.command("run")
+def run_job(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The job to run (see `tastebud jobs list`).")],
+    start: Annotated[
+        str | None, typer.Option(help="Interval start, inclusive (ISO-8601 or epoch seconds).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Interval end, exclusive. Default: the schedule's latest interval."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run one job over one data interval [start, end), with its retries and timeout."""
+    settings = settings_from_context(ctx)
+    start_at, end_at = _moment(start, "--start"), _moment(end, "--end")
+    registry = registry_for(settings)
+    try:
+        registry.runnable(name)
+    except (UnknownJob, JobNotAvailable) as error:
+        raise fail(str(error)) from None
+    with history_for(settings) as history:
+        runner = JobRunner(settings, registry, history)
+        try:
+            outcome = runner.run(name, start_at, end_at)
+        except InvalidInterval as error:
+            raise fail(str(error)) from None
+        except JobAlreadyRunning as error:
+            raise fail(str(error), EXIT_RUNNING) from None
+        except JobFailed as error:
+            if as_json:
+                out.print_json(json.dumps(error.outcome.__dict__, default=str))
+            raise fail(str(error), EXIT_FAILED) from None
+        except StoreError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    if as_json:
+        out.print_json(json.dumps(outcome.__dict__, default=str))
+        return
+    out.print(
+        f"[green]{outcome.status}[/] {name} [{outcome.start.isoformat()}, "
+        f"{outcome.end.isoformat()}) in {outcome.attempts} attempt(s): "
+        f"{json.dumps(outcome.output, default=str)}"
+    )
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Option(help="Only this job.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only attempts with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many attempts, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Recent attempts: status, attempt number, interval, start, duration, error."""
+    settings = settings_from_context(ctx)
+    with history_for(settings) as runs:
+        records = runs.list_runs(job_name=job, status=status, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([record.as_dict() for record in records]))
+        return
+    table = Table(title="job runs")
+    for column in ("job", "run", "attempt", "status", "interval", "started", "seconds", "error"):
+        table.add_column(column)
+    for record in records:
+        table.add_row(
+            record.job_name,
+            record.run_id,
+            str(record.attempt),
+            record.status,
+            f"{record.interval_start:%Y-%m-%d %H:%M} → {record.interval_end:%Y-%m-%d %H:%M}",
+            f"{record.started_at:%Y-%m-%d %H:%M:%S}",
+            "" if record.duration_seconds is None else f"{record.duration_seconds:.2f}",
+            record.error or "",
+        )
+    out.print(table)
+
+
+def scheduler(
+    ctx: typer.Context,
+    jobs: Annotated[
+        list[str] | None, typer.Option("--job", help="Only these jobs (repeatable).")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Run what is due now, then exit.")] = False,
+) -> None:
+    """Run the job schedules in this process (embedded mode; no orchestrator needed)."""
+    settings = settings_from_context(ctx)
+    registry = registry_for(settings)
+    for name in jobs or []:
+        try:
+            registry.runnable(name)
+        except (UnknownJob, JobNotAvailable) as error:
+            raise fail(str(error)) from None
+    with history_for(settings) as runs:
+        runner = JobRunner(settings, registry, runs)
+        loop = Scheduler(
+            runner,
+            registry,
+            runs,
+            max_catchup_runs=settings.jobs.max_catchup_runs,
+            jobs=jobs or None,
+        )
+        if once:
+            for outcome in loop.tick():
+                out.print(f"{outcome.job_name}: {outcome.status} [{outcome.end.isoformat()}]")
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        console.print(
+            f"scheduler running {', '.join(d.name for d in loop.scheduled())}; Ctrl-C stops"
+        )
+        loop.run_forever(stop, settings.jobs.scheduler_poll_seconds)
+
+
+__all__ = ["EXIT_USAGE", "app", "scheduler"]

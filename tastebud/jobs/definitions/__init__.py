@@ -1,0 +1,91 @@
+"""Every job tastebud runs, in one place. A planned job becomes runnable with one line:
+``registry.register("train", train.run)`` (schedule, timeout and retries stay as planned)."""
+
+from __future__ import annotations
+
+from tastebud.jobs.definitions import affinity, popularity, trending
+from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.retry import RetryPolicy
+
+
+def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
+    """The nine jobs of issue 8; ``retry`` overrides every job's policy (from settings)."""
+    policy = retry or RetryPolicy()
+    registry = JobRegistry()
+    registry.planned(
+        "popularity",
+        "*/5 * * * *",
+        "",
+        timeout_seconds=240,
+        retry=policy,
+        description="Time-decayed weighted engagement per item over 90 days.",
+    )
+    registry.planned(
+        "affinity",
+        "30 2 * * *",
+        "",
+        timeout_seconds=1800,
+        retry=policy,
+        description="Each user's time-decayed affinity to categories.",
+    )
+    registry.planned(
+        "train",
+        "0 3 * * *",
+        "CF training lands with issue 3 (models, registry)",
+        timeout_seconds=3 * 3600,
+        retry=policy,
+        description="Train, gate against production, register and promote.",
+    )
+    registry.planned(
+        "embed",
+        "15 * * * *",
+        "content embeddings land with the content-model issue",
+        timeout_seconds=1800,
+        retry=policy,
+        description="Embed items added since the last run.",
+    )
+    registry.planned(
+        "index",
+        "30 4 * * *",
+        "the ANN index lands with the serving issue (5)",
+        timeout_seconds=1800,
+        retry=policy,
+        description="Rebuild the ANN index and swap it in without downtime.",
+    )
+    registry.planned(
+        "materialize",
+        "*/10 * * * *",
+        "the feature store lands with issue 7",
+        timeout_seconds=600,
+        retry=policy,
+        description="Materialize features to the online store.",
+    )
+    registry.planned(
+        "backfill",
+        "manual",
+        "the feature store lands with issue 7",
+        timeout_seconds=6 * 3600,
+        retry=policy,
+        description="Feature backfill over a date range.",
+    )
+    registry.planned(
+        "dlq-retry",
+        "*/15 * * * *",
+        "the event gateway's dead-letter queue lands with issue 4",
+        timeout_seconds=600,
+        retry=policy,
+        description="Re-ingest events from the DLQ.",
+    )
+    registry.planned(
+        "trending",
+        "0 * * * *",
+        "",
+        timeout_seconds=600,
+        retry=policy,
+        description="Trending items per category (z-score against a seasonal baseline).",
+    )
+    # Available now:
+    registry.register("popularity", popularity.run)
+    registry.register("affinity", affinity.run)
+    registry.register("trending", trending.run)
+    return registry

@@ -1,0 +1,339 @@
+"""Run one job over one data interval: lock, attempts with timeout and retries, history,
+metrics and the failure alert.
+
+An attempt runs in a worker thread so the runner can stop waiting at the job's timeout.
+Python cannot kill a thread, so an abandoned attempt is *cancelled* instead: its context
+refuses every later publish (``JobContext.check``), which is what keeps a hung job from
+overwriting newer outputs when it finally wakes up. Timeouts are not retried: whatever hung
+is probably still hung, and the next scheduled run is the retry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from structlog.contextvars import bound_contextvars
+
+from tastebud.config import Settings
+from tastebud.jobs.alerts import AlertHook
+from tastebud.jobs.base import (
+    EmptyWindow,
+    InvalidInterval,
+    JobAlreadyRunning,
+    JobCancelled,
+    JobContext,
+    JobDefinition,
+    JobError,
+    JobTimeout,
+)
+from tastebud.jobs.history import RunHistory
+from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.retry import RetryPolicy, is_transient
+from tastebud.observability import bind_context, get_logger, metrics
+from tastebud.stores import Stores
+
+log = get_logger("tastebud.jobs")
+# A run may end a little in the future of this machine's clock (a scheduler on another host).
+FUTURE_TOLERANCE = timedelta(minutes=1)
+
+EXECUTIONS = metrics.counter(
+    "batch", "job_executions", "total", "Job attempts by outcome.", ["job_name", "status"]
+)
+DURATION = metrics.histogram(
+    "batch",
+    "job_duration",
+    "seconds",
+    "Wall time of job attempts.",
+    ["job_name"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+FAILURES = metrics.counter(
+    "batch", "job_failures", "total", "Failed job attempts by reason.", ["job_name", "reason"]
+)
+
+
+class JobFailed(JobError):
+    """Every attempt of a run failed; ``outcome`` holds what happened."""
+
+    def __init__(self, message: str, outcome: RunOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    job_name: str
+    start: datetime
+    end: datetime
+    status: str  # succeeded, failed, timeout, skipped
+    attempts: int
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def failure_reason(error: BaseException) -> str:
+    """A short, stable label for metrics and history."""
+    from tastebud.trending.detector import StaleDataError
+
+    if isinstance(error, JobTimeout | JobCancelled):
+        return "timeout"
+    if isinstance(error, EmptyWindow):
+        return "empty_window"
+    if isinstance(error, StaleDataError):
+        return "stale_data"
+    if is_transient(error):
+        return "transient"
+    return "error"
+
+
+class JobRunner:
+    """Runs registered jobs. Stores are opened per run unless given (tests, the scheduler)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: JobRegistry,
+        history: RunHistory,
+        *,
+        stores: Stores | None = None,
+        alerts: AlertHook | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.history = history
+        self.stores = stores
+        self.alerts = alerts or AlertHook(settings.jobs.alert_webhook_url)
+        self.clock = clock
+        self.sleep = sleep
+
+    def resolve_interval(
+        self, definition: JobDefinition, start: datetime | None, end: datetime | None
+    ) -> tuple[datetime, datetime]:
+        """The interval to run: as given, or the schedule's newest complete one; checked."""
+        now = self.clock()
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidInterval(f"--{name} must carry a timezone (e.g. 2025-01-01T00:00Z)")
+        try:
+            if start is None and end is None:
+                start, end = definition.schedule.latest_interval(now)
+            elif start is None:
+                assert end is not None
+                start, end = definition.schedule.interval_ending(end)
+            elif end is None:
+                raise InvalidInterval("--start needs --end (the interval is [start, end))")
+        except ValueError as error:
+            raise InvalidInterval(f"{definition.name}: {error}; pass --start and --end") from None
+        assert start is not None and end is not None
+        if start >= end:
+            raise InvalidInterval(
+                f"interval start {start.isoformat()} is not before its end {end.isoformat()}"
+            )
+        if end > now + FUTURE_TOLERANCE:
+            raise InvalidInterval(
+                f"interval end {end.isoformat()} is in the future (now {now.isoformat()}): "
+                "its events have not arrived yet"
+            )
+        return start, end
+
+    def policy(self, definition: JobDefinition) -> RetryPolicy:
+        return definition.retry
+
+    def timeout(self, definition: JobDefinition) -> float:
+        return self.settings.jobs.timeout_seconds or definition.timeout_seconds
+
+    def run(
+        self,
+        name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        trigger: str = "manual",
+        skip_if_succeeded: bool = False,
+    ) -> RunOutcome:
+        """Run ``name`` over [start, end); raises JobFailed when every attempt failed."""
+        definition = self.registry.runnable(name)
+        start, end = self.resolve_interval(definition, start, end)
+        run_id = uuid.uuid4().hex[:16]
+        try:
+            with bound_contextvars(job_name=name, run_id=run_id), self.history.lock(f"job:{name}"):
+                if skip_if_succeeded and self.history.succeeded(name, start, end):
+                    return RunOutcome(run_id, name, start, end, "skipped", 0)
+                return self._attempts(definition, run_id, start, end, trigger)
+        except JobAlreadyRunning as error:
+            self._record_refusal(name, run_id, start, end, trigger, error)
+            raise
+
+    def _record_refusal(
+        self,
+        name: str,
+        run_id: str,
+        start: datetime,
+        end: datetime,
+        trigger: str,
+        error: JobAlreadyRunning,
+    ) -> None:
+        now = self.clock()
+        attempt_id = self.history.start_attempt(
+            run_id=run_id,
+            job_name=name,
+            start=start,
+            end=end,
+            attempt=0,
+            trigger=trigger,
+            started_at=now,
+        )
+        self.history.finish_attempt(
+            attempt_id,
+            status="skipped",
+            finished_at=now,
+            duration_seconds=0.0,
+            error=str(error),
+            error_kind="already_running",
+        )
+        EXECUTIONS.labels(job_name=name, status="skipped").inc()
+        log.warning("job already running", job=name, error=str(error))
+
+    def _attempts(
+        self, definition: JobDefinition, run_id: str, start: datetime, end: datetime, trigger: str
+    ) -> RunOutcome:
+        policy = self.policy(definition)
+        stores = self.stores
+        owned = None
+        if stores is None:
+            from tastebud.stores import open_stores
+
+            stores = owned = open_stores(self.settings)
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                outcome, error = self._attempt(
+                    definition, stores, run_id, start, end, attempt, trigger
+                )
+                if error is None:
+                    return outcome
+                retry = is_transient(error) and attempt < policy.max_attempts
+                if not retry:
+                    self.alerts.job_failed(definition.name, run_id, start, end, attempt, error)
+                    raise JobFailed(
+                        f"{definition.name} failed after {attempt} attempt(s): {error}", outcome
+                    ) from error
+                delay = policy.delay(attempt)
+                log.warning(
+                    "job attempt failed; retrying",
+                    job=definition.name,
+                    attempt=attempt,
+                    delay_seconds=round(delay, 3),
+                    error=str(error),
+                )
+                self.sleep(delay)
+        finally:
+            if owned is not None:
+                owned.close()
+
+    def _attempt(
+        self,
+        definition: JobDefinition,
+        stores: Stores,
+        run_id: str,
+        start: datetime,
+        end: datetime,
+        attempt: int,
+        trigger: str,
+    ) -> tuple[RunOutcome, BaseException | None]:
+        name = definition.name
+        assert definition.func is not None
+        timeout = self.timeout(definition)
+        began = self.clock()
+        attempt_id = self.history.start_attempt(
+            run_id=run_id,
+            job_name=name,
+            start=start,
+            end=end,
+            attempt=attempt,
+            trigger=trigger,
+            started_at=began,
+        )
+        clock_start = time.monotonic()
+        context = JobContext(
+            job_name=name,
+            run_id=run_id,
+            attempt=attempt,
+            start=start,
+            end=end,
+            settings=self.settings,
+            stores=stores,
+            deadline=clock_start + timeout,
+        )
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            bind_context(job_name=name, run_id=run_id, attempt=attempt)
+            try:
+                result["output"] = definition.func(context) or {}  # type: ignore[misc]
+            except BaseException as error:  # reported to the runner thread, not swallowed
+                result["error"] = error
+
+        worker = threading.Thread(target=work, name=f"job-{name}-{attempt}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        duration = time.monotonic() - clock_start
+        error: BaseException | None
+        if worker.is_alive():
+            context.cancelled.set()
+            error = JobTimeout(f"{name} attempt {attempt} exceeded its {timeout:g} s timeout")
+        else:
+            error = result.get("error")
+        status = (
+            "succeeded"
+            if error is None
+            else "timeout"
+            if isinstance(error, JobTimeout | JobCancelled)
+            else "failed"
+        )
+        output = result.get("output") if error is None else None
+        self.history.finish_attempt(
+            attempt_id,
+            status=status,
+            finished_at=self.clock(),
+            duration_seconds=round(duration, 6),
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            error_kind=None if error is None else failure_reason(error),
+            output=output,
+        )
+        EXECUTIONS.labels(job_name=name, status=status).inc()
+        DURATION.labels(job_name=name).observe(duration)
+        if error is not None:
+            FAILURES.labels(job_name=name, reason=failure_reason(error)).inc()
+        log.info(
+            "job attempt finished",
+            job=name,
+            attempt=attempt,
+            status=status,
+            seconds=round(duration, 3),
+        )
+        outcome = RunOutcome(
+            run_id,
+            name,
+            start,
+            end,
+            status,
+            attempt,
+            output or {},
+            None if error is None else str(error),
+        )
+        return outcome, error

@@ -1,0 +1,114 @@
+"""The in-process scheduler for the embedded mode: each poll, every scheduled job whose
+newest complete interval has not run yet is run, one at a time.
+
+Misfires: when the scheduler was down (or a job ran long) and several ticks passed, only the
+newest ``max_catchup_runs`` intervals run and the skipped ones are logged, because the
+popularity and trending outputs only matter for "now". Two schedulers may run side by side:
+the per-job lock keeps them from running the same job at once, and an interval that already
+succeeded is not run again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from tastebud.jobs.base import JobAlreadyRunning, JobDefinition
+from tastebud.jobs.history import RunHistory
+from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome, utcnow
+from tastebud.jobs.schedules import OnDemand
+from tastebud.observability import get_logger, metrics
+
+log = get_logger("tastebud.jobs.scheduler")
+MISFIRES = metrics.counter(
+    "batch", "job_misfires", "total", "Scheduled intervals skipped after a misfire.", ["job_name"]
+)
+# How many missed ticks are counted before giving up counting (a cron every minute, down
+# for a month, would otherwise walk 40,000 ticks).
+MAX_COUNTED_TICKS = 10_000
+
+
+class Scheduler:
+    def __init__(
+        self,
+        runner: JobRunner,
+        registry: JobRegistry,
+        history: RunHistory,
+        *,
+        max_catchup_runs: int = 1,
+        jobs: list[str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.runner = runner
+        self.registry = registry
+        self.history = history
+        self.max_catchup_runs = max_catchup_runs
+        self.jobs = jobs
+        self.clock = clock
+
+    def scheduled(self) -> list[JobDefinition]:
+        chosen = []
+        for definition in self.registry:
+            if self.jobs is not None and definition.name not in self.jobs:
+                continue
+            if definition.available and not isinstance(definition.schedule, OnDemand):
+                chosen.append(definition)
+        return chosen
+
+    def due(self, definition: JobDefinition, now: datetime) -> list[datetime]:
+        """Interval ends to run now, oldest first; logs the ones a misfire skips."""
+        latest = definition.schedule.previous(now)
+        if latest is None:
+            return []
+        last = self.history.last_interval_end(definition.name)
+        if last is None:
+            return [latest]
+        if last >= latest:
+            return []
+        ticks = definition.schedule.ticks_between(last, now, MAX_COUNTED_TICKS)
+        missed = len(ticks) - self.max_catchup_runs
+        if missed > 0:
+            MISFIRES.labels(job_name=definition.name).inc(missed)
+            log.warning(
+                "misfire: skipping missed intervals",
+                job=definition.name,
+                skipped=missed,
+                since=last.isoformat(),
+                running_from=ticks[-self.max_catchup_runs].isoformat(),
+            )
+        return ticks[-self.max_catchup_runs :]
+
+    def tick(self) -> list[RunOutcome]:
+        """One pass over every scheduled job; failures are alerted by the runner and do not
+        stop the other jobs."""
+        outcomes = []
+        for definition in self.scheduled():
+            for end in self.due(definition, self.clock()):
+                start, end = definition.schedule.interval_ending(end)
+                try:
+                    outcomes.append(
+                        self.runner.run(
+                            definition.name,
+                            start,
+                            end,
+                            trigger="scheduler",
+                            skip_if_succeeded=True,
+                        )
+                    )
+                except JobAlreadyRunning:
+                    break  # someone else is on it; try again next poll
+                except JobFailed as error:
+                    outcomes.append(error.outcome)
+        return outcomes
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        log.info("scheduler started", jobs=[d.name for d in self.scheduled()])
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception as error:  # a broken store must not kill the scheduler
+                log.error("scheduler tick failed", error=f"{type(error).__name__}: {error}")
+            stop.wait(poll_seconds)
+        log.info("scheduler stopped")

@@ -1,0 +1,435 @@
+"""The trending detector: which items are gaining engagement unusually fast right now.
+
+For every item, engagement (event weights, negative feedback ignored) is bucketed by hour.
+The last ``recent_hours`` are compared with what the ``baseline_days`` before them predict:
+
+* the baseline gives the item's daily rate, counted only over the time the item existed
+  (``created_at`` from the catalog), so a brand-new item is not "trending" merely because it
+  had no past; items younger than ``min_history_hours`` are not judged at all;
+* the seasonality guard spreads that daily rate over the hours of the day the way the same
+  hours of previous days did (the item's own hour-of-day profile, shrunk towards the whole
+  catalog's), so an evening peak is expected in the evening and not flagged;
+* optional exponential smoothing weights the recent hours towards the newest;
+* the score is a z-score of observed against expected engagement under a compound Poisson
+  model (variance = expected sum of squared event weights), plus the baseline's own
+  uncertainty; an item trends when z >= ``z_threshold``, observed/expected >= ``min_lift``
+  and it has minimum support (``min_events`` events from ``min_users`` distinct users).
+
+Everything runs in DuckDB and numpy over Arrow tables; nothing here touches a store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tastebud.config import TrendingSettings
+
+HOUR_US = 3_600_000_000
+# Shrinkage of an item's hour-of-day profile towards the catalog's, in units of engagement:
+# an item needs a few dozen baseline events before its own daily cycle dominates.
+SEASONAL_PRIOR = 24.0
+# Variance floor in (weighted) events: an item with an empty baseline needs real volume.
+VARIANCE_FLOOR = 1.0
+# Engagement after which an item's own burst sizes outweigh the catalog's.
+MEAN_SQUARE_PRIOR = 20.0
+ENGAGEMENT_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("user_id", pa.string()),
+        ("ts_us", pa.int64()),
+        ("weight", pa.float64()),
+    ]
+)
+
+
+_DUCKDB: duckdb.DuckDBPyConnection | None = None
+_DUCKDB_LOCK = threading.Lock()
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process (opening one costs ~0.1 s); callers take cursors."""
+    global _DUCKDB
+    with _DUCKDB_LOCK:
+        if _DUCKDB is None:
+            _DUCKDB = duckdb.connect()
+        return _DUCKDB
+
+
+# Creation times: a table (item_id, created_at), a mapping, or a function that looks up the
+# items it is given (so a big catalog is read only for the items that matter).
+CreatedTimes = (
+    Mapping[str, datetime | None]
+    | pa.Table
+    | Callable[[list[str]], Mapping[str, datetime | None] | pa.Table]
+    | None
+)
+
+# Categories: a table (item_id, categories) or a function that looks up the items it is given.
+ItemCategories = pa.Table | Callable[[list[str]], Mapping[str, list[str]]] | None
+
+
+class StaleDataError(RuntimeError):
+    """The newest event is too old to say what is trending now; nothing is published."""
+
+
+@dataclass(frozen=True)
+class TrendingResult:
+    """What one detection found. ``items`` holds every trending item, best first, with its
+    score and evidence; ``lists`` the top N per category (``"*"`` for all items)."""
+
+    as_of: datetime
+    items: pa.Table
+    lists: dict[str, list[dict[str, Any]]]
+    candidate_count: int
+    events: int
+    newest_event: datetime | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_count(self) -> int:
+        return self.items.num_rows
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _datetime(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+
+
+def engagement(table: pa.Table | pa.RecordBatch, weights: Mapping[str, float]) -> pa.Table:
+    """Events (EVENT_SCHEMA columns) as engagement rows: item, user, time in microseconds and
+    the event type's weight; types with a weight <= 0 (skips, dislikes) are dropped."""
+    positive = {name: float(w) for name, w in weights.items() if w > 0}
+    names = pa.array(list(positive), pa.string())
+    values = pa.array(list(positive.values()), pa.float64())
+    index = pc.index_in(table.column("event_type"), value_set=names)
+    keep = pc.is_valid(index)
+    weight = pc.take(values, pc.filter(index, keep))
+    timestamps = pc.filter(table.column("timestamp"), keep)
+    return pa.Table.from_arrays(
+        [
+            pc.filter(table.column("item_id"), keep),
+            pc.filter(table.column("user_id"), keep),
+            pc.cast(timestamps, pa.int64()),
+            weight,
+        ],
+        schema=ENGAGEMENT_SCHEMA,
+    )
+
+
+def window(as_of: datetime, params: TrendingSettings) -> tuple[datetime, datetime]:
+    """The [start, end) span of events a detection at ``as_of`` reads."""
+    hours = params.baseline_days * 24 + params.recent_hours
+    return as_of - timedelta(hours=hours), as_of
+
+
+def check_freshness(newest: datetime | None, as_of: datetime, params: TrendingSettings) -> None:
+    """Refuse to judge "now" from old data: a stalled pipeline would freeze the list."""
+    limit = as_of - timedelta(hours=params.max_staleness_hours)
+    if newest is None or newest < limit:
+        seen = newest.isoformat() if newest else "none"
+        raise StaleDataError(
+            f"newest event ({seen}) is older than {params.max_staleness_hours:g} h before "
+            f"{as_of.isoformat()}: events are not arriving; the previous trending list stays"
+        )
+
+
+def detect(
+    events: pa.Table,
+    as_of: datetime,
+    params: TrendingSettings,
+    *,
+    item_created: CreatedTimes = None,
+    item_categories: ItemCategories = None,
+    keep_all: bool = False,
+) -> TrendingResult:
+    """Detect trending items at ``as_of`` from engagement rows (see ``engagement``).
+
+    ``item_created`` (item_id -> created_at, a table with those columns, or a function that
+    looks up the ids it is given) lets the baseline count only the time an item existed;
+    without it every item is assumed to be old. ``item_categories`` (a table of item_id,
+    categories: list<string>, or a lookup function) builds the per-category lists; both
+    lookups are called for the few supported or trending items only.
+    ``keep_all`` returns every judged candidate (with a ``trending`` flag) instead of only
+    the trending ones, for analysis.
+    """
+    as_of_us = _micros(as_of)
+    n_baseline = params.baseline_days * 24
+    n_recent = params.recent_hours
+    origin = as_of_us - (n_baseline + n_recent) * HOUR_US
+    connection = _duckdb().cursor()
+    try:
+        connection.register("engagement", events)
+        recent_start = as_of_us - n_recent * HOUR_US
+        # One user's engagement with an item within an hour arrives as one burst (a view, a
+        # click, a purchase): users, not events, are the independent arrivals, so the
+        # variance is built from per-user sums (over the recent window: cheap, and current).
+        recent = connection.sql(
+            f"""
+            SELECT item_id, count(DISTINCT user_id) AS users, sum(b) AS w, sum(b * b) AS w2,
+                   CAST(sum(n) AS BIGINT) AS n
+            FROM (
+                SELECT item_id, user_id, ts_us // {HOUR_US} AS h, sum(weight) AS b,
+                       count(*) AS n
+                FROM engagement WHERE ts_us >= {recent_start} AND ts_us < {as_of_us}
+                GROUP BY ALL
+            ) GROUP BY item_id
+            """
+        ).to_arrow_table()
+        # Hour by hour only for the items with enough recent support: a catalog of 50k items
+        # over 8 days is 10M (item, hour) groups, the supported few thousand a fraction.
+        supported = recent.filter(
+            pc.and_(
+                pc.greater_equal(recent.column("n"), params.min_events),
+                pc.greater_equal(recent.column("users"), params.min_users),
+            )
+        ).select(["item_id"])
+        connection.register("supported", supported)
+        hourly = connection.sql(
+            f"""
+            SELECT item_id, CAST((ts_us - {origin}) // {HOUR_US} AS BIGINT) AS h,
+                   sum(weight) AS w, count(*) AS n
+            FROM engagement
+            WHERE ts_us >= {origin} AND ts_us < {as_of_us}
+              AND item_id IN (SELECT item_id FROM supported)
+            GROUP BY ALL
+            """
+        ).to_arrow_table()
+        # The catalog's hour-of-day profile over the baseline (the same hours of previous
+        # days), and the newest event and the count, in one scan.
+        by_hour = connection.sql(
+            f"""
+            SELECT CAST((ts_us // {HOUR_US}) % 24 AS BIGINT) AS hod,
+                   coalesce(sum(weight) FILTER (WHERE ts_us < {recent_start}), 0) AS w,
+                   max(ts_us) AS newest, count(*) AS n
+            FROM engagement WHERE ts_us >= {origin} AND ts_us < {as_of_us} GROUP BY ALL
+            """
+        ).to_arrow_table()
+    finally:
+        connection.close()
+    newest_us = pc.max(by_hour.column("newest")).as_py() if by_hour.num_rows else None
+    total = int(pc.sum(by_hour.column("n")).as_py() or 0)
+    newest_event = _datetime(newest_us) if newest_us is not None else None
+    catalog_profile = np.zeros(24)
+    catalog_profile[by_hour.column("hod").to_numpy()] = by_hour.column("w").to_numpy()
+    if catalog_profile.sum() > 0:
+        catalog_profile /= catalog_profile.sum()
+    else:
+        catalog_profile[:] = 1 / 24
+    scored, candidates = _score(
+        hourly,
+        recent,
+        catalog_profile,
+        origin,
+        n_baseline,
+        n_recent,
+        params,
+        item_created,
+        keep_all,
+    )
+    flagged = scored.filter(scored.column("trending")) if keep_all and scored.num_rows else scored
+    lists = _top_lists(flagged, item_categories, params.top_n)
+    return TrendingResult(
+        as_of=as_of,
+        items=scored,
+        lists=lists,
+        candidate_count=candidates,
+        events=int(total),
+        newest_event=newest_event,
+        params=params.model_dump(),
+    )
+
+
+def _created_hours(item_ids: pa.Array, item_created: CreatedTimes, origin: int) -> np.ndarray:
+    """Hours after the window's origin at which each item came to exist (<= 0: before it)."""
+    if item_created is None:
+        return np.zeros(len(item_ids))
+    if callable(item_created):
+        item_created = item_created(item_ids.to_pylist())
+    if isinstance(item_created, pa.Table):
+        known = item_created.column("item_id").combine_chunks()
+        created = pc.cast(item_created.column("created_at"), pa.int64()).combine_chunks()
+    else:
+        dated = {key: value for key, value in item_created.items() if value is not None}
+        known = pa.array(list(dated), pa.string())
+        created = pa.array([_micros(moment) for moment in dated.values()], pa.int64())
+    taken = pc.take(created, pc.index_in(item_ids, value_set=known))
+    created_us = pc.fill_null(taken, origin).to_numpy()
+    return (created_us.astype(np.float64) - origin) / HOUR_US
+
+
+def _score(
+    hourly: pa.Table,
+    users: pa.Table,
+    catalog_profile: np.ndarray,
+    origin: int,
+    n_baseline: int,
+    n_recent: int,
+    params: TrendingSettings,
+    item_created: CreatedTimes,
+    keep_all: bool = False,
+) -> tuple[pa.Table, int]:
+    """The numeric core: per-item matrices for the candidates only, then the z-scores."""
+    empty = pa.table(
+        {
+            "item_id": pa.array([], pa.string()),
+            "score": pa.array([], pa.float64()),
+            "lift": pa.array([], pa.float64()),
+            "observed": pa.array([], pa.float64()),
+            "expected": pa.array([], pa.float64()),
+            "recent_events": pa.array([], pa.int64()),
+            "recent_users": pa.array([], pa.int64()),
+        }
+    )
+    if hourly.num_rows == 0:
+        return empty, 0
+    encoded = pc.dictionary_encode(hourly.column("item_id").combine_chunks())
+    vocabulary: pa.Array = encoded.dictionary
+    item = encoded.indices.to_numpy().astype(np.int64)
+    hour = hourly.column("h").to_numpy()
+    w = hourly.column("w").to_numpy()
+    n = hourly.column("n").to_numpy()
+    n_items = len(vocabulary)
+    recent = hour >= n_baseline
+    hour_of_day = (origin // HOUR_US + hour) % 24
+
+    recent_events = np.bincount(item[recent], weights=n[recent], minlength=n_items)
+    user_position = pc.index_in(users.column("item_id"), value_set=vocabulary)
+    valid = pc.is_valid(user_position).to_numpy(zero_copy_only=False)
+    position = pc.filter(user_position, valid).to_numpy()
+    recent_users, burst_w, burst_w2 = np.zeros(n_items), np.zeros(n_items), np.zeros(n_items)
+    for target, column in ((recent_users, "users"), (burst_w, "w"), (burst_w2, "w2")):
+        target[position] = pc.filter(users.column(column), valid).to_numpy()
+    # An item's life in the window starts when it was created or, for an item created inside
+    # the window, at its first engagement (a catalog entry often precedes its launch).
+    supported = (recent_events >= params.min_events) & (recent_users >= params.min_users)
+    created_hours = np.zeros(n_items)
+    if supported.any():  # creation times are looked up for supported items only
+        created_hours[supported] = _created_hours(
+            pc.filter(vocabulary, pa.array(supported)), item_created, origin
+        )
+    first_hour = np.full(n_items, np.inf)
+    np.minimum.at(first_hour, item, hour.astype(np.float64))
+    born = np.where(created_hours > 0, np.maximum(created_hours, first_hour), created_hours)
+    exposure = n_baseline - np.clip(born, 0, n_baseline)
+    candidate = supported & (exposure >= params.min_history_hours) & (exposure > 0)
+    count = int(candidate.sum())
+    if count == 0:
+        return empty, 0
+
+    index = np.full(n_items, -1)
+    index[candidate] = np.arange(count)
+    rows = index[item] >= 0
+    local = index[item[rows]]
+    r_hour, r_w, r_hod = hour[rows], w[rows], hour_of_day[rows]
+    r_recent = r_hour >= n_baseline
+    baseline_hod = np.zeros((count, 24))
+    np.add.at(baseline_hod, (local[~r_recent], r_hod[~r_recent]), r_w[~r_recent])
+    observed = np.zeros((count, n_recent))
+    np.add.at(observed, (local[r_recent], r_hour[r_recent] - n_baseline), r_w[r_recent])
+    sum_w, sum_w2 = burst_w[candidate], burst_w2[candidate]
+
+    baseline_total = baseline_hod.sum(axis=1)
+    hours_alive = exposure[candidate]
+    daily_rate = baseline_total / hours_alive * 24.0
+    if params.seasonality:
+        profile = (baseline_hod + SEASONAL_PRIOR * catalog_profile) / (
+            baseline_total[:, None] + SEASONAL_PRIOR
+        )
+    else:
+        profile = np.full((count, 24), 1 / 24)
+    recent_hod = (origin // HOUR_US + n_baseline + np.arange(n_recent)) % 24
+    expected_hourly = daily_rate[:, None] * profile[:, recent_hod]
+
+    if params.smoothing_half_life_hours:
+        age = np.arange(n_recent)[::-1]
+        decay = np.exp2(-age / params.smoothing_half_life_hours)
+        decay *= n_recent / decay.sum()
+    else:
+        decay = np.ones(n_recent)
+    observed_total = observed @ decay
+    expected_total = expected_hourly @ decay
+    # E[W^2] / E[W] of one user's burst (recent window), shrunk towards the catalog's.
+    all_w = float(pc.sum(users.column("w")).as_py() or 0.0)
+    pooled = float(pc.sum(users.column("w2")).as_py() or 0.0) / max(all_w, 1e-12)
+    mean_square = (sum_w2 + MEAN_SQUARE_PRIOR * pooled) / (sum_w + MEAN_SQUARE_PRIOR)
+    variance = mean_square * (
+        (expected_hourly @ (decay**2)) * (1.0 + n_recent / hours_alive) + VARIANCE_FLOOR
+    )
+    z = (observed_total - expected_total) / np.sqrt(variance)
+    lift = observed_total / np.maximum(expected_total, 1e-9)
+    trending = (z >= params.z_threshold) & (lift >= params.min_lift)
+
+    chosen = np.arange(count) if keep_all else np.flatnonzero(trending)
+    ids = pc.take(vocabulary, pa.array(np.flatnonzero(candidate)[chosen]))
+    table = pa.table(
+        {
+            "item_id": ids,
+            "score": pa.array(np.round(z[chosen], 4)),
+            "lift": pa.array(np.round(np.minimum(lift[chosen], 1e6), 4)),
+            "observed": pa.array(np.round(observed_total[chosen], 4)),
+            "expected": pa.array(np.round(expected_total[chosen], 4)),
+            "recent_events": pa.array(recent_events[candidate][chosen].astype(np.int64)),
+            "recent_users": pa.array(recent_users[candidate][chosen].astype(np.int64)),
+        }
+    )
+    if keep_all:
+        table = table.append_column("trending", pa.array(trending[chosen]))
+    # Ties broken by item id so the same input always gives the same order.
+    order = pc.sort_indices(table, [("score", "descending"), ("item_id", "ascending")])
+    return table.take(order), count
+
+
+def _top_lists(
+    scored: pa.Table, item_categories: ItemCategories, top_n: int
+) -> dict[str, list[dict[str, Any]]]:
+    """The top ``top_n`` overall (``"*"``) and within each category an item belongs to."""
+    rows = scored.to_pylist()
+    lists: dict[str, list[dict[str, Any]]] = {"*": _entries(rows[:top_n])}
+    if item_categories is None or not rows:
+        return lists
+    if callable(item_categories):
+        categories = dict(item_categories([row["item_id"] for row in rows]))
+    else:
+        categories = dict(
+            zip(
+                item_categories.column("item_id").to_pylist(),
+                item_categories.column("categories").to_pylist(),
+                strict=True,
+            )
+        )
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        for category in categories.get(row["item_id"]) or ():
+            bucket = grouped.setdefault(category, [])
+            if len(bucket) < top_n:
+                bucket.append(row)
+    for category, members in sorted(grouped.items()):
+        lists[category] = _entries(members)
+    return lists
+
+
+def _entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "item_id": row["item_id"],
+            "score": row["score"],
+            "lift": row["lift"],
+            "rank": rank,
+        }
+        for rank, row in enumerate(rows, start=1)
+    ]

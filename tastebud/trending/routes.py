@@ -1,0 +1,72 @@
+"""``GET /v1/trending?category=&k=``: the published trending list.
+
+The router does not know the app: the online store comes from the ``online_store``
+dependency, which reads ``app.state.tastebud.stores.online`` (the main app's state) or
+``app.state.online``; the app may also override it. Mount with
+``app.include_router(router, dependencies=[...])`` to add authentication.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from tastebud.stores import OnlineStore, StoreError
+from tastebud.trending.service import NothingPublished, trending_items
+
+MAX_K = 500
+
+
+class TrendingEntry(BaseModel):
+    item_id: str
+    score: float = Field(description="z-score of recent engagement against the baseline.")
+    lift: float = Field(description="Recent engagement over the expected engagement.")
+    rank: int
+
+
+class TrendingResponse(BaseModel):
+    category: str = Field(description='The category asked for; "*" for all items.')
+    as_of: str | None = Field(description="End of the data interval the list describes.")
+    computed_at: str | None = Field(description="When the trending job computed it.")
+    items: list[TrendingEntry]
+
+
+def online_store(request: Request) -> OnlineStore:
+    state = request.app.state
+    app_state = getattr(state, "tastebud", None)
+    if app_state is not None:
+        return app_state.stores.online  # type: ignore[no-any-return]
+    store = getattr(state, "online", None)
+    if store is None:
+        raise RuntimeError("mount the trending router on an app that has an online store")
+    return store  # type: ignore[no-any-return]
+
+
+Online = Annotated[OnlineStore, Depends(online_store)]
+
+router = APIRouter(tags=["trending"])
+
+
+@router.get("/v1/trending", response_model=TrendingResponse)
+def get_trending(
+    online: Online,
+    category: Annotated[
+        str | None, Query(max_length=128, description="A category; omit for all items.")
+    ] = None,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 20,
+) -> TrendingResponse:
+    """The current trending items, best first, as the last trending run published them."""
+    try:
+        found = trending_items(online, category or None, k)
+    except NothingPublished as error:
+        raise HTTPException(404, f"{error}; run `tastebud jobs run trending`") from None
+    except StoreError as error:
+        raise HTTPException(503, f"online store unavailable: {error}") from None
+    return TrendingResponse(
+        category=found.category,
+        as_of=found.as_of,
+        computed_at=found.computed_at,
+        items=[TrendingEntry(**entry) for entry in found.items],
+    )

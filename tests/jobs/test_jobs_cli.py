@@ -1,0 +1,155 @@
+"""``tastebud jobs`` and ``tastebud scheduler`` end to end on the embedded default: a
+synthetic world is ingested, trending finds its injected trend and publishes it, and bad
+input gets clear messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from tastebud.cli.main import app
+from tastebud.config import load_settings
+from tastebud.data.synthetic import WorldSpec, generate_world
+from tastebud.jobs.outputs import read_published
+from tastebud.observability import metrics
+from tastebud.stores import open_stores
+
+runner = CliRunner()
+NINE = [
+    "popularity",
+    "affinity",
+    "train",
+    "embed",
+    "index",
+    "materialize",
+    "backfill",
+    "dlq-retry",
+    "trending",
+]
+AS_OF = "2025-01-13T00:00:00Z"  # the end of the world; i000058 trends on its last day
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto the runner's captured stderr, which is closed after
+    each invoke: put back whatever configuration the tests had before."""
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
+
+
+@pytest.fixture
+def ingested(home: Path, tmp_path: Path) -> Path:
+    world = tmp_path / "world"
+    generate_world(WorldSpec(users=800, items=200, days=12, seed=0, trending_items=4), world)
+    result = runner.invoke(app, ["ingest", str(world)])
+    assert result.exit_code == 0, result.output
+    return world
+
+
+@pytest.mark.parametrize(
+    "command", [["jobs"], ["jobs", "list"], ["jobs", "run"], ["jobs", "history"], ["scheduler"]]
+)
+def test_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_list_shows_all_nine_jobs(home: Path) -> None:
+    result = runner.invoke(app, ["jobs", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["name"] for row in rows] == NINE
+    unavailable = {row["name"] for row in rows if not row["available"]}
+    assert unavailable == {"train", "embed", "index", "materialize", "backfill", "dlq-retry"}
+    assert all(
+        row["status"].startswith("not available yet: ") for row in rows if not row["available"]
+    )
+    table = runner.invoke(app, ["jobs", "list"], terminal_width=200)
+    assert "not available yet" in table.output and "dlq-retry" in table.output
+
+
+def test_unavailable_unknown_and_bad_intervals(home: Path) -> None:
+    train = runner.invoke(app, ["jobs", "run", "train"])
+    assert train.exit_code == 2 and "not available yet" in train.output
+    unknown = runner.invoke(app, ["jobs", "run", "nope"])
+    assert unknown.exit_code == 2 and "unknown job" in unknown.output
+    reversed_ = runner.invoke(
+        app,
+        ["jobs", "run", "popularity", "--start", "2025-01-02T00:00Z", "--end", "2025-01-01T00:00Z"],
+    )
+    assert reversed_.exit_code == 2 and "not before its end" in reversed_.output
+    future = runner.invoke(
+        app,
+        ["jobs", "run", "popularity", "--start", "2099-01-01T00:00Z", "--end", "2099-01-02T00:00Z"],
+    )
+    assert future.exit_code == 2 and "in the future" in future.output
+    garbage = runner.invoke(app, ["jobs", "run", "popularity", "--end", "yesterday"])
+    assert garbage.exit_code == 2 and "--end" in garbage.output
+
+
+def test_trending_end_to_end(ingested: Path) -> None:
+    result = runner.invoke(app, ["jobs", "run", "trending", "--end", AS_OF, "--json"])
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.output)
+    assert outcome["status"] == "succeeded" and outcome["output"]["trending"] >= 1
+    final = metrics.registry.get_sample_value("tastebud_trending_items_final_count")
+    candidates = metrics.registry.get_sample_value("tastebud_trending_items_candidate_count")
+    assert final == outcome["output"]["trending"]
+    assert candidates == outcome["output"]["candidates"] >= final
+    assert metrics.registry.get_sample_value("tastebud_trending_job_duration_seconds_count")
+    with open_stores(load_settings()) as stores:
+        published = read_published(stores.online, "trending")
+        assert published is not None and published["as_of"] == "2025-01-13T00:00:00+00:00"
+        assert "i000058" in [entry["item_id"] for entry in published["items"]]
+        assert stores.artifacts.exists("trending/20250113T000000Z.parquet")
+
+    # Half a day after the last event the freshness guard refuses to publish.
+    stale = runner.invoke(app, ["jobs", "run", "trending", "--end", "2025-01-13T12:00:00Z"])
+    assert stale.exit_code == 1 and "events are not arriving" in stale.output
+
+    # Before the world began: an empty window, nothing published, the list stays.
+    empty = runner.invoke(app, ["jobs", "run", "trending", "--end", "2024-06-01T00:00:00Z"])
+    assert empty.exit_code == 1 and "no engagement between" in empty.output
+
+    popularity = runner.invoke(
+        app, ["jobs", "run", "popularity", "--start", "2025-01-12T23:55Z", "--end", AS_OF]
+    )
+    assert popularity.exit_code == 0, popularity.output
+
+    with open_stores(load_settings()) as stores:
+        kept = read_published(stores.online, "trending")
+        assert kept is not None and kept["as_of"] == published["as_of"]
+
+    history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
+    assert [(r["job_name"], r["status"], r["error_kind"]) for r in history] == [
+        ("popularity", "succeeded", None),
+        ("trending", "failed", "empty_window"),
+        ("trending", "failed", "stale_data"),
+        ("trending", "succeeded", None),
+    ]
+    only = json.loads(
+        runner.invoke(
+            app, ["jobs", "history", "--job", "trending", "--status", "failed", "--json"]
+        ).output
+    )
+    assert [r["error_kind"] for r in only] == ["empty_window", "stale_data"]
+    assert "events are not arriving" in only[1]["error"]
+    table = runner.invoke(app, ["jobs", "history"])
+    assert table.exit_code == 0 and "job runs" in table.output
+
+
+def test_scheduler_once_runs_due_jobs(home: Path) -> None:
+    # An empty store: the jobs run, fail with "no events", are recorded, and the command ends.
+    result = runner.invoke(app, ["scheduler", "--once", "--job", "popularity"])
+    assert result.exit_code == 0, result.output
+    assert "popularity: failed" in result.output
+    history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
+    assert [(r["job_name"], r["error_kind"]) for r in history] == [("popularity", "empty_window")]
+    bad = runner.invoke(app, ["scheduler", "--once", "--job", "train"])
+    assert bad.exit_code == 2 and "not available yet" in bad.output
