@@ -66,7 +66,7 @@ def test_list_shows_all_nine_jobs(home: Path) -> None:
     rows = json.loads(result.output)
     assert [row["name"] for row in rows] == NINE
     unavailable = {row["name"] for row in rows if not row["available"]}
-    assert unavailable == {"train", "embed", "index", "materialize", "backfill", "dlq-retry"}
+    assert unavailable == {"embed", "index", "materialize", "backfill", "dlq-retry"}
     assert all(
         row["status"].startswith("not available yet: ") for row in rows if not row["available"]
     )
@@ -75,8 +75,8 @@ def test_list_shows_all_nine_jobs(home: Path) -> None:
 
 
 def test_unavailable_unknown_and_bad_intervals(home: Path) -> None:
-    train = runner.invoke(app, ["jobs", "run", "train"])
-    assert train.exit_code == 2 and "not available yet" in train.output
+    embed = runner.invoke(app, ["jobs", "run", "embed"])
+    assert embed.exit_code == 2 and "not available yet" in embed.output
     unknown = runner.invoke(app, ["jobs", "run", "nope"])
     assert unknown.exit_code == 2 and "unknown job" in unknown.output
     reversed_ = runner.invoke(
@@ -91,6 +91,41 @@ def test_unavailable_unknown_and_bad_intervals(home: Path) -> None:
     assert future.exit_code == 2 and "in the future" in future.output
     garbage = runner.invoke(app, ["jobs", "run", "popularity", "--end", "yesterday"])
     assert garbage.exit_code == 2 and "--end" in garbage.output
+
+
+def test_train_registers_promotes_reuses_and_gates(
+    ingested: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASTEBUD_JOBS__TRAIN_AUTO", "false")
+    first = runner.invoke(app, ["jobs", "run", "train", "--end", AS_OF, "--json"])
+    assert first.exit_code == 0, first.output
+    output = json.loads(first.output)["output"]
+    assert output["promoted"] is True and "gate" not in output
+    production = json.loads(runner.invoke(app, ["models", "show", "production"]).stdout)
+    assert production["model_version"] == output["version"]
+
+    again = runner.invoke(app, ["jobs", "run", "train", "--end", AS_OF, "--json"])
+    assert json.loads(again.output)["output"] == {"version": output["version"], "reused": True}
+
+    # A candidate recipe far worse than production's (plain popularity) is registered, not
+    # promoted: the gate fits both recipes on the same data and compares NDCG@10.
+    from tastebud.jobs.definitions import train as train_job
+    from tastebud.training.automl import Configuration
+
+    real_train = train_job.train
+
+    def worse(log, **options):
+        options.pop("auto", None)
+        return real_train(log, configuration=Configuration({}, "popularity", {}), **options)
+
+    monkeypatch.setattr(train_job, "train", worse)
+    gated = runner.invoke(app, ["jobs", "run", "train", "--end", "2025-01-12T00:00:00Z", "--json"])
+    assert gated.exit_code == 0, gated.output
+    result = json.loads(gated.output)["output"]
+    assert result["promoted"] is False
+    assert result["gate"]["candidate"] < result["gate"]["production"]
+    still = json.loads(runner.invoke(app, ["models", "show", "production"]).stdout)
+    assert still["model_version"] == output["version"]
 
 
 def test_trending_end_to_end(ingested: Path) -> None:

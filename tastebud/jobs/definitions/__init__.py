@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tastebud.jobs.definitions import affinity, popularity, trending
+from tastebud.jobs.definitions import affinity, popularity, train, trending
 from tastebud.jobs.registry import JobRegistry
 from tastebud.jobs.retry import RetryPolicy
 
@@ -31,7 +31,7 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.planned(
         "train",
         "0 3 * * *",
-        "CF training lands with issue 3 (models, registry)",
+        "",
         timeout_seconds=3 * 3600,
         retry=policy,
         description="Train, gate against production, register and promote.",
@@ -88,4 +88,5 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.register("popularity", popularity.run)
     registry.register("affinity", affinity.run)
     registry.register("trending", trending.run)
+    registry.register("train", train.run)
     return registry
