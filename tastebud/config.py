@@ -99,6 +99,82 @@ class IngestSettings(BaseModel):
     max_reported_rejections: int = Field(default=1_000, ge=0)
 
 
+class GatewaySettings(BaseModel):
+    """The HTTP event gateway (``tastebud serve``): limits, auth, enrichment, DLQ, alerting."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_batch_events: int = Field(default=1000, ge=1, description="Events per request.")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    session_gap_seconds: float = Field(default=1800.0, gt=0)
+    auth: bool = Field(default=True, description="Require an API key on /v1 routes.")
+    bootstrap_admin_key: bool = Field(
+        default=True, description="Embedded store: create and print an admin key on first run."
+    )
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a worker trusts a looked-up key (revocation lag)."
+    )
+    rate_limit_per_second: float = Field(default=200.0, gt=0, description="Requests per key.")
+    rate_limit_burst: float = Field(default=400.0, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    store_retries: int = Field(default=3, ge=0, description="Retries of a transient failure.")
+    retry_base_seconds: float = Field(default=0.05, ge=0)
+    retry_max_seconds: float = Field(default=1.0, ge=0)
+    dlq_ttl_seconds: float = Field(default=7 * 86_400.0, gt=0)
+    dlq_max_entries: int = Field(default=100_000, ge=1)
+    alert_window_seconds: float = Field(default=300.0, gt=0)
+    alert_dlq_share: float = Field(default=0.05, gt=0, le=1)
+    alert_min_events: int = Field(default=100, ge=1)
+    alert_webhook_url: str | None = None
+
+
+class JobsSettings(BaseModel):
+    """The job runner: retries, timeouts, alerts and the scheduler's polling."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_base_seconds: float = Field(default=2.0, ge=0)
+    retry_cap_seconds: float = Field(default=60.0, ge=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, description="Overrides every job's.")
+    alert_webhook_url: str | None = None
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)
+    max_catchup_runs: int = Field(default=1, ge=1, description="Missed intervals run per job.")
+    keep_versions: int = Field(default=48, ge=1, description="Output versions kept per job.")
+    popularity_window_days: float = Field(default=90.0, gt=0)
+    popularity_half_life_days: float = Field(default=7.0, gt=0)
+    popularity_top_n: int = Field(default=100, ge=1)
+    affinity_window_days: float = Field(default=90.0, gt=0)
+    affinity_half_life_days: float = Field(default=30.0, gt=0)
+    affinity_top_categories: int = Field(default=10, ge=1)
+    train_auto: bool = Field(default=True, description="The train job searches with AutoML.")
+    train_budget_seconds: float = Field(default=600.0, gt=0, description="AutoML budget.")
+    train_gate_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Promote unless NDCG@10 is this much below production.",
+    )
+    train_gate_fraction: float = Field(
+        default=0.1, gt=0, lt=1, description="Each user's latest share held out by the gate."
+    )
+
+
+class TrendingSettings(BaseModel):
+    """The trending detector's defaults (see ``tastebud.trending.detector``)."""
+
+    recent_hours: int = Field(default=24, ge=1, le=24 * 14)
+    baseline_days: int = Field(default=7, ge=1, le=90)
+    z_threshold: float = Field(default=5.0, gt=0)
+    min_lift: float = Field(default=2.5, ge=1)
+    min_events: int = Field(default=10, ge=1)
+    min_users: int = Field(default=10, ge=1)
+    min_history_hours: float = Field(default=48.0, ge=0)
+    smoothing_half_life_hours: float | None = Field(default=None, gt=0)
+    seasonality: bool = True
+    top_n: int = Field(default=50, ge=1)
+    max_staleness_hours: float = Field(default=6.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of tastebud's settings. Create with ``load_settings()``; never at import time."""
 
@@ -118,6 +194,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     events: EventRules = Field(default_factory=EventRules)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    trending: TrendingSettings = Field(default_factory=TrendingSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @classmethod
     def settings_customise_sources(

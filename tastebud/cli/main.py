@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tastebud.cli import config, data, datasets, quickstart
+from tastebud.cli import config, data, datasets, dlq, jobs, keys, models, quickstart, serve, train
 
 app = typer.Typer(
     name="tastebud",
@@ -14,9 +14,18 @@ app = typer.Typer(
 )
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(config.app, name="config")
+app.add_typer(jobs.app, name="jobs")
+app.command("scheduler")(jobs.scheduler)
+app.add_typer(keys.app, name="keys")
+app.add_typer(dlq.app, name="dlq")
+app.command("serve")(serve.serve)
+app.add_typer(models.app, name="models")
 app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)
+app.command("train")(train.train_command)
+app.command("recommend")(train.recommend_command)
+app.command("evaluate")(train.evaluate_command)
 
 
 @app.callback()

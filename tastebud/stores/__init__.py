@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -24,6 +25,7 @@ from tastebud.stores.base import (
     StoreError,
     StoreUnavailable,
 )
+from tastebud.stores.gateway import GatewayStores
 
 __all__ = [
     "AppendResult",
@@ -86,7 +88,17 @@ class Database(Closeable):
     events: EventStore
     catalog: CatalogStore
 
+    @cached_property
+    def gateway(self) -> GatewayStores:
+        """API keys and the dead-letter queue, opened on first use (on PostgreSQL, on the
+        event store's pool)."""
+        from tastebud.stores.gateway_open import open_gateway_stores
+
+        return open_gateway_stores(self.url, self.events)
+
     def close(self) -> None:
+        if "gateway" in self.__dict__:
+            self.gateway.close()
         self.catalog.close()
         self.events.close()
 

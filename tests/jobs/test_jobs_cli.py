@@ -186,5 +186,5 @@ def test_scheduler_once_runs_due_jobs(home: Path) -> None:
     assert "popularity: failed" in result.output
     history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
     assert [(r["job_name"], r["error_kind"]) for r in history] == [("popularity", "empty_window")]
-    bad = runner.invoke(app, ["scheduler", "--once", "--job", "train"])
+    bad = runner.invoke(app, ["scheduler", "--once", "--job", "embed"])
     assert bad.exit_code == 2 and "not available yet" in bad.output

@@ -1,0 +1,216 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app; its lifespan opens the
+stores when the server starts and closes them when it stops (nothing at import time).
+
+``uvicorn --factory tastebud.api.app:app_from_environment`` is what ``tastebud serve`` runs in
+each worker: settings come from tastebud.toml and TASTEBUD_* variables, as for every command.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import tastebud
+from tastebud.api import errors
+from tastebud.api.deps import AppState
+from tastebud.api.routes import catalog, events, health
+from tastebud.api.schemas import (
+    EventBatchIn,
+    EventIn,
+    ItemBatchIn,
+    ItemIn,
+    UserBatchIn,
+    UserIn,
+)
+from tastebud.config import Settings, load_settings
+from tastebud.gateway.dlq import DlqShareMonitor
+from tastebud.gateway.ingestion import EventGateway
+from tastebud.gateway.keys import KeyAuthenticator
+from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
+from tastebud.gateway.ratelimit import RateLimiter
+from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
+from tastebud.stores import open_stores
+
+log = get_logger("tastebud.api")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A gateway app over the stores ``settings`` name; they open in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stores = open_stores(settings)
+        try:
+            gateway = EventGateway(
+                stores, settings, monitor=DlqShareMonitor.from_settings(settings.gateway)
+            )
+            app.state.tastebud = AppState(
+                settings=settings,
+                stores=stores,
+                gateway=gateway,
+                keys=KeyAuthenticator(
+                    stores.database.gateway.keys, settings.gateway.key_cache_seconds
+                ),
+                limiter=RateLimiter(),
+            )
+            log.info("gateway_started", database=_scheme(settings.resolved_database_url))
+            yield
+        finally:
+            stores.close()
+
+    app = FastAPI(
+        title="tastebud event gateway",
+        version=tastebud.__version__,
+        description=(
+            "Feedback events in: validated, enriched, stored durably and exactly once. "
+            "Authenticate with an API key (`tastebud keys create`) sent as "
+            "`Authorization: Bearer KEY` or `X-API-Key: KEY`. Errors are "
+            '`{"error": {"code", "message"}}` with a stable `code`.'
+        ),
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(events.router)
+    app.include_router(catalog.router)
+    app.include_router(health.router)
+    if settings.gateway.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.gateway.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory uvicorn calls in each worker process."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0]
+
+
+class RequestMiddleware:
+    """Per request: an id (``X-Request-ID``, echoed or made), a log line and metrics, and an
+    early 413 when the declared body size is over the limit. Pure ASGI: a
+    BaseHTTPMiddleware would cost a task and a queue per request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        clear_context()
+        bind_context(request_id=request_id)
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            declared = headers.get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                await self._too_large(send_with_id, request_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            REQUESTS.labels(method=scope["method"], route=template, status=str(status)).inc()
+            REQUEST_SECONDS.labels(route=template).observe(elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                route=template,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+            )
+            clear_context()
+
+    async def _too_large(self, send: Send, request_id: str) -> None:
+        import json
+
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "body_too_large",
+                    "message": f"the body is larger than {self.max_body_bytes} bytes",
+                    "request_id": request_id,
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's schema plus the request-body models the routes read by hand, with the
+    configured event types and batch size filled in."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    ref = "#/components/schemas/{model}"
+    for model in (EventIn, EventBatchIn, ItemIn, ItemBatchIn, UserIn, UserBatchIn):
+        document = model.model_json_schema(ref_template=ref)
+        for name, definition in document.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components[model.__name__] = document
+    event = components["EventIn"]["properties"]
+    event["event_type"]["enum"] = sorted(settings.events.types)
+    limit = settings.gateway.max_batch_events
+    batches = (("EventBatchIn", "events"), ("ItemBatchIn", "items"), ("UserBatchIn", "users"))
+    for batch, field in batches:
+        components[batch]["properties"][field]["maxItems"] = limit
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,154 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases: the app's state, the caller's
+API key (checked for a scope and rate-limited) and the JSON body read within limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from tastebud.api.errors import ApiError
+from tastebud.config import Settings
+from tastebud.gateway.ingestion import EventGateway
+from tastebud.gateway.keys import KeyAuthenticator
+from tastebud.gateway.ratelimit import RateLimiter, retry_after_header
+from tastebud.observability import bind_context
+from tastebud.stores import Stores
+from tastebud.stores.gateway import ApiKey
+
+
+@dataclass
+class AppState:
+    """What the lifespan opens, one per worker process."""
+
+    settings: Settings
+    stores: Stores
+    gateway: EventGateway
+    keys: KeyAuthenticator
+    limiter: RateLimiter
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.tastebud
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key (`tastebud keys create`)."
+)
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`.")
+
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="tastebud"'}
+
+
+def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
+    """A dependency that authenticates the caller, checks ``scope`` and takes a rate-limit
+    token. With ``gateway.auth = false`` it only rate-limits, per client address."""
+
+    async def dependency(
+        request: Request,
+        state: State,
+        header_key: Annotated[str | None, Depends(api_key_header)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> ApiKey | None:
+        gateway = state.settings.gateway
+        if not gateway.auth:
+            client = request.client.host if request.client else "unknown"
+            _limit(state, f"addr:{client}", gateway.rate_limit_per_second, gateway.rate_limit_burst)
+            return None
+        secret = header_key or (credentials.credentials if credentials else None)
+        if not secret:
+            raise ApiError(
+                401,
+                "missing_api_key",
+                "send an API key as `Authorization: Bearer KEY` or `X-API-Key: KEY`",
+                headers=UNAUTHORIZED,
+            )
+        key = state.keys.cached(secret) or await run_in_threadpool(state.keys.authenticate, secret)
+        if key is None:
+            raise ApiError(
+                401, "invalid_api_key", "the API key is unknown or revoked", headers=UNAUTHORIZED
+            )
+        request.state.key_id = key.key_id
+        bind_context(key_id=key.key_id)
+        if not key.allows(scope):
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"this route needs the {scope!r} scope; the key has {', '.join(key.scopes)}",
+            )
+        _limit(
+            state,
+            f"key:{key.key_id}",
+            key.rate_per_second or gateway.rate_limit_per_second,
+            key.burst or gateway.rate_limit_burst,
+        )
+        return key
+
+    return dependency
+
+
+def _limit(state: AppState, bucket: str, rate: float, burst: float) -> None:
+    wait = state.limiter.check(bucket, rate, burst)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many requests; retry in {wait:.2f} s",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+
+
+IngestKey = Annotated[ApiKey | None, Depends(require("ingest"))]
+ReadKey = Annotated[ApiKey | None, Depends(require("read"))]
+
+
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON, or a 4xx saying exactly what is wrong with it."""
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";")[0].strip().lower()
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise ApiError(400, "empty_body", "the body is empty; send a JSON document")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(
+            400, "invalid_utf8", f"the body is not valid UTF-8 (byte {error.start})"
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"line {error.lineno} column {error.colno}: {error.msg}",
+        ) from None
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, "malformed_json", str(error)[:200] or "invalid JSON") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,0 +1,114 @@
+"""``/healthz`` (the process answers), ``/readyz`` (its stores answer), ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+
+from tastebud.api.deps import AppState, State
+from tastebud.api.schemas import Health, Readiness
+from tastebud.observability import metrics
+
+router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _checks(state: AppState) -> dict[str, Callable[[], object]]:
+    return {
+        "events": state.stores.events.last_seq,
+        "catalog": state.stores.catalog.count_users,
+        "online": lambda: state.stores.online.get("gw:ready"),
+        "dead_letters": lambda: state.stores.database.gateway.dead_letters.count(kind="transient"),
+    }
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="The stores are reachable",
+    responses={503: {"model": Readiness, "description": "A store is unreachable."}},
+)
+async def readyz(state: State) -> JSONResponse:
+    results: dict[str, str] = {}
+    for name, check in _checks(state).items():
+        try:
+            await asyncio.wait_for(run_in_threadpool(check), READY_TIMEOUT_SECONDS)
+            results[name] = "ok"
+        except TimeoutError:
+            results[name] = f"no answer within {READY_TIMEOUT_SECONDS:g} s"
+        except Exception as error:
+            results[name] = f"{type(error).__name__}: {str(error)[:200]}"
+    ready = all(value == "ok" for value in results.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": results},
+        status_code=200 if ready else 503,
+    )
+
+
+class _DeadLetterCollector(Collector):
+    """DLQ size and drops, read from the store at scrape time: they are shared by every
+    worker, so they must not be counted per process."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        store = self.state.stores.database.gateway.dead_letters
+        try:
+            invalid, transient = store.count(kind="invalid"), store.count(kind="transient")
+            dropped = store.dropped()
+        except Exception:
+            return
+        size = GaugeMetricFamily(
+            "tastebud_feedback_dlq_size_count", "Entries in the dead-letter queue.", labels=["kind"]
+        )
+        size.add_metric(["invalid"], invalid)
+        size.add_metric(["transient"], transient)
+        yield size
+        drops = GaugeMetricFamily(
+            "tastebud_feedback_dlq_dropped_count",
+            "Entries the dead-letter queue dropped (oldest beyond its cap, or past its TTL).",
+            labels=["cause"],
+        )
+        drops.add_metric(["cap"], dropped.cap)
+        drops.add_metric(["ttl"], dropped.ttl)
+        yield drops
+
+
+def _exposition(state: AppState) -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry: Any = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = metrics.registry
+    shared = CollectorRegistry()
+    shared.register(_DeadLetterCollector(state))
+    return generate_latest(registry) + generate_latest(shared)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Text exposition."}},
+)
+async def metrics_endpoint(state: State) -> Response:
+    body = await run_in_threadpool(_exposition, state)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,173 @@
+"""``tastebud dlq``: list, inspect, retry and purge the dead-letter queue."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
+from tastebud.gateway.dlq import RetryReport, retry_entries
+from tastebud.stores import StoreError
+from tastebud.stores.gateway import DeadLetterKind
+
+app = typer.Typer(
+    help="Inspect and replay events the gateway could not store.", no_args_is_help=True
+)
+
+KINDS = ("invalid", "transient")
+PAGE = 500
+
+
+def _kind(kind: str | None) -> DeadLetterKind | None:
+    if kind is not None and kind not in KINDS:
+        raise fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+@app.command("list")
+def list_entries(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="invalid or transient.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many entries.")] = 50,
+    after: Annotated[int | None, typer.Option(help="Start after this entry id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Entries, oldest first, with their reasons; and the queue's size and drops."""
+    settings = settings_from_context(ctx)
+    wanted = _kind(kind)
+    with stores_for(settings) as stores:
+        letters = stores.database.gateway.dead_letters
+        try:
+            entries = letters.list_entries(kind=wanted, after_id=after, limit=limit)
+            total, dropped = letters.count(kind=wanted), letters.dropped()
+        except StoreError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    if as_json:
+        document = {
+            "total": total,
+            "dropped": {"cap": dropped.cap, "ttl": dropped.ttl},
+            "entries": [
+                {k: v for k, v in entry.as_dict().items() if k != "payload"} for entry in entries
+            ],
+        }
+        out.print_json(json.dumps(document))
+        return
+    table = Table("id", "kind", "created", "reasons", "event id", "attempts", "message")
+    for entry in entries:
+        table.add_row(
+            str(entry.entry_id),
+            entry.kind,
+            datetime.fromtimestamp(entry.created_at, UTC).isoformat(timespec="seconds"),
+            ",".join(entry.reasons),
+            entry.event_id or "",
+            str(entry.attempts),
+            entry.message[:60],
+        )
+    out.print(table)
+    out.print(
+        f"{total} entries; dropped so far: {dropped.cap} over the size cap,"
+        f" {dropped.ttl} past the TTL",
+        highlight=False,
+    )
+
+
+@app.command("inspect")
+def inspect(
+    ctx: typer.Context,
+    entry_id: Annotated[int, typer.Argument(help="The entry id shown by `dlq list`.")],
+) -> None:
+    """One entry as JSON, with its payload."""
+    settings = settings_from_context(ctx)
+    with stores_for(settings) as stores:
+        try:
+            entry = stores.database.gateway.dead_letters.get(entry_id)
+        except StoreError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    if entry is None:
+        raise fail(f"no dead-letter entry {entry_id}", 1)
+    document = entry.as_dict()
+    with contextlib.suppress(ValueError):
+        document["payload"] = json.loads(entry.payload)
+    out.print_json(json.dumps(document, ensure_ascii=False))
+
+
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    entry_ids: Annotated[list[int] | None, typer.Argument(help="Entry ids to retry.")] = None,
+    retry_all: Annotated[bool, typer.Option("--all", help="Retry every entry.")] = False,
+    kind: Annotated[str | None, typer.Option(help="With --all: only this kind.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Store entries that now validate (the store is back, or the rules changed), and remove
+    them from the queue; the rest stay, with their attempts counted."""
+    settings = settings_from_context(ctx)
+    wanted = _kind(kind)
+    if not entry_ids and not retry_all:
+        raise fail("name entry ids, or pass --all")
+    report = RetryReport()
+    with stores_for(settings) as stores:
+        letters = stores.database.gateway.dead_letters
+        try:
+            if entry_ids:
+                found = [letters.get(entry_id) for entry_id in entry_ids]
+                missing = [i for i, entry in zip(entry_ids, found, strict=True) if entry is None]
+                if missing:
+                    raise fail(f"no dead-letter entries {', '.join(map(str, missing))}", 1)
+                _merge(report, retry_entries(stores.database, settings, found))  # type: ignore[arg-type]
+            else:
+                after: int | None = None
+                while page := letters.list_entries(kind=wanted, after_id=after, limit=PAGE):
+                    _merge(report, retry_entries(stores.database, settings, page))
+                    after = page[-1].entry_id
+        except StoreError as error:
+            summary = json.dumps(report.as_dict())
+            raise fail(f"{error} (retried before the failure: {summary})", EXIT_STORE) from None
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    out.print(
+        f"stored {len(report.stored)}, already stored {len(report.duplicates)},"
+        f" still invalid {len(report.still_invalid)}",
+        highlight=False,
+    )
+
+
+def _merge(total: RetryReport, part: RetryReport) -> None:
+    total.stored.extend(part.stored)
+    total.duplicates.extend(part.duplicates)
+    total.still_invalid.update(part.still_invalid)
+
+
+@app.command("purge")
+def purge(
+    ctx: typer.Context,
+    entry_ids: Annotated[list[int] | None, typer.Argument(help="Entry ids to remove.")] = None,
+    purge_all: Annotated[bool, typer.Option("--all", help="Remove every entry.")] = False,
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    older_than: Annotated[
+        float | None, typer.Option(help="Only entries older than this many seconds.")
+    ] = None,
+) -> None:
+    """Remove entries for good."""
+    settings = settings_from_context(ctx)
+    wanted = _kind(kind)
+    if not entry_ids and not purge_all and older_than is None:
+        raise fail("name entry ids, or pass --all or --older-than")
+    with stores_for(settings) as stores:
+        letters = stores.database.gateway.dead_letters
+        try:
+            if entry_ids:
+                removed = letters.delete(entry_ids)
+            else:
+                cutoff = None if older_than is None else time.time() - older_than
+                removed = letters.purge(kind=wanted, older_than=cutoff)
+        except StoreError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    out.print(f"removed {removed} entries", highlight=False)

@@ -1,0 +1,75 @@
+"""``tastebud serve``: the HTTP event gateway (uvicorn, one or more worker processes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
+import typer
+
+from tastebud.api.server import NoDelayH11Protocol
+from tastebud.cli.common import console, out, settings_from_context, stores_for
+from tastebud.gateway.keys import bootstrap_admin_key
+from tastebud.observability import configure_logging
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default 1).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API: events, catalog upserts, health and metrics.
+
+    The stores are opened once here first (so an unreachable database fails fast, and
+    schemas are created before the workers race for them); on the embedded store, the first
+    run creates an admin API key and prints it, once, on the last line.
+    """
+    settings = settings_from_context(ctx)
+    gateway = settings.gateway
+    host = host or gateway.host
+    port = gateway.port if port is None else port
+    workers = workers or gateway.workers
+    with stores_for(settings) as stores:
+        secret = bootstrap_admin_key(settings, stores.database)
+    if secret is not None:
+        console.print(
+            "[bold]Created the first admin API key.[/] It is shown this once; store it now."
+            " Create narrower keys with `tastebud keys create --scope ingest`."
+        )
+        out.print(secret, soft_wrap=True, highlight=False)
+    configure_logging(settings.log_level, settings.log_format)
+
+    import uvicorn
+
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(METRICS_DIR):
+        # Each worker counts in its own process; prometheus_client's multiprocess mode sums
+        # them at scrape time from files in this folder.
+        metrics_dir = tempfile.mkdtemp(prefix="tastebud-metrics-")
+        os.environ[METRICS_DIR] = metrics_dir
+    try:
+        uvicorn.run(
+            "tastebud.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            # Workers import pyarrow, duckdb and the stores: on a busy machine that takes
+            # longer than uvicorn's 5 s default, which would kill and restart them.
+            timeout_worker_healthcheck=60,
+            server_header=False,
+            http=NoDelayH11Protocol,
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(METRICS_DIR, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

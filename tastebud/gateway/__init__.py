@@ -1,0 +1,3 @@
+"""The event gateway's logic, free of HTTP: validation and enrichment of incoming events,
+durable appends with retries, the dead-letter queue, API keys and rate limits.
+``tastebud.api`` is the HTTP layer over it."""

@@ -1,0 +1,337 @@
+"""From decoded JSON payloads to durable events: validate, enrich, de-duplicate, append with
+retries, and dead-letter what cannot be stored. HTTP-free, so tests and jobs can call it."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import ValidationError
+
+from tastebud.config import Settings
+from tastebud.gateway.dlq import DeadLetterQueue, DlqShareMonitor
+from tastebud.gateway.enrichment import (
+    RequestContext,
+    Sessionizer,
+    enriched_table,
+    enrichment_for,
+)
+from tastebud.gateway.metrics import (
+    ENRICH_FAILED,
+    ENRICH_SECONDS,
+    ENRICHED,
+    EVENTS,
+    RETRY_SUCCESS,
+    STORE_RETRIES,
+)
+from tastebud.observability import get_logger
+from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow
+from tastebud.stores import AppendResult, Stores
+from tastebud.stores.gateway import DeadLetter
+from tastebud.validation import content_event_ids, pydantic_reasons
+
+log = get_logger("tastebud.gateway")
+
+Status = Literal["accepted", "duplicate", "rejected"]
+# Errors that say the code is wrong, not the store: retrying cannot help.
+PROGRAMMING_ERRORS = (TypeError, ValueError, AttributeError, KeyError, AssertionError)
+
+
+@dataclass
+class EventOutcome:
+    """One event's result, in request order."""
+
+    index: int
+    status: Status
+    event_id: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    message: str | None = None
+    dead_letter_id: int | None = None
+
+
+class GatewayUnavailable(RuntimeError):
+    """Neither the event store nor the dead-letter queue could take the events: the request
+    must fail as a whole (503) so the client retries; nothing was acknowledged."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the request, for dead-letter entries and logs (never the key itself)."""
+
+    key_id: str | None = None
+    request_id: str | None = None
+
+
+class EventGateway:
+    def __init__(
+        self,
+        stores: Stores,
+        settings: Settings,
+        *,
+        monitor: DlqShareMonitor | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.stores = stores
+        self.settings = settings
+        self.rules = settings.events
+        self.gateway = settings.gateway
+        self.sessions = Sessionizer(stores.online, settings.gateway.session_gap_seconds)
+        self.dlq = DeadLetterQueue(stores.database.gateway.dead_letters, settings.gateway)
+        self.monitor = monitor
+        self._sleep = sleep
+        # One appender per process at a time: SQLite takes one writer anyway, and waiting on a
+        # lock here is fairer and quicker than SQLite's sleeping busy handler.
+        self._append_lock = threading.Lock()
+
+    def ingest(
+        self, payloads: Sequence[Any], request: RequestContext, caller: Caller = Caller()
+    ) -> list[EventOutcome]:
+        outcomes: list[EventOutcome | None] = [None] * len(payloads)
+        invalid: list[tuple[int, DeadLetter]] = []
+
+        def reject(index: int, reasons: list[str], message: str) -> None:
+            payload = payloads[index]
+            event_id = payload.get("event_id") if isinstance(payload, dict) else None
+            event_id = event_id if isinstance(event_id, str) else None
+            outcomes[index] = EventOutcome(index, "rejected", event_id, reasons, message)
+            invalid.append(
+                (
+                    index,
+                    DeadLetter(
+                        kind="invalid",
+                        payload=_dump(payload),
+                        reasons=tuple(reasons),
+                        message=message,
+                        event_id=event_id,
+                        key_id=caller.key_id,
+                        request_id=caller.request_id,
+                    ),
+                )
+            )
+
+        table, rows = self._validate_all(payloads, reject)
+        # A repeat of an id within the request is a duplicate of its first occurrence.
+        ids = table.column("event_id").to_pylist()
+        first: dict[str, int] = {}
+        keep: list[int] = []
+        for row, event_id in enumerate(ids):
+            if event_id in first:
+                outcomes[rows[row]] = EventOutcome(rows[row], "duplicate", event_id)
+            else:
+                first[event_id] = rows[row]
+                keep.append(row)
+        if len(keep) < len(ids):
+            table = table.take(pa.array(keep, pa.int64()))
+
+        transient: list[tuple[int, DeadLetter]] = []
+        if table.num_rows:
+            table = self._enrich(table, request)
+            result, error = self._append(table)
+            unique = [ids[row] for row in keep]
+            if result is not None:
+                stored_before = set(result.duplicates)
+                for event_id in unique:
+                    index = first[event_id]
+                    status: Status = "duplicate" if event_id in stored_before else "accepted"
+                    outcomes[index] = EventOutcome(index, status, event_id)
+            else:
+                for event_id, row in zip(unique, table.to_pylist(), strict=True):
+                    transient.append(
+                        (
+                            first[event_id],
+                            DeadLetter(
+                                kind="transient",
+                                payload=_dump_row(row),
+                                reasons=("store_unavailable",),
+                                message=error,
+                                event_id=event_id,
+                                key_id=caller.key_id,
+                                request_id=caller.request_id,
+                            ),
+                        )
+                    )
+        self._dead_letter(invalid, transient, outcomes)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(payloads)
+        for status, count in Counter(outcome.status for outcome in done).items():
+            EVENTS.labels(outcome=status).inc(count)
+        if self.monitor is not None:
+            self.monitor.record(len(done), len(invalid) + len(transient))
+        return done
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _validate_all(
+        self, payloads: Sequence[Any], reject: Callable[[int, list[str], str], None]
+    ) -> tuple[pa.Table, list[int]]:
+        """The valid events as one EVENT_SCHEMA table, with each row's request index.
+
+        Each event goes through the Event model, not bulk ingest's column-wise validator:
+        at request sizes (1 to 1,000 events) the model is faster (measured: 2-3 ms against
+        4-6 ms per 100 events), the column-wise kernels pay a fixed cost per call."""
+        modelled: list[tuple[int, Event]] = []
+        for index, payload in enumerate(payloads):
+            event, reasons, message = self._validate(payload)
+            if event is None:
+                reject(index, reasons, message)
+            else:
+                modelled.append((index, event))
+        if not modelled:
+            return EVENT_SCHEMA.empty_table(), []
+        modelled = self._with_content_ids(modelled, payloads)
+        table = events_to_arrow([event for _, event in modelled])
+        return table, [index for index, _ in modelled]
+
+    def _validate(self, payload: Any) -> tuple[Event | None, list[str], str]:
+        if not isinstance(payload, dict):
+            return None, ["invalid_type"], "an event must be a JSON object"
+        device = payload.get("device_type")
+        if device is not None and not isinstance(device, str):
+            # Checked here: Event's validator tests membership in a set, which raises
+            # TypeError (not a validation error) for a list or an object.
+            return None, ["invalid_device_type"], "device_type must be web, mobile or other"
+        try:
+            event = Event.from_payload(payload, self.rules)
+        except TypeError as error:  # a validator met a type it did not expect
+            return None, ["invalid_type"], f"a field has the wrong type: {str(error)[:100]}"
+        except ValidationError as error:
+            reasons = list(dict.fromkeys(pydantic_reasons(error)))
+            details = error.errors()
+            location = ".".join(str(part) for part in details[0]["loc"])
+            message = f"{location}: {details[0]['msg']}" if location else details[0]["msg"]
+            return None, reasons, message
+        return event, [], ""
+
+    @staticmethod
+    def _with_content_ids(
+        valid: list[tuple[int, Event]], payloads: Sequence[Any]
+    ) -> list[tuple[int, Event]]:
+        """Same rule as bulk ingest: an event sent without an id gets one derived from its
+        content, so a client's retry of it is idempotent too."""
+        missing = [
+            n for n, (index, _) in enumerate(valid) if payloads[index].get("event_id") is None
+        ]
+        if not missing:
+            return valid
+        ids = content_event_ids(events_to_arrow([valid[n][1] for n in missing]))
+        valid = list(valid)
+        for n, event_id in zip(missing, ids, strict=True):
+            index, event = valid[n]
+            valid[n] = (index, event.model_copy(update={"event_id": event_id}))
+        return valid
+
+    def _enrich(self, table: pa.Table, request: RequestContext) -> pa.Table:
+        started = time.perf_counter()
+        try:
+            enrichment = enrichment_for(table, request, self.sessions, self.rules.max_locale_length)
+        except Exception as error:  # the online store: enrichment is best effort
+            if isinstance(error, PROGRAMMING_ERRORS):
+                raise
+            log.warning("session_enrichment_failed", error=str(error)[:200], events=table.num_rows)
+            ENRICH_FAILED.inc(table.num_rows)
+            enrichment = enrichment_for(table, request, None, self.rules.max_locale_length)
+        enriched = enriched_table(table, enrichment)
+        ENRICHED.inc(table.num_rows)
+        ENRICH_SECONDS.observe((time.perf_counter() - started) / table.num_rows)
+        return enriched
+
+    def _append(self, table: pa.Table) -> tuple[AppendResult | None, str]:
+        """Append, retrying transient failures with exponential backoff and full jitter."""
+        attempts = self.gateway.store_retries + 1
+        error_text = ""
+        for attempt in range(attempts):
+            try:
+                with self._append_lock:
+                    result = self.stores.events.append_arrow(table)
+            except PROGRAMMING_ERRORS:
+                raise
+            except Exception as error:
+                error_text = f"{type(error).__name__}: {str(error)[:300]}"
+                log.warning(
+                    "event_append_failed", attempt=attempt + 1, of=attempts, error=error_text
+                )
+                if attempt + 1 < attempts:
+                    STORE_RETRIES.inc()
+                    ceiling = min(
+                        self.gateway.retry_max_seconds,
+                        self.gateway.retry_base_seconds * 2**attempt,
+                    )
+                    self._sleep(random.uniform(0, ceiling))
+                continue
+            if attempt:
+                RETRY_SUCCESS.labels(source="request").inc(result.inserted)
+            return result, ""
+        return None, error_text
+
+    def _dead_letter(
+        self,
+        invalid: list[tuple[int, DeadLetter]],
+        transient: list[tuple[int, DeadLetter]],
+        outcomes: list[EventOutcome | None],
+    ) -> None:
+        if transient:
+            try:
+                ids = self.dlq.add([entry for _, entry in invalid + transient])
+            except Exception as error:
+                if isinstance(error, PROGRAMMING_ERRORS):
+                    raise
+                log.error("dead_letter_failed", error=str(error)[:300], events=len(transient))
+                raise GatewayUnavailable(
+                    "the event store is unavailable and so is the dead-letter queue"
+                ) from error
+            for (index, entry), entry_id in zip(invalid + transient, ids, strict=True):
+                if entry.kind == "transient":
+                    outcomes[index] = EventOutcome(
+                        index,
+                        "rejected",
+                        entry.event_id,
+                        ["store_unavailable"],
+                        "the event store is unavailable; the event is kept in the"
+                        " dead-letter queue and will be stored by `tastebud dlq retry`",
+                        entry_id,
+                    )
+                else:
+                    _outcome(outcomes, index).dead_letter_id = entry_id
+            return
+        if invalid:
+            try:
+                ids = self.dlq.add([entry for _, entry in invalid])
+            except Exception as error:  # rejected events are reported to the client anyway
+                if isinstance(error, PROGRAMMING_ERRORS):
+                    raise
+                log.error("dead_letter_failed", error=str(error)[:300], events=len(invalid))
+                return
+            for (index, _), entry_id in zip(invalid, ids, strict=True):
+                _outcome(outcomes, index).dead_letter_id = entry_id
+
+
+def _outcome(outcomes: list[EventOutcome | None], index: int) -> EventOutcome:
+    outcome = outcomes[index]
+    assert outcome is not None
+    return outcome
+
+
+def _dump_row(row: dict[str, Any]) -> str:
+    """An enriched table row as an event payload (for the dead-letter queue)."""
+    return json.dumps(
+        {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in row.items()
+            if value is not None
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _dump(payload: Any) -> str:
+    """The payload as the client sent it (decoded JSON, re-encoded)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
