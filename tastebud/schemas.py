@@ -121,7 +121,7 @@ def parse_timestamp(value: Any) -> datetime:
         except ValueError:
             raise PydanticCustomError(
                 "timestamp_invalid",
-                "timestamp {value!r} is not ISO-8601 or epoch seconds",
+                "timestamp '{value}' is not ISO-8601 or epoch seconds",
                 {"value": text[:64]},
             ) from None
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -249,7 +249,7 @@ class Event(BaseModel):
         if value not in _rules(info).types:
             raise PydanticCustomError(
                 "unknown_event_type",
-                "event_type {value!r} is not configured",
+                "event_type '{value}' is not configured",
                 {"value": value[:64]},
             )
         return value
@@ -283,7 +283,7 @@ class Event(BaseModel):
     @field_validator("device_type", mode="before")
     @classmethod
     def _device(cls, value: Any) -> Any:
-        if value is not None and value not in DEVICE_TYPE_VALUES:
+        if value is not None and (not isinstance(value, str) or value not in DEVICE_TYPE_VALUES):
             raise PydanticCustomError(
                 "invalid_device_type", "device_type must be web, mobile or other"
             )
@@ -333,7 +333,7 @@ class Event(BaseModel):
             return None
         if len(value) > _rules(info).max_locale_length or not LOCALE_RE.fullmatch(value):
             raise PydanticCustomError(
-                "invalid_locale", "locale {value!r} is not a BCP-47 tag", {"value": value[:40]}
+                "invalid_locale", "locale '{value}' is not a BCP-47 tag", {"value": value[:40]}
             )
         return value
 
@@ -359,7 +359,7 @@ class Event(BaseModel):
         spec = _rules(info).types.get(self.event_type)
         if spec is not None and spec.value_required and self.value is None:
             raise PydanticCustomError(
-                "value_required", "event_type {value!r} needs a value", {"value": self.event_type}
+                "value_required", "event_type '{value}' needs a value", {"value": self.event_type}
             )
         return self
 

@@ -161,3 +161,28 @@ def test_time_window(timestamp: str, reason: str) -> None:
     )
     (rejection,) = validate_event_table(raw, EventRules()).rejections
     assert rejection.reason == reason
+
+
+def test_device_type_of_the_wrong_shape_is_a_reason_not_a_crash() -> None:
+    from pydantic import ValidationError
+
+    from tastebud.schemas import Event
+
+    for bad in (["web"], {"kind": "web"}, 3):
+        payload = {"user_id": "u", "item_id": "i", "event_type": "play",
+                   "timestamp": "2024-01-01T00:00:00Z", "device_type": bad}  # fmt: skip
+        with pytest.raises(ValidationError) as raised:
+            Event.from_payload(payload, None)
+        assert raised.value.errors()[0]["type"] == "invalid_device_type"
+
+
+def test_messages_quote_the_offending_value() -> None:
+    from pydantic import ValidationError
+
+    from tastebud.schemas import Event
+
+    payload = {"user_id": "u", "item_id": "i", "event_type": "teleport",
+               "timestamp": "2024-01-01T00:00:00Z"}  # fmt: skip
+    with pytest.raises(ValidationError) as raised:
+        Event.from_payload(payload, None)
+    assert raised.value.errors()[0]["msg"] == "event_type 'teleport' is not configured"
