@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tastebud
 from tastebud.api import errors
-from tastebud.api.deps import AppState
+from tastebud.api.deps import AppState, require
 from tastebud.api.routes import catalog, events, health
 from tastebud.api.schemas import (
     EventBatchIn,
@@ -39,6 +39,7 @@ from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
 from tastebud.gateway.ratelimit import RateLimiter
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
 from tastebud.stores import open_stores
+from tastebud.trending import routes as trending_routes
 
 log = get_logger("tastebud.api")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(catalog.router)
     app.include_router(health.router)
+    app.include_router(trending_routes.router, dependencies=[Depends(require("read"))])
     if settings.gateway.cors_origins:
         app.add_middleware(
             CORSMiddleware,

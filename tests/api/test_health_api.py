@@ -91,3 +91,20 @@ def test_openapi_is_complete(api_factory: Callable[..., Api]) -> None:
         assert (
             "example" in schema["paths"][path]["put"]["requestBody"]["content"]["application/json"]
         )
+
+
+def test_trending_is_served_by_the_main_app_with_the_read_scope(embedded_api: Api) -> None:
+    from datetime import UTC, datetime
+
+    from tastebud.jobs.outputs import publish_lists
+
+    client = embedded_api.client
+    assert client.get("/v1/trending").status_code == 401
+    assert client.get("/v1/trending", headers=embedded_api.headers("read")).status_code == 404
+    online = client.app.state.tastebud.stores.online
+    lists = {"*": [{"item_id": "i1", "score": 7.5, "lift": 3.0, "rank": 1}]}
+    as_of = datetime(2025, 1, 1, tzinfo=UTC)
+    assert publish_lists(None, online, "trending", lists, as_of=as_of, version="v1")
+    served = client.get("/v1/trending?k=5", headers=embedded_api.headers("read"))
+    assert served.status_code == 200, served.text
+    assert [entry["item_id"] for entry in served.json()["items"]] == ["i1"]

@@ -7,6 +7,7 @@ tested in test_cli.py.)"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,11 +103,13 @@ def test_retries_then_dead_letter_then_recovery_with_dlq_retry(
             assert int(refused.headers["retry-after"]) >= 1
             assert database.events.count() == 10
 
-        # The store is back: replay the dead letters.
+        # The store is back: the dlq-retry job replays the transient dead letters.
         monkeypatch.setenv("TASTEBUD_DATABASE_URL", url)
-        result = CliRunner().invoke(cli, ["dlq", "retry", "--all"])
+        result = CliRunner().invoke(cli, ["jobs", "run", "dlq-retry", "--json"])
         assert result.exit_code == 0, result.output
-        assert "stored 10, already stored 0, still invalid 0" in result.stdout
+        output = json.loads(result.stdout)["output"]
+        assert output == {"stored": 10, "duplicates": 0, "still_invalid": 0,
+                          "remaining_transient": 0}  # fmt: skip
         assert database.gateway.dead_letters.count() == 0
         stored = database.events.read_arrow().column("event_id").to_pylist()
         assert sorted(stored) == sorted(f"e{n}" for n in range(20))

@@ -66,7 +66,7 @@ def test_list_shows_all_nine_jobs(home: Path) -> None:
     rows = json.loads(result.output)
     assert [row["name"] for row in rows] == NINE
     unavailable = {row["name"] for row in rows if not row["available"]}
-    assert unavailable == {"embed", "index", "materialize", "backfill", "dlq-retry"}
+    assert unavailable == {"embed", "index", "materialize", "backfill"}
     assert all(
         row["status"].startswith("not available yet: ") for row in rows if not row["available"]
     )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tastebud.jobs.definitions import affinity, popularity, train, trending
+from tastebud.jobs.definitions import affinity, dlq_retry, popularity, train, trending
 from tastebud.jobs.registry import JobRegistry
 from tastebud.jobs.retry import RetryPolicy
 
@@ -71,7 +71,7 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.planned(
         "dlq-retry",
         "*/15 * * * *",
-        "the event gateway's dead-letter queue lands with issue 4",
+        "",
         timeout_seconds=600,
         retry=policy,
         description="Re-ingest events from the DLQ.",
@@ -89,4 +89,5 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.register("affinity", affinity.run)
     registry.register("trending", trending.run)
     registry.register("train", train.run)
+    registry.register("dlq-retry", dlq_retry.run)
     return registry
