@@ -81,8 +81,11 @@ class Recommender:
             raise ModelError("cannot fit on an empty matrix")
         self.users_: Vocabulary = data.users
         self.items_: Vocabulary = data.items
-        self.user_items_: sp.csr_matrix = data.matrix.tocsr().astype(np.float32)
-        self.seen_: sp.csr_matrix = data.seen().tocsr().astype(np.float32)
+        self.user_items_: sp.csr_matrix = data.matrix.tocsr().astype(np.float32, copy=False)
+        # Without negative feedback "seen" is the preference matrix itself: share it.
+        has_negatives = data.negatives.nnz > 0
+        seen = data.seen().tocsr().astype(np.float32, copy=False)
+        self.seen_: sp.csr_matrix = seen if has_negatives else self.user_items_
         popularity = np.asarray(data.matrix.astype(bool).sum(axis=0), dtype=np.float64).ravel()
         self.popularity_: np.ndarray = popularity
         self._fit(data)
@@ -276,11 +279,14 @@ class Recommender:
         folder.mkdir(parents=True, exist_ok=True)
         self.users_.save(folder / "users.parquet")
         self.items_.save(folder / "items.parquet")
-        sp.save_npz(folder / "user_items.npz", self.user_items_)
-        sp.save_npz(folder / "seen.npz", self.seen_)
+        # Uncompressed: zlib over a large sparse matrix costs more time than the disk it saves.
+        sp.save_npz(folder / "user_items.npz", self.user_items_, compressed=False)
+        files = ["users.parquet", "items.parquet", "user_items.npz", STATE_FILE]
+        if self.seen_ is not self.user_items_:
+            sp.save_npz(folder / "seen.npz", self.seen_, compressed=False)
+            files.append("seen.npz")
         state = {"popularity_": self.popularity_, **self._state()}
         np.savez(folder / STATE_FILE, **state)
-        files = ["users.parquet", "items.parquet", "user_items.npz", "seen.npz", STATE_FILE]
         files += self._save_extra(folder)
         meta = {
             "format": 1,
@@ -324,7 +330,8 @@ class Recommender:
         model.users_ = Vocabulary.load(folder / "users.parquet")
         model.items_ = Vocabulary.load(folder / "items.parquet")
         model.user_items_ = sp.load_npz(folder / "user_items.npz").tocsr()
-        model.seen_ = sp.load_npz(folder / "seen.npz").tocsr()
+        seen_path = folder / "seen.npz"
+        model.seen_ = sp.load_npz(seen_path).tocsr() if seen_path.exists() else model.user_items_
         with np.load(folder / STATE_FILE, allow_pickle=False) as archive:
             state = {key: archive[key] for key in archive.files}
         model.popularity_ = state.pop("popularity_")
