@@ -200,10 +200,8 @@ def build_matrix(
         weights = weights * np.power(0.5, age_days / options.half_life_days)
 
     stats = {"rows": table.num_rows}
-    user_vocab = users or Vocabulary.from_ids(table.column("user_id"))
-    item_vocab = items or Vocabulary.from_ids(table.column("item_id"))
-    rows = user_vocab.index(table.column("user_id"))
-    cols = item_vocab.index(table.column("item_id"))
+    user_vocab, rows = _encode(table.column("user_id"), users)
+    item_vocab, cols = _encode(table.column("item_id"), items)
     known = (rows >= 0) & (cols >= 0)
     if not known.all():
         stats["rows_outside_vocabulary"] = int((~known).sum())
@@ -261,6 +259,22 @@ def build_matrix(
         options=options,
         stats=stats,
     )
+
+
+def _encode(
+    column: pa.ChunkedArray, vocabulary: Vocabulary | None
+) -> tuple[Vocabulary, np.ndarray]:
+    """A sorted vocabulary of the column and each row's index in it (-1 outside a given
+    vocabulary). Dictionary-encoding hashes each id once; the vocabulary's own lookup would
+    hash every id a second time."""
+    if vocabulary is not None:
+        return vocabulary, vocabulary.index(column)
+    encoded = column.combine_chunks().dictionary_encode()
+    order = np.asarray(pc.sort_indices(encoded.dictionary).to_numpy(), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    return Vocabulary(encoded.dictionary.take(pa.array(order))), codes
 
 
 def _confidence(matrix: sp.csr_matrix, options: MatrixOptions) -> sp.csr_matrix:
