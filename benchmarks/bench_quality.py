@@ -262,6 +262,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     run: dict[str, Any] = {"machine": describe(), "budget_seconds": args.budget, "datasets": []}
+    if args.out.exists():  # keep earlier results of datasets not rerun this time
+        run["datasets"] = json.loads(args.out.read_text())["datasets"]
     with tempfile.TemporaryDirectory() as cache:
         for name in args.datasets.split(","):
             if name.startswith("ml-"):
@@ -271,7 +273,9 @@ def main() -> None:
                 table, explicit = movielens(name), True
             else:
                 table, explicit = synthetic(Path(cache)), False
-            run["datasets"].append(run_dataset(name, table, explicit, args.budget))
+            result = run_dataset(name, table, explicit, args.budget)
+            result["machine"] = describe()
+            run["datasets"] = [d for d in run["datasets"] if d["dataset"] != name] + [result]
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(run, indent=2, default=str))
     print(f"wrote {args.out}")
