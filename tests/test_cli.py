@@ -40,11 +40,12 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert "Usage" in result.output
 
 
-def test_quickstart_generates_ingests_and_prints_stats(home: Path) -> None:
+def test_quickstart_generates_ingests_prints_stats_and_trains(home: Path) -> None:
     args = ["quickstart", "--users", "60", "--items", "90", "--days", "4"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "3/3" in result.output and "events" in result.output
+    assert "4/4" in result.output and "events" in result.output
+    assert "as production" in result.output and "top 5 for" in result.output
     stats = json.loads(runner.invoke(app, ["stats", "--json"]).stdout)
     assert stats["items"]["catalog"] == 90 and stats["users"]["catalog"] == 60
     total = stats["events"]["total"]
@@ -53,6 +54,8 @@ def test_quickstart_generates_ingests_and_prints_stats(home: Path) -> None:
     again = runner.invoke(app, args)
     assert again.exit_code == 0
     assert json.loads(runner.invoke(app, ["stats", "--json"]).stdout)["events"]["total"] == total
+    assert "is up to date" in again.output
+    assert len(json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)) == 1
 
 
 BAD_FILE = (
