@@ -32,6 +32,7 @@ BASELINES: dict[str, Configuration] = {
     "bpr": Configuration({"transform": "binary"}, "bpr", {}),
     "ease": Configuration({"transform": "binary"}, "ease", {}),
 }
+EXTRA_MODELS = ("tastebud", "auto")  # the default configuration; AutoML on the train part
 DEFAULT_MODELS = ("popularity", "itemknn", "als", "ease", "tastebud")
 
 
@@ -52,10 +53,6 @@ def _fit(
         ).model
     if spec == "tastebud":
         return train(log, event_types=event_types).model
-    if spec not in BASELINES:
-        raise InteractionsError(
-            f"unknown model {spec!r}: use {', '.join([*BASELINES, 'tastebud', 'auto'])}"
-        )
     configuration = BASELINES[spec]
     # Baselines see plain binary interactions, as the libraries they stand for do.
     matrix_options = {**MatrixOptions().model_dump(), "liked_rating": 0.0,
@@ -81,6 +78,11 @@ def run_evaluation(
     on_model: Callable[[str, dict[str, float]], None] | None = None,
 ) -> EvaluationReport:
     event_types = event_types or default_event_types()
+    unknown = [name for name in models if name not in BASELINES and name not in EXTRA_MODELS]
+    if unknown:  # before any model is fitted, not halfway through
+        raise InteractionsError(
+            f"unknown model(s) {', '.join(unknown)}: use {', '.join([*BASELINES, *EXTRA_MODELS])}"
+        )
     split = make_splitter(protocol, **(split_options or {}))(log.table)
     if split.train.num_rows == 0 or split.test.num_rows == 0:
         raise InteractionsError(f"the {protocol} split left an empty train or test part")

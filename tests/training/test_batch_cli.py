@@ -173,3 +173,11 @@ def test_train_reads_the_event_store_when_given_no_file(home: Path) -> None:
     entry = listed[0]
     assert entry["user_count"] > 0 and entry["item_count"] > 0
     assert entry["time_range"]["start"] and entry["snapshot"]
+
+
+def test_evaluate_refuses_unknown_models_before_fitting_any(interactions: Path) -> None:
+    args = ["evaluate", "--interactions", str(interactions), "--model", "ease",
+            "--model", "wizard", "--out", "r"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "wizard" in result.output
+    assert "ease " not in result.output  # nothing was fitted first
