@@ -214,7 +214,7 @@ def build_matrix(
     positive.data = np.where(positive.data > 0, positive.data, 0.0)
     positive.eliminate_zeros()
     negative = summed.copy()
-    negative.data = np.where(negative.data < 0, 1.0, 0.0)
+    negative.data = np.where(negative.data <= 0, 1.0, 0.0)  # rejected, or no weight
     negative.eliminate_zeros()
 
     if (

@@ -154,3 +154,15 @@ def test_cache_returns_the_same_matrix_without_rebuilding(tmp_path: Path) -> Non
     assert (first.matrix != second.matrix).nnz == 0 and first.users == second.users
     cache.get_or_build(log, MatrixOptions(transform="binary"))
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_interactions_without_weight_still_count_as_seen() -> None:
+    """A pair whose weights sum to zero is no preference, but it is never recommended back."""
+    log = from_table(pa.table({
+        "user_id": ["a", "a", "a", "b", "b"], "item_id": ["x", "y", "y", "x", "z"],
+        "weight": [1.0, 1.0, -1.0, 1.0, 0.0]}))  # fmt: skip
+    matrix = build_matrix(log)
+    assert cell(matrix, "a", "y") == 0.0 and cell(matrix, "b", "z") == 0.0
+    seen = matrix.seen()
+    assert seen[matrix.users.index_of("a"), matrix.items.index_of("y")] != 0
+    assert seen[matrix.users.index_of("b"), matrix.items.index_of("z")] != 0
