@@ -30,6 +30,7 @@ from tastebud.api.schemas import (
     ItemIn,
     UserBatchIn,
     UserIn,
+    error_responses,
 )
 from tastebud.config import Settings, load_settings
 from tastebud.gateway.dlq import DlqShareMonitor
@@ -84,7 +85,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(catalog.router)
     app.include_router(health.router)
-    app.include_router(trending_routes.router, dependencies=[Depends(require("read"))])
+    app.include_router(
+        trending_routes.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 404, 422, 429, 503),
+    )
     if settings.gateway.cors_origins:
         app.add_middleware(
             CORSMiddleware,

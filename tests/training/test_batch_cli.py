@@ -169,8 +169,9 @@ def test_train_reads_the_event_store_when_given_no_file(home: Path) -> None:
     result = runner.invoke(app, ["train", "--promote", "production"])
     assert result.exit_code == 0, result.output
     listed = json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)
-    assert len(listed) == 1
+    assert len(listed) == 2  # quickstart registered one; train, on the same events, another
     entry = listed[0]
+    assert entry["model_version"] == result.stdout.strip().splitlines()[-1]
     assert entry["user_count"] > 0 and entry["item_count"] > 0
     assert entry["time_range"]["start"] and entry["snapshot"]
 
