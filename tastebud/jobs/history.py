@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from tastebud.config import Settings
-from tastebud.stores import Closeable, StoreError
+from tastebud.stores import POSTGRES_SCHEMES, Closeable, StoreError, local_path
 
 STATUSES = ("running", "succeeded", "failed", "timeout", "skipped")
 
@@ -151,13 +150,13 @@ def record_from_row(row: tuple[Any, ...]) -> RunRecord:
 def open_run_history(settings: Settings) -> RunHistory:
     """The run history behind ``settings.database_url`` (its own connections)."""
     url = settings.resolved_database_url
-    parts = urlsplit(url)
-    if parts.scheme == "embedded":
+    scheme = urlsplit(url).scheme
+    if scheme == "embedded":
         from tastebud.jobs.history_sqlite import SqliteRunHistory
 
-        return SqliteRunHistory(Path(unquote(parts.netloc + parts.path)).expanduser())
-    if parts.scheme in ("postgresql", "postgres"):
+        return SqliteRunHistory(local_path(url))
+    if scheme in POSTGRES_SCHEMES:
         from tastebud.jobs.history_postgres import PostgresRunHistory
 
         return PostgresRunHistory(url)
-    raise StoreError(f"unsupported database URL scheme {parts.scheme!r} for job history")
+    raise StoreError(f"unsupported database URL scheme {scheme!r} for job history")

@@ -40,6 +40,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "Stores",
+    "local_path",
     "open_database",
     "open_online_store",
     "open_stores",
@@ -48,7 +49,8 @@ __all__ = [
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def _local_path(url: str) -> Path:
+def local_path(url: str) -> Path:
+    """The folder or file an ``embedded://`` / ``sqlite://`` URL names."""
     parts = urlsplit(url)
     path = unquote(parts.netloc + parts.path)
     if not path:
@@ -90,11 +92,21 @@ class Database(Closeable):
 
     @cached_property
     def gateway(self) -> GatewayStores:
-        """API keys and the dead-letter queue, opened on first use (on PostgreSQL, on the
-        event store's pool)."""
-        from tastebud.stores.gateway_open import open_gateway_stores
+        """API keys and the dead-letter queue, opened on first use. Embedded: ``gateway.db``
+        in the database folder; PostgreSQL: tables on the event store's connection pool."""
+        from tastebud.stores.postgres_events import PostgresEventStore
 
-        return open_gateway_stores(self.url, self.events)
+        if isinstance(self.events, PostgresEventStore):
+            from tastebud.stores.postgres_gateway import (
+                PostgresApiKeyStore,
+                PostgresDeadLetterStore,
+            )
+
+            pool = self.events.database
+            return GatewayStores(PostgresApiKeyStore(pool), PostgresDeadLetterStore(pool))
+        from tastebud.stores.embedded_gateway import open_embedded_gateway
+
+        return GatewayStores(*open_embedded_gateway(local_path(self.url) / "gateway.db"))
 
     def close(self) -> None:
         if "gateway" in self.__dict__:
@@ -109,7 +121,7 @@ def open_database(url: str) -> Database:
         from tastebud.stores.embedded_catalog import EmbeddedCatalogStore
         from tastebud.stores.embedded_events import EmbeddedEventStore
 
-        root = _local_path(url)
+        root = local_path(url)
         events = EmbeddedEventStore(root / "events", **_embedded_tuning(url))
         return Database(url, events, EmbeddedCatalogStore(root / "catalog.db"))
     if scheme in POSTGRES_SCHEMES:
@@ -133,7 +145,7 @@ def open_online_store(url: str) -> OnlineStore:
     if scheme == "memory":
         return online.MemoryOnlineStore()
     if scheme == "sqlite":
-        return online.SqliteOnlineStore(_local_path(url))
+        return online.SqliteOnlineStore(local_path(url))
     if scheme in ("redis", "rediss", "unix"):
         return online.RedisOnlineStore(url)
     raise StoreError(
