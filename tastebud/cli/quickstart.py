@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from tastebud.data.synthetic import WorldSpec
 from tastebud.models import Recommender
 from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import Stores
-from tastebud.training.pipeline import manifest_for, save_training, train
+from tastebud.training.pipeline import register_training, train
 
 
 def quickstart(
@@ -64,11 +63,7 @@ def train_and_show(settings: Settings, stores: Stores) -> None:
         out.print(f"production model {version} is up to date")
     else:
         result = train(log, event_types=settings.events.types)
-        with tempfile.TemporaryDirectory(prefix="tastebud-quickstart-") as scratch:
-            folder = save_training(result, log, Path(scratch) / "model")
-            version = registry.register(
-                folder, manifest_for(result, log), aliases=["production"]
-            ).model_version
+        version = register_training(result, log, registry, aliases=["production"]).model_version
         out.print(
             f"registered {result.configuration.model} model {version} as production "
             f"({result.matrix.shape[0]:,} users x {result.matrix.shape[1]:,} items, "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import re
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +31,7 @@ from tastebud.data.interactions import (
 from tastebud.evaluation import PROTOCOLS
 from tastebud.models.base import ModelError, Recommender
 from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
-from tastebud.training.pipeline import manifest_for, save_training, train
+from tastebud.training.pipeline import register_training, save_training, train
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
 
@@ -131,16 +130,10 @@ def train_command(
 
     with stores_for(settings) as stores:
         registry = open_registry(settings, stores.artifacts)
-        with tempfile.TemporaryDirectory(prefix="tastebud-train-") as scratch:
-            folder = save_training(result, log, Path(scratch) / "model")
-            try:
-                version = registry.register(
-                    folder,
-                    manifest_for(result, log),
-                    aliases=[promote] if promote else [],
-                )
-            except RegistryError as error:
-                raise fail(str(error), EXIT_STORE) from None
+        try:
+            version = register_training(result, log, registry, aliases=[promote] if promote else [])
+        except RegistryError as error:
+            raise fail(str(error), EXIT_STORE) from None
     out.print(version.model_version)
 
 

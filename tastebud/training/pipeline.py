@@ -13,7 +13,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from tastebud.data.matrix import InteractionMatrix, MatrixOptions
 from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
+from tastebud.registry import ModelRegistry, ModelVersion
 from tastebud.training.automl import (
     AutoML,
     BudgetTooSmall,
@@ -233,6 +234,23 @@ def write_search_report(search: SearchResult, folder: Path) -> None:
     axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(folder / "search.png", dpi=100)
+
+
+def register_training(
+    result: TrainingResult,
+    log: InteractionLog,
+    registry: ModelRegistry,
+    *,
+    aliases: Sequence[str] = (),
+    extra: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Save the model into a scratch folder and register it (manifest fields from the run,
+    plus ``extra``); the registry writes the manifest last, so a failure registers nothing."""
+    with tempfile.TemporaryDirectory(prefix="tastebud-train-") as scratch:
+        folder = save_training(result, log, Path(scratch) / "model")
+        return registry.register(
+            folder, {**manifest_for(result, log), **(extra or {})}, aliases=aliases
+        )
 
 
 def manifest_for(result: TrainingResult, log: InteractionLog) -> dict[str, Any]:

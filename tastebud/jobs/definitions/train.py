@@ -12,8 +12,6 @@ interval over the same events reuses the version it registered.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from tastebud.data.interactions import InteractionLog, from_table, read_event_store
@@ -23,7 +21,7 @@ from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import EventQuery
 from tastebud.training.automl import Configuration, fit_configuration
 from tastebud.training.holdout import Holdout
-from tastebud.training.pipeline import check_trainable, manifest_for, save_training, train
+from tastebud.training.pipeline import check_trainable, register_training, train
 
 
 def gate_scores(
@@ -73,11 +71,8 @@ def run(context: JobContext) -> dict[str, Any]:
         floor = scores["production"] * (1 - settings.jobs.train_gate_tolerance)
         promote = not scores["candidate"] < floor  # NaN (no holdout) promotes
     context.check()
-    manifest = manifest_for(result, log)
-    manifest.update(interval_end=interval_end, rows=len(log), gate=outcome.get("gate"))
-    with tempfile.TemporaryDirectory(prefix="tastebud-train-job-") as scratch:
-        folder = save_training(result, log, Path(scratch) / "model")
-        version = registry.register(folder, manifest)
+    extra = {"interval_end": interval_end, "rows": len(log), "gate": outcome.get("gate")}
+    version = register_training(result, log, registry, extra=extra)
     outcome["version"] = version.model_version
     if promote:
         context.check()
