@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from tastebud.schemas import parse_timestamp
 from tastebud.stores.base import EventQuery, EventStore
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -154,8 +155,6 @@ def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _parse_text_time(raw: str | None) -> object:
-    from tastebud.schemas import parse_timestamp
-
     if raw is None or not raw.strip():
         return None
     text = raw.strip()
@@ -213,29 +212,26 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
         timestamp = pa.chunked_array([pa.nulls(rows, TIMESTAMP)])
 
     dropped: dict[str, int] = {}
+    good = np.ones(rows, dtype=bool)
 
-    def keep(mask: pa.ChunkedArray | pa.Array, reason: str) -> np.ndarray:
-        keep_mask = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), bool)
-        bad = int(rows - keep_mask.sum())
-        if bad:
-            dropped[reason] = bad
-        return keep_mask
+    def require(mask: pa.ChunkedArray | pa.Array, reason: str) -> None:
+        """Drop rows failing ``mask``; each row is counted once, under its first reason."""
+        nonlocal good
+        passes = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), bool)
+        failed = int((good & ~passes).sum())
+        if failed:
+            dropped[reason] = failed
+        good &= passes
 
-    good = keep(pc.and_(pc.is_valid(user), pc.greater(pc.utf8_length(user), 0)), "missing_user_id")
-    good &= keep(pc.and_(pc.is_valid(item), pc.greater(pc.utf8_length(item), 0)), "missing_item_id")
-    good &= keep(pc.is_valid(event_type), "missing_event_type")
+    require(pc.and_(pc.is_valid(user), pc.greater(pc.utf8_length(user), 0)), "missing_user_id")
+    require(pc.and_(pc.is_valid(item), pc.greater(pc.utf8_length(item), 0)), "missing_item_id")
+    require(pc.is_valid(event_type), "missing_event_type")
     if weight is not None:
-        good &= keep(pc.or_kleene(pc.is_null(weight), pc.is_finite(weight)), "weight_not_finite")
+        require(pc.or_kleene(pc.is_null(weight), pc.is_finite(weight)), "weight_not_finite")
     if rating is not None:
-        good &= keep(pc.or_kleene(pc.is_null(rating), pc.is_finite(rating)), "rating_not_finite")
+        require(pc.or_kleene(pc.is_null(rating), pc.is_finite(rating)), "rating_not_finite")
     if "timestamp" in names:
-        good &= keep(pc.is_valid(timestamp), "timestamp_invalid")
-    # Counts overlap when a row fails twice; report each row once, under its first reason.
-    if sum(dropped.values()) != rows - int(good.sum()):
-        dropped = {
-            "invalid": rows - int(good.sum()),
-            **{f"of which {k}": v for k, v in dropped.items()},
-        }
+        require(pc.is_valid(timestamp), "timestamp_invalid")
 
     log = pa.table(
         {

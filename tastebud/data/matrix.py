@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -340,8 +341,6 @@ class MatrixCache:
         partial = entry.with_name(entry.name + ".partial")
         built.save(partial)
         if entry.exists():
-            import shutil
-
             shutil.rmtree(entry, ignore_errors=True)
         partial.rename(entry)
         return built

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import scipy.linalg
@@ -100,6 +99,3 @@ class EASERecommender(Recommender):
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.weights_ = state["weights_"]
         self.kept_items_ = state["kept_items_"]
-
-    def _save_extra(self, folder: Path) -> list[str]:
-        return []

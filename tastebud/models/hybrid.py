@@ -85,7 +85,7 @@ class HybridRecommender(Recommender):
     def from_fitted(
         cls, models: list[Recommender], weights: list[float], normalization: str = "zscore"
     ) -> HybridRecommender:
-        """A hybrid over already-fitted models on the same matrix (AutoML's last step)."""
+        """A hybrid over models already fitted on the same matrix (no refit)."""
         hybrid = cls(
             components=[(m.name, m.get_params()) for m in models],
             weights=list(weights),

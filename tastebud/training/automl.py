@@ -74,7 +74,6 @@ class SearchResult:
     budget_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     validation: dict[str, Any] = field(default_factory=dict)
-    fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         best_so_far, curve = -math.inf, []
@@ -92,7 +91,6 @@ class SearchResult:
             "budget_seconds": self.budget_seconds,
             "elapsed_seconds": self.elapsed_seconds,
             "validation": self.validation,
-            "fallback": self.fallback,
         }
 
 
