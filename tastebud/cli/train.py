@@ -28,6 +28,7 @@ from tastebud.data.interactions import (
     read_event_store,
     read_interactions_file,
 )
+from tastebud.data.matrix import MatrixCache
 from tastebud.evaluation import PROTOCOLS
 from tastebud.models.base import ModelError, Recommender
 from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
@@ -108,6 +109,7 @@ def train_command(
                 event_types=settings.events.types,
                 random_state=seed,
                 on_trial=show_trial if auto else None,
+                matrix_cache=MatrixCache(settings.home / "cache" / "matrices"),
             )
     except (InteractionsError, ModelError) as error:
         raise fail(str(error)) from None

@@ -311,10 +311,12 @@ def _filter_counts(
 
 
 class MatrixCache:
-    """Built matrices on disk, keyed by (data snapshot, options, event types)."""
+    """Built matrices on disk, keyed by (data snapshot, options, event types); the ``keep``
+    most recently used entries stay."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, keep: int = 4) -> None:
         self.folder = folder
+        self.keep = keep
 
     @staticmethod
     def key(
@@ -334,7 +336,9 @@ class MatrixCache:
         entry = self.folder / self.key(log, options, event_types)
         if (entry / "matrix.json").exists():
             try:
-                return InteractionMatrix.load(entry)
+                matrix = InteractionMatrix.load(entry)
+                entry.touch()  # most recently used
+                return matrix
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is rebuilt below
         built = build_matrix(log, options, event_types)
@@ -343,4 +347,11 @@ class MatrixCache:
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)
         partial.rename(entry)
+        self._evict()
         return built
+
+    def _evict(self) -> None:
+        entries = [path for path in self.folder.iterdir() if not path.name.endswith(".partial")]
+        entries.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+        for stale in entries[self.keep :]:
+            shutil.rmtree(stale, ignore_errors=True)

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError
-from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
+from tastebud.data.matrix import InteractionMatrix, MatrixCache, MatrixOptions, build_matrix
 from tastebud.evaluation import make_splitter
 from tastebud.models import make_model, normalise
 from tastebud.models.base import ModelError, Recommender
@@ -407,7 +407,12 @@ def fit_configuration(
     data: InteractionLog,
     configuration: Configuration,
     event_types: dict[str, EventTypeSpec] | None = None,
+    matrix_cache: MatrixCache | None = None,
 ) -> tuple[Recommender, InteractionMatrix]:
     """Fit a configuration on the whole log (AutoML's last step; plain `train`)."""
-    matrix = build_matrix(data, MatrixOptions(**configuration.matrix), event_types)
+    options = MatrixOptions(**configuration.matrix)
+    if matrix_cache is not None:
+        matrix = matrix_cache.get_or_build(data, options, event_types)
+    else:
+        matrix = build_matrix(data, options, event_types)
     return configuration.build_model().fit(matrix), matrix

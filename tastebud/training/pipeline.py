@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from tastebud import __version__
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError
-from tastebud.data.matrix import InteractionMatrix, MatrixOptions
+from tastebud.data.matrix import InteractionMatrix, MatrixCache, MatrixOptions
 from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
@@ -109,6 +109,7 @@ def train(
     configuration: Configuration | None = None,
     random_state: int = 42,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    matrix_cache: MatrixCache | None = None,
 ) -> TrainingResult:
     """Fit the default (or given) configuration, or search one with AutoML first."""
     event_types = event_types or default_event_types()
@@ -137,7 +138,7 @@ def train(
                 fallback = f"AutoML could not run ({error}); fitted the default configuration"
             timings["search_seconds"] = time.monotonic() - started
     started = time.monotonic()
-    model, matrix = fit_configuration(log, configuration, event_types)
+    model, matrix = fit_configuration(log, configuration, event_types, matrix_cache)
     timings["fit_seconds"] = time.monotonic() - started
     result = TrainingResult(model, matrix, configuration, search, fallback, timings)
     result.coverage = coverage_of(model, log)

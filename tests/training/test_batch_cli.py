@@ -41,12 +41,18 @@ def test_batch_commands_have_help(command: str) -> None:
 
 
 def test_train_then_recommend_writes_k_new_items_per_user(
-    interactions: Path, tmp_path: Path
+    interactions: Path, tmp_path: Path, home: Path
 ) -> None:
     result = runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m"])
     assert result.exit_code == 0, result.output
     training = json.loads((tmp_path / "m" / "training.json").read_text())
     assert training["data"]["rows"] == 90 * 12 and training["model"] == "ease"
+    # The matrix was cached under TASTEBUD_HOME; a second run on the same file reuses it.
+    cached = list((home / "cache" / "matrices").iterdir())
+    assert len(cached) == 1
+    again = runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m2"])
+    assert again.exit_code == 0, again.output
+    assert list((home / "cache" / "matrices").iterdir()) == cached
     assert training["coverage"]["factor_coverage_users"] == 1.0
 
     (tmp_path / "users.txt").write_text("user_id\nu1\nu2\nstranger\n\nu3\n")

@@ -166,3 +166,16 @@ def test_interactions_without_weight_still_count_as_seen() -> None:
     seen = matrix.seen()
     assert seen[matrix.users.index_of("a"), matrix.items.index_of("y")] != 0
     assert seen[matrix.users.index_of("b"), matrix.items.index_of("z")] != 0
+
+
+def test_cache_keeps_only_the_most_recently_used_entries(tmp_path: Path) -> None:
+    log = log_of([("a", "x", "play"), ("b", "y", "like")])
+    cache = MatrixCache(tmp_path, keep=2)
+    for alpha in (1.0, 2.0, 3.0):
+        cache.get_or_build(log, MatrixOptions(transform="log", alpha=alpha))
+    kept = {path.name for path in tmp_path.iterdir()}
+    assert len(kept) == 2
+    assert (
+        MatrixCache.key(log, MatrixOptions(transform="log", alpha=1.0), default_event_types())
+        not in kept
+    )
