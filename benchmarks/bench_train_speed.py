@@ -85,7 +85,7 @@ def pipeline(home: Path) -> tuple[dict[str, float], Any]:
 
 
 def _configuration():  # the configuration object the manifest records
-    from tastebud.training.automl import Configuration
+    from tastebud.training.configuration import Configuration
 
     return Configuration(MatrixOptions(transform="log").model_dump(), "als", dict(ALS))
 

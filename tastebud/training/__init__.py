@@ -9,7 +9,8 @@ from tastebud.data.interactions import (
     read_interactions_file,
 )
 from tastebud.data.matrix import InteractionMatrix, MatrixCache, MatrixOptions, build_matrix
-from tastebud.training.automl import AutoML, BudgetTooSmall, Configuration, SearchResult
+from tastebud.training.automl import AutoML, BudgetTooSmall, SearchResult
+from tastebud.training.configuration import Configuration, fit_configuration
 from tastebud.training.pipeline import TrainingResult, default_configuration, train
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TrainingResult",
     "build_matrix",
     "default_configuration",
+    "fit_configuration",
     "from_table",
     "read_event_store",
     "read_interactions_file",

@@ -28,12 +28,13 @@ import pyarrow.compute as pc
 
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError
-from tastebud.data.matrix import InteractionMatrix, MatrixCache, MatrixOptions, build_matrix
+from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
 from tastebud.evaluation import make_splitter
 from tastebud.models import make_model, normalise
 from tastebud.models.base import ModelError, Recommender
 from tastebud.models.factors import ALSRecommender
 from tastebud.observability import get_logger
+from tastebud.training.configuration import Configuration
 from tastebud.training.holdout import Holdout
 
 log = get_logger(__name__)
@@ -48,21 +49,6 @@ BLEND_BYTES = 1 << 30
 
 class BudgetTooSmall(ValueError):
     """Not even one trial fits into the budget."""
-
-
-@dataclass
-class Configuration:
-    """A full recipe: matrix options + a model (or a blend of models) with parameters."""
-
-    matrix: dict[str, Any]
-    model: str
-    params: dict[str, Any]
-
-    def build_model(self) -> Recommender:
-        return make_model(self.model, **self.params)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"matrix": self.matrix, "model": self.model, "params": self.params}
 
 
 @dataclass
@@ -401,18 +387,3 @@ class AutoML:
                 },
             )
             result.validation_ndcg = float(best.value)
-
-
-def fit_configuration(
-    data: InteractionLog,
-    configuration: Configuration,
-    event_types: dict[str, EventTypeSpec] | None = None,
-    matrix_cache: MatrixCache | None = None,
-) -> tuple[Recommender, InteractionMatrix]:
-    """Fit a configuration on the whole log (AutoML's last step; plain `train`)."""
-    options = MatrixOptions(**configuration.matrix)
-    if matrix_cache is not None:
-        matrix = matrix_cache.get_or_build(data, options, event_types)
-    else:
-        matrix = build_matrix(data, options, event_types)
-    return configuration.build_model().fit(matrix), matrix

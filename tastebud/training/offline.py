@@ -21,7 +21,7 @@ from tastebud.data.matrix import MatrixOptions
 from tastebud.evaluation import EvaluationReport, evaluate_rankings, make_splitter
 from tastebud.evaluation.report import summarize_interactions
 from tastebud.models.base import Recommender
-from tastebud.training.automl import Configuration
+from tastebud.training.configuration import Configuration
 from tastebud.training.holdout import Holdout, positive_rows
 from tastebud.training.pipeline import train
 

@@ -29,13 +29,8 @@ from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
 from tastebud.registry import ModelRegistry, ModelVersion
-from tastebud.training.automl import (
-    AutoML,
-    BudgetTooSmall,
-    Configuration,
-    SearchResult,
-    fit_configuration,
-)
+from tastebud.training.automl import AutoML, BudgetTooSmall, SearchResult
+from tastebud.training.configuration import Configuration, fit_configuration
 
 TRAINING_FILE = "training.json"
 # Above this catalog size the default configuration switches from EASE to ALS.

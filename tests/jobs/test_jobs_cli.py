@@ -110,7 +110,7 @@ def test_train_registers_promotes_reuses_and_gates(
     # A candidate recipe far worse than production's (plain popularity) is registered, not
     # promoted: the gate fits both recipes on the same data and compares NDCG@10.
     from tastebud.jobs.definitions import train as train_job
-    from tastebud.training.automl import Configuration
+    from tastebud.training.configuration import Configuration
 
     real_train = train_job.train
 

@@ -19,7 +19,7 @@ from tastebud.evaluation import make_splitter
 from tastebud.jobs.base import EmptyWindow, JobContext
 from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import EventQuery
-from tastebud.training.automl import Configuration, fit_configuration
+from tastebud.training.configuration import Configuration, fit_configuration
 from tastebud.training.holdout import Holdout
 from tastebud.training.pipeline import check_trainable, register_training, train
 
