@@ -68,6 +68,51 @@ def test_an_unregistered_segment_from_a_crash_is_ignored_and_cleaned(tmp_path: P
     store.close()
 
 
+def test_appends_during_a_compaction_are_kept_and_stored_once(tmp_path: Path) -> None:
+    """Compaction writes Parquet outside the write lock: events appended meanwhile (here by a
+    second store on the same folder, as another worker would) stay in the tail."""
+    root = tmp_path / "events"
+    store = EmbeddedEventStore(root, compact_rows=1_000)
+    other = EmbeddedEventStore(root, compact_rows=1_000)
+    events = make_events(60)
+    store.append(events[:40])
+    write_file = store._write_segment_file
+
+    def write_while_appending(table):  # type: ignore[no-untyped-def]
+        other.append(events[40:])  # committed while the segment is being written
+        return write_file(table)
+
+    store._write_segment_file = write_while_appending  # type: ignore[method-assign]
+    store.compact()
+    assert store.count() == 60
+    assert sorted(e.event_id for e in store.scan()) == sorted(e.event_id for e in events)
+    store._write_segment_file = write_file  # type: ignore[method-assign]
+    store.compact()
+    assert other.count() == 60 and len(other.scan()) == 60
+    store.close()
+    other.close()
+
+
+def test_a_compaction_that_lost_the_race_discards_its_file(tmp_path: Path) -> None:
+    root = tmp_path / "events"
+    store = EmbeddedEventStore(root, compact_rows=1_000, retired_grace_seconds=3600)
+    other = EmbeddedEventStore(root, compact_rows=1_000, retired_grace_seconds=3600)
+    store.append(make_events(20))
+    write_file = store._write_segment_file
+
+    def write_after_the_other_compacted(table):  # type: ignore[no-untyped-def]
+        segment = write_file(table)
+        other._compact_tail()  # moved the same rows first
+        return segment
+
+    store._write_segment_file = write_after_the_other_compacted  # type: ignore[method-assign]
+    store._compact_tail()
+    assert store.count() == 20 and len(store.scan()) == 20
+    assert len(segment_files(root)) == 1  # the loser's file is gone
+    store.close()
+    other.close()
+
+
 def test_tuning_comes_from_the_url(tmp_path: Path) -> None:
     with open_database(f"embedded://{tmp_path}?compact_rows=7&segment_rows=3") as database:
         events = database.events
