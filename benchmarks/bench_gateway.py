@@ -336,7 +336,7 @@ def one_run(backend: str, run: int, args: argparse.Namespace) -> dict[str, Any]:
     enrich_line = [
         line
         for line in metrics.splitlines()
-        if line.startswith("tastebud_feedback_enrich_seconds_count")
+        if line.startswith("tastebud_feedback_enriched_count_total")
     ]
     return {
         "backend": backend,

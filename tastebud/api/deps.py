@@ -33,7 +33,9 @@ class AppState:
     limiter: RateLimiter
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a hop
+    that costs more than the lookup."""
     state: AppState = request.app.state.tastebud
     return state
 

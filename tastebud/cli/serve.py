@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tastebud.api.server import NoDelayH11Protocol
+from tastebud.api.server import http_protocol
 from tastebud.cli.common import console, out, settings_from_context, stores_for
 from tastebud.gateway.keys import bootstrap_admin_key
 from tastebud.observability import configure_logging
@@ -67,7 +67,7 @@ def serve(
             # longer than uvicorn's 5 s default, which would kill and restart them.
             timeout_worker_healthcheck=60,
             server_header=False,
-            http=NoDelayH11Protocol,
+            http=http_protocol(),
         )
     finally:
         if metrics_dir is not None:
