@@ -1,0 +1,120 @@
+"""``tastebud content``: build or update item content embeddings, inspect them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
+from tastebud.content.artifact import load_artifact
+from tastebud.content.service import audio_from, embed_catalog, options_from, registry_for
+from tastebud.content.similarity import ContentSimilarity
+from tastebud.content.text import EncoderUnavailable
+from tastebud.registry import ModelLoadError, RegistryError
+from tastebud.stores import StoreError
+
+app = typer.Typer(help="Content embeddings of catalog items.", no_args_is_help=True)
+
+EXIT_FAILED = 1
+
+
+@app.command("embed")
+def embed(
+    ctx: typer.Context,
+    items: Annotated[
+        list[str] | None,
+        typer.Option("--items", help="Only (re)embed these item ids (repeat the option)."),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="Refit the embedder on the whole catalog (new vector space).")
+    ] = False,
+    text_encoder: Annotated[
+        str | None, typer.Option(help="auto, tfidf or minilm (a rebuild when it changes).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Audio worker processes.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds per audio file (default 60).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Build the catalog's embeddings, or update them: only new and changed items (or the
+    ``--items`` given) are processed; the new version becomes ``production``."""
+    settings = settings_from_context(ctx)
+    if text_encoder not in (None, "auto", "tfidf", "minilm"):
+        raise fail(f"unknown text encoder {text_encoder!r}: auto, tfidf or minilm")
+    changes = {"text_encoder": text_encoder} if text_encoder else {}
+    with stores_for(settings) as stores:
+        try:
+            outcome = embed_catalog(
+                settings,
+                stores,
+                only=items or None,
+                rebuild=rebuild,
+                options=options_from(settings, **changes),
+                audio=audio_from(settings, workers=workers, timeout=timeout),
+            )
+        except EncoderUnavailable as error:
+            raise fail(str(error)) from None
+        except (ModelLoadError, RegistryError) as error:
+            raise fail(f"embedding registry: {error}", EXIT_FAILED) from None
+        except StoreError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    summary = outcome.summary()
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    if outcome.version is None:
+        out.print(f"nothing new or changed: {summary['reused']} item(s) already embedded")
+        return
+    coverage = summary["coverage"]
+    out.print(
+        f"[green]{summary['mode']}[/] {summary['version']}: processed {summary['processed']}, "
+        f"reused {summary['reused']}, removed {summary['removed']}; coverage "
+        f"{coverage['embedded']}/{coverage['items']} ({coverage['coverage_ratio']:.1%})"
+    )
+    for reason, count in sorted(summary["failures_by_reason"].items()):
+        out.print(f"  {reason}: {count}")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="A version or an alias.")] = "production",
+) -> None:
+    """The schema and coverage report of an embedding version, as JSON."""
+    settings = settings_from_context(ctx)
+    with stores_for(settings) as stores:
+        try:
+            artifact = load_artifact(registry_for(settings, stores), ref)
+        except ModelLoadError as error:
+            raise fail(f"content embeddings: {error} (run `tastebud content embed`)") from None
+    report = dict(artifact.report)
+    report["failures"] = report.get("failures", [])[:50]
+    document = {
+        "version": artifact.version,
+        "schema": artifact.stored_schema,
+        "report": report,
+    }
+    out.print_json(json.dumps(document, default=str))
+
+
+@app.command("similar")
+def similar(
+    ctx: typer.Context,
+    item_ids: Annotated[list[str], typer.Argument(help="Item ids.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours per item.")] = 10,
+) -> None:
+    """The nearest items by content (cosine of the production embeddings)."""
+    settings = settings_from_context(ctx)
+    with stores_for(settings) as stores:
+        try:
+            artifact = load_artifact(registry_for(settings, stores))
+        except ModelLoadError as error:
+            raise fail(f"content embeddings: {error} (run `tastebud content embed`)") from None
+    index = ContentSimilarity.from_artifact(artifact)
+    ids, scores = index.similar(item_ids, k)
+    for item_id, row_ids, row_scores in zip(item_ids, ids, scores, strict=True):
+        pairs = [f"{i} ({s:.3f})" for i, s in zip(row_ids, row_scores, strict=True) if i]
+        out.print(f"{item_id}: {', '.join(pairs) if pairs else 'unknown or not embedded'}")
