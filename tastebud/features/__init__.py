@@ -1,0 +1,40 @@
+"""The feature store: feature views declared in YAML manifests (``registry``), an offline
+store of every value with its event time (``offline``: Parquet/DuckDB or PostgreSQL), an
+online store of the latest values over the process's key-value store (``online``),
+materialization between them, parity checks, and serving (``service``, ``routes``).
+See docs/features.md."""
+
+from tastebud.features.offline import (
+    FeatureVersionConflict,
+    OfflineStore,
+    UnknownFeatures,
+    open_offline_store,
+)
+from tastebud.features.online import FeatureOnlineStore
+from tastebud.features.registry import (
+    FeatureRef,
+    FeatureRegistry,
+    FeatureSpec,
+    FeatureView,
+    ManifestError,
+)
+from tastebud.features.service import FeatureResult, FeatureService
+from tastebud.features.store import FeatureStore, load_registry, open_feature_store
+
+__all__ = [
+    "FeatureOnlineStore",
+    "FeatureRef",
+    "FeatureRegistry",
+    "FeatureResult",
+    "FeatureService",
+    "FeatureSpec",
+    "FeatureStore",
+    "FeatureVersionConflict",
+    "FeatureView",
+    "ManifestError",
+    "OfflineStore",
+    "UnknownFeatures",
+    "load_registry",
+    "open_feature_store",
+    "open_offline_store",
+]

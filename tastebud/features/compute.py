@@ -1,0 +1,155 @@
+"""Running a view's source as of a moment: SQL through DuckDB over the events of its window
+and the catalog, or a Python transform. Either way the result is conformed to the view's
+schema (entity_id, event_timestamp = as_of, one typed column per feature).
+
+Every source sees only events strictly before ``as_of``, and the rows it returns carry
+``as_of`` as their event time: that is what makes point-in-time reads leak-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tastebud.config import Settings
+from tastebud.features.registry import ARROW_TYPES, FeatureView, PythonSource
+from tastebud.jobs.base import JobContext
+from tastebud.stores import EventQuery, Stores
+
+Transform = Callable[["TransformContext"], pa.Table | None]
+
+
+class TransformError(RuntimeError):
+    """A source failed or returned a table that does not match its view."""
+
+
+@dataclass
+class TransformContext:
+    """What a source computes with; ``job`` is a JobContext ending at ``as_of`` so the job
+    definitions' own computations (popularity, affinity) can be reused as they are."""
+
+    view: FeatureView
+    as_of: datetime
+    settings: Settings
+    stores: Stores
+    job: JobContext
+
+    @cached_property
+    def catalog_items(self) -> pa.Table:
+        from tastebud.jobs.outputs import catalog_table
+
+        return catalog_table(self.stores.catalog)
+
+
+def context_for(
+    view: FeatureView,
+    as_of: datetime,
+    settings: Settings,
+    stores: Stores,
+    job: JobContext | None = None,
+) -> TransformContext:
+    if job is None:
+        job = JobContext(
+            job_name=f"features:{view.name}",
+            run_id=uuid.uuid4().hex,
+            attempt=1,
+            start=as_of,
+            end=as_of,
+            settings=settings,
+            stores=stores,
+        )
+    else:
+        job = JobContext(
+            job_name=job.job_name,
+            run_id=job.run_id,
+            attempt=job.attempt,
+            start=job.start,
+            end=as_of,
+            settings=settings,
+            stores=stores,
+            deadline=job.deadline,
+            cancelled=job.cancelled,
+        )
+    return TransformContext(view, as_of, settings, stores, job)
+
+
+def load_transform(spec: str) -> Transform:
+    module_name, _, function = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        found: Transform = getattr(module, function)
+    except (ImportError, AttributeError) as error:
+        raise TransformError(f"transform {spec!r} cannot be imported: {error}") from None
+    return found
+
+
+def compute_view(context: TransformContext) -> pa.Table:
+    """The view's rows as of ``context.as_of`` (possibly none), conformed to its schema."""
+    view = context.view
+    if isinstance(view.source, PythonSource):
+        table = load_transform(view.source.transform)(context)
+    else:
+        table = _run_sql(context)
+    if table is None or table.num_rows == 0:
+        return view.arrow_schema().empty_table()
+    return conform(view, table, context.as_of)
+
+
+def conform(view: FeatureView, table: pa.Table, as_of: datetime) -> pa.Table:
+    """Cast a source's output to the view's schema; a missing or mistyped column is a
+    TransformError naming the view and the column."""
+    if "entity_id" not in table.column_names:
+        raise TransformError(f"view {view.name}: the source returned no entity_id column")
+    columns = [pc.cast(table.column("entity_id"), pa.string())]
+    if "event_timestamp" in table.column_names:
+        stamps = pc.cast(table.column("event_timestamp"), ARROW_TYPES["timestamp"])
+    else:
+        stamps = pa.array([as_of] * table.num_rows, ARROW_TYPES["timestamp"])
+    columns.append(stamps)
+    for spec in view.features:
+        if spec.name not in table.column_names:
+            raise TransformError(f"view {view.name}: the source returned no {spec.name!r} column")
+        try:
+            columns.append(pc.cast(table.column(spec.name), ARROW_TYPES[spec.dtype]))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise TransformError(
+                f"view {view.name}: column {spec.name!r} is not {spec.dtype}: {error}"
+            ) from None
+    conformed = pa.Table.from_arrays(columns, schema=view.arrow_schema())
+    return conformed.filter(pc.is_valid(conformed.column("entity_id")))
+
+
+def _reads(query: str, table: str) -> bool:
+    """Whether the query reads ``table`` (FROM/JOIN), so unused inputs are never loaded."""
+    return re.search(rf"\b(from|join)\s+{table}\b", query, re.IGNORECASE) is not None
+
+
+def _run_sql(context: TransformContext) -> pa.Table:
+    source = context.view.source
+    assert not isinstance(source, PythonSource)
+    start = context.as_of - timedelta(days=source.window_days)
+    query = source.query
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        if _reads(query, "events"):
+            events = context.stores.events.read_arrow(EventQuery(start=start, end=context.as_of))
+            connection.register("events", events)
+        if _reads(query, "items"):
+            connection.register("items", context.catalog_items)
+        params = {"as_of": context.as_of} if "$as_of" in query else {}
+        try:
+            return connection.sql(query, params=params).to_arrow_table()
+        except duckdb.Error as error:
+            raise TransformError(f"view {context.view.name}: SQL failed: {error}") from None
+    finally:
+        connection.close()

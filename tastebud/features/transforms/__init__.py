@@ -1,0 +1,1 @@
+"""The Python sources of the built-in feature views (see ``tastebud/features/manifests``)."""
