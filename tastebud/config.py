@@ -175,6 +175,47 @@ class TrendingSettings(BaseModel):
     max_staleness_hours: float = Field(default=6.0, gt=0)
 
 
+class FeatureSettings(BaseModel):
+    """The feature store (see docs/features.md): where offline values live, extra manifests,
+    the in-process cache in front of the online store, materialization and parity."""
+
+    offline_url: str | None = Field(
+        default=None,
+        description="parquet:///dir or postgresql://...; default: PostgreSQL when the "
+        "database is, else parquet under {home}/features.",
+    )
+    manifests: list[Path] = Field(default_factory=list, description="Extra manifest files/dirs.")
+    builtin_manifests: bool = True
+    cache_entries: int = Field(default=100_000, ge=0, description="In-process LRU size; 0: off.")
+    cache_seconds: float = Field(default=30.0, gt=0)
+    generation_check_seconds: float = Field(default=1.0, ge=0)
+    overlap_seconds: float = Field(
+        default=3600.0, ge=0, description="Materialization re-reads this much before its start."
+    )
+    backfill_step_hours: float = Field(default=24.0, gt=0)
+    offline_retention_days: float = Field(
+        default=90.0, gt=0, description="Offline snapshots older than this are pruned."
+    )
+    parity_sample: int = Field(default=500, ge=1, description="Entities sampled per view.")
+    parity_tolerance: float = Field(default=1e-6, ge=0, description="Relative, for floats.")
+
+
+class ContentSettings(BaseModel):
+    """Content embeddings (see docs/content.md). Embedder options apply when it is fitted
+    (first build, ``--rebuild``); changing one makes the next build a full refit."""
+
+    dim: int = Field(default=128, ge=8, le=1024, description="Embedding width.")
+    text_encoder: Literal["auto", "tfidf", "minilm"] = "auto"
+    text_dim: int = Field(default=64, ge=2, le=1024, description="TF-IDF + SVD components.")
+    max_categories: int = Field(default=64, ge=1, description="Categories kept; rest 'other'.")
+    block_weights: dict[str, float] | None = Field(
+        default=None, description="audio, attributes, categories, metadata, text."
+    )
+    audio_workers: int | None = Field(default=None, ge=1, description="Default: one per core.")
+    audio_timeout_seconds: float = Field(default=60.0, gt=0, description="Per audio file.")
+    audio_max_seconds: float = Field(default=600.0, gt=0, description="Analysed per file.")
+
+
 class Settings(BaseSettings):
     """All of tastebud's settings. Create with ``load_settings()``; never at import time."""
 
@@ -196,6 +237,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     trending: TrendingSettings = Field(default_factory=TrendingSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    content: ContentSettings = Field(default_factory=ContentSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @classmethod
@@ -229,6 +272,14 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_artifacts_url(self) -> str:
         return self.artifacts_url or str(self.home / "artifacts")
+
+    @cached_property
+    def resolved_features_offline_url(self) -> str:
+        if self.features.offline_url:
+            return self.features.offline_url
+        if self.resolved_database_url.startswith(("postgresql:", "postgres:")):
+            return self.resolved_database_url
+        return f"parquet://{self.home / 'features'}"
 
     @cached_property
     def resolved_datasets_cache(self) -> Path:

@@ -34,6 +34,7 @@ from tastebud.api.schemas import (
     error_responses,
 )
 from tastebud.config import Settings, load_settings
+from tastebud.features import routes as feature_routes
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("gateway_started", database=_scheme(settings.resolved_database_url))
             yield
         finally:
+            feature_routes.close_feature_store(app)
             stores.close()
 
     app = FastAPI(
@@ -90,6 +92,11 @@ def create_app(settings: Settings) -> FastAPI:
         trending_routes.router,
         dependencies=[Depends(require("read"))],
         responses=error_responses(401, 403, 404, 422, 429, 503),
+    )
+    app.include_router(
+        feature_routes.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(400, 401, 403, 413, 422, 429, 503),
     )
     if settings.gateway.cors_origins:
         app.add_middleware(

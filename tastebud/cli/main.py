@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from tastebud.cli import config, data, datasets, dlq, jobs, keys, models, quickstart, serve, train
+from tastebud.cli import (
+    config,
+    content,
+    data,
+    datasets,
+    dlq,
+    features,
+    jobs,
+    keys,
+    models,
+    quickstart,
+    serve,
+    train,
+)
 
 app = typer.Typer(
     name="tastebud",
@@ -20,6 +33,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(dlq.app, name="dlq")
 app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
+app.add_typer(content.app, name="content")
+app.add_typer(features.app, name="features")
 app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)

@@ -30,6 +30,7 @@ NINE = [
     "backfill",
     "dlq-retry",
     "trending",
+    "feature-parity",
 ]
 AS_OF = "2025-01-13T00:00:00Z"  # the end of the world; i000058 trends on its last day
 
@@ -66,7 +67,7 @@ def test_list_shows_all_nine_jobs(home: Path) -> None:
     rows = json.loads(result.output)
     assert [row["name"] for row in rows] == NINE
     unavailable = {row["name"] for row in rows if not row["available"]}
-    assert unavailable == {"embed", "index", "materialize", "backfill"}
+    assert unavailable == {"index"}
     assert all(
         row["status"].startswith("not available yet: ") for row in rows if not row["available"]
     )
@@ -75,8 +76,8 @@ def test_list_shows_all_nine_jobs(home: Path) -> None:
 
 
 def test_unavailable_unknown_and_bad_intervals(home: Path) -> None:
-    embed = runner.invoke(app, ["jobs", "run", "embed"])
-    assert embed.exit_code == 2 and "not available yet" in embed.output
+    index = runner.invoke(app, ["jobs", "run", "index"])
+    assert index.exit_code == 2 and "not available yet" in index.output
     unknown = runner.invoke(app, ["jobs", "run", "nope"])
     assert unknown.exit_code == 2 and "unknown job" in unknown.output
     reversed_ = runner.invoke(
@@ -186,5 +187,5 @@ def test_scheduler_once_runs_due_jobs(home: Path) -> None:
     assert "popularity: failed" in result.output
     history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
     assert [(r["job_name"], r["error_kind"]) for r in history] == [("popularity", "empty_window")]
-    bad = runner.invoke(app, ["scheduler", "--once", "--job", "embed"])
+    bad = runner.invoke(app, ["scheduler", "--once", "--job", "index"])
     assert bad.exit_code == 2 and "not available yet" in bad.output

@@ -3,7 +3,15 @@
 
 from __future__ import annotations
 
-from tastebud.jobs.definitions import affinity, dlq_retry, popularity, train, trending
+from tastebud.jobs.definitions import (
+    affinity,
+    dlq_retry,
+    embed,
+    features,
+    popularity,
+    train,
+    trending,
+)
 from tastebud.jobs.registry import JobRegistry
 from tastebud.jobs.retry import RetryPolicy
 
@@ -90,4 +98,15 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.register("trending", trending.run)
     registry.register("train", train.run)
     registry.register("dlq-retry", dlq_retry.run)
+    registry.register("embed", embed.run)
+    registry.register("materialize", features.materialize_run)
+    registry.register("backfill", features.backfill_run)
+    registry.register(
+        "feature-parity",
+        features.parity_run,
+        schedule="0 5 * * *",
+        timeout_seconds=1800,
+        retry=policy,
+        description="Sampled online vs offline feature values: diff rate (target < 2%).",
+    )
     return registry
