@@ -11,10 +11,12 @@ The feature store opens on first use from the app's settings and online store
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -123,11 +125,25 @@ def close_feature_store(app: FastAPI) -> None:
         app.state.features = None
 
 
+_limiters: dict[int, anyio.CapacityLimiter] = {}
+
+
+def _lookup_limiter() -> anyio.CapacityLimiter:
+    """Lookups run off the event loop (a hung Redis must not stall the worker), but on at most
+    two threads: with the default pool of 40, threads fighting over the GIL doubled p95
+    (measured: docs/benchmarks.md)."""
+    loop = id(asyncio.get_running_loop())
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(2)
+    return limiter
+
+
 router = APIRouter(tags=["features"])
 
 
 @router.post("/v1/features", response_model=FeaturesResponse)
-def post_features(
+async def post_features(
     request: Request,
     body: Annotated[FeaturesRequest, Body(openapi_examples={"ranking": {"value": EXAMPLE}})],
 ) -> Response:
@@ -138,7 +154,9 @@ def post_features(
             422, "too_many_entities", f"{total} entities; at most {MAX_ENTITIES} per request"
         )
     service: FeatureService = feature_store(request.app).service
-    result = service.get_online_features(body.entities, body.features)
+    result = await anyio.to_thread.run_sync(
+        service.get_online_features, body.entities, body.features, limiter=_lookup_limiter()
+    )
     # Encoded directly: re-validating the documented response model costs more than the
     # lookup itself on a 21-entity request (the shape is FeaturesResponse all the same).
     document = {
