@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tastebud.api.server import http_protocol
+from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
 from tastebud.cli.common import console, out, settings_from_context, stores_for
 from tastebud.gateway.keys import bootstrap_admin_key
 from tastebud.observability import configure_logging
@@ -54,21 +55,31 @@ def serve(
         # them at scrape time from files in this folder.
         metrics_dir = tempfile.mkdtemp(prefix="tastebud-metrics-")
         os.environ[METRICS_DIR] = metrics_dir
+    options: dict[str, Any] = {
+        "app": "tastebud.api.app:app_from_environment",
+        "factory": True,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "server_header": False,
+        "http": http_protocol(),
+    }
     try:
-        uvicorn.run(
-            "tastebud.api.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-            # Workers import pyarrow, duckdb and the stores: on a busy machine that takes
-            # longer than uvicorn's 5 s default, which would kill and restart them.
-            timeout_worker_healthcheck=60,
-            server_header=False,
-            http=http_protocol(),
-        )
+        if workers > 1 and reuse_port_supported():
+            try:
+                run_workers(host, port, workers, options)
+            except WorkersFailed as error:
+                console.print(f"[red]error:[/] {error}")
+                raise typer.Exit(1) from None
+        else:
+            uvicorn.run(
+                host=host,
+                port=port,
+                workers=workers,
+                # Workers import pyarrow, duckdb and the stores: on a busy machine that takes
+                # longer than uvicorn's 5 s default, which would kill and restart them.
+                timeout_worker_healthcheck=60,
+                **options,
+            )
     finally:
         if metrics_dir is not None:
             os.environ.pop(METRICS_DIR, None)

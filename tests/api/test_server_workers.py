@@ -1,0 +1,72 @@
+"""``tastebud serve --workers N``: one SO_REUSEPORT socket per worker, so connections spread
+over the workers; a dead worker is replaced; a busy port or workers that cannot start are a
+clear error, not a restart loop."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from api.gateway_testing import ServerProcess, free_port, server_env
+from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
+
+pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="needs SO_REUSEPORT")
+
+
+def workers_of(server: ServerProcess) -> list[psutil.Process]:
+    assert server.process is not None
+    children = psutil.Process(server.process.pid).children()
+    return [child for child in children if "multiprocessing.spawn" in " ".join(child.cmdline())]
+
+
+def wait_for(condition, seconds: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_connections_spread_over_the_workers_and_a_dead_worker_is_replaced(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(server_env(tmp_path / "home"), free_port(), 2, tmp_path / "log")
+    server.start()
+    try:
+        wait_for(lambda: len(workers_of(server)) == 2)
+        time.sleep(2)  # the second worker finishes starting
+        # Each worker answers on its own socket: many fresh connections reach both.
+        before = {worker.pid: worker.cpu_times().user for worker in workers_of(server)}
+        for _ in range(200):
+            with httpx.Client() as client:  # a new connection each time
+                assert client.get(f"{server.url}/healthz").status_code == 200
+        after = {worker.pid: worker.cpu_times().user for worker in workers_of(server)}
+        assert all(after[pid] > before[pid] for pid in before), (before, after)
+
+        victim = workers_of(server)[0]
+        victim.send_signal(signal.SIGKILL)
+        wait_for(lambda: victim.pid not in {w.pid for w in workers_of(server)})
+        wait_for(lambda: len(workers_of(server)) == 2)
+        wait_for(lambda: httpx.get(f"{server.url}/readyz").status_code == 200)
+    finally:
+        server.stop()
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(WorkersFailed, match=f"cannot listen on 127.0.0.1:{port}"):
+            run_workers("127.0.0.1", port, 2, {"app": "tastebud.api.app:app_from_environment"})
+
+
+def test_workers_that_cannot_start_stop_the_server() -> None:
+    options = {"app": "tastebud_no_such_module:app", "log_level": "critical"}
+    with pytest.raises(WorkersFailed, match="died within"):
+        run_workers("127.0.0.1", 0, 2, options)
