@@ -43,3 +43,32 @@ def test_factors_come_from_the_production_model(home: Path) -> None:
     row = table.column("entity_id").to_pylist().index("u7")
     expected = model.user_factors_[model.users_.index(["u7"])[0]]
     np.testing.assert_allclose(table.column("factors")[row].as_py(), expected, rtol=1e-6)
+
+
+def test_content_embeddings_come_from_the_embedding_registry(home: Path) -> None:
+    from tastebud.content.service import embed_catalog
+    from tastebud.schemas import Item
+
+    catalog = [
+        Item(
+            item_id=f"i{n}",
+            title=f"{'Loud rock anthem' if n % 2 else 'Smooth jazz ballad'} {n}",
+            creator=f"artist-{n % 3}",
+            categories=["rock" if n % 2 else "jazz"],
+            attributes={"energy": 0.2 + n / 20},
+        )
+        for n in range(12)
+    ]
+    settings = load_settings(online_url="memory://")
+    view = FeatureRegistry.load().view("item_content_embedding")
+    now = datetime.now(UTC)
+    with open_stores(settings) as stores:
+        assert compute_view(context_for(view, now, settings, stores)).num_rows == 0
+        stores.catalog.upsert_items(catalog)
+        outcome = embed_catalog(settings, stores)
+        table = compute_view(context_for(view, now, settings, stores))
+    assert outcome.version is not None and table.num_rows == 12
+    assert set(table.column("embedding_version").to_pylist()) == {outcome.version.model_version}
+    vectors = np.array(table.column("embedding").to_pylist())
+    assert vectors.shape == (12, settings.content.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)

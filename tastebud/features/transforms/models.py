@@ -1,7 +1,7 @@
-"""Sources from trained artifacts: CF factors of the registry's ``production`` model, and the
-hook for content embeddings (issue 6, built in parallel: read through its public functions,
-never re-implemented). Both return None when there is nothing yet, so a fresh install
-materializes the other views without an error."""
+"""Sources from trained artifacts: CF factors of the registry's ``production`` model, and
+item content embeddings of the embedding registry's ``production`` version (read through
+``tastebud.content``, never re-implemented). Both return None when there is nothing yet, so
+a fresh install materializes the other views without an error."""
 
 from __future__ import annotations
 
@@ -65,13 +65,11 @@ def item_factors(context: TransformContext) -> pa.Table | None:
 
 
 def item_content_embeddings(context: TransformContext) -> pa.Table | None:
-    """Item embeddings of the content-embedding ``production`` version (issue 6,
-    ``tastebud.content``) when one exists; None before. Only embedded items count."""
-    try:
-        from tastebud.content.artifact import latest_artifact
-        from tastebud.content.service import registry_for
-    except ImportError:
-        return None
+    """Item embeddings of the content-embedding ``production`` version when one exists;
+    None before. Only embedded items count."""
+    from tastebud.content.artifact import latest_artifact
+    from tastebud.content.service import registry_for
+
     try:
         artifact = latest_artifact(registry_for(context.settings, context.stores))
     except (RegistryError, ModelLoadError) as error:
