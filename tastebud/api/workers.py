@@ -60,9 +60,10 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
 def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
     """Serve ``options["app"]`` (uvicorn.Config keywords) from ``workers`` processes.
 
-    The parent binds the address first without listening: a port already taken fails here
-    (a port taken by another SO_REUSEPORT listener of a different user too), and port 0 is
-    resolved once so that every worker shares the same port."""
+    The parent first binds the address without SO_REUSEPORT, so a port already in use (even
+    by another server that set SO_REUSEPORT) fails here instead of being shared; port 0 is
+    resolved once so that every worker gets the same port. It then holds the address with a
+    bound, non-listening socket, which takes no connections."""
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
