@@ -57,6 +57,16 @@ def test_replayed_events_are_stored_once(store: EventStore) -> None:
     assert store.count() == 25
 
 
+def test_large_batches_keep_every_field_and_report_replays(store: EventStore) -> None:
+    """Past a few hundred rows backends switch to their bulk path (PostgreSQL: COPY)."""
+    events = make_events(700)
+    store.append(events[:300])
+    result = store.append(events)
+    assert result.inserted == 400
+    assert sorted(result.duplicates) == sorted(e.event_id for e in events[:300])
+    assert as_dicts(store.scan()) == as_dicts(events)
+
+
 def test_repeats_within_a_batch_are_duplicates(store: EventStore) -> None:
     events = make_events(3)
     result = store.append([events[0], events[1], events[0], events[2], events[0]])
