@@ -52,8 +52,10 @@ CREATE INDEX IF NOT EXISTS events_time ON events ("timestamp");
 
 COLUMNS = EVENT_SCHEMA.names
 QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
-# Batches up to this size go in one multi-row INSERT (API requests); larger ones by COPY.
-SMALL_BATCH_ROWS = 200
+# Batches up to this size go in one multi-row INSERT, larger ones by COPY. Measured per
+# append (p50): 1 row 0.61 ms against 1.55 ms by COPY, 10 rows 1.38 against 2.21, 50 rows
+# 3.37 against 3.09, 100 rows 5.80 against 4.07 (parameter adaptation grows with the rows).
+SMALL_BATCH_ROWS = 20
 VALUES_ROW = "(" + ", ".join("%s::jsonb" if name == "context" else "%s" for name in COLUMNS) + ")"
 STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS events_staging ("

@@ -58,7 +58,7 @@ def test_replayed_events_are_stored_once(store: EventStore) -> None:
 
 
 def test_large_batches_keep_every_field_and_report_replays(store: EventStore) -> None:
-    """Past a few hundred rows backends switch to their bulk path (PostgreSQL: COPY)."""
+    """Past a few rows backends may switch to a bulk path (PostgreSQL: COPY)."""
     events = make_events(700)
     store.append(events[:300])
     result = store.append(events)
