@@ -11,7 +11,6 @@ The feature store opens on first use from the app's settings and online store
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from typing import Annotated, Any
@@ -125,17 +124,14 @@ def close_feature_store(app: FastAPI) -> None:
         app.state.features = None
 
 
-_limiters: dict[int, anyio.CapacityLimiter] = {}
-
-
-def _lookup_limiter() -> anyio.CapacityLimiter:
+def _lookup_limiter(app: FastAPI) -> anyio.CapacityLimiter:
     """Lookups run off the event loop (a hung Redis must not stall the worker), but on at most
-    two threads: with the default pool of 40, threads fighting over the GIL doubled p95
-    (measured: docs/benchmarks.md)."""
-    loop = id(asyncio.get_running_loop())
-    limiter = _limiters.get(loop)
+    two threads: on the default pool of 40, threads fighting over the GIL made p95 at 500
+    requests/s 30 ms instead of 4 ms (docs/benchmarks.md). One limiter per app, created on
+    the app's event loop by its first request."""
+    limiter: anyio.CapacityLimiter | None = getattr(app.state, "feature_lookups", None)
     if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(2)
+        limiter = app.state.feature_lookups = anyio.CapacityLimiter(2)
     return limiter
 
 
@@ -155,7 +151,10 @@ async def post_features(
         )
     service: FeatureService = feature_store(request.app).service
     result = await anyio.to_thread.run_sync(
-        service.get_online_features, body.entities, body.features, limiter=_lookup_limiter()
+        service.get_online_features,
+        body.entities,
+        body.features,
+        limiter=_lookup_limiter(request.app),
     )
     # Encoded directly: re-validating the documented response model costs more than the
     # lookup itself on a 21-entity request (the shape is FeaturesResponse all the same).
