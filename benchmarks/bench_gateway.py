@@ -21,12 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
+from serve_process import ServeProcess, read_response, run_in_process, server_env
 
 from tastebud.gateway.enrichment import (
     RequestContext,
@@ -51,7 +47,6 @@ from tastebud.schemas import Event, events_to_arrow
 from tastebud.stores import open_database, open_online_store
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
 BATCH = 100
 USER_AGENT = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) Mobile/15E148"
@@ -84,20 +79,6 @@ def _events(prefix: str, start: int, count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
 async def _connection(
     port: int,
     requests: list[bytes],
@@ -115,7 +96,7 @@ async def _connection(
                 return
             writer.write(request)
             await writer.drain()
-            status = await _read_response(reader)
+            status = await read_response(reader)
             done = time.perf_counter()
             if status != 202:
                 counts["errors"] += 1
@@ -180,27 +161,11 @@ def generate_load(
     }
 
 
-def _generator_process(args: tuple[Any, ...], out: Any) -> None:
-    out.send(generate_load(*args))
-
-
 def run_generator(*args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_generator_process, args=(args, child))
-    process.start()
-    result = parent.recv()
-    process.join()
-    return result
+    return run_in_process(generate_load, *args)
 
 
 # --- the server --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def fresh_schema() -> tuple[str, str]:
@@ -215,52 +180,27 @@ def drop_schema(schema: str) -> None:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-class Server:
+class Server(ServeProcess):
+    """``tastebud serve`` on a fresh store, with an ingest key that has no rate limit."""
+
     def __init__(self, home: Path, database_url: str | None, workers: int) -> None:
-        self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-        self.env.update({"TASTEBUD_HOME": str(home), "TASTEBUD_LOG_LEVEL": "WARNING"})
+        env = server_env(TASTEBUD_HOME=str(home))
         if database_url:
-            self.env["TASTEBUD_DATABASE_URL"] = database_url
+            env["TASTEBUD_DATABASE_URL"] = database_url
+        super().__init__(env, workers, home.parent / "server.log")
+        self.home = home
         self.database_url = database_url or f"embedded://{home / 'db'}"
-        self.workers = workers
-        self.log = home.parent / "server.log"
 
     def __enter__(self) -> Server:
-        home = Path(self.env["TASTEBUD_HOME"])
-        home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
         with open_database(self.database_url) as database:
             created = database.gateway.keys.create(
                 ["ingest"], "bench", rate_per_second=1e6, burst=1e6
             )
             assert created is not None
             self.key = created[1]
-        command = [sys.executable, "-m", "tastebud", "serve", "--port", str(self.port)]
-        command += ["--workers", str(self.workers)]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=log, start_new_session=True, cwd=ROOT
-            )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).is_success:
-                    time.sleep(3)  # let the second worker finish starting too
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
-
-    def metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
-
-    def __exit__(self, *_: object) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        super().__enter__()
+        return self
 
 
 def stored_count(database_url: str) -> int:

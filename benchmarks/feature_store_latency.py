@@ -34,11 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,13 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
+from serve_process import ServeProcess, read_response, run_in_process, server_env
 
 from tastebud.features.offline import open_offline_store
 from tastebud.features.online import FeatureOnlineStore
@@ -63,7 +59,6 @@ from tastebud.features.registry import FeatureRegistry
 from tastebud.features.service import FeatureService
 from tastebud.stores import open_database, open_online_store
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "feature-store.json"
 BUDGETS = {"inprocess_p95_ms": 2.0, "http_p95_ms": 5.0, "cache_hit_ratio": 0.8}
 
@@ -247,19 +242,6 @@ def _request(port: int, key: str, body: dict[str, Any]) -> bytes:
     return head.encode() + payload
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return int(lines[0].split()[1])
-
-
 def generate_load(
     port: int,
     key: str,
@@ -287,7 +269,7 @@ def generate_load(
                     started = scheduled
                 writer.write(request)
                 await writer.drain()
-                status = await _read_response(reader)
+                status = await read_response(reader)
                 latencies.append(time.perf_counter() - started)
                 errors += status != 200
         finally:
@@ -309,85 +291,40 @@ def generate_load(
     }
 
 
-def _generator(args: tuple[Any, ...], pipe: Any) -> None:
-    pipe.send(generate_load(*args))
-
-
 def run_generator(*args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_generator, args=(args, child))
-    process.start()
-    result = parent.recv()
-    process.join()
-    return result
+    return run_in_process(generate_load, *args)
 
 
-class Server:
-    """``python -m tastebud serve`` over the benchmark's manifests, offline store and Redis."""
+class Server(ServeProcess):
+    """``tastebud serve`` over the benchmark's manifests, offline store and Redis, with a read
+    key that has no rate limit."""
 
     def __init__(self, folder: Path, redis_url: str, workers: int) -> None:
-        from socket import socket
-
-        self.workers = workers
-        with socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
         home = folder / "home"
         home.mkdir()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-        self.env.update(
-            {
-                "TASTEBUD_HOME": str(home),
-                "TASTEBUD_LOG_LEVEL": "WARNING",
-                "TASTEBUD_ONLINE_URL": redis_url,
-                "TASTEBUD_FEATURES__MANIFESTS": json.dumps([str(folder / "manifests")]),
-                "TASTEBUD_FEATURES__BUILTIN_MANIFESTS": "false",
-                "TASTEBUD_FEATURES__OFFLINE_URL": f"parquet://{folder / 'offline'}",
-            }
+        env = server_env(
+            TASTEBUD_HOME=str(home),
+            TASTEBUD_ONLINE_URL=redis_url,
+            TASTEBUD_FEATURES__MANIFESTS=json.dumps([str(folder / "manifests")]),
+            TASTEBUD_FEATURES__BUILTIN_MANIFESTS="false",
+            TASTEBUD_FEATURES__OFFLINE_URL=f"parquet://{folder / 'offline'}",
         )
+        super().__init__(env, workers, folder / "server.log")
         with open_database(f"embedded://{home / 'db'}") as database:
             created = database.gateway.keys.create(
                 ["read"], "bench", rate_per_second=1e6, burst=1e6
             )
             assert created is not None
             self.key = created[1]
-        self.log = folder / "server.log"
-
-    def __enter__(self) -> Server:
-        command = [sys.executable, "-m", "tastebud", "serve", "--port", str(self.port)]
-        command += ["--workers", str(self.workers)]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=log, start_new_session=True, cwd=ROOT
-            )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).is_success:
-                    time.sleep(3 if self.workers > 1 else 0)  # the other workers start too
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 
     def cache_counts(self) -> tuple[float, float]:
         """The server's LRU hits and misses so far, from /metrics."""
-        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
         counts = {"hits": 0.0, "misses": 0.0}
-        for line in text.splitlines():
+        for line in self.metrics().splitlines():
             for kind in counts:
                 if line.startswith(f"tastebud_feature_cache_{kind}_count_total "):
                     counts[kind] = float(line.split()[1])
         return counts["hits"], counts["misses"]
-
-    def __exit__(self, *_: object) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
