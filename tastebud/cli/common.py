@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import typer
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,6 +22,7 @@ from rich.progress import (
 
 from tastebud.config import Settings, load_settings
 from tastebud.observability import configure_logging
+from tastebud.schemas import parse_timestamp
 from tastebud.stores import StoreError, Stores, open_stores
 
 console = Console(stderr=True)
@@ -32,6 +35,16 @@ EXIT_STORE = 3
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
+
+
+def parse_moment(value: str | None, option: str) -> datetime | None:
+    """An ``--start``/``--end`` style option as a UTC time (ISO-8601 or epoch seconds)."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except (PydanticCustomError, ValueError) as error:
+        raise fail(f"{option} {value!r}: {error}") from None
 
 
 def settings_from_context(ctx: typer.Context) -> Settings:

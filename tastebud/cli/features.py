@@ -14,11 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from pydantic_core import PydanticCustomError
 from rich.markup import escape
 from rich.table import Table
 
-from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
+from tastebud.cli.common import (
+    EXIT_STORE,
+    fail,
+    out,
+    parse_moment,
+    settings_from_context,
+    stores_for,
+)
 from tastebud.config import Settings
 from tastebud.features.compute import TransformError
 from tastebud.features.materialize import backfill, materialize, watermark
@@ -26,7 +32,6 @@ from tastebud.features.offline import FeatureVersionConflict
 from tastebud.features.parity import run_parity
 from tastebud.features.registry import FeatureRegistry, ManifestError
 from tastebud.features.store import FeatureStore, load_registry, open_feature_store
-from tastebud.schemas import parse_timestamp
 from tastebud.stores import StoreError
 
 app = typer.Typer(help="The feature store: views, materialization, parity.", no_args_is_help=True)
@@ -61,15 +66,6 @@ def _feature_store(ctx: typer.Context) -> Iterator[tuple[Settings, Any, FeatureS
             raise fail(escape(str(error).strip('"'))) from None
         finally:
             features.close()
-
-
-def _moment(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except (PydanticCustomError, ValueError) as error:
-        raise fail(f"{option} {value!r}: {error}") from None
 
 
 @app.command("list")
@@ -135,8 +131,8 @@ def materialize_command(
 ) -> None:
     """Compute each view as of END into the offline store, then publish to the online store
     everything since the watermark (minus the overlap); moves the watermark to END."""
-    end_at = _moment(end, "--end") or datetime.now(UTC)
-    start_at = _moment(start, "--start")
+    end_at = parse_moment(end, "--end") or datetime.now(UTC)
+    start_at = parse_moment(start, "--start")
     if start_at is not None and start_at >= end_at:
         raise fail("--start must be before --end")
     with _feature_store(ctx) as (settings, stores, features):
@@ -161,7 +157,7 @@ def backfill_command(
     view: ViewOption = None,
 ) -> None:
     """Offline snapshots every STEP over (START, END], for point-in-time training data."""
-    start_at, end_at = _moment(start, "--start"), _moment(end, "--end")
+    start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
     assert start_at is not None and end_at is not None
     with _feature_store(ctx) as (settings, stores, features):
         report = backfill(

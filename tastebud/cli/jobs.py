@@ -13,14 +13,20 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic_core import PydanticCustomError
 from rich.table import Table
 
-from tastebud.cli.common import EXIT_STORE, EXIT_USAGE, console, fail, out, settings_from_context
+from tastebud.cli.common import (
+    EXIT_STORE,
+    EXIT_USAGE,
+    console,
+    fail,
+    out,
+    parse_moment,
+    settings_from_context,
+)
 from tastebud.config import Settings
 from tastebud.jobs import (
     InvalidInterval,
@@ -36,7 +42,6 @@ from tastebud.jobs import (
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.registry import JobRegistry
 from tastebud.jobs.scheduler import Scheduler
-from tastebud.schemas import parse_timestamp
 from tastebud.stores import StoreError
 
 EXIT_FAILED = 1
@@ -68,15 +73,6 @@ def history_for(settings: Settings) -> Iterator[RunHistory]:
         yield history
     finally:
         history.close()
-
-
-def _moment(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value)
-    except (PydanticCustomError, ValueError) as error:
-        raise fail(f"{option} {value!r}: {error}") from None
 
 
 @app.command("list")
@@ -129,7 +125,7 @@ def run_job(
 ) -> None:
     """Run one job over one data interval [start, end), with its retries and timeout."""
     settings = settings_from_context(ctx)
-    start_at, end_at = _moment(start, "--start"), _moment(end, "--end")
+    start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
     registry = registry_for(settings)
     try:
         registry.runnable(name)

@@ -22,6 +22,7 @@ from tastebud.cli.common import (
     settings_from_context,
     stores_for,
 )
+from tastebud.config import Settings
 from tastebud.data.interactions import (
     InteractionLog,
     InteractionsError,
@@ -45,6 +46,21 @@ def parse_duration(text: str) -> float:
     value = float(match.group(1))
     unit = match.group(2) or "s"
     return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+
+
+def _read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
+    """The interactions of ``--interactions FILE``, or of the event store; what was dropped
+    or ignored is printed."""
+    try:
+        if interactions is not None:
+            log = read_interactions_file(interactions)
+        else:
+            with stores_for(settings) as stores:
+                log = read_event_store(stores.events)
+    except InteractionsError as error:
+        raise fail(str(error)) from None
+    _report_log(log)
+    return log
 
 
 def _report_log(log: InteractionLog) -> None:
@@ -83,15 +99,7 @@ def train_command(
     budget_seconds = parse_duration(budget)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
         raise fail(f"{out_dir} exists and is not empty; choose a new --out")
-    try:
-        if interactions is not None:
-            log = read_interactions_file(interactions)
-        else:
-            with stores_for(settings) as stores:
-                log = read_event_store(stores.events)
-    except InteractionsError as error:
-        raise fail(str(error)) from None
-    _report_log(log)
+    log = _read_log(settings, interactions)
 
     def show_trial(trial: dict) -> None:
         value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
@@ -251,15 +259,7 @@ def evaluate_command(
         raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
     if not 0 < fraction < 1:
         raise fail("--fraction must be between 0 and 1")
-    try:
-        if interactions is not None:
-            log = read_interactions_file(interactions)
-        else:
-            with stores_for(settings) as stores:
-                log = read_event_store(stores.events)
-    except InteractionsError as error:
-        raise fail(str(error)) from None
-    _report_log(log)
+    log = _read_log(settings, interactions)
     split_options: dict = {}
     if protocol in ("user-temporal", "random-holdout"):
         split_options["fraction"] = fraction
