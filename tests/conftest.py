@@ -12,6 +12,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 import redis
+import structlog
 from event_factories import T0, make_events  # noqa: F401  (re-exported for fixtures)
 
 POSTGRES_URL = os.environ.get(
@@ -93,3 +94,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TASTEBUD_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     return tmp_path / "home"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI runs bind structlog to their captured stderr, which is closed afterwards; start
+    and end each test with structlog's defaults so later log lines have a live stream."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

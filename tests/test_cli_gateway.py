@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from tastebud.cli.main import app
@@ -17,16 +15,6 @@ from tastebud.gateway.enrichment import RequestContext
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import bootstrap_admin_key
 from tastebud.stores import open_database, open_stores
-
-
-@pytest.fixture(autouse=True)
-def _fresh_logging() -> Iterator[None]:
-    """CLI runs bind structlog to their captured stderr, which is closed afterwards; start
-    and end each test with structlog's defaults so later log lines have a live stream."""
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
-
 
 runner = CliRunner()
 

@@ -7,20 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from api.gateway_testing import Api, TestClient, gateway_settings, make_keys
 from tastebud.api.app import create_app
 from tastebud.stores import Database, open_database
-
-
-@pytest.fixture(autouse=True)
-def _fresh_logging() -> Iterator[None]:
-    """CLI runs bind structlog to their captured stderr, which is closed afterwards; start
-    and end each test with structlog's defaults so later log lines have a live stream."""
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(params=["embedded", "postgres"])

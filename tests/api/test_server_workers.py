@@ -1,12 +1,13 @@
-"""``tastebud serve --workers N``: one SO_REUSEPORT socket per worker, so connections spread
-over the workers; a dead worker is replaced; a busy port or workers that cannot start are a
-clear error, not a restart loop."""
+"""``tastebud serve --workers N``: one SO_REUSEPORT socket per worker, so connections opened
+together spread over the workers; a dead worker is replaced; a busy port or workers that
+cannot start are a clear error, not a restart loop."""
 
 from __future__ import annotations
 
 import signal
 import socket
 import time
+from http.client import HTTPConnection
 from pathlib import Path
 
 import httpx
@@ -49,13 +50,29 @@ def test_connections_spread_over_the_workers_and_a_dead_worker_is_replaced(
     try:
         wait_for(lambda: len(workers_of(server)) == 2)
         time.sleep(2)  # the second worker finishes starting
-        # Each worker answers on its own socket: many fresh connections reach both.
-        before = {worker.pid: sum(worker.cpu_times()[:2]) for worker in workers_of(server)}
-        for _ in range(200):
-            with httpx.Client() as client:  # a new connection each time
-                assert client.get(f"{server.url}/healthz").status_code == 200
-        after = {worker.pid: sum(worker.cpu_times()[:2]) for worker in workers_of(server)}
-        assert all(after[pid] > before[pid] for pid in before), (before, after)
+        # 16 keep-alive connections opened at once, as a client pool does: each worker must
+        # hold some (all 16 on one worker has odds of 2 in 65,536 with a socket per worker).
+        # The shared socket's imbalance shows when the cores are busy (docs/benchmarks.md);
+        # on an idle machine both workers wake, so this checks the spread, not that cause.
+        connections = [HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(16)]
+        for connection in connections:
+            connection.connect()
+        for connection in connections:
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        held = {
+            worker.pid: sum(
+                1
+                for held in worker.net_connections(kind="tcp")
+                if held.laddr and held.laddr.port == server.port and held.raddr
+            )
+            for worker in workers_of(server)
+        }
+        for connection in connections:
+            connection.close()
+        assert sum(held.values()) == 16 and all(held.values()), held
 
         victim = workers_of(server)[0]
         victim.send_signal(signal.SIGKILL)

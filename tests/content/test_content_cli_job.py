@@ -4,11 +4,9 @@ with audio (real worker processes), an update that processes only the new item, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from content_samples import catalog, click_track, write
 from event_factories import make_events
 from typer.testing import CliRunner
@@ -20,13 +18,6 @@ from tastebud.schemas import Item
 from tastebud.stores import open_stores
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    before = structlog.get_config()
-    yield
-    structlog.configure(**before)
 
 
 def _metric(name: str, **labels: str) -> float:

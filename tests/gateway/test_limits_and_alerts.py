@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ratelimit import RateLimiter, retry_after_header
-
-
-@pytest.fixture(autouse=True)
-def _fresh_logging() -> Iterator[None]:
-    """CLI runs bind structlog to their captured stderr, which is closed afterwards; start
-    and end each test with structlog's defaults so later log lines have a live stream."""
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
 
 
 class Clock:
