@@ -276,7 +276,13 @@ class CatalogStore(Closeable, ABC):
 
 class OnlineStore(Closeable, ABC):
     """A shared key-value store with per-key TTL: the online half of the feature store and the
-    home of serving state (recent items, precomputed lists). Values are bytes; callers encode."""
+    home of serving state (recent items, precomputed lists). Values are bytes; callers encode.
+
+    Besides plain values a key can hold a capped list (``push_lists``/``get_lists``), which
+    several processes may append to at once. Plain values and lists share one key space: give
+    a name to one kind only (Redis stores both under the same key, so mixing them fails there).
+    ``delete_many`` deletes whatever a key holds, plain value or list.
+    """
 
     @abstractmethod
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
@@ -286,10 +292,34 @@ class OnlineStore(Closeable, ABC):
 
     @abstractmethod
     def delete_many(self, keys: Sequence[str]) -> int:
-        """Delete keys; returns how many existed."""
+        """Delete keys, plain values and lists alike; returns how many existed."""
+
+    @abstractmethod
+    def push_lists(
+        self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
+    ) -> None:
+        """Append values to the end of each key's list, atomically per key, then keep only the
+        newest ``keep`` values of each list; the list's TTL (if given) is reset on every push.
+
+        Every push sets the list's expiry, like ``set_many``: ``ttl_seconds`` from now, or
+        none when it is None. An expired list counts as missing, so a push starts it afresh.
+        A key given no values is left untouched; an empty mapping is a no-op. Raises
+        ValueError when ``keep`` < 1 or ``ttl_seconds`` <= 0."""
+
+    @abstractmethod
+    def get_lists(self, keys: Sequence[str]) -> list[list[bytes]]:
+        """Each key's list, oldest first; [] for a missing or expired key."""
 
     def get(self, key: str) -> bytes | None:
         return self.get_many([key])[0]
 
     def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
         self.set_many({key: value}, ttl_seconds)
+
+    def push_list(
+        self, key: str, values: Sequence[bytes], keep: int, ttl_seconds: float | None = None
+    ) -> None:
+        self.push_lists({key: values}, keep, ttl_seconds)
+
+    def get_list(self, key: str) -> list[bytes]:
+        return self.get_lists([key])[0]

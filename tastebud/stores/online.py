@@ -4,6 +4,7 @@ server workers and jobs on one machine) and ``redis://``. One contract suite cov
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -17,10 +18,12 @@ from tastebud.stores.sqlite import SqliteDatabase, chunks, placeholders
 
 
 class MemoryOnlineStore(OnlineStore):
-    """A dict with expiry times, for tests and single-process use."""
+    """A dict with expiry times, for tests and single-process use. Lists live in a second
+    dict; ``delete_many`` deletes both a key's plain value and its list."""
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[bytes, float | None]] = {}
+        self._lists: dict[str, tuple[list[bytes], float | None]] = {}
         self._lock = threading.Lock()
 
     def _live(self, key: str, now: float) -> bytes | None:
@@ -45,13 +48,48 @@ class MemoryOnlineStore(OnlineStore):
             for key, value in values.items():
                 self._values[key] = (bytes(value), expires_at)
 
+    def _live_list(self, key: str, now: float) -> list[bytes] | None:
+        entry = self._lists.get(key)
+        if entry is None:
+            return None
+        values, expires_at = entry
+        if expires_at is not None and expires_at <= now:
+            del self._lists[key]
+            return None
+        return values
+
     def delete_many(self, keys: Sequence[str]) -> int:
         now = time.monotonic()
+        deleted = 0
         with self._lock:
-            live = [key for key in set(keys) if self._live(key, now) is not None]
-            for key in live:
-                del self._values[key]
-        return len(live)
+            for key in set(keys):
+                plain = self._live(key, now) is not None
+                listed = self._live_list(key, now) is not None
+                self._values.pop(key, None)
+                self._lists.pop(key, None)
+                deleted += plain or listed
+        return deleted
+
+    def push_lists(
+        self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
+    ) -> None:
+        _check_keep(keep)
+        _check_ttl(ttl_seconds)
+        now = time.monotonic()
+        expires_at = None if ttl_seconds is None else now + ttl_seconds
+        with self._lock:
+            for key, values in items.items():
+                if not values:
+                    continue
+                current = self._live_list(key, now) or []
+                current.extend(bytes(value) for value in values)
+                del current[:-keep]
+                self._lists[key] = (current, expires_at)
+
+    def get_lists(self, keys: Sequence[str]) -> list[list[bytes]]:
+        now = time.monotonic()
+        with self._lock:
+            return [list(self._live_list(key, now) or ()) for key in keys]
 
 
 SQLITE_SCHEMA = """
@@ -61,12 +99,33 @@ CREATE TABLE IF NOT EXISTS kv (
     expires_at REAL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS kv_list_head (
+    key TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    expires_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_list_expiry ON kv_list_head (expires_at)
+    WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS kv_list (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
 """
+
+# Expired rows removed per write, so a write never stalls on a large backlog.
+PURGE_BATCH = 1000
 
 
 class SqliteOnlineStore(OnlineStore):
     """The embedded default: one SQLite file in WAL mode that every local process shares.
-    Expired rows are invisible at once and purged on later writes."""
+    Expired rows are invisible at once and purged on later writes.
+
+    A list is a head row (``kv_list_head``: its expiry and last sequence number) and one row
+    per value (``kv_list``, clustered by (key, seq)), so a push writes only its new values and
+    one head row, and a read is one indexed range scan per key. Lists are apart from ``kv``;
+    ``delete_many`` deletes a key from both."""
 
     def __init__(self, path: Path) -> None:
         self._db = SqliteDatabase(path, SQLITE_SCHEMA)
@@ -94,10 +153,7 @@ class SqliteOnlineStore(OnlineStore):
                 "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)",
                 [(key, bytes(value), expires_at) for key, value in values.items()],
             )
-            connection.execute(
-                "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires_at <= ? LIMIT 1000)",
-                (now,),
-            )
+            _purge_expired(connection, now)
 
     def delete_many(self, keys: Sequence[str]) -> int:
         now = time.time()
@@ -106,13 +162,71 @@ class SqliteOnlineStore(OnlineStore):
             for chunk in chunks(sorted(set(keys))):
                 marks = placeholders(len(chunk))
                 (live,) = connection.execute(
-                    f"SELECT count(*) FROM kv WHERE key IN ({marks})"
-                    " AND (expires_at IS NULL OR expires_at > ?)",
-                    [*chunk, now],
+                    f"SELECT count(*) FROM (SELECT key FROM kv WHERE key IN ({marks})"
+                    " AND (expires_at IS NULL OR expires_at > ?)"
+                    f" UNION SELECT key FROM kv_list_head WHERE key IN ({marks})"
+                    " AND (expires_at IS NULL OR expires_at > ?))",
+                    [*chunk, now, *chunk, now],
                 ).fetchone()
-                connection.execute(f"DELETE FROM kv WHERE key IN ({marks})", chunk)
+                for table in ("kv", "kv_list", "kv_list_head"):
+                    connection.execute(f"DELETE FROM {table} WHERE key IN ({marks})", chunk)
                 deleted += live
         return deleted
+
+    def push_lists(
+        self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
+    ) -> None:
+        _check_keep(keep)
+        _check_ttl(ttl_seconds)
+        pushes = [(key, [bytes(value) for value in values]) for key, values in items.items()]
+        pushes = [(key, values) for key, values in pushes if values]
+        if not pushes:
+            return
+        with self._db.write() as connection:
+            now = time.time()
+            expires_at = None if ttl_seconds is None else now + ttl_seconds
+            for key, values in pushes:
+                head = connection.execute(
+                    "SELECT last_seq, expires_at FROM kv_list_head WHERE key = ?", (key,)
+                ).fetchone()
+                last_seq = 0
+                if head is not None:
+                    last_seq, old_expiry = head
+                    if old_expiry is not None and old_expiry <= now:
+                        connection.execute("DELETE FROM kv_list WHERE key = ?", (key,))
+                values = values[-keep:]  # the older ones would be trimmed at once
+                connection.executemany(
+                    "INSERT INTO kv_list (key, seq, value) VALUES (?, ?, ?)",
+                    [(key, last_seq + n, value) for n, value in enumerate(values, start=1)],
+                )
+                last_seq += len(values)
+                connection.execute(
+                    "DELETE FROM kv_list WHERE key = ? AND seq <= ?", (key, last_seq - keep)
+                )
+                connection.execute(
+                    "INSERT INTO kv_list_head (key, last_seq, expires_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE"
+                    " SET last_seq = excluded.last_seq, expires_at = excluded.expires_at",
+                    (key, last_seq, expires_at),
+                )
+            _purge_expired(connection, now)
+
+    def get_lists(self, keys: Sequence[str]) -> list[list[bytes]]:
+        now = time.time()
+        found: dict[str, list[bytes]] = {}
+        connection = self._db.connection()
+        for chunk in chunks(sorted(set(keys))):
+            rows = connection.execute(
+                "SELECT l.key, l.value FROM kv_list_head AS h"
+                " JOIN kv_list AS l ON l.key = h.key"
+                f" WHERE h.key IN ({placeholders(len(chunk))})"
+                " AND (h.expires_at IS NULL OR h.expires_at > ?)"
+                " ORDER BY l.key, l.seq",
+                [*chunk, now],
+            ).fetchall()
+            for key, value in rows:
+                found.setdefault(key, []).append(value)
+        return [list(found.get(key, ())) for key in keys]
 
     def close(self) -> None:
         self._db.close()
@@ -120,7 +234,9 @@ class SqliteOnlineStore(OnlineStore):
 
 class RedisOnlineStore(OnlineStore):
     """Redis: MGET for reads, pipelined SET ... PX for writes with a TTL. Every key is
-    prefixed (``?prefix=`` in the URL, default ``tastebud:``) so tastebud can share a Redis."""
+    prefixed (``?prefix=`` in the URL, default ``tastebud:``) so tastebud can share a Redis.
+    Lists are native Redis lists under the same prefixed key; a name used for both a plain
+    value and a list fails with WRONGTYPE (raised as StoreUnavailable)."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -166,6 +282,41 @@ class RedisOnlineStore(OnlineStore):
         except redis.RedisError as error:
             raise StoreUnavailable(f"Redis: {error}") from error
 
+    def push_lists(
+        self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
+    ) -> None:
+        _check_keep(keep)
+        _check_ttl(ttl_seconds)
+        pushes = [(key, [bytes(value) for value in values]) for key, values in items.items()]
+        pushes = [(key, values) for key, values in pushes if values]
+        if not pushes:
+            return
+        try:
+            # MULTI/EXEC: each key's push, trim and expiry apply together, in one round trip.
+            pipeline = self._client.pipeline(transaction=True)
+            for key, values in pushes:
+                name = self._key(key)
+                pipeline.rpush(name, *values)
+                pipeline.ltrim(name, -keep, -1)
+                if ttl_seconds is None:
+                    pipeline.persist(name)
+                else:
+                    pipeline.pexpire(name, max(1, int(ttl_seconds * 1000)))
+            pipeline.execute()
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"Redis: {error}") from error
+
+    def get_lists(self, keys: Sequence[str]) -> list[list[bytes]]:
+        if not keys:
+            return []
+        try:
+            pipeline = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.lrange(self._key(key), 0, -1)
+            return [list(values) for values in pipeline.execute()]
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"Redis: {error}") from error
+
     def close(self) -> None:
         self._client.close()
 
@@ -173,3 +324,26 @@ class RedisOnlineStore(OnlineStore):
 def _check_ttl(ttl_seconds: float | None) -> None:
     if ttl_seconds is not None and ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive (or None for no expiry)")
+
+
+def _check_keep(keep: int) -> None:
+    if keep < 1:
+        raise ValueError("keep must be >= 1")
+
+
+def _purge_expired(connection: sqlite3.Connection, now: float) -> None:
+    """Delete a bounded batch of expired plain values and lists."""
+    connection.execute(
+        "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires_at <= ? LIMIT ?)",
+        (now, PURGE_BATCH),
+    )
+    expired = [
+        key
+        for (key,) in connection.execute(
+            "SELECT key FROM kv_list_head WHERE expires_at <= ? LIMIT ?", (now, PURGE_BATCH)
+        )
+    ]
+    for chunk in chunks(expired):
+        marks = placeholders(len(chunk))
+        connection.execute(f"DELETE FROM kv_list WHERE key IN ({marks})", chunk)
+        connection.execute(f"DELETE FROM kv_list_head WHERE key IN ({marks})", chunk)
