@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tastebud.ranking.config import RankingSettings, ServingSettings
+
 CONFIG_ENV = "TASTEBUD_CONFIG"
 CONFIG_FILENAME = "tastebud.toml"
 
@@ -240,6 +242,8 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     content: ContentSettings = Field(default_factory=ContentSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(

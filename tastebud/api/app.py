@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -41,6 +42,9 @@ from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
 from tastebud.gateway.ratelimit import RateLimiter
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
+from tastebud.ranking import routes as ranking_routes
+from tastebud.ranking.activity import RecentActivity
+from tastebud.ranking.service import RecommendationService
 from tastebud.stores import open_stores
 from tastebud.trending import routes as trending_routes
 
@@ -54,9 +58,18 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stores = open_stores(settings)
+        recommendations: RecommendationService | None = None
         try:
             gateway = EventGateway(
-                stores, settings, monitor=DlqShareMonitor.from_settings(settings.gateway)
+                stores,
+                settings,
+                monitor=DlqShareMonitor.from_settings(settings.gateway),
+                activity=RecentActivity(
+                    stores.online,
+                    settings.events.types,
+                    keep=settings.serving.recent_activity,
+                    ttl_seconds=settings.serving.recent_activity_ttl_days * 86_400,
+                ),
             )
             app.state.tastebud = AppState(
                 settings=settings,
@@ -67,14 +80,26 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 limiter=RateLimiter(),
             )
-            log.info("gateway_started", database=_scheme(settings.resolved_database_url))
+            recommendations = RecommendationService(
+                settings, stores, features=lambda: feature_routes.feature_store(app).service
+            )
+            # Loads the serving model before the first request (off the event loop).
+            await anyio.to_thread.run_sync(recommendations.start)
+            app.state.recommendations = recommendations
+            log.info(
+                "gateway_started",
+                database=_scheme(settings.resolved_database_url),
+                model_version=recommendations.snapshot.model_version,
+            )
             yield
         finally:
+            if recommendations is not None:
+                recommendations.stop()
             feature_routes.close_feature_store(app)
             stores.close()
 
     app = FastAPI(
-        title="tastebud event gateway",
+        title="tastebud",
         version=tastebud.__version__,
         description=(
             "Feedback events in: validated, enriched, stored durably and exactly once. "
@@ -90,6 +115,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(
         trending_routes.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 404, 422, 429, 503),
+    )
+    app.include_router(
+        ranking_routes.router,
         dependencies=[Depends(require("read"))],
         responses=error_responses(401, 403, 404, 422, 429, 503),
     )

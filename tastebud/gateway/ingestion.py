@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from tastebud.config import Settings
@@ -33,6 +34,8 @@ from tastebud.gateway.metrics import (
     STORE_RETRIES,
 )
 from tastebud.observability import get_logger
+from tastebud.ranking.activity import RECORDED as ACTIVITY_RECORDED
+from tastebud.ranking.activity import RecentActivity
 from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow
 from tastebud.stores import AppendResult, Stores
 from tastebud.stores.gateway import DeadLetter
@@ -77,6 +80,7 @@ class EventGateway:
         settings: Settings,
         *,
         monitor: DlqShareMonitor | None = None,
+        activity: RecentActivity | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.stores = stores
@@ -86,6 +90,7 @@ class EventGateway:
         self.sessions = Sessionizer(stores.online, settings.gateway.session_gap_seconds)
         self.dlq = DeadLetterQueue(stores.database.gateway.dead_letters, settings.gateway)
         self.monitor = monitor
+        self.activity = activity
         self._sleep = sleep
         # One appender per process at a time: SQLite takes one writer anyway, and waiting on a
         # lock here is fairer and quicker than SQLite's sleeping busy handler.
@@ -142,6 +147,7 @@ class EventGateway:
                     index = first[event_id]
                     status: Status = "duplicate" if event_id in stored_before else "accepted"
                     outcomes[index] = EventOutcome(index, status, event_id)
+                self._record_activity(table, stored_before)
             else:
                 for event_id, row in zip(unique, table.to_pylist(), strict=True):
                     transient.append(
@@ -168,6 +174,25 @@ class EventGateway:
         return done
 
     # --- steps -------------------------------------------------------------------------------
+
+    def _record_activity(self, table: pa.Table, duplicates: set[str]) -> None:
+        """Newly stored events go to their users' recent-activity lists, which serving reads
+        on the next request. Best effort: the events are stored already, so a failure here
+        costs real-time freshness (until the next training), never an acknowledged event."""
+        if self.activity is None:
+            return
+        if duplicates:
+            fresh = pc.invert(pc.is_in(table.column("event_id"), pa.array(list(duplicates))))
+            table = table.filter(fresh)
+        if not table.num_rows:
+            return
+        try:
+            recorded = self.activity.record(table)
+        except Exception as error:
+            ACTIVITY_RECORDED.labels(outcome="failed").inc(table.num_rows)
+            log.warning("activity_record_failed", error=f"{type(error).__name__}: {error}")
+            return
+        ACTIVITY_RECORDED.labels(outcome="recorded").inc(recorded)
 
     def _validate_all(
         self, payloads: Sequence[Any], reject: Callable[[int, list[str], str], None]

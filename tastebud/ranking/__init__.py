@@ -1,0 +1,1 @@
+"""The recommendation path: candidates, blend, re-ranking, filters, cold start, serving."""

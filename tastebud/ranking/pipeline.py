@@ -1,0 +1,583 @@
+"""The ranking pipeline: history → candidates → filters → blend → re-rank → explanations.
+
+Pure computation over a ``Snapshot`` and a ``UserContext``: every read of a store (recent
+activity, published lists, features) happens before, in ``tastebud.ranking.service``, so
+the pipeline is testable without stores and a store that fails only thins the context.
+
+The blend (all terms min-max normalised to [0, 1] over the candidate set, 0 where a source
+cannot score an item)::
+
+    personal = alpha * cf + (1 - alpha) * content      (cf alone, or content alone, when
+                                                       only one can score this user)
+    ramp     = min(1, interactions / cold_start.min_interactions)
+    score    = ramp * personal + (1 - ramp) * prior + recency_boost
+
+``prior`` is the better of an item's places in the popular and trending lists (1 - rank /
+length), raised by the user's affinity to its category when the feature store knows it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from tastebud.ranking.config import RankingSettings
+from tastebud.ranking.rerank import intra_list_diversity, minmax, recency_boost, select
+from tastebud.ranking.snapshot import Snapshot
+
+SOURCES = ("cf", "content", "trending", "popular", "new")
+CF, CONTENT, TRENDING, POPULAR, NEW = (1 << i for i in range(5))
+ANCHORS = 20  # history items an explanation may point to
+VERBS = {
+    "play": "played",
+    "like": "liked",
+    "view": "viewed",
+    "click": "clicked",
+    "add_to_cart": "added to your cart",
+    "purchase": "bought",
+    "rating": "rated",
+}
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One recent event of a user, as the gateway recorded it for real-time serving."""
+
+    item_id: str
+    event_type: str
+    timestamp: float  # epoch seconds
+    weight: float  # the event type's training weight; < 0 is negative feedback
+
+
+@dataclass
+class UserContext:
+    """Everything a request read from the stores before ranking."""
+
+    user_id: str | None
+    recent: Sequence[Activity] = ()  # oldest first
+    session_items: Sequence[str] = ()  # an anonymous session's recent item ids
+    trending: Sequence[str] | None = None  # published trending ids, best first
+    popular: Sequence[str] | None = None  # published popular ids, best first
+    category_affinity: dict[str, float] = field(default_factory=dict)  # feature store
+    degraded: list[str] = field(default_factory=list)  # why a part of the context is missing
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    k: int = 20
+    category: str | None = None
+    exclude: frozenset[str] = frozenset()
+    explain: bool = True
+    now: float | None = None  # epoch seconds; default: time.time()
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    item_id: str
+    score: float
+    sources: list[str]
+    explanation: str | None
+
+
+@dataclass
+class RankedList:
+    items: list[RankedItem]
+    model_version: str | None
+    segment: str  # "warm", "cold" (few interactions) or "unknown" (none)
+    blend_ratio: float  # the CF share of the blend weights
+    diversity: float  # intra-list diversity of the list (mean 1 - cosine)
+    recency_weight: float  # mean recency boost over the list
+    candidates: int
+    relaxed_caps: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _Stages:
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    def mark(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = (now - self.last) * 1000.0
+        self.last = now
+
+
+@dataclass
+class _History:
+    row: int  # the user's model row, -1 when the model does not know them
+    interactions: int
+    consumed: np.ndarray  # item-space positions
+    negative: np.ndarray
+    anchors: list[tuple[int, str | None]]  # (position, event type; None: training history)
+    model_history: sp.csr_matrix | None  # 1 x model items, when the history changed
+    content_seeds: list[str]  # item ids the content candidates start from
+
+
+def rank(
+    snapshot: Snapshot, context: UserContext, request: RankRequest, settings: RankingSettings
+) -> RankedList:
+    """A ranked list of up to ``request.k`` items for the user in ``context``."""
+    stages = _Stages()
+    now = time.time() if request.now is None else request.now
+    history = _history(snapshot, context, settings)
+    user_vector, dense = _user_scores(snapshot, history)
+    stages.mark("history")
+
+    found: dict[int, int] = {}
+    cf_scores = _cf_candidates(snapshot, history, user_vector, dense, settings, found)
+    _content_candidates(snapshot, history, settings, found)
+    category = request.category
+    trending = _listed(snapshot, context.trending, settings.candidates.trending, found, TRENDING)
+    popular_ids = context.popular
+    if popular_ids is None:
+        popular_positions = snapshot.popular
+        if category is not None:
+            popular_positions = _in_category(snapshot, popular_positions, category)
+    else:
+        popular_positions = snapshot.positions(list(popular_ids))
+    popular = _add(popular_positions[: settings.candidates.popular], found, POPULAR)
+    fresh = snapshot.fresh
+    if category is not None:
+        fresh = _in_category(snapshot, fresh, category)
+    cutoff = now - settings.candidates.fresh_days * 86_400
+    fresh = fresh[snapshot.catalog.created_at[fresh] >= cutoff][: settings.candidates.fresh]
+    _add(fresh, found, NEW)
+    stages.mark("candidates")
+
+    positions = _filter(snapshot, found, history, request, settings)
+    positions = positions[: settings.candidates.max_total]
+    stages.mark("filter")
+
+    bits = np.fromiter((found[p] for p in positions), dtype=np.int64, count=len(positions))
+    alpha = settings.blend.alpha
+    cf = minmax(_cf_raw(snapshot, positions, user_vector, dense, cf_scores))
+    centre = _content_centre(snapshot, history)
+    content = np.zeros(len(positions), np.float32)
+    if centre is not None and snapshot.vectors is not None:
+        raw = snapshot.vectors[positions] @ centre
+        raw[snapshot.content_row[positions] < 0] = np.nan
+        content = minmax(raw)
+    has_cf = user_vector is not None or dense is not None
+    has_content = centre is not None
+    if has_cf and has_content:
+        cf_weight, content_weight = alpha, 1.0 - alpha
+    elif has_cf:
+        cf_weight, content_weight = 1.0, 0.0
+    elif has_content:
+        cf_weight, content_weight = 0.0, 1.0
+    else:
+        cf_weight = content_weight = 0.0
+    personal_signal = has_cf or has_content
+    ramp = 0.0
+    if personal_signal:
+        ramp = min(1.0, history.interactions / settings.cold_start.min_interactions)
+    prior = minmax(_prior(snapshot, positions, trending, popular, context.category_affinity))
+    personal = cf_weight * cf + content_weight * content
+    blended = ramp * personal + (1.0 - ramp) * prior
+    age_days = (now - snapshot.catalog.created_at[positions]) / 86_400.0
+    recency = recency_boost(
+        age_days, settings.recency.weight, settings.recency.half_life_days, settings.recency.cap
+    )
+    relevance = (blended + recency).astype(np.float32)
+    stages.mark("score")
+
+    vectors = None if snapshot.vectors is None else snapshot.vectors[positions]
+    selection = select(
+        relevance,
+        request.k,
+        vectors=vectors if settings.mmr.enabled else None,
+        diversity=settings.mmr.diversity if settings.mmr.enabled else 0.0,
+        creators=snapshot.catalog.creators[positions] if settings.creator_cap.enabled else None,
+        creator_share=settings.creator_cap.max_share,
+        categories=(
+            snapshot.catalog.primary_category[positions]
+            if settings.category_balance.enabled
+            else None
+        ),
+        category_share=settings.category_balance.max_share,
+    )
+    order = selection.order
+    stages.mark("rerank")
+
+    explanations: list[str | None] = [None] * len(order)
+    if request.explain and len(order):
+        explanations = _explain(
+            snapshot,
+            history,
+            positions[order],
+            bits[order],
+            np.stack(
+                [
+                    ramp * cf_weight * cf[order],
+                    ramp * content_weight * content[order],
+                    (1.0 - ramp) * prior[order],
+                ]
+            ),
+            category,
+        )
+    items = [
+        RankedItem(
+            item_id=str(snapshot.item_ids[positions[pick]]),
+            score=round(float(relevance[pick]), 6),
+            sources=[name for i, name in enumerate(SOURCES) if bits[pick] & (1 << i)],
+            explanation=explanations[rank_],
+        )
+        for rank_, pick in enumerate(order)
+    ]
+    diversity = intra_list_diversity(vectors[order]) if vectors is not None and len(order) else 0.0
+    stages.mark("explain")
+    segment = "warm" if ramp >= 1.0 else ("cold" if personal_signal else "unknown")
+    return RankedList(
+        items=items,
+        model_version=snapshot.model_version,
+        segment=segment,
+        blend_ratio=ramp * cf_weight,
+        diversity=diversity,
+        recency_weight=float(recency[order].mean()) if len(order) else 0.0,
+        candidates=len(positions),
+        relaxed_caps=selection.relaxed,
+        timings_ms=stages.ms,
+    )
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+def _history(snapshot: Snapshot, context: UserContext, settings: RankingSettings) -> _History:
+    """The user's interactions: the model's training row plus what happened since."""
+    serving = snapshot.model
+    row = -1
+    train_cols = np.zeros(0, np.int64)
+    train_values = np.zeros(0, np.float32)
+    seen_cols = np.zeros(0, np.int64)
+    if serving is not None and context.user_id is not None:
+        model = serving.model
+        row = model.users_.index_of(context.user_id)
+        if row >= 0:
+            start, end = model.user_items_.indptr[row], model.user_items_.indptr[row + 1]
+            train_cols = model.user_items_.indices[start:end].astype(np.int64)
+            train_values = model.user_items_.data[start:end]
+            start, end = model.seen_.indptr[row], model.seen_.indptr[row + 1]
+            seen_cols = model.seen_.indices[start:end].astype(np.int64)
+    trained_until = serving.trained_until if serving is not None else None
+    # The newest event per item decides whether it is now liked or disliked.
+    latest: dict[str, Activity] = {}
+    for activity in context.recent:
+        latest.pop(activity.item_id, None)  # re-insert: dict order is then newest last
+        latest[activity.item_id] = activity
+    fresh_weights: dict[str, float] = {}
+    for activity in context.recent:
+        if trained_until is None or activity.timestamp > trained_until:
+            fresh_weights[activity.item_id] = (
+                fresh_weights.get(activity.item_id, 0.0) + activity.weight
+            )
+    for item_id in context.session_items:
+        fresh_weights[item_id] = fresh_weights.get(item_id, 0.0) + 1.0
+    recent_ids = list(latest)
+    recent_positions = snapshot.positions(recent_ids) if recent_ids else np.zeros(0, np.int64)
+    session_positions = (
+        snapshot.positions(list(context.session_items))
+        if context.session_items
+        else np.zeros(0, np.int64)
+    )
+    positive = [
+        int(p)
+        for p, item_id in zip(recent_positions, recent_ids, strict=True)
+        if p >= 0 and latest[item_id].weight > 0
+    ]
+    negative_recent = [
+        int(p)
+        for p, item_id in zip(recent_positions, recent_ids, strict=True)
+        if p >= 0 and latest[item_id].weight < 0
+    ]
+    positive += [int(p) for p in session_positions if p >= 0]
+    train_positions = snapshot.model_to_space[train_cols[train_values > 0]] if row >= 0 else []
+    seen_positions = snapshot.model_to_space[seen_cols] if row >= 0 else np.zeros(0, np.int64)
+    liked = set(int(p) for p in train_positions) | set(positive)
+    negative = (set(int(p) for p in seen_positions) - liked) | set(negative_recent)
+    negative -= set(positive)
+    consumed = liked | set(int(p) for p in seen_positions)
+
+    anchors: list[tuple[int, str | None]] = []
+    for item_id, position in reversed(list(zip(recent_ids, recent_positions, strict=True))):
+        activity = latest[item_id]
+        if position >= 0 and activity.weight > 0:
+            anchors.append((int(position), activity.event_type))
+    anchors += [(int(p), "session") for p in session_positions[::-1] if p >= 0]
+    if row >= 0 and len(anchors) < ANCHORS:
+        strongest = np.argsort(-train_values, kind="stable")[: ANCHORS - len(anchors)]
+        anchors += [(int(snapshot.model_to_space[train_cols[i]]), None) for i in strongest]
+    anchors = anchors[:ANCHORS]
+
+    model_history = None
+    if serving is not None:
+        columns = snapshot.model_column
+        extra = {
+            int(columns[snapshot.items.index_of(item_id)]): weight
+            for item_id, weight in fresh_weights.items()
+            if item_id in snapshot.items and columns[snapshot.items.index_of(item_id)] >= 0
+        }
+        if extra or (row < 0 and len(train_cols)):
+            values = dict(zip(train_cols.tolist(), train_values.tolist(), strict=True))
+            for column, weight in extra.items():
+                values[column] = values.get(column, 0.0) + weight
+            kept = {c: v for c, v in values.items() if v > 0}
+            model_history = sp.csr_matrix(
+                (
+                    np.fromiter(kept.values(), np.float32, len(kept)),
+                    np.fromiter(kept.keys(), np.int64, len(kept)),
+                    [0, len(kept)],
+                ),
+                shape=(1, len(serving.model.items_)),
+            )
+    seeds = [str(snapshot.item_ids[p]) for p, _ in anchors[: settings.candidates.recent_items]]
+    return _History(
+        row=row,
+        interactions=len(liked),
+        consumed=np.fromiter(consumed, np.int64, len(consumed)),
+        negative=np.fromiter(negative, np.int64, len(negative)),
+        anchors=anchors,
+        model_history=model_history,
+        content_seeds=seeds,
+    )
+
+
+def _user_scores(
+    snapshot: Snapshot, history: _History
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The user's factor vector (factor models) or dense scores (other models); None when
+    the model has nothing to go on. New events since training are folded in on the spot:
+    the user's factors are re-solved against the fixed item factors (implicit's
+    ``recalculate_user``), so a play counts on the next request, not after retraining."""
+    serving = snapshot.model
+    if serving is None:
+        return None, None
+    factors = serving.factors
+    if factors is not None:
+        if history.model_history is not None:
+            if history.model_history.nnz == 0:
+                return None, None
+            return factors._fold_in(history.model_history)[0], None
+        if history.row >= 0:
+            return factors.user_factors_[history.row], None
+        return None, None
+    if history.model_history is not None and history.model_history.nnz:
+        return None, serving.model.score_histories(history.model_history)[0]
+    if history.row >= 0:
+        return None, serving.model.score_users(np.array([history.row]))[0]
+    return None, None
+
+
+# -- candidates --------------------------------------------------------------------------
+
+
+def _add(positions: np.ndarray, found: dict[int, int], bit: int) -> np.ndarray:
+    positions = np.asarray(positions, dtype=np.int64)
+    positions = positions[positions >= 0]
+    for position in positions.tolist():
+        found[position] = found.get(position, 0) | bit
+    return positions
+
+
+def _listed(
+    snapshot: Snapshot, ids: Sequence[str] | None, limit: int, found: dict[int, int], bit: int
+) -> np.ndarray:
+    if not ids or limit == 0:
+        return np.zeros(0, np.int64)
+    return _add(snapshot.positions(list(ids[:limit])), found, bit)
+
+
+def _in_category(snapshot: Snapshot, positions: np.ndarray, category: str) -> np.ndarray:
+    members = snapshot.catalog.members.get(category)
+    if members is None:
+        return np.zeros(0, np.int64)
+    return positions[np.isin(positions, members)]
+
+
+def _cf_candidates(
+    snapshot: Snapshot,
+    history: _History,
+    user_vector: np.ndarray | None,
+    dense: np.ndarray | None,
+    settings: RankingSettings,
+    found: dict[int, int],
+) -> dict[int, float]:
+    """CF top-N (seen items excluded); returns their raw scores by item-space position."""
+    limit = settings.candidates.cf
+    serving = snapshot.model
+    if serving is None or limit == 0 or (user_vector is None and dense is None):
+        return {}
+    seen = snapshot.model_column[history.consumed]
+    seen = seen[seen >= 0]
+    if user_vector is not None and serving.retriever is not None:
+        columns, scores = serving.retriever.search(user_vector[None, :], limit, exclude=[seen])
+        columns, scores = columns[0], scores[0]
+    else:
+        assert dense is not None
+        masked = dense.astype(np.float32, copy=True)
+        masked[seen] = -np.inf
+        take = min(limit, len(masked))
+        columns = np.argpartition(-masked, take - 1)[:take]
+        scores = masked[columns]
+    valid = (columns >= 0) & np.isfinite(scores)
+    positions = snapshot.model_to_space[columns[valid]]
+    _add(positions, found, CF)
+    return dict(zip(positions.tolist(), scores[valid].tolist(), strict=True))
+
+
+def _content_candidates(
+    snapshot: Snapshot, history: _History, settings: RankingSettings, found: dict[int, int]
+) -> None:
+    limit = settings.candidates.content
+    if snapshot.content is None or limit == 0 or not history.content_seeds:
+        return
+    ids, _ = snapshot.content.candidates(history.content_seeds, k=limit)
+    chosen = [item_id for item_id in ids if item_id is not None]
+    if chosen:
+        _add(snapshot.positions(chosen), found, CONTENT)
+
+
+def _filter(
+    snapshot: Snapshot,
+    found: dict[int, int],
+    history: _History,
+    request: RankRequest,
+    settings: RankingSettings,
+) -> np.ndarray:
+    positions = np.fromiter(found.keys(), np.int64, len(found))
+    keep = np.ones(len(positions), dtype=bool)
+    if settings.filters.consumed and len(history.consumed):
+        keep &= ~np.isin(positions, history.consumed)
+    if settings.filters.negative and len(history.negative):
+        keep &= ~np.isin(positions, history.negative)
+    if settings.filters.inactive:
+        keep &= snapshot.catalog.active[positions]
+    if request.exclude:
+        excluded = snapshot.positions(sorted(request.exclude))
+        keep &= ~np.isin(positions, excluded[excluded >= 0])
+    if request.category is not None:
+        members = snapshot.catalog.members.get(request.category, np.zeros(0, np.int64))
+        keep &= np.isin(positions, members)
+    return positions[keep]
+
+
+# -- scoring -----------------------------------------------------------------------------
+
+
+def _cf_raw(
+    snapshot: Snapshot,
+    positions: np.ndarray,
+    user_vector: np.ndarray | None,
+    dense: np.ndarray | None,
+    cf_scores: dict[int, float],
+) -> np.ndarray:
+    """CF scores of every candidate, not only of the CF ones: a cold item is scored through
+    its content-mapped CF vector; NaN where neither exists."""
+    raw = np.full(len(positions), np.nan, dtype=np.float32)
+    columns = snapshot.model_column[positions] if len(snapshot.model_column) else None
+    if columns is None:
+        return raw
+    known = columns >= 0
+    if user_vector is not None and snapshot.model is not None:
+        factors = snapshot.model.factors
+        assert factors is not None
+        raw[known] = factors.item_factors_[columns[known]] @ user_vector
+        if snapshot.cold_factors is not None:
+            cold = snapshot.cold_row[positions]
+            mapped = cold >= 0
+            raw[mapped] = snapshot.cold_factors[cold[mapped]] @ user_vector
+    elif dense is not None:
+        raw[known] = dense[columns[known]]
+    return raw
+
+
+def _content_centre(snapshot: Snapshot, history: _History) -> np.ndarray | None:
+    if snapshot.content is None or snapshot.vectors is None or not history.content_seeds:
+        return None
+    seeds = snapshot.positions(history.content_seeds)
+    seeds = seeds[(seeds >= 0)]
+    seeds = seeds[snapshot.content_row[seeds] >= 0]
+    if not len(seeds):
+        return None
+    centre = snapshot.vectors[seeds].sum(axis=0)
+    norm = float(np.linalg.norm(centre))
+    return None if norm == 0 else centre / norm
+
+
+def _prior(
+    snapshot: Snapshot,
+    positions: np.ndarray,
+    trending: np.ndarray,
+    popular: np.ndarray,
+    affinity: dict[str, float],
+) -> np.ndarray:
+    prior = np.full(len(positions), np.nan, dtype=np.float32)
+    for listed in (popular, trending):
+        if not len(listed):
+            continue
+        place = {int(p): 1.0 - i / len(listed) for i, p in enumerate(listed.tolist())}
+        values = np.fromiter((place.get(int(p), np.nan) for p in positions), np.float32)
+        prior = np.fmax(prior, values)
+    if affinity and len(positions):
+        names = snapshot.catalog.category_names
+        codes = snapshot.catalog.primary_category[positions]
+        share = np.array(
+            [affinity.get(names[c], 0.0) if c >= 0 else 0.0 for c in codes], np.float32
+        )
+        prior = np.where(np.isfinite(prior), prior * (1.0 + share), np.nan)
+    return prior
+
+
+# -- explanations ------------------------------------------------------------------------
+
+
+def _explain(
+    snapshot: Snapshot,
+    history: _History,
+    positions: np.ndarray,
+    bits: np.ndarray,
+    contributions: np.ndarray,
+    category: str | None,
+) -> list[str | None]:
+    """One short, true reason per item: the largest contribution among its sources."""
+    anchor_for: np.ndarray | None = None
+    if history.anchors and snapshot.vectors is not None:
+        anchor_positions = np.array([p for p, _ in history.anchors], dtype=np.int64)
+        similarity = snapshot.vectors[positions] @ snapshot.vectors[anchor_positions].T
+        anchor_for = np.argmax(similarity, axis=1)
+    catalog = snapshot.catalog
+    out: list[str | None] = []
+    for row, position in enumerate(positions.tolist()):
+        personal = contributions[0, row] + contributions[1, row]
+        primary = catalog.primary_category[position]
+        primary_name = catalog.category_names[primary] if primary >= 0 else None
+        where = category or primary_name
+        if personal > contributions[2, row] and history.anchors:
+            index = int(anchor_for[row]) if anchor_for is not None else 0
+            anchor, verb = history.anchors[index]
+            title = catalog.titles[anchor] or str(snapshot.item_ids[anchor])
+            content_led = contributions[1, row] > contributions[0, row]
+            if content_led:
+                out.append(f"similar to {title}")
+            elif verb is None:
+                out.append(f"because {title} is in your history")
+            elif verb == "session":
+                out.append(f"because you just looked at {title}")
+            else:
+                out.append(f"because you {VERBS.get(verb, 'interacted with')} {title}")
+        elif bits[row] & TRENDING:
+            out.append(f"trending in {category}" if category else "trending now")
+        elif bits[row] & NEW:
+            out.append(f"new in {where}" if where else "new")
+        elif bits[row] & POPULAR:
+            out.append(f"popular in {category}" if category else "popular right now")
+        elif bits[row] & (CF | CONTENT):
+            out.append("based on your history")
+        else:
+            out.append(None)
+    return out

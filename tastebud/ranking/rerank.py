@@ -1,0 +1,114 @@
+"""Re-ranking: score normalisation, the recency boost, and one greedy selection that does
+MMR diversity, creator caps and category balance together.
+
+Why one loop: MMR already picks items one at a time, so a cap is a mask on what the next
+pick may be. Re-ranking first and capping after would undo part of MMR's choices.
+Similarity is computed lazily (the candidates against the item just picked, one matrix-vector
+product per pick), never as a full candidates x candidates matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Scale the finite values to [0, 1]; NaN (a source that cannot score an item) becomes 0.
+    When all finite values are equal they all become 1: none is worse than another."""
+    values = np.asarray(values, dtype=np.float32)
+    finite = np.isfinite(values)
+    out = np.zeros(values.shape, dtype=np.float32)
+    if not finite.any():
+        return out
+    low = values[finite].min()
+    span = values[finite].max() - low
+    out[finite] = (values[finite] - low) / span if span > 0 else 1.0
+    return out
+
+
+def recency_boost(
+    age_days: np.ndarray, weight: float, half_life_days: float, cap: float
+) -> np.ndarray:
+    """min(cap, weight * 2^(-age / half_life)): bounded, so an old favourite can still beat a
+    new item. Unknown ages (NaN) get no boost; future dates count as age 0."""
+    age = np.asarray(age_days, dtype=np.float64)
+    boost = np.zeros(age.shape, dtype=np.float32)
+    known = np.isfinite(age)
+    boost[known] = np.minimum(cap, weight * np.exp2(-np.maximum(age[known], 0) / half_life_days))
+    return boost
+
+
+@dataclass(frozen=True)
+class Selection:
+    order: np.ndarray  # positions into the candidate arrays, best first
+    relaxed: int  # picks made after every cap was full (too few candidates to honour them)
+
+
+def select(
+    relevance: np.ndarray,
+    k: int,
+    *,
+    vectors: np.ndarray | None = None,
+    diversity: float = 0.0,
+    creators: np.ndarray | None = None,
+    creator_share: float | None = None,
+    categories: np.ndarray | None = None,
+    category_share: float | None = None,
+) -> Selection:
+    """Greedy selection of ``k`` candidates.
+
+    Each pick maximises ``(1 - diversity) * relevance - diversity * max_sim`` (MMR, with
+    ``max_sim`` the highest cosine to an item already picked; ``vectors`` are unit rows, zero
+    for items with no embedding). ``creators``/``categories`` are integer codes (-1: none);
+    no code may hold more than ``max(1, floor(share * k))`` places while other candidates
+    remain. When only capped candidates are left the cap is relaxed and counted, so a
+    short catalog still fills the list.
+    """
+    relevance = np.asarray(relevance, dtype=np.float32)
+    n = len(relevance)
+    k = min(k, n)
+    order = np.empty(k, dtype=np.int64)
+    available = np.ones(n, dtype=bool)
+    blocked = np.zeros(n, dtype=bool)
+    use_mmr = diversity > 0 and vectors is not None and len(vectors) == n
+    max_sim = np.zeros(n, dtype=np.float32)
+    limits = []
+    for codes, share in ((creators, creator_share), (categories, category_share)):
+        if codes is not None and share is not None:
+            limits.append((np.asarray(codes), max(1, int(share * k)), {}))
+    relaxed = 0
+    for step in range(k):
+        allowed = available & ~blocked
+        if not allowed.any():
+            allowed = available
+            relaxed += 1
+        if use_mmr and step:
+            gain = (1.0 - diversity) * relevance - diversity * max_sim
+        else:
+            gain = relevance
+        pick = int(np.argmax(np.where(allowed, gain, -np.inf)))
+        order[step] = pick
+        available[pick] = False
+        if use_mmr:
+            assert vectors is not None
+            np.maximum(max_sim, vectors @ vectors[pick], out=max_sim)
+        for codes, limit, counts in limits:
+            code = int(codes[pick])
+            if code < 0:
+                continue
+            counts[code] = counts.get(code, 0) + 1
+            if counts[code] >= limit:
+                blocked |= codes == code
+    return Selection(order, relaxed)
+
+
+def intra_list_diversity(vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance (1 - cos) of a list's unit vectors; 0 for < 2 items."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    similarity = vectors @ vectors.T
+    upper = similarity[np.triu_indices(n, k=1)]
+    return float(np.mean(1.0 - upper))

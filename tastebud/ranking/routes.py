@@ -1,0 +1,260 @@
+"""Recommendation routes (``read`` scope): a user's list, a batch or an anonymous session's
+list, similar items and the popular list.
+
+Documented fallbacks, never errors: an unknown user gets the popular and trending list; a
+store that is down gives a list marked ``"degraded": true``. Errors (JSON, ``{"error":
+{"code", "message"}}``): k outside 1..``serving.max_k`` and malformed parameters are 422,
+an unknown category 422 ``unknown_category``, an unknown item 404 ``unknown_item``.
+Ranking runs off the event loop, on at most two threads per worker (as feature lookups do).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from tastebud.api.errors import ApiError
+from tastebud.ranking.pipeline import RankRequest
+from tastebud.ranking.service import (
+    RecommendationService,
+    Served,
+    UnknownCategory,
+    UnknownItem,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9_.:@/+=#~|-]+$"
+MAX_EXCLUDE = 1_000
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+Category = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float = Field(description="Blended relevance plus recency boost (higher is better).")
+    sources: list[str] = Field(description="Where it came from: cf, content, trending, ...")
+    explanation: str | None = Field(description='Why, e.g. "because you played X".')
+
+
+class RecommendationsResponse(BaseModel):
+    user_id: str | None
+    items: list[RecommendedItem]
+    model_version: str | None = Field(description="The registry version that ranked the list.")
+    degraded: bool = Field(description="True when a store was down and a fallback answered.")
+    degraded_reasons: list[str]
+    segment: str = Field(description="warm, cold (few interactions) or unknown (none).")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"users": ["u1", "u2"], "k": 10},
+                {"recent_items": ["i7", "i9"], "k": 10, "explain": False},
+            ]
+        },
+    )
+
+    users: list[Id] | None = Field(default=None, description="Users to rank for.")
+    recent_items: list[Id] | None = Field(
+        default=None, max_length=200, description="An anonymous session's recent items."
+    )
+    k: int = Field(default=20, ge=1)
+    category: Category | None = None
+    exclude: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUDE)
+    explain: bool = True
+    ranking: dict[str, Any] | None = Field(
+        default=None,
+        description='Overrides of the [ranking] settings, e.g. {"mmr": {"diversity": 0.5}}.',
+    )
+
+
+class BatchResponse(BaseModel):
+    results: list[RecommendationsResponse]
+
+
+class SimilarResponse(BaseModel):
+    item_id: str
+    items: list[dict[str, Any]]
+    model_version: str | None
+
+
+class PopularResponse(BaseModel):
+    category: str | None
+    items: list[dict[str, Any]]
+    degraded: bool
+
+
+def service_of(app: FastAPI) -> RecommendationService:
+    service: RecommendationService | None = getattr(app.state, "recommendations", None)
+    if service is None:
+        raise ApiError(503, "serving_unavailable", "the recommendation service is starting")
+    return service
+
+
+def _limiter(app: FastAPI) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter | None = getattr(app.state, "ranking_threads", None)
+    if limiter is None:
+        limiter = app.state.ranking_threads = anyio.CapacityLimiter(2)
+    return limiter
+
+
+def _check_k(service: RecommendationService, k: int) -> None:
+    limit = service.serving.max_k
+    if not 1 <= k <= limit:
+        raise ApiError(422, "invalid_k", f"k must be between 1 and {limit}; got {k}")
+
+
+def _document(user_id: str | None, served: Served) -> dict[str, Any]:
+    ranked = served.ranked
+    return {
+        "user_id": user_id,
+        "items": [
+            {
+                "item_id": item.item_id,
+                "score": item.score,
+                "sources": item.sources,
+                "explanation": item.explanation,
+            }
+            for item in ranked.items
+        ],
+        "model_version": ranked.model_version,
+        "degraded": bool(served.degraded),
+        "degraded_reasons": sorted(set(served.degraded)),
+        "segment": ranked.segment,
+    }
+
+
+def _json(document: Any) -> Response:
+    return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
+
+
+def _unknown_category(error: UnknownCategory) -> ApiError:
+    return ApiError(422, "unknown_category", f"no catalog item is in category {error.args[0]!r}")
+
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.get("/v1/users/{user_id}/recommendations", response_model=RecommendationsResponse)
+async def get_recommendations(
+    request: Request,
+    user_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],
+    k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
+    category: Annotated[str | None, Query(max_length=128, description="Only this category.")] = (
+        None
+    ),
+    exclude: Annotated[
+        list[str] | None,
+        Query(description="Item ids never to return (repeat, or separate with commas)."),
+    ] = None,
+    explain: Annotated[bool, Query(description="Add a short reason per item.")] = True,
+) -> Response:
+    """A user's ranked list; an unknown user gets the popular and trending list."""
+    service = service_of(request.app)
+    _check_k(service, k)
+    excluded = _split_ids(exclude or [])
+    rank_request = RankRequest(k=k, category=category or None, exclude=excluded, explain=explain)
+    try:
+        served = await anyio.to_thread.run_sync(
+            lambda: service.recommend(user_id, rank_request), limiter=_limiter(request.app)
+        )
+    except UnknownCategory as error:
+        raise _unknown_category(error) from None
+    return _json(_document(user_id, served))
+
+
+def _split_ids(values: list[str]) -> frozenset[str]:
+    ids = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if len(ids) > MAX_EXCLUDE:
+        raise ApiError(422, "too_many_excluded", f"at most {MAX_EXCLUDE} excluded items")
+    for item_id in ids:
+        if len(item_id) > 128:
+            raise ApiError(422, "invalid_item_id", "item ids are at most 128 characters")
+    return frozenset(ids)
+
+
+@router.post("/v1/recommendations", response_model=BatchResponse)
+async def post_recommendations(request: Request, body: BatchRequest) -> Response:
+    """Lists for many users at once, or for an anonymous session given its recent items.
+    ``ranking`` overrides the configured ranking settings for this request only."""
+    service = service_of(request.app)
+    _check_k(service, body.k)
+    if (body.users is None) == (body.recent_items is None):
+        raise ApiError(
+            422, "invalid_request", "give either `users` or `recent_items` (an anonymous session)"
+        )
+    if body.users is not None and not 1 <= len(body.users) <= service.serving.max_batch_users:
+        raise ApiError(
+            422,
+            "invalid_users",
+            f"`users` must hold 1 to {service.serving.max_batch_users} user ids",
+        )
+    try:
+        ranking = service.settings.ranking.with_overrides(body.ranking)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:5]
+        )
+        raise ApiError(422, "invalid_ranking", f"ranking overrides: {problems}") from None
+    rank_request = RankRequest(
+        k=body.k, category=body.category, exclude=frozenset(body.exclude), explain=body.explain
+    )
+
+    def run() -> list[dict[str, Any]]:
+        if body.recent_items is not None:
+            served = service.recommend(
+                None, rank_request, session_items=body.recent_items, ranking=ranking
+            )
+            return [_document(None, served)]
+        return [
+            _document(user, service.recommend(user, rank_request, ranking=ranking))
+            for user in body.users or []
+        ]
+
+    try:
+        results = await anyio.to_thread.run_sync(run, limiter=_limiter(request.app))
+    except UnknownCategory as error:
+        raise _unknown_category(error) from None
+    return _json({"results": results})
+
+
+@router.get("/v1/items/{item_id}/similar", response_model=SimilarResponse)
+async def get_similar(
+    request: Request,
+    item_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],
+    k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
+) -> Response:
+    """Items like this one: CF neighbours blended with content neighbours; an item no one
+    has interacted with yet gets its content neighbours."""
+    service = service_of(request.app)
+    _check_k(service, k)
+    try:
+        items, version = await anyio.to_thread.run_sync(
+            service.similar, item_id, k, limiter=_limiter(request.app)
+        )
+    except UnknownItem:
+        raise ApiError(404, "unknown_item", f"no item {item_id!r} is known") from None
+    return _json({"item_id": item_id, "items": items, "model_version": version})
+
+
+@router.get("/v1/popular", response_model=PopularResponse)
+async def get_popular(
+    request: Request,
+    category: Annotated[str | None, Query(max_length=128)] = None,
+    k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
+) -> Response:
+    """The popular list (published by the popularity job; the model's when none is)."""
+    service = service_of(request.app)
+    _check_k(service, k)
+    try:
+        items, degraded = await anyio.to_thread.run_sync(
+            service.popular, category or None, k, limiter=_limiter(request.app)
+        )
+    except UnknownCategory as error:
+        raise _unknown_category(error) from None
+    return _json({"category": category, "items": items, "degraded": bool(degraded)})

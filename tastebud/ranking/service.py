@@ -1,0 +1,479 @@
+"""The serving side of ranking, one per worker process: keeps a ``Snapshot`` current and
+answers requests from it.
+
+- **Model lifecycle.** A watcher thread checks the registry alias (``serving.model_alias``,
+  default ``production``) and the production embeddings every ``serving.poll_seconds``. A
+  new version is fetched, checksum-verified, loaded and smoke-tested off the request path,
+  then swapped in with one assignment; a version that fails any step is refused (logged,
+  counted, retried after ``serving.retry_failed_seconds``) and the current one keeps serving.
+- **Degraded mode.** Every per-request read of a store (recent activity, published lists,
+  features) may fail; the request then ranks with what it has (the in-process model and its
+  popularity list) and says ``degraded`` with the reasons. A failed catalog refresh keeps
+  the last catalog and reports ``catalog`` until a refresh succeeds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tastebud.config import Settings
+from tastebud.content.artifact import ALIAS as EMBEDDINGS_ALIAS
+from tastebud.content.artifact import load_artifact
+from tastebud.content.service import registry_for
+from tastebud.content.similarity import ContentSimilarity
+from tastebud.features.service import FeatureService
+from tastebud.jobs.outputs import read_published
+from tastebud.models.base import Recommender
+from tastebud.observability import get_logger, metrics
+from tastebud.ranking.activity import RecentActivity
+from tastebud.ranking.config import RankingSettings
+from tastebud.ranking.pipeline import RankedList, RankRequest, UserContext, rank
+from tastebud.ranking.rerank import minmax
+from tastebud.ranking.retrieval import load_index
+from tastebud.ranking.snapshot import ServingModel, Snapshot
+from tastebud.registry.registry import ModelRegistry, open_registry
+from tastebud.schemas import Item
+from tastebud.stores import Stores
+
+log = get_logger("tastebud.ranking")
+
+STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000)
+LATENCY = metrics.histogram(
+    "reco",
+    "hybrid_latency",
+    "ms",
+    "Time spent per ranking stage (context, history, candidates, filter, score, rerank, "
+    "explain, total), in milliseconds.",
+    labels=("stage",),
+    buckets=STAGE_BUCKETS,
+)
+BLEND_RATIO = metrics.gauge(
+    "reco",
+    "hybrid_blend",
+    "ratio",
+    "CF share of the blend weights in the last list served (0 for cold users).",
+)
+DIVERSITY = metrics.gauge(
+    "reco",
+    "hybrid_diversity",
+    "score",
+    "Intra-list diversity (mean 1 - cosine) of the last list served.",
+)
+RECENCY = metrics.gauge(
+    "reco",
+    "hybrid_recency_weight",
+    "avg",
+    "Mean recency boost over the last list served.",
+)
+SEGMENTS = metrics.counter(
+    "reco",
+    "cold_start",
+    "requests",
+    "Recommendation requests by user segment (warm, cold: few interactions, unknown).",
+    labels=("segment",),
+)
+DEGRADED = metrics.counter(
+    "reco",
+    "degraded",
+    "requests",
+    "Requests answered without a part of their context, by reason.",
+    labels=("reason",),
+)
+MODEL_LOADS = metrics.counter(
+    "reco",
+    "model_loads",
+    "total",
+    "Model and embedding versions the server tried to load, by kind and outcome.",
+    labels=("kind", "outcome"),
+)
+PUBLISHED_CACHE_SECONDS = 5.0
+AFFINITY_FEATURES = (
+    "user_category_affinity:top_categories",
+    "user_category_affinity:top_category_shares",
+)
+
+
+class UnknownItem(LookupError):
+    pass
+
+
+class UnknownCategory(LookupError):
+    pass
+
+
+@dataclass
+class Served:
+    """A ranked list and how it was made."""
+
+    ranked: RankedList
+    degraded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Published:
+    ids: list[str] | None
+    fetched: float
+    failed: bool = False
+
+
+class RecommendationService:
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Stores,
+        *,
+        features: Callable[[], FeatureService | None] | None = None,
+        registry: ModelRegistry | None = None,
+        embeddings: ModelRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.serving = settings.serving
+        self.registry = registry or open_registry(settings, stores.artifacts)
+        self.embeddings = embeddings or registry_for(settings, stores)
+        self.activity = RecentActivity(
+            stores.online,
+            settings.events.types,
+            keep=settings.serving.recent_activity,
+            ttl_seconds=settings.serving.recent_activity_ttl_days * 86_400,
+        )
+        self._features = features
+        self.snapshot = Snapshot.build(None, None, [], catalog_loaded=False)
+        self._model: ServingModel | None = None
+        self._content: tuple[str, ContentSimilarity] | None = None
+        self._catalog: list[Item] = []
+        self._catalog_at = 0.0
+        self.catalog_error: str | None = None
+        self._failed: dict[tuple[str, str], float] = {}
+        self._published: dict[tuple[str, str | None], _Published] = {}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self, *, watch: bool = True) -> None:
+        """Load what there is now (so the first request has the model), then keep watching."""
+        self.refresh()
+        if watch and self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="tastebud-model-watch")
+            self._thread.daemon = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.serving.poll_seconds):
+            try:
+                self.refresh()
+            except Exception as error:  # the watcher must outlive any one failure
+                log.error("serving_refresh_failed", error=f"{type(error).__name__}: {error}")
+
+    def refresh(self) -> bool:
+        """Look for a new model, embeddings or catalog; rebuild the snapshot when one
+        changed. Returns whether the snapshot was swapped."""
+        with self._refresh_lock:
+            changed = self._refresh_model()
+            changed = self._refresh_content() or changed
+            changed = self._refresh_catalog() or changed
+            if changed or (not self.snapshot.catalog_loaded and self._catalog_at):
+                content = self._content
+                self.snapshot = Snapshot.build(
+                    self._model,
+                    content[1] if content else None,
+                    self._catalog,
+                    content_version=content[0] if content else None,
+                    catalog_loaded=self._catalog_at > 0,
+                )
+                log.info(
+                    "serving_snapshot",
+                    model_version=self.snapshot.model_version,
+                    embeddings=self.snapshot.content_version,
+                    items=len(self.snapshot.items),
+                )
+                return True
+            return False
+
+    def _should_try(self, kind: str, version: str) -> bool:
+        failed = self._failed.get((kind, version))
+        return failed is None or time.monotonic() - failed > self.serving.retry_failed_seconds
+
+    def _refresh_model(self) -> bool:
+        try:
+            version = self.registry.aliases().get(self.serving.model_alias)
+        except Exception as error:
+            log.warning("model_alias_unreadable", error=f"{type(error).__name__}: {error}")
+            return False
+        current = self._model.version if self._model else None
+        if version is None or version == current or not self._should_try("model", version):
+            return False
+        try:
+            self._model = self.load_model(version)
+        except Exception as error:
+            self._failed[("model", version)] = time.monotonic()
+            MODEL_LOADS.labels(kind="model", outcome="refused").inc()
+            log.error(
+                "model_refused",
+                version=version,
+                serving=current,
+                error=f"{type(error).__name__}: {error}",
+            )
+            return False
+        MODEL_LOADS.labels(kind="model", outcome="loaded").inc()
+        log.info("model_swapped", version=version, previous=current)
+        return True
+
+    def load_model(self, version: str) -> ServingModel:
+        """Fetch, verify, load and smoke-test one version (raises on any failure)."""
+        manifest = self.registry.get(version)
+        model = self.registry.load(version, Recommender.load, smoke=_smoke)
+        threshold = self.settings.ranking.candidates.exact_threshold
+        index = None
+        if len(model.items_) > threshold:
+            try:
+                index = load_index(
+                    self.stores.artifacts,
+                    version,
+                    item_count=len(model.items_),
+                    dim=getattr(model, "item_factors_", np.zeros((0, 0))).shape[1],
+                )
+            except Exception as error:  # a broken index must not stop the model: exact
+                log.error("ann_index_refused", version=version, error=str(error))
+        end = manifest.time_range.end if manifest.time_range else None
+        return ServingModel.prepare(
+            model,
+            version,
+            exact_threshold=threshold,
+            index=index,
+            trained_until=end.timestamp() if end else None,
+        )
+
+    def _refresh_content(self) -> bool:
+        try:
+            version = self.embeddings.aliases().get(EMBEDDINGS_ALIAS)
+        except Exception as error:
+            log.warning("embeddings_alias_unreadable", error=f"{type(error).__name__}: {error}")
+            return False
+        current = self._content[0] if self._content else None
+        if version is None or version == current or not self._should_try("content", version):
+            return False
+        try:
+            artifact = load_artifact(self.embeddings, version)
+            similarity = ContentSimilarity.from_artifact(artifact)
+        except Exception as error:
+            self._failed[("content", version)] = time.monotonic()
+            MODEL_LOADS.labels(kind="embeddings", outcome="refused").inc()
+            log.error("embeddings_refused", version=version, error=f"{error}")
+            return False
+        MODEL_LOADS.labels(kind="embeddings", outcome="loaded").inc()
+        self._content = (version, similarity)
+        return True
+
+    def _refresh_catalog(self) -> bool:
+        age = time.monotonic() - self._catalog_at
+        if self._catalog_at and age < self.serving.catalog_refresh_seconds:
+            return False
+        try:
+            items = list(self.stores.catalog.iter_items())
+        except Exception as error:
+            self.catalog_error = f"{type(error).__name__}: {error}"
+            log.warning("catalog_refresh_failed", error=self.catalog_error)
+            return False
+        self.catalog_error = None
+        changed = items != self._catalog or not self._catalog_at
+        self._catalog = items
+        self._catalog_at = time.monotonic()
+        return changed
+
+    # -- requests ------------------------------------------------------------------------
+
+    def recommend(
+        self,
+        user_id: str | None,
+        request: RankRequest,
+        *,
+        session_items: Sequence[str] = (),
+        ranking: RankingSettings | None = None,
+    ) -> Served:
+        """A ranked list for a user (or an anonymous session's items). Never raises for a
+        store that is down: the list is then ``degraded``."""
+        started = time.perf_counter()
+        snapshot = self.snapshot
+        settings = ranking or self.settings.ranking
+        self._check_category(snapshot, request.category)
+        context = self._context(snapshot, user_id, session_items, request.category, settings)
+        context_ms = (time.perf_counter() - started) * 1000
+        ranked = rank(snapshot, context, request, settings)
+        ranked.timings_ms = {"context": context_ms, **ranked.timings_ms}
+        ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        for stage, ms in ranked.timings_ms.items():
+            LATENCY.labels(stage=stage).observe(ms)
+        SEGMENTS.labels(segment=ranked.segment).inc()
+        BLEND_RATIO.set(ranked.blend_ratio)
+        DIVERSITY.set(ranked.diversity)
+        RECENCY.set(ranked.recency_weight)
+        for reason in context.degraded:
+            DEGRADED.labels(reason=reason).inc()
+        return Served(ranked, context.degraded)
+
+    def _check_category(self, snapshot: Snapshot, category: str | None) -> None:
+        known = category is None or not snapshot.catalog_loaded
+        if not known and not snapshot.category_known(category):  # type: ignore[arg-type]
+            raise UnknownCategory(category)
+
+    def _context(
+        self,
+        snapshot: Snapshot,
+        user_id: str | None,
+        session_items: Sequence[str],
+        category: str | None,
+        settings: RankingSettings,
+    ) -> UserContext:
+        context = UserContext(user_id=user_id, session_items=list(session_items))
+        if self.catalog_error is not None:
+            context.degraded.append("catalog")
+        if user_id is not None:
+            try:
+                context.recent = self.activity.read(user_id)
+            except Exception as error:
+                context.degraded.append("recent_activity")
+                log.warning("recent_activity_unreadable", error=f"{type(error).__name__}")
+        context.trending = self._list("trending", category, context.degraded)
+        context.popular = self._list("popularity", category, context.degraded)
+        if user_id is not None and self._needs_prior(snapshot, user_id, context, settings):
+            context.category_affinity = self._affinity(user_id, context.degraded)
+        return context
+
+    def _needs_prior(
+        self, snapshot: Snapshot, user_id: str, context: UserContext, settings: RankingSettings
+    ) -> bool:
+        """Whether the popularity prior weighs in (cold users): only then are the user's
+        category affinities worth a feature lookup."""
+        known = 0
+        if snapshot.model is not None:
+            row = snapshot.model.model.users_.index_of(user_id)
+            if row >= 0:
+                indptr = snapshot.model.model.user_items_.indptr
+                known = int(indptr[row + 1] - indptr[row])
+        return known + len(context.recent) < settings.cold_start.min_interactions
+
+    def _list(self, namespace: str, category: str | None, degraded: list[str]) -> list[str] | None:
+        """A published list's item ids (cached a few seconds: they change hourly)."""
+        key = (namespace, category)
+        cached = self._published.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached.fetched < PUBLISHED_CACHE_SECONDS:
+            if cached.failed:
+                degraded.append(namespace)
+            return cached.ids
+        try:
+            document = read_published(self.stores.online, namespace, category)
+        except Exception as error:
+            log.warning("published_list_unreadable", namespace=namespace, error=str(error))
+            degraded.append(namespace)
+            stale = cached.ids if cached is not None else None
+            self._published[key] = _Published(stale, now, failed=True)
+            return stale
+        ids = None if document is None else [entry["item_id"] for entry in document["items"]]
+        self._published[key] = _Published(ids, now)
+        return ids
+
+    def _affinity(self, user_id: str, degraded: list[str]) -> dict[str, float]:
+        try:
+            service = self._features() if self._features is not None else None
+            if service is None:
+                return {}
+            result = service.get_online_features({"user": [user_id]}, list(AFFINITY_FEATURES))
+        except Exception as error:
+            degraded.append("features")
+            log.warning("features_unreadable", error=f"{type(error).__name__}: {error}")
+            return {}
+        values = result.values.get("user", {}).get(user_id, {})
+        names = values.get(AFFINITY_FEATURES[0]) or []
+        shares = values.get(AFFINITY_FEATURES[1]) or []
+        return {str(n): float(s) for n, s in zip(names, shares, strict=False)}
+
+    def similar(self, item_id: str, k: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Items like ``item_id``: CF neighbours blended with content neighbours (content
+        alone for an item the model has never seen). Raises UnknownItem."""
+        snapshot = self.snapshot
+        position = snapshot.items.index_of(item_id)
+        if position < 0:
+            raise UnknownItem(item_id)
+        depth = k * 3 + 10
+        scores: dict[int, list[float]] = {}
+        alpha = self.settings.ranking.blend.alpha
+        serving = snapshot.model
+        has_content = snapshot.content is not None and snapshot.content_row[position] >= 0
+        in_model = serving is not None and snapshot.model_column[position] >= 0
+        parts: list[tuple[str, float, np.ndarray, np.ndarray]] = []
+        if in_model:
+            assert serving is not None
+            ids, values = serving.model.similar_items([item_id], depth)
+            parts.append(("cf", alpha if has_content else 1.0, ids[0], values[0]))
+        if has_content:
+            assert snapshot.content is not None
+            ids, values = snapshot.content.similar([item_id], depth)
+            parts.append(("content", 1.0 - alpha if in_model else 1.0, ids[0], values[0]))
+        sources: dict[int, set[str]] = {}
+        for name, weight, ids, values in parts:
+            known = np.array([i is not None for i in ids], dtype=bool)
+            positions = snapshot.positions([str(i) for i in ids[known]])
+            normalised = minmax(values[known])
+            for p, value in zip(positions.tolist(), normalised.tolist(), strict=True):
+                if p < 0:
+                    continue
+                scores.setdefault(p, [0.0])[0] += weight * value
+                sources.setdefault(p, set()).add(name)
+        ranked = sorted(
+            (p for p in scores if snapshot.catalog.active[p]), key=lambda p: -scores[p][0]
+        )
+        items = [
+            {
+                "item_id": str(snapshot.item_ids[p]),
+                "score": round(scores[p][0], 6),
+                "sources": sorted(sources[p], key=("cf", "content").index),
+            }
+            for p in ranked[:k]
+        ]
+        return items, snapshot.model_version
+
+    def popular(self, category: str | None, k: int) -> tuple[list[dict[str, Any]], list[str]]:
+        """The published popular list (the in-process model's popularity when none is
+        published or the online store is down). Raises UnknownCategory."""
+        snapshot = self.snapshot
+        self._check_category(snapshot, category)
+        degraded: list[str] = []
+        ids = self._list("popularity", category, degraded)
+        if ids is None:
+            positions = snapshot.popular
+            if category is not None:
+                members = snapshot.catalog.members.get(category, np.zeros(0, np.int64))
+                positions = positions[np.isin(positions, members)]
+            ids = [str(snapshot.item_ids[p]) for p in positions]
+        positions = snapshot.positions(ids)
+        active = [
+            item_id
+            for item_id, p in zip(ids, positions.tolist(), strict=True)
+            if p < 0 or snapshot.catalog.active[p]
+        ]
+        items = [{"item_id": item_id, "rank": i + 1} for i, item_id in enumerate(active[:k])]
+        return items, degraded
+
+
+def _smoke(model: Recommender) -> bool:
+    """A version serves only if it can rank: one recommendation for its first user."""
+    if len(model.users_) == 0 or len(model.items_) == 0:
+        return False
+    ids, _ = model.recommend([model.users_.ids[0].as_py()], k=1)
+    return ids.shape == (1, 1)
