@@ -49,7 +49,13 @@ class MmrSettings(_Section):
     max similarity to the items already picked."""
 
     enabled: bool = True
-    diversity: float = Field(default=0.2, ge=0, le=1, description="Lambda: 0 is plain ranking.")
+    diversity: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Lambda: 0 is plain ranking. 0.3 cost 2.2% NDCG@10 for +6.5% intra-list "
+        "diversity on MovieLens 100K (docs/benchmarks.md).",
+    )
 
 
 class CreatorCapSettings(_Section):

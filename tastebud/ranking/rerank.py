@@ -73,7 +73,9 @@ def select(
     available = np.ones(n, dtype=bool)
     blocked = np.zeros(n, dtype=bool)
     use_mmr = diversity > 0 and vectors is not None and len(vectors) == n
-    max_sim = np.zeros(n, dtype=np.float32)
+    # The highest cosine to any pick so far; a negative one is kept (an item pointing away
+    # from everything picked is the most novel), not floored at 0.
+    max_sim = np.full(n, -np.inf, dtype=np.float32)
     limits = []
     for codes, share in ((creators, creator_share), (categories, category_share)):
         if codes is not None and share is not None:
