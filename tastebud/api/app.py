@@ -44,6 +44,7 @@ from tastebud.gateway.ratelimit import RateLimiter
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
 from tastebud.ranking import routes as ranking_routes
 from tastebud.ranking.activity import RecentActivity
+from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
 from tastebud.stores import open_stores
 from tastebud.trending import routes as trending_routes
@@ -111,15 +112,16 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.include_router(events.router)
+    # Before the catalog's /v1/users/{id:path}: ids may hold "/", so the longer routes first.
+    app.include_router(
+        ranking_routes.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+    )
     app.include_router(catalog.router)
     app.include_router(health.router)
     app.include_router(
         trending_routes.router,
-        dependencies=[Depends(require("read"))],
-        responses=error_responses(401, 403, 404, 422, 429, 503),
-    )
-    app.include_router(
-        ranking_routes.router,
         dependencies=[Depends(require("read"))],
         responses=error_responses(401, 403, 404, 422, 429, 503),
     )
@@ -146,6 +148,9 @@ def app_from_environment() -> FastAPI:
     """The factory uvicorn calls in each worker process."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    # One request is one thread's work: BLAS and faiss fanning out over every core per
+    # request only adds contention between workers (tastebud.ranking.retrieval).
+    limit_threads(1)
     return create_app(settings)
 
 

@@ -35,6 +35,13 @@ class CandidateSettings(_Section):
         description="Catalogs up to this many items are scored exactly; larger ones use the "
         "FAISS index the `index` job builds (exact while it has not).",
     )
+    ann_ef_search: int = Field(
+        default=1_200,
+        ge=16,
+        le=100_000,
+        description="HNSW search depth; about 4x the CF candidates keeps recall near 0.94 "
+        "(benchmarks/bench_retrieval.py).",
+    )
 
 
 class BlendSettings(_Section):
@@ -53,7 +60,7 @@ class MmrSettings(_Section):
         default=0.3,
         ge=0,
         le=1,
-        description="Lambda: 0 is plain ranking. 0.3 cost 2.2% NDCG@10 for +6.5% intra-list "
+        description="Lambda: 0 is plain ranking. 0.3 cost 2.4% NDCG@10 for +6.6% intra-list "
         "diversity on MovieLens 100K (docs/benchmarks.md).",
     )
 

@@ -140,7 +140,7 @@ def _unknown_category(error: UnknownCategory) -> ApiError:
 router = APIRouter(tags=["recommendations"])
 
 
-@router.get("/v1/users/{user_id}/recommendations", response_model=RecommendationsResponse)
+@router.get("/v1/users/{user_id:path}/recommendations", response_model=RecommendationsResponse)
 async def get_recommendations(
     request: Request,
     user_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],
@@ -223,7 +223,7 @@ async def post_recommendations(request: Request, body: BatchRequest) -> Response
     return _json({"results": results})
 
 
-@router.get("/v1/items/{item_id}/similar", response_model=SimilarResponse)
+@router.get("/v1/items/{item_id:path}/similar", response_model=SimilarResponse)
 async def get_similar(
     request: Request,
     item_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],

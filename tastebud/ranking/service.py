@@ -246,6 +246,7 @@ class RecommendationService:
                     version,
                     item_count=len(model.items_),
                     dim=getattr(model, "item_factors_", np.zeros((0, 0))).shape[1],
+                    ef_search=self.settings.ranking.candidates.ann_ef_search,
                 )
             except Exception as error:  # a broken index must not stop the model: exact
                 log.error("ann_index_refused", version=version, error=str(error))

@@ -66,18 +66,12 @@ def test_list_shows_all_nine_jobs(home: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [row["name"] for row in rows] == NINE
-    unavailable = {row["name"] for row in rows if not row["available"]}
-    assert unavailable == {"index"}
-    assert all(
-        row["status"].startswith("not available yet: ") for row in rows if not row["available"]
-    )
+    assert all(row["available"] for row in rows)
     table = runner.invoke(app, ["jobs", "list"], terminal_width=200)
-    assert "not available yet" in table.output and "dlq-retry" in table.output
+    assert "index" in table.output and "dlq-retry" in table.output
 
 
-def test_unavailable_unknown_and_bad_intervals(home: Path) -> None:
-    index = runner.invoke(app, ["jobs", "run", "index"])
-    assert index.exit_code == 2 and "not available yet" in index.output
+def test_unknown_jobs_and_bad_intervals(home: Path) -> None:
     unknown = runner.invoke(app, ["jobs", "run", "nope"])
     assert unknown.exit_code == 2 and "unknown job" in unknown.output
     reversed_ = runner.invoke(
@@ -187,5 +181,5 @@ def test_scheduler_once_runs_due_jobs(home: Path) -> None:
     assert "popularity: failed" in result.output
     history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
     assert [(r["job_name"], r["error_kind"]) for r in history] == [("popularity", "empty_window")]
-    bad = runner.invoke(app, ["scheduler", "--once", "--job", "index"])
-    assert bad.exit_code == 2 and "not available yet" in bad.output
+    bad = runner.invoke(app, ["scheduler", "--once", "--job", "nope"])
+    assert bad.exit_code == 2 and "unknown job" in bad.output

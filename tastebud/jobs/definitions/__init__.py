@@ -8,6 +8,7 @@ from tastebud.jobs.definitions import (
     dlq_retry,
     embed,
     features,
+    index,
     popularity,
     train,
     trending,
@@ -55,7 +56,7 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.planned(
         "index",
         "30 4 * * *",
-        "the ANN index lands with the serving issue (5)",
+        "",
         timeout_seconds=1800,
         retry=policy,
         description="Rebuild the ANN index and swap it in without downtime.",
@@ -99,6 +100,7 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.register("train", train.run)
     registry.register("dlq-retry", dlq_retry.run)
     registry.register("embed", embed.run)
+    registry.register("index", index.run)
     registry.register("materialize", features.materialize_run)
     registry.register("backfill", features.backfill_run)
     registry.register(
