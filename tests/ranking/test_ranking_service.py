@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from serving_world import NOW, World, build_world, cluster, events_table
 
 from tastebud.content.service import embed_catalog
+from tastebud.features.store import open_feature_store
 from tastebud.jobs.outputs import publish_lists
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.service import RecommendationService, UnknownCategory, UnknownItem
@@ -195,3 +197,29 @@ def test_an_anonymous_session_is_ranked_from_its_items(service: RecommendationSe
     assert not set(session) & set(listed)
     assert sum(cluster(item) == 0 for item in listed if item.startswith("i")) >= 7
     assert served.ranked.segment == "warm"
+
+
+def test_a_cold_users_category_affinity_comes_from_the_feature_store(world: World) -> None:
+    features = open_feature_store(world.settings, world.stores.online)
+    view = features.registry.view("user_category_affinity")
+    row = {
+        "entity_id": "jazz-fan",
+        "event_timestamp": datetime.now(UTC),
+        "top_category": "jazz",
+        "top_categories": ["jazz"],
+        "top_category_shares": [1.0],
+        "category_count": 1,
+    }
+    assert features.online.write(view, pa.Table.from_pylist([row])) == 1
+    service = RecommendationService(
+        world.settings, world.stores, features=lambda: features.service
+    )
+    service.start(watch=False)
+    try:
+        plain = ids(service, "stranger", k=6, ranking=PLAIN)
+        fan = ids(service, "jazz-fan", k=6, ranking=PLAIN)
+    finally:
+        service.stop()
+        features.close()
+    assert sum(cluster(item) == 1 for item in fan) > sum(cluster(item) == 1 for item in plain)
+    assert sum(cluster(item) == 1 for item in fan) >= 4
