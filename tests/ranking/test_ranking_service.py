@@ -211,9 +211,7 @@ def test_a_cold_users_category_affinity_comes_from_the_feature_store(world: Worl
         "category_count": 1,
     }
     assert features.online.write(view, pa.Table.from_pylist([row])) == 1
-    service = RecommendationService(
-        world.settings, world.stores, features=lambda: features.service
-    )
+    service = RecommendationService(world.settings, world.stores, features=lambda: features.service)
     service.start(watch=False)
     try:
         plain = ids(service, "stranger", k=6, ranking=PLAIN)
