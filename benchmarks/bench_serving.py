@@ -48,7 +48,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
-from serve_process import ServeProcess, _call, read_response, server_env
+from serve_process import ServeProcess, read_response, run_in_process, server_env
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
 TARGETS = {"p95_ms": 10.0, "capacity_ratio": 0.4, "realtime_max_s": 1.0}
@@ -480,24 +480,6 @@ def check(port: int, key: str, k: int, version: str, endpoint: str) -> tuple[str
     assert len(document["items"]) == k, document
     assert document["model_version"] == version, (document["model_version"], version)
     return endpoint, [item["item_id"] for item in document["items"]]
-
-
-def run_in_process(target: Any, *args: Any) -> Any:
-    """``serve_process.run_in_process``, but a generator that dies raises here instead of
-    leaving the parent waiting on the pipe forever."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_call, args=(target, args, child))
-    process.start()
-    child.close()
-    while not parent.poll(0.5):
-        if not process.is_alive() and not parent.poll(0.5):
-            raise RuntimeError(f"{target.__name__} died (exit code {process.exitcode})")
-    result = parent.recv()
-    process.join()
-    return result
 
 
 # --- main ------------------------------------------------------------------------------------

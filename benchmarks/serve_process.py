@@ -97,11 +97,16 @@ def _call(target: Callable[..., Any], args: tuple[Any, ...], pipe: Any) -> None:
 
 
 def run_in_process(target: Callable[..., Any], *args: Any) -> Any:
-    """``target(*args)`` in a spawned process (``target`` must be importable)."""
+    """``target(*args)`` in a spawned process (``target`` must be importable). A target
+    that dies raises here instead of leaving the parent waiting on the pipe forever."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=_call, args=(target, args, child))
     process.start()
+    child.close()
+    while not parent.poll(0.5):
+        if not process.is_alive() and not parent.poll(0.5):
+            raise RuntimeError(f"{target.__name__} died (exit code {process.exitcode})")
     result = parent.recv()
     process.join()
     return result

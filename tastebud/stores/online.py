@@ -176,10 +176,7 @@ class SqliteOnlineStore(OnlineStore):
     def push_lists(
         self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
     ) -> None:
-        _check_keep(keep)
-        _check_ttl(ttl_seconds)
-        pushes = [(key, [bytes(value) for value in values]) for key, values in items.items()]
-        pushes = [(key, values) for key, values in pushes if values]
+        pushes = _pushes(items, keep, ttl_seconds)
         if not pushes:
             return
         with self._db.write() as connection:
@@ -285,10 +282,7 @@ class RedisOnlineStore(OnlineStore):
     def push_lists(
         self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
     ) -> None:
-        _check_keep(keep)
-        _check_ttl(ttl_seconds)
-        pushes = [(key, [bytes(value) for value in values]) for key, values in items.items()]
-        pushes = [(key, values) for key, values in pushes if values]
+        pushes = _pushes(items, keep, ttl_seconds)
         if not pushes:
             return
         try:
@@ -319,6 +313,16 @@ class RedisOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _pushes(
+    items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None
+) -> list[tuple[str, list[bytes]]]:
+    """``push_lists``' arguments checked, and the keys that have values to push."""
+    _check_keep(keep)
+    _check_ttl(ttl_seconds)
+    pushes = [(key, [bytes(value) for value in values]) for key, values in items.items()]
+    return [(key, values) for key, values in pushes if values]
 
 
 def _check_ttl(ttl_seconds: float | None) -> None:
