@@ -214,11 +214,34 @@ class EventStore(Closeable, ABC):
         return rows
 
 
+CATALOG_CHANGE_OVERLAP_SECONDS = 300.0
+
+
 class CatalogStore(Closeable, ABC):
     """Items and users, upserted incrementally (one upsert touches only its rows)."""
 
+    #: How far before the watermark ``items_changed_since`` reads again: a row is stamped
+    #: before it commits, so one committing after a read can carry an older stamp than that
+    #: read's watermark. Writes slower than this to commit (or clocks further apart) are missed.
+    change_overlap_seconds: float = CATALOG_CHANGE_OVERLAP_SECONDS
+
     @abstractmethod
     def upsert_items(self, items: Sequence[Item]) -> int: ...
+
+    @abstractmethod
+    def items_changed_since(
+        self, since: float | None, *, page: int = 10_000
+    ) -> tuple[list[Item], float]:
+        """Items upserted at or after ``since - change_overlap_seconds`` (every item when
+        ``since`` is None), ordered by item_id, and the watermark to pass next time.
+
+        Rows in the overlap come back on every call that covers them: the caller de-duplicates.
+        The overlap is needed because ``updated_at`` is stamped before the commit (PostgreSQL's
+        ``now()`` is the transaction's start; the embedded store uses the writer's clock before
+        it waits for the write lock). The watermark is the store's clock when the read began
+        (epoch seconds), not the newest ``updated_at`` seen: a row the read missed commits
+        after it, so it carries a stamp later than watermark - overlap; and after a bulk load
+        a watermark at the newest row would keep the whole load inside the overlap."""
 
     @abstractmethod
     def upsert_users(self, users: Sequence[User]) -> int: ...

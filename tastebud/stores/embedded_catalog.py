@@ -152,6 +152,38 @@ class EmbeddedCatalogStore(CatalogStore):
         )
         return [_item(row) for row in rows]
 
+    def items_changed_since(
+        self, since: float | None, *, page: int = 10_000
+    ) -> tuple[list[Item], float]:
+        watermark = time.time()  # before the read: a row it misses commits after this
+        # Without statistics SQLite would walk the whole primary key for ORDER BY item_id and
+        # test every row; the updated_at index reads only the recent rows.
+        source = "items" if since is None else "items INDEXED BY items_updated"
+        items: list[Item] = []
+        after: str | None = None
+        connection = self._db.connection()
+        while True:
+            clauses: list[str] = []
+            params: list[Any] = []
+            if since is not None:
+                clauses.append("updated_at >= ?")
+                params.append(since - self.change_overlap_seconds)
+            if after is not None:
+                clauses.append("item_id > ?")
+                params.append(after)
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            batch = [
+                _item(row)
+                for row in connection.execute(
+                    f"SELECT {ITEM_COLUMNS} FROM {source}{where} ORDER BY item_id LIMIT ?",
+                    [*params, page],
+                )
+            ]
+            items.extend(batch)
+            if len(batch) < page:
+                return items, watermark
+            after = batch[-1].item_id
+
     def list_users(self, *, after: str | None = None, limit: int = 100) -> list[User]:
         where, params = (" WHERE user_id > ?", [after]) if after is not None else ("", [])
         rows = self._db.connection().execute(

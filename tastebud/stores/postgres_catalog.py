@@ -129,6 +129,36 @@ class PostgresCatalogStore(CatalogStore):
             ).fetchall()
         return [_item(row) for row in rows]
 
+    def items_changed_since(
+        self, since: float | None, *, page: int = 10_000
+    ) -> tuple[list[Item], float]:
+        items: list[Item] = []
+        after: str | None = None
+        with self.database.transaction() as connection:
+            # now() is this transaction's start, before every page's snapshot: a row the pages
+            # miss commits after it.
+            (watermark,) = connection.execute(  # type: ignore[misc]
+                "SELECT extract(epoch FROM now())::float8"
+            ).fetchone()
+            while True:
+                clauses: list[str] = []
+                params: list[Any] = []
+                if since is not None:
+                    clauses.append("updated_at >= to_timestamp(%s)")
+                    params.append(since - self.change_overlap_seconds)
+                if after is not None:
+                    clauses.append("item_id > %s")
+                    params.append(after)
+                where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+                rows = connection.execute(
+                    f"SELECT {ITEM_COLUMNS} FROM items{where} ORDER BY item_id LIMIT %s",  # type: ignore[arg-type]
+                    [*params, page],
+                ).fetchall()
+                items.extend(_item(row) for row in rows)
+                if len(rows) < page:
+                    return items, float(watermark)
+                after = rows[-1][0]
+
     def list_users(self, *, after: str | None = None, limit: int = 100) -> list[User]:
         where, params = (" WHERE user_id > %s", [after]) if after is not None else ("", [])
         with self.database.transaction() as connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,3 +89,29 @@ def test_empty_catalog(catalog: CatalogStore) -> None:
     assert catalog.count_items() == 0 and catalog.count_users() == 0
     assert catalog.list_items() == [] and catalog.get_items([]) == {}
     assert catalog.upsert_items([]) == 0
+
+
+def test_items_changed_since_reads_only_recent_rows(catalog: CatalogStore) -> None:
+    catalog.change_overlap_seconds = 0.05  # the test cannot stamp rows in the past
+    catalog.upsert_items([item(i) for i in range(10)])
+    time.sleep(0.2)  # these rows now lie before any later watermark's overlap
+    everything, watermark = catalog.items_changed_since(None, page=3)
+    assert [i.item_id for i in everything] == [f"i{n:03d}" for n in range(10)]
+    assert everything[4].model_dump() == item(4).model_dump()
+    catalog.upsert_items([item(3, title="Renamed", active=False), item(42)])
+    changed, later = catalog.items_changed_since(watermark, page=1)
+    assert [i.item_id for i in changed] == ["i003", "i042"]
+    assert changed[0].model_dump() == item(3, title="Renamed", active=False).model_dump()
+    assert later >= watermark
+    again, _ = catalog.items_changed_since(later)  # still inside the overlap: read again
+    assert [i.item_id for i in again] == ["i003", "i042"]
+    time.sleep(0.2)
+    _, quiet = catalog.items_changed_since(later)
+    assert catalog.items_changed_since(quiet)[0] == []
+
+
+def test_items_changed_since_on_an_empty_catalog(catalog: CatalogStore) -> None:
+    items, watermark = catalog.items_changed_since(None)
+    assert items == []
+    assert abs(watermark - time.time()) < 60  # the store's clock when it read
+    assert catalog.items_changed_since(watermark)[0] == []
