@@ -34,6 +34,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -189,6 +190,27 @@ def prepare(home: Path, interactions_target: int, iterations: int) -> dict[str, 
     return found
 
 
+def precompute(home: Path, candidates_cf: int) -> dict[str, Any]:
+    """Run the ``recommendations`` job (``tastebud jobs run``) with the server's settings, so
+    every known user's default list is stored; returns the job's summary."""
+    env = server_env(TASTEBUD_HOME=str(home), TASTEBUD_RANKING__CANDIDATES__CF=str(candidates_cf))
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tastebud", "jobs", "run", "recommendations", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"recommendations job failed: {done.stderr[-2000:]}")
+    outcome = json.loads(done.stdout[done.stdout.index("{") :])
+    summary = outcome.get("output", outcome)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print("precomputed:", json.dumps(summary), flush=True)
+    return summary
+
+
 # --- the server ------------------------------------------------------------------------------
 
 
@@ -226,6 +248,16 @@ class Server(ServeProcess):
             stage = name.split('stage="', 1)[1].split('"', 1)[0]
             totals.setdefault(stage, [0.0, 0.0])[0 if kind == "sum" else 1] += float(value)
         return {stage: (s, c) for stage, (s, c) in totals.items()}
+
+    def precomputed_outcomes(self) -> dict[str, float]:
+        """Default-shape requests by precomputed-list outcome (hit, missing, ...), /metrics."""
+        counts: dict[str, float] = {}
+        for line in self.metrics().splitlines():
+            if line.startswith("tastebud_reco_precomputed_requests_total{"):
+                name, _, value = line.rpartition(" ")
+                outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
+                counts[outcome] = counts.get(outcome, 0.0) + float(value)
+        return counts
 
 
 def stage_means(
@@ -525,19 +557,21 @@ def one_run(server: Server, args: argparse.Namespace, run: int) -> dict[str, Any
     }
 
 
-def table(runs: list[dict[str, Any]], medians: dict[str, Any], rt: dict[str, Any]) -> str:
+def table(results: dict[str, dict[str, Any]], rt: dict[str, Any]) -> str:
     lines = [
-        "| run | p50 ms | p95 ms | p99 ms | max ms | achieved/s | errors | healthz/s | reco/s |"
-        " ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | run | p50 ms | p95 ms | p99 ms | max ms | achieved/s | errors | healthz/s |"
+        " reco/s | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in [*runs, {"run": "median", **medians}]:
-        o, c = r["open_loop"], r["capacity"]
-        lines.append(
-            f"| {r['run']} | {o['p50_ms']} | {o['p95_ms']} | {o['p99_ms']} | {o['max_ms']} | "
-            f"{o['achieved_per_second']} | {o['errors']} | {c['healthz']['per_second']} | "
-            f"{c['recommendations']['per_second']} | {c['ratio']} |"
-        )
+    for mode, result in results.items():
+        for r in [*result["runs"], {"run": "median", **result["medians"]}]:
+            o, c = r["open_loop"], r["capacity"]
+            lines.append(
+                f"| {mode} | {r['run']} | {o['p50_ms']} | {o['p95_ms']} | {o['p99_ms']} | "
+                f"{o['max_ms']} | {o['achieved_per_second']} | {o['errors']} | "
+                f"{c['healthz']['per_second']} | {c['recommendations']['per_second']} | "
+                f"{c['ratio']} |"
+            )
     lines += [
         "",
         "| real-time | p50 ms | p95 ms | max ms | trials over 1 s |",
@@ -608,6 +642,13 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="Extra server setting, e.g. TASTEBUD_SERVING__CATALOG_REFRESH_SECONDS=3600.",
     )
+    parser.add_argument(
+        "--modes",
+        default="precomputed,on-demand",
+        help="Server configurations, one after the other in this run: precomputed (the"
+        " default: the recommendations job's stored lists) and/or on-demand (every request"
+        " ranked; TASTEBUD_SERVING__PRECOMPUTED=false). Targets are checked on the first.",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.server_env)
@@ -616,40 +657,61 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine = describe()
     print(json.dumps(machine), flush=True)
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    results: dict[str, dict[str, Any]] = {}
+    rt_raw: dict[str, Any] = {}
+    realtime_stage_ms: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as scratch:
         home = args.home or Path(scratch) / "home"
         setup = prepare(home, args.interactions, args.iterations)
-        runs = []
-        with Server(home, args.workers, args.cf, extra_env) as server:
-            args.endpoint, sample = check(
-                server.port, server.key, args.k, setup["model_version"], args.endpoint
-            )
-            print(f"check ({args.endpoint}): u1 ->", sample[:5], "...", flush=True)
-            for run in range(args.runs):
-                outcome = one_run(server, args, run)
-                print(json.dumps(outcome), flush=True)
-                runs.append(outcome)
-            rng = np.random.default_rng(7)
-            picked = rng.choice(N_USERS, size=args.trials, replace=False)
-            before = server.stage_totals()
-            rt_raw = run_in_process(
-                realtime,
-                server.port,
-                server.key,
-                [f"u{n}" for n in picked],
-                args.k,
-                args.endpoint,
-                args.poll_ms / 1000,
-                5.0,
-            )
-            realtime_stage_ms = stage_means(before, server.stage_totals())
-            overall_stage_ms = stage_means({}, server.stage_totals())
+        job = precompute(home, args.cf) if "precomputed" in modes else None
+        for mode in modes:
+            env = {
+                **extra_env,
+                "TASTEBUD_SERVING__PRECOMPUTED": "true" if mode == "precomputed" else "false",
+            }
+            runs = []
+            with Server(home, args.workers, args.cf, env) as server:
+                args.endpoint, sample = check(
+                    server.port, server.key, args.k, setup["model_version"], args.endpoint
+                )
+                print(f"{mode} check ({args.endpoint}): u1 ->", sample[:5], "...", flush=True)
+                for run in range(args.runs):
+                    outcome = one_run(server, args, run)
+                    outcome["mode"] = mode
+                    print(json.dumps(outcome), flush=True)
+                    runs.append(outcome)
+                outcomes = server.precomputed_outcomes()
+                if mode == modes[0]:  # the default configuration
+                    rng = np.random.default_rng(7)
+                    picked = rng.choice(N_USERS, size=args.trials, replace=False)
+                    before = server.stage_totals()
+                    rt_raw = run_in_process(
+                        realtime,
+                        server.port,
+                        server.key,
+                        [f"u{n}" for n in picked],
+                        args.k,
+                        args.endpoint,
+                        args.poll_ms / 1000,
+                        5.0,
+                    )
+                    realtime_stage_ms = stage_means(before, server.stage_totals())
+                overall_stage_ms = stage_means({}, server.stage_totals())
+            results[mode] = {
+                "medians": medians_of(runs),
+                "open_loop_stage_ms_median": {
+                    stage: round(
+                        statistics.median(r["open_loop_stage_ms"].get(stage, 0.0) for r in runs), 3
+                    )
+                    for stage in runs[0]["open_loop_stage_ms"]
+                },
+                "precomputed_outcomes": outcomes,
+                "all_requests_stage_ms": overall_stage_ms,
+                "runs": runs,
+            }
     rt = summarize_realtime(rt_raw["trials"], TARGETS["realtime_max_s"])
-    medians = medians_of(runs)
-    stage_medians = {
-        stage: round(statistics.median(r["open_loop_stage_ms"].get(stage, 0.0) for r in runs), 3)
-        for stage in runs[0]["open_loop_stage_ms"]
-    }
+    medians = results[modes[0]]["medians"]
     checks = {
         "p95_ms": medians["open_loop"]["p95_ms"],
         "capacity_ratio": medians["capacity"]["ratio"],
@@ -673,28 +735,26 @@ def main() -> int:
             "online_store": "sqlite (embedded default)",
         },
         "setup": setup,
+        "precompute_job": job,
         "targets": TARGETS,
+        "checks_mode": modes[0],
         "checks": checks,
         "missed": failed,
-        "medians": medians,
-        "open_loop_stage_ms_median": stage_medians,
+        "modes": results,
         "realtime": rt,
         "realtime_stage_ms": realtime_stage_ms,
-        "all_requests_stage_ms": overall_stage_ms,
-        "runs": runs,
         "realtime_trials": rt_raw["trials"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=1) + "\n")
     print()
-    print(table(runs, medians, rt))
+    print(table(results, rt))
     print()
-    print("stage means (ms, open loop, median of runs):", json.dumps(stage_medians))
-    print(
-        json.dumps(
-            {k: v for k, v in document.items() if k not in ("runs", "realtime_trials")}, indent=1
-        )
-    )
+    for mode, result in results.items():
+        print(f"{mode}: stage means (ms, open loop, median of runs):", end=" ")
+        print(json.dumps(result["open_loop_stage_ms_median"]))
+        print(f"{mode}: precomputed outcomes:", json.dumps(result["precomputed_outcomes"]))
+    print(json.dumps({k: document[k] for k in ("checks_mode", "checks", "missed", "realtime")}))
     return 1 if failed else 0
 
 

@@ -8,6 +8,7 @@ one worker changes the next list served by any worker, with no retraining.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 
@@ -31,6 +32,15 @@ RECORDED = metrics.counter(
 
 def activity_key(user_id: str) -> str:
     return f"{PREFIX}{user_id}"
+
+
+def activity_marker(entries: list[bytes]) -> str | None:
+    """What changes whenever an event is appended to a user's list: a digest of the newest
+    entry, which carries its event id (so a late event with an old timestamp changes it too).
+    A precomputed list stores the marker it was ranked under; a different one means stale."""
+    if not entries:
+        return None
+    return hashlib.blake2b(entries[-1], digest_size=8).hexdigest()
 
 
 class RecentActivity:
@@ -69,9 +79,16 @@ class RecentActivity:
     def read(self, user_id: str) -> list[Activity]:
         """The user's recent events, oldest first (a repeated event id counts once; event
         types no longer configured are skipped)."""
+        return self.parse(user_id, self.read_raw(user_id))
+
+    def read_raw(self, user_id: str) -> list[bytes]:
+        """The list as stored, in push order: enough for ``marker`` without parsing it."""
+        return self.online.get_list(activity_key(user_id))
+
+    def parse(self, user_id: str, entries: list[bytes]) -> list[Activity]:
         seen: set[str] = set()
         out: list[Activity] = []
-        for raw in self.online.get_list(activity_key(user_id)):
+        for raw in entries:
             try:
                 item_id, event_type, timestamp, event_id = json.loads(raw)
             except (ValueError, TypeError):

@@ -133,6 +133,18 @@ class ServingSettings(BaseModel):
     recent_activity_ttl_days: float = Field(default=30.0, gt=0)
     max_k: int = Field(default=200, ge=1, le=10_000, description="Largest k a request may ask.")
     max_batch_users: int = Field(default=100, ge=1, le=10_000)
+    precomputed: bool = Field(
+        default=True,
+        description="Serve the lists the `recommendations` job precomputed while they hold.",
+    )
+    precomputed_k: int = Field(
+        default=20, ge=1, le=1_000, description="The k the job precomputes (and serves) lists for."
+    )
+    precomputed_max_age_seconds: float = Field(
+        default=7_200.0,
+        gt=0,
+        description="A precomputed list older than this is ranked again (trending moves).",
+    )
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

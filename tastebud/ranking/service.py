@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,9 +31,10 @@ from tastebud.features.service import FeatureService
 from tastebud.jobs.outputs import read_published
 from tastebud.models.base import Recommender
 from tastebud.observability import get_logger, metrics
-from tastebud.ranking.activity import RecentActivity
+from tastebud.ranking.activity import RecentActivity, activity_marker
 from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.pipeline import RankedList, RankRequest, UserContext, rank
+from tastebud.ranking.precomputed import PrecomputedList, precomputed_key, settings_fingerprint
 from tastebud.ranking.rerank import minmax
 from tastebud.ranking.retrieval import load_index
 from tastebud.ranking.snapshot import ServingModel, Snapshot
@@ -92,6 +93,15 @@ MODEL_LOADS = metrics.counter(
     "Model and embedding versions the server tried to load, by kind and outcome.",
     labels=("kind", "outcome"),
 )
+PRECOMPUTED = metrics.counter(
+    "reco",
+    "precomputed",
+    "requests",
+    "Default-shape requests by what became of the user's precomputed list: hit, missing, "
+    "stale_activity, stale_model, stale_settings, expired, inactive_item, degraded, "
+    "unreadable.",
+    labels=("outcome",),
+)
 PUBLISHED_CACHE_SECONDS = 5.0
 AFFINITY_FEATURES = (
     "user_category_affinity:top_categories",
@@ -113,6 +123,7 @@ class Served:
 
     ranked: RankedList
     degraded: list[str] = field(default_factory=list)
+    precomputed: bool = False  # served from the `recommendations` job's stored list
 
 
 @dataclass
@@ -147,11 +158,13 @@ class RecommendationService:
         self.snapshot = Snapshot.build(None, None, [], catalog_loaded=False)
         self._model: ServingModel | None = None
         self._content: tuple[str, ContentSimilarity] | None = None
-        self._catalog: list[Item] = []
+        self._catalog: dict[str, Item] = {}  # item_id -> Item, ordered by item_id
         self._catalog_at = 0.0
+        self._catalog_watermark: float | None = None  # None: not read yet
         self.catalog_error: str | None = None
         self._failed: dict[tuple[str, str], float] = {}
         self._published: dict[tuple[str, str | None], _Published] = {}
+        self._fingerprint: str | None = None
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,7 +204,7 @@ class RecommendationService:
                 self.snapshot = Snapshot.build(
                     self._model,
                     content[1] if content else None,
-                    self._catalog,
+                    list(self._catalog.values()),
                     content_version=content[0] if content else None,
                     catalog_loaded=self._catalog_at > 0,
                 )
@@ -281,20 +294,30 @@ class RecommendationService:
         return True
 
     def _refresh_catalog(self) -> bool:
+        """Apply what changed in the catalog since the last read. Reading and comparing every
+        item took most of a second on a large catalog, holding the GIL while requests waited;
+        now only recently upserted rows are read. True on the first read or when an item differs."""
         age = time.monotonic() - self._catalog_at
         if self._catalog_at and age < self.serving.catalog_refresh_seconds:
             return False
+        first = self._catalog_watermark is None
         try:
-            items = list(self.stores.catalog.iter_items())
+            items, watermark = self.stores.catalog.items_changed_since(self._catalog_watermark)
         except Exception as error:
             self.catalog_error = f"{type(error).__name__}: {error}"
             log.warning("catalog_refresh_failed", error=self.catalog_error)
             return False
         self.catalog_error = None
-        changed = items != self._catalog or not self._catalog_at
-        self._catalog = items
+        # Rows re-read in the store's overlap window are usually what is held already.
+        changed = {item.item_id: item for item in items if self._catalog.get(item.item_id) != item}
+        if changed:
+            added = not changed.keys() <= self._catalog.keys()
+            self._catalog.update(changed)
+            if added:  # keep item_id order, as a full read gives it
+                self._catalog = dict(sorted(self._catalog.items()))
+        self._catalog_watermark = watermark
         self._catalog_at = time.monotonic()
-        return changed
+        return bool(changed) or first
 
     # -- requests ------------------------------------------------------------------------
 
@@ -306,26 +329,132 @@ class RecommendationService:
         session_items: Sequence[str] = (),
         ranking: RankingSettings | None = None,
     ) -> Served:
-        """A ranked list for a user (or an anonymous session's items). Never raises for a
-        store that is down: the list is then ``degraded``."""
+        """A ranked list for a user (or an anonymous session's items): the user's precomputed
+        list while it holds, else ranked now. Never raises for a store that is down: the
+        list is then ``degraded``."""
+        started = time.perf_counter()
+        entries: list[bytes] | None = None
+        if user_id is not None and self._precomputable(request, session_items, ranking):
+            stored, entries = self._precomputed(self.snapshot, user_id)
+            if stored is not None:
+                ranked = stored.ranked
+                if not request.explain:
+                    ranked.items = [replace(item, explanation=None) for item in ranked.items]
+                LATENCY.labels(stage="precomputed").observe((time.perf_counter() - started) * 1000)
+                self._observe(ranked, [])
+                return Served(ranked, precomputed=True)
+        served, _ = self.compute(
+            user_id, request, session_items=session_items, ranking=ranking, entries=entries
+        )
+        ranked = served.ranked
+        ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        for stage, ms in ranked.timings_ms.items():
+            LATENCY.labels(stage=stage).observe(ms)
+        self._observe(ranked, served.degraded)
+        return served
+
+    def compute(
+        self,
+        user_id: str | None,
+        request: RankRequest,
+        *,
+        session_items: Sequence[str] = (),
+        ranking: RankingSettings | None = None,
+        entries: list[bytes] | None = None,
+    ) -> tuple[Served, str | None]:
+        """Rank now (no precomputed list, no metrics); also returns the activity marker the
+        list was ranked under (what the ``recommendations`` job stores beside it).
+        ``entries`` is the user's recent-activity list when the caller already read it."""
         started = time.perf_counter()
         snapshot = self.snapshot
         settings = ranking or self.settings.ranking
         self._check_category(snapshot, request.category)
-        context = self._context(snapshot, user_id, session_items, request.category, settings)
+        context, marker = self._context(
+            snapshot, user_id, session_items, request.category, settings, entries
+        )
         context_ms = (time.perf_counter() - started) * 1000
         ranked = rank(snapshot, context, request, settings)
         ranked.timings_ms = {"context": context_ms, **ranked.timings_ms}
         ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
-        for stage, ms in ranked.timings_ms.items():
-            LATENCY.labels(stage=stage).observe(ms)
+        return Served(ranked, context.degraded), marker
+
+    def _observe(self, ranked: RankedList, degraded: list[str]) -> None:
         SEGMENTS.labels(segment=ranked.segment).inc()
         BLEND_RATIO.set(ranked.blend_ratio)
         DIVERSITY.set(ranked.diversity)
         RECENCY.set(ranked.recency_weight)
-        for reason in context.degraded:
+        for reason in degraded:
             DEGRADED.labels(reason=reason).inc()
-        return Served(ranked, context.degraded)
+
+    @property
+    def fingerprint(self) -> str:
+        """The configured ranking settings' fingerprint (what precomputed lists must match)."""
+        if self._fingerprint is None:
+            self._fingerprint = settings_fingerprint(
+                self.settings.ranking, self.serving.precomputed_k
+            )
+        return self._fingerprint
+
+    def _precomputable(
+        self, request: RankRequest, session_items: Sequence[str], ranking: RankingSettings | None
+    ) -> bool:
+        """Only the default request shape has a precomputed list."""
+        return (
+            self.serving.precomputed
+            and request.k == self.serving.precomputed_k
+            and request.category is None
+            and not request.exclude
+            and request.now is None
+            and not session_items
+            and (ranking is None or ranking is self.settings.ranking)
+        )
+
+    def _precomputed(
+        self, snapshot: Snapshot, user_id: str
+    ) -> tuple[PrecomputedList | None, list[bytes] | None]:
+        """The user's stored list if it still holds (see ``tastebud.ranking.precomputed``),
+        and their recent-activity entries when they were read on the way."""
+        outcome, stored, entries = "missing", None, None
+        try:
+            raw = self.stores.online.get(precomputed_key(user_id))
+            if raw is not None:
+                stored = PrecomputedList.decode(raw)
+                outcome = self._stale(snapshot, stored)
+                if outcome is None:
+                    entries = self.activity.read_raw(user_id)
+                    if activity_marker(entries) != stored.activity:  # type: ignore[union-attr]
+                        outcome = "stale_activity"
+                    else:
+                        outcome = self._inactive(snapshot, stored) or "hit"  # type: ignore[arg-type]
+        except Exception as error:  # the on-demand path reports the store as degraded
+            outcome = "unreadable"
+            log.warning("precomputed_unreadable", error=f"{type(error).__name__}")
+        PRECOMPUTED.labels(outcome=outcome).inc()
+        return (stored if outcome == "hit" else None), entries
+
+    def _stale(self, snapshot: Snapshot, stored: PrecomputedList | None) -> str | None:
+        if stored is None:
+            return "unreadable"
+        if (
+            stored.ranked.model_version != snapshot.model_version
+            or stored.content_version != snapshot.content_version
+        ):
+            return "stale_model"
+        if stored.fingerprint != self.fingerprint:
+            return "stale_settings"
+        if time.time() - stored.ranked_at > self.serving.precomputed_max_age_seconds:
+            return "expired"
+        if self.catalog_error is not None:
+            return "degraded"
+        return None
+
+    def _inactive(self, snapshot: Snapshot, stored: PrecomputedList) -> str | None:
+        if not snapshot.catalog_loaded:
+            return None
+        positions = snapshot.positions([item.item_id for item in stored.ranked.items])
+        if (positions < 0).any() or not snapshot.catalog.active[positions].all():
+            return "inactive_item"
+        return None
 
     def _check_category(self, snapshot: Snapshot, category: str | None) -> None:
         known = category is None or not snapshot.catalog_loaded
@@ -339,13 +468,18 @@ class RecommendationService:
         session_items: Sequence[str],
         category: str | None,
         settings: RankingSettings,
-    ) -> UserContext:
+        entries: list[bytes] | None = None,
+    ) -> tuple[UserContext, str | None]:
         context = UserContext(user_id=user_id, session_items=list(session_items))
+        marker = None
         if self.catalog_error is not None:
             context.degraded.append("catalog")
         if user_id is not None:
             try:
-                context.recent = self.activity.read(user_id)
+                if entries is None:
+                    entries = self.activity.read_raw(user_id)
+                marker = activity_marker(entries)
+                context.recent = self.activity.parse(user_id, entries)
             except Exception as error:
                 context.degraded.append("recent_activity")
                 log.warning("recent_activity_unreadable", error=f"{type(error).__name__}")
@@ -353,7 +487,7 @@ class RecommendationService:
         context.popular = self._list("popularity", category, context.degraded)
         if user_id is not None and self._needs_prior(snapshot, user_id, context, settings):
             context.category_affinity = self._affinity(user_id, context.degraded)
-        return context
+        return context, marker
 
     def _needs_prior(
         self, snapshot: Snapshot, user_id: str, context: UserContext, settings: RankingSettings

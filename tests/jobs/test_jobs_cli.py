@@ -20,7 +20,7 @@ from tastebud.observability import metrics
 from tastebud.stores import open_stores
 
 runner = CliRunner()
-NINE = [
+JOBS = [
     "popularity",
     "affinity",
     "train",
@@ -30,6 +30,7 @@ NINE = [
     "backfill",
     "dlq-retry",
     "trending",
+    "recommendations",
     "feature-parity",
 ]
 AS_OF = "2025-01-13T00:00:00Z"  # the end of the world; i000058 trends on its last day
@@ -61,11 +62,11 @@ def test_help(command: list[str]) -> None:
     assert result.exit_code == 0 and "Usage" in result.output
 
 
-def test_list_shows_all_nine_jobs(home: Path) -> None:
+def test_list_shows_every_job(home: Path) -> None:
     result = runner.invoke(app, ["jobs", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert [row["name"] for row in rows] == NINE
+    assert [row["name"] for row in rows] == JOBS
     assert all(row["available"] for row in rows)
     table = runner.invoke(app, ["jobs", "list"], terminal_width=200)
     assert "index" in table.output and "dlq-retry" in table.output

@@ -142,6 +142,32 @@ def test_category_exclude_and_inactive_filters(
     assert top[1] not in [entry["item_id"] for entry in service.popular(None, 60)[0]]
 
 
+def test_catalog_refresh_applies_only_changes(service: RecommendationService, world: World) -> None:
+    snapshot = service.snapshot
+    service._catalog_at = 0.0  # due now; the rows just loaded are re-read in the overlap
+    assert not service.refresh()
+    assert service.snapshot is snapshot
+    retired = world.stores.catalog.get_item("i4")
+    assert retired is not None and snapshot.catalog.active[snapshot.items.index_of("i4")]
+    world.stores.catalog.upsert_items(
+        [
+            retired.model_copy(update={"active": False}),
+            Item(item_id="brandnew", title="Brand new", creator="x", categories=["polka"]),
+        ]
+    )
+    service._catalog_at = 0.0
+    assert service.refresh()
+    fresh = service.snapshot
+    assert fresh is not snapshot and fresh.catalog_loaded
+    assert not fresh.catalog.active[fresh.items.index_of("i4")]
+    assert "brandnew" in fresh.items and fresh.category_known("polka")
+    assert len(fresh.items) == len(snapshot.items) + 1
+    assert list(service._catalog) == sorted(service._catalog)
+    assert "i4" not in ids(service, "u1", k=60)
+    service._catalog_at = 0.0
+    assert not service.refresh() and service.snapshot is fresh
+
+
 def test_creator_cap_holds_in_served_lists(service: RecommendationService) -> None:
     ranking = {"creator_cap": {"max_share": 0.2}, "mmr": {"enabled": False}}
     served = service.recommend(

@@ -10,6 +10,7 @@ from tastebud.jobs.definitions import (
     features,
     index,
     popularity,
+    recommendations,
     train,
     trending,
 )
@@ -103,6 +104,14 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     registry.register("index", index.run)
     registry.register("materialize", features.materialize_run)
     registry.register("backfill", features.backfill_run)
+    registry.register(
+        "recommendations",
+        recommendations.run,
+        schedule="10 * * * *",
+        timeout_seconds=3600,
+        retry=policy,
+        description="Rank every known user's default list ahead of time for serving.",
+    )
     registry.register(
         "feature-parity",
         features.parity_run,

@@ -1,0 +1,108 @@
+"""``recommendations``: hourly, after ``trending``, rank every known user's default list with
+the production model and store it in the online store, so serving answers the common
+request with a lookup (``tastebud.ranking.precomputed`` says when a stored list still holds).
+
+The job ranks with the same ``RecommendationService`` the server runs, reading the same
+stores (recent activity, published lists, features), so a stored list is the list the
+server would have ranked at that moment. Lists ranked with a store down (``degraded``) are
+not stored: the server ranks those users on demand. Lists expire from the online store after
+``serving.precomputed_max_age_seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from tastebud.features.store import FeatureStore, open_feature_store
+from tastebud.jobs.base import JobContext
+from tastebud.observability import get_logger
+from tastebud.ranking.pipeline import RankRequest
+from tastebud.ranking.precomputed import PrecomputedList, precomputed_key
+from tastebud.ranking.service import RecommendationService
+
+log = get_logger("tastebud.jobs.recommendations")
+WRITE_BATCH = 1_000
+
+
+def run(context: JobContext) -> dict[str, Any]:
+    settings = context.settings
+    serving = settings.serving
+    if not serving.precomputed:
+        return {"skipped": "serving.precomputed is off"}
+    features = _features(context)
+    service = RecommendationService(
+        settings, context.stores, features=lambda: features.service if features else None
+    )
+    try:
+        service.start(watch=False)
+        snapshot = service.snapshot
+        if snapshot.model is None:
+            return {"skipped": "no production model yet"}
+        return _rank_all(context, service)
+    finally:
+        service.stop()
+        if features is not None:
+            features.close()
+
+
+def _rank_all(context: JobContext, service: RecommendationService) -> dict[str, Any]:
+    snapshot = service.snapshot
+    assert snapshot.model is not None
+    serving = context.settings.serving
+    users = [str(user) for user in snapshot.model.model.users_.ids.to_pylist()]
+    request = RankRequest(k=serving.precomputed_k, explain=True)
+    segments: Counter[str] = Counter()
+    batch: dict[str, bytes] = {}
+    written = degraded = 0
+    started = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal written
+        if batch:
+            context.check()
+            context.stores.online.set_many(batch, ttl_seconds=serving.precomputed_max_age_seconds)
+            written += len(batch)
+            batch.clear()
+
+    for user_id in users:
+        served, marker = service.compute(user_id, request)
+        if served.degraded:
+            degraded += 1
+            continue
+        segments[served.ranked.segment] += 1
+        stored = PrecomputedList(
+            ranked=served.ranked,
+            content_version=snapshot.content_version,
+            fingerprint=service.fingerprint,
+            activity=marker,
+            ranked_at=time.time(),
+        )
+        batch[precomputed_key(user_id)] = stored.encode()
+        if len(batch) >= WRITE_BATCH:
+            flush()
+    flush()
+    seconds = time.perf_counter() - started
+    log.info("recommendations_precomputed", users=len(users), written=written, degraded=degraded)
+    return {
+        "model_version": snapshot.model_version,
+        "embeddings": snapshot.content_version,
+        "users": len(users),
+        "written": written,
+        "skipped_degraded": degraded,
+        "segments": dict(segments),
+        "k": serving.precomputed_k,
+        "seconds": round(seconds, 2),
+        "users_per_second": round(len(users) / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def _features(context: JobContext) -> FeatureStore | None:
+    """The feature store for cold users' category affinity; None when it is not set up
+    (cold users are then ranked without it, as the server would)."""
+    try:
+        return open_feature_store(context.settings, context.stores.online)
+    except Exception as error:
+        log.warning("feature_store_unavailable", error=f"{type(error).__name__}: {error}")
+        return None
