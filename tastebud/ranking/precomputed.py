@@ -10,6 +10,10 @@ A stored list is served only while it is still what ranking would return now:
 - it is younger than ``serving.precomputed_max_age_seconds`` (trending and recency move);
 - every item in it is still active in the catalog.
 Anything else is ranked on demand, exactly as without precomputation.
+
+A stored value is a one-line JSON header (what the list was ranked under) and, after a
+newline, the API's ``items`` array as the job encoded it: a hit reads the header only and
+answers with the items' bytes as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.pipeline import RankedItem, RankedList
 
 PREFIX = "reco:"
-FORMAT = 1
+FORMAT = 2
 
 
 def precomputed_key(user_id: str) -> str:
@@ -36,66 +40,125 @@ def settings_fingerprint(ranking: RankingSettings, k: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def items_json(items: list[RankedItem]) -> bytes:
+    """The API's ``items`` array."""
+    return json.dumps(
+        [
+            {
+                "item_id": item.item_id,
+                "score": item.score,
+                "sources": item.sources,
+                "explanation": item.explanation,
+            }
+            for item in items
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
 @dataclass(frozen=True)
 class PrecomputedList:
     """One user's stored list and what it was ranked under."""
 
-    ranked: RankedList
+    model_version: str | None
     content_version: str | None
     fingerprint: str
     activity: str | None  # activity_marker at ranking time
     ranked_at: float  # epoch seconds
+    segment: str
+    blend_ratio: float
+    diversity: float
+    recency_weight: float
+    candidates: int
+    item_ids: tuple[str, ...]
+    items: bytes  # the API's items array (``items_json``)
+
+    @classmethod
+    def of(
+        cls,
+        ranked: RankedList,
+        *,
+        content_version: str | None,
+        fingerprint: str,
+        activity: str | None,
+        ranked_at: float,
+    ) -> PrecomputedList:
+        return cls(
+            model_version=ranked.model_version,
+            content_version=content_version,
+            fingerprint=fingerprint,
+            activity=activity,
+            ranked_at=ranked_at,
+            segment=ranked.segment,
+            blend_ratio=ranked.blend_ratio,
+            diversity=ranked.diversity,
+            recency_weight=ranked.recency_weight,
+            candidates=ranked.candidates,
+            item_ids=tuple(item.item_id for item in ranked.items),
+            items=items_json(ranked.items),
+        )
 
     def encode(self) -> bytes:
-        ranked = self.ranked
-        return json.dumps(
-            {
-                "format": FORMAT,
-                "model_version": ranked.model_version,
-                "content_version": self.content_version,
-                "fingerprint": self.fingerprint,
-                "activity": self.activity,
-                "ranked_at": self.ranked_at,
-                "segment": ranked.segment,
-                "blend_ratio": ranked.blend_ratio,
-                "diversity": ranked.diversity,
-                "recency_weight": ranked.recency_weight,
-                "candidates": ranked.candidates,
-                "items": [
-                    [item.item_id, item.score, item.sources, item.explanation]
-                    for item in ranked.items
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
+        header: dict[str, Any] = {
+            "format": FORMAT,
+            "model_version": self.model_version,
+            "content_version": self.content_version,
+            "fingerprint": self.fingerprint,
+            "activity": self.activity,
+            "ranked_at": self.ranked_at,
+            "segment": self.segment,
+            "blend_ratio": self.blend_ratio,
+            "diversity": self.diversity,
+            "recency_weight": self.recency_weight,
+            "candidates": self.candidates,
+            "item_ids": self.item_ids,
+        }
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.items
 
     @classmethod
     def decode(cls, raw: bytes) -> PrecomputedList | None:
-        """The stored list, or None for a value this version cannot read."""
+        """The stored list (its items left encoded), or None for a value this version
+        cannot read."""
+        head, _, items = raw.partition(b"\n")
         try:
-            document: dict[str, Any] = json.loads(raw)
-            if document.get("format") != FORMAT:
+            header: dict[str, Any] = json.loads(head)
+            if header.get("format") != FORMAT or not (items[:1] == b"[" and items[-1:] == b"]"):
                 return None
-            items = [
-                RankedItem(str(item_id), float(score), list(sources), explanation)
-                for item_id, score, sources, explanation in document["items"]
-            ]
-            ranked = RankedList(
-                items=items,
-                model_version=document["model_version"],
-                segment=document["segment"],
-                blend_ratio=float(document["blend_ratio"]),
-                diversity=float(document["diversity"]),
-                recency_weight=float(document["recency_weight"]),
-                candidates=int(document["candidates"]),
-                relaxed_caps=0,
-            )
             return cls(
-                ranked=ranked,
-                content_version=document["content_version"],
-                fingerprint=str(document["fingerprint"]),
-                activity=document["activity"],
-                ranked_at=float(document["ranked_at"]),
+                model_version=header["model_version"],
+                content_version=header["content_version"],
+                fingerprint=str(header["fingerprint"]),
+                activity=header["activity"],
+                ranked_at=float(header["ranked_at"]),
+                segment=str(header["segment"]),
+                blend_ratio=float(header["blend_ratio"]),
+                diversity=float(header["diversity"]),
+                recency_weight=float(header["recency_weight"]),
+                candidates=int(header["candidates"]),
+                item_ids=tuple(str(item_id) for item_id in header["item_ids"]),
+                items=items,
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
+
+    def ranked(self, *, explain: bool = True) -> RankedList:
+        """The list as ranking returns it (items decoded)."""
+        items = [
+            RankedItem(
+                item_id=str(entry["item_id"]),
+                score=float(entry["score"]),
+                sources=list(entry["sources"]),
+                explanation=entry["explanation"] if explain else None,
+            )
+            for entry in json.loads(self.items)
+        ]
+        return RankedList(
+            items=items,
+            model_version=self.model_version,
+            segment=self.segment,
+            blend_ratio=self.blend_ratio,
+            diversity=self.diversity,
+            recency_weight=self.recency_weight,
+            candidates=self.candidates,
+            relaxed_caps=0,
+        )

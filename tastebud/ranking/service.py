@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,7 @@ PRECOMPUTED = metrics.counter(
     labels=("outcome",),
 )
 PUBLISHED_CACHE_SECONDS = 5.0
+ANONYMOUS_CACHE_SECONDS = PUBLISHED_CACHE_SECONDS
 AFFINITY_FEATURES = (
     "user_category_affinity:top_categories",
     "user_category_affinity:top_category_shares",
@@ -124,6 +125,18 @@ class Served:
     ranked: RankedList
     degraded: list[str] = field(default_factory=list)
     precomputed: bool = False  # served from the `recommendations` job's stored list
+    used_affinity: bool = False  # the cold-start prior used the user's category affinity
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup before ranking: the user's stored list when it holds (``stored``, its items
+    still encoded), or the shared list of unknown users (``served``); and the user's
+    recent-activity entries when they were read on the way (ranking reuses them)."""
+
+    stored: PrecomputedList | None = None
+    served: Served | None = None
+    entries: list[bytes] | None = None
 
 
 @dataclass
@@ -165,6 +178,8 @@ class RecommendationService:
         self._failed: dict[tuple[str, str], float] = {}
         self._published: dict[tuple[str, str | None], _Published] = {}
         self._fingerprint: str | None = None
+        # (k, explain) -> (when, snapshot, list) for users unknown to the model, no activity
+        self._anonymous: dict[tuple[int, bool], tuple[float, Snapshot, Served]] = {}
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -321,6 +336,40 @@ class RecommendationService:
 
     # -- requests ------------------------------------------------------------------------
 
+    @property
+    def inline_lookups(self) -> bool:
+        """Whether the routes look precomputed lists up on the event loop: only when the
+        online store's reads are local (SQLite, memory). A worker thread would cost more in
+        GIL hand-offs than the read; a network store stays off the loop."""
+        return self.serving.precomputed and self.stores.online.local_reads
+
+    def lookup(
+        self,
+        user_id: str | None,
+        request: RankRequest,
+        *,
+        session_items: Sequence[str] = (),
+        ranking: RankingSettings | None = None,
+    ) -> Lookup:
+        """The user's precomputed list when it still holds (``stored``), or the shared list
+        of users nobody knows yet (``served``); else what the look read on the way, for
+        ``recommend`` to rank with."""
+        if user_id is None or not self._precomputable(request, session_items, ranking):
+            return Lookup()
+        started = time.perf_counter()
+        snapshot = self.snapshot
+        stored, entries, outcome = self._precomputed(snapshot, user_id)
+        if stored is not None:
+            LATENCY.labels(stage="precomputed").observe((time.perf_counter() - started) * 1000)
+            self._observe(stored, [])
+            return Lookup(stored=stored, entries=entries)
+        if outcome == "missing":
+            shared, entries = self._anonymous_list(snapshot, user_id, request)
+            if shared is not None:
+                self._observe(shared.ranked, [])
+                return Lookup(served=shared, entries=entries)
+        return Lookup(entries=entries)
+
     def recommend(
         self,
         user_id: str | None,
@@ -328,30 +377,61 @@ class RecommendationService:
         *,
         session_items: Sequence[str] = (),
         ranking: RankingSettings | None = None,
+        looked_up: Lookup | None = None,
     ) -> Served:
         """A ranked list for a user (or an anonymous session's items): the user's precomputed
         list while it holds, else ranked now. Never raises for a store that is down: the
-        list is then ``degraded``."""
+        list is then ``degraded``. ``looked_up``: the caller already ran ``lookup``."""
+        found = looked_up or self.lookup(
+            user_id, request, session_items=session_items, ranking=ranking
+        )
+        if found.stored is not None:
+            return Served(found.stored.ranked(explain=request.explain), precomputed=True)
+        if found.served is not None:
+            return found.served
         started = time.perf_counter()
-        entries: list[bytes] | None = None
-        if user_id is not None and self._precomputable(request, session_items, ranking):
-            stored, entries = self._precomputed(self.snapshot, user_id)
-            if stored is not None:
-                ranked = stored.ranked
-                if not request.explain:
-                    ranked.items = [replace(item, explanation=None) for item in ranked.items]
-                LATENCY.labels(stage="precomputed").observe((time.perf_counter() - started) * 1000)
-                self._observe(ranked, [])
-                return Served(ranked, precomputed=True)
+        snapshot = self.snapshot
         served, _ = self.compute(
-            user_id, request, session_items=session_items, ranking=ranking, entries=entries
+            user_id,
+            request,
+            session_items=session_items,
+            ranking=ranking,
+            entries=found.entries,
+            snapshot=snapshot,
         )
         ranked = served.ranked
         ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
         for stage, ms in ranked.timings_ms.items():
             LATENCY.labels(stage=stage).observe(ms)
         self._observe(ranked, served.degraded)
+        if (
+            found.entries == []  # looked up, and the user has no recent activity
+            and ranked.segment == "unknown"
+            and not served.degraded
+            and not served.used_affinity
+        ):
+            self._anonymous[(request.k, request.explain)] = (time.monotonic(), snapshot, served)
         return served
+
+    def _anonymous_list(
+        self, snapshot: Snapshot, user_id: str, request: RankRequest
+    ) -> tuple[Served | None, list[bytes] | None]:
+        """The list every user the model does not know and with no recent activity gets,
+        ranked once per worker every ``ANONYMOUS_CACHE_SECONDS`` (it changes only with the
+        published lists, which are cached as long); and the user's activity entries."""
+        if snapshot.model is not None and snapshot.model.model.users_.index_of(user_id) >= 0:
+            return None, None
+        try:
+            entries = self.activity.read_raw(user_id)
+        except Exception:  # the on-demand path reports it
+            return None, None
+        cached = self._anonymous.get((request.k, request.explain))
+        if entries or cached is None:
+            return None, entries
+        at, ranked_on, served = cached
+        if ranked_on is not snapshot or time.monotonic() - at > ANONYMOUS_CACHE_SECONDS:
+            return None, entries
+        return served, entries
 
     def compute(
         self,
@@ -361,12 +441,14 @@ class RecommendationService:
         session_items: Sequence[str] = (),
         ranking: RankingSettings | None = None,
         entries: list[bytes] | None = None,
+        snapshot: Snapshot | None = None,
     ) -> tuple[Served, str | None]:
         """Rank now (no precomputed list, no metrics); also returns the activity marker the
         list was ranked under (what the ``recommendations`` job stores beside it).
-        ``entries`` is the user's recent-activity list when the caller already read it."""
+        ``entries`` is the user's recent-activity list when the caller already read it;
+        ``snapshot`` the one to rank with (default: the current one)."""
         started = time.perf_counter()
-        snapshot = self.snapshot
+        snapshot = snapshot or self.snapshot
         settings = ranking or self.settings.ranking
         self._check_category(snapshot, request.category)
         context, marker = self._context(
@@ -376,9 +458,10 @@ class RecommendationService:
         ranked = rank(snapshot, context, request, settings)
         ranked.timings_ms = {"context": context_ms, **ranked.timings_ms}
         ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
-        return Served(ranked, context.degraded), marker
+        used_affinity = bool(context.category_affinity)
+        return Served(ranked, context.degraded, used_affinity=used_affinity), marker
 
-    def _observe(self, ranked: RankedList, degraded: list[str]) -> None:
+    def _observe(self, ranked: RankedList | PrecomputedList, degraded: list[str]) -> None:
         SEGMENTS.labels(segment=ranked.segment).inc()
         BLEND_RATIO.set(ranked.blend_ratio)
         DIVERSITY.set(ranked.diversity)
@@ -411,9 +494,9 @@ class RecommendationService:
 
     def _precomputed(
         self, snapshot: Snapshot, user_id: str
-    ) -> tuple[PrecomputedList | None, list[bytes] | None]:
+    ) -> tuple[PrecomputedList | None, list[bytes] | None, str]:
         """The user's stored list if it still holds (see ``tastebud.ranking.precomputed``),
-        and their recent-activity entries when they were read on the way."""
+        their recent-activity entries when they were read on the way, and the outcome."""
         outcome, stored, entries = "missing", None, None
         try:
             raw = self.stores.online.get(precomputed_key(user_id))
@@ -430,13 +513,13 @@ class RecommendationService:
             outcome = "unreadable"
             log.warning("precomputed_unreadable", error=f"{type(error).__name__}")
         PRECOMPUTED.labels(outcome=outcome).inc()
-        return (stored if outcome == "hit" else None), entries
+        return (stored if outcome == "hit" else None), entries, outcome
 
     def _stale(self, snapshot: Snapshot, stored: PrecomputedList | None) -> str | None:
         if stored is None:
             return "unreadable"
         if (
-            stored.ranked.model_version != snapshot.model_version
+            stored.model_version != snapshot.model_version
             or stored.content_version != snapshot.content_version
         ):
             return "stale_model"
@@ -449,10 +532,10 @@ class RecommendationService:
         return None
 
     def _inactive(self, snapshot: Snapshot, stored: PrecomputedList) -> str | None:
-        if not snapshot.catalog_loaded:
-            return None
-        positions = snapshot.positions([item.item_id for item in stored.ranked.items])
-        if (positions < 0).any() or not snapshot.catalog.active[positions].all():
+        """An item deactivated since the list was ranked (items are never deleted, and the
+        model and embeddings versions match, so every stored id is still known)."""
+        inactive = snapshot.inactive_ids
+        if inactive and not inactive.isdisjoint(stored.item_ids):
             return "inactive_item"
         return None
 

@@ -136,6 +136,7 @@ class Snapshot:
     popular: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     catalog_loaded: bool = False
+    inactive_ids: frozenset[str] = frozenset()  # checked against stored lists per request
 
     @property
     def model_version(self) -> str | None:
@@ -221,6 +222,7 @@ class Snapshot:
             popular=popular,
             built_at=now or datetime.now(UTC),
             catalog_loaded=catalog_loaded,
+            inactive_ids=frozenset(ids[~catalog.active].tolist()),
         )
 
 

@@ -307,6 +307,11 @@ class OnlineStore(Closeable, ABC):
     ``delete_many`` deletes whatever a key holds, plain value or list.
     """
 
+    #: Reads are in-process or from a local file, never a network round trip, so an event
+    #: loop may wait on one (a read in a worker thread costs more, in GIL hand-offs, than the
+    #: read itself). Network stores leave it False: a hung server must not stall the loop.
+    local_reads: bool = False
+
     @abstractmethod
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
 

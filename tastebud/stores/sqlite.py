@@ -31,8 +31,9 @@ BUSY_TIMEOUT_MS = 30_000
 class SqliteDatabase:
     """One SQLite file opened per thread (sqlite3 connections must not cross threads)."""
 
-    def __init__(self, path: Path, schema: str = "") -> None:
+    def __init__(self, path: Path, schema: str = "", *, mmap_bytes: int = 0) -> None:
         self.path = path
+        self.mmap_bytes = mmap_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -59,6 +60,8 @@ class SqliteDatabase:
             connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA cache_size=-65536")
             connection.execute("PRAGMA foreign_keys=ON")
+            if self.mmap_bytes:
+                connection.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api.gateway_testing import TestClient, make_keys
 from serving_world import (
     World,
     build_world,
@@ -21,6 +22,7 @@ from serving_world import (
     settings_for,
 )
 
+from tastebud.api.app import create_app
 from tastebud.config import Settings
 from tastebud.jobs.base import JobContext
 from tastebud.jobs.definitions import build_registry, recommendations
@@ -205,7 +207,7 @@ def test_old_inactive_or_unreadable_lists_are_not_served(
     assert counted(before) == {"expired": 1}
 
     online.set(key, raw)
-    first = stored.ranked.items[0].item_id
+    first = stored.item_ids[0]
     item = world.stores.catalog.get_item(first)
     assert item is not None
     world.stores.catalog.upsert_items([item.model_copy(update={"active": False})])
@@ -234,3 +236,62 @@ def test_the_job_skips_without_a_model_or_when_turned_off(tmp_path: Path) -> Non
         assert run_job((settings, stores)) == {"skipped": "no production model yet"}
     definition = build_registry().runnable("recommendations")
     assert "10 * * * *" in str(definition.schedule) and definition.reason is None
+
+
+def test_users_nobody_knows_share_one_list_until_they_act(
+    world: World, service: RecommendationService
+) -> None:
+    first = service.recommend("stranger1", RankRequest(k=K))
+    assert first.ranked.segment == "unknown" and not first.precomputed
+    before = outcomes()
+    second = service.recommend("stranger2", RankRequest(k=K))
+    assert second is first  # ranked once, shared
+    assert counted(before) == {"missing": 1}
+    service.activity.record(events_table([("stranger3", "i4", "play")]))
+    acted = service.recommend("stranger3", RankRequest(k=K))
+    assert acted is not first and acted.ranked.segment == "cold"
+    assert "i4" not in [item.item_id for item in acted.ranked.items]
+    assert service.recommend("stranger4", RankRequest(k=K, explain=False)) is not first
+
+
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
+def test_http_answers_from_stored_lists_match_on_demand_ones(
+    tmp_path: Path, online: str, redis_url: str
+) -> None:
+    """SQLite lookups run on the event loop (the items go out as stored); Redis lookups in
+    a worker thread. Either way the answer is the on-demand one."""
+    world = build_world(tmp_path, online_url=None if online == "sqlite" else redis_url)
+    keys = make_keys(world.stores.database)
+    try:
+        run_job(world)
+        with TestClient(create_app(world.settings), raise_server_exceptions=True) as http:
+            service = http.app.state.recommendations  # type: ignore[attr-defined]
+            assert service.inline_lookups is (online == "sqlite")
+            headers = {"X-API-Key": keys["read"]}
+            for explain in ("true", "false"):
+                before = outcomes()
+                response = http.get(
+                    f"/v1/users/u5/recommendations?k={K}&explain={explain}", headers=headers
+                )
+                assert response.status_code == 200 and counted(before) == {"hit": 1}
+                fresh, _ = service.compute("u5", RankRequest(k=K, explain=explain == "true"))
+                expected = {
+                    "user_id": "u5",
+                    "items": [
+                        {
+                            "item_id": item.item_id,
+                            "score": item.score,
+                            "sources": item.sources,
+                            "explanation": item.explanation,
+                        }
+                        for item in fresh.ranked.items
+                    ],
+                    "model_version": world.version,
+                    "degraded": False,
+                    "degraded_reasons": [],
+                    "segment": "warm",
+                }
+                assert response.json() == expected
+    finally:
+        world.stores.online.delete_many([precomputed_key(f"u{n}") for n in range(200)])
+        world.stores.close()

@@ -72,8 +72,8 @@ def _rank_all(context: JobContext, service: RecommendationService) -> dict[str, 
             degraded += 1
             continue
         segments[served.ranked.segment] += 1
-        stored = PrecomputedList(
-            ranked=served.ranked,
+        stored = PrecomputedList.of(
+            served.ranked,
             content_version=snapshot.content_version,
             fingerprint=service.fingerprint,
             activity=marker,
