@@ -17,13 +17,15 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tastebud
 from tastebud.api import errors
-from tastebud.api.deps import AppState, require
+from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
 from tastebud.api.routes import catalog, events, health
 from tastebud.api.schemas import (
     EventBatchIn,
@@ -275,5 +277,31 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     batches = (("EventBatchIn", "events"), ("ItemBatchIn", "items"), ("UserBatchIn", "users"))
     for batch, field in batches:
         components[batch]["properties"][field]["maxItems"] = limit
+    _document_security(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _document_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    """The API-key schemes, on every operation whose dependencies ``require`` a key (the
+    check reads the headers itself, so FastAPI cannot see it: ``deps.api_key_of``)."""
+    schema["components"]["securitySchemes"] = {
+        name: model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for name, model in SECURITY_SCHEMES.items()
+    }
+    security = [{name: []} for name in SECURITY_SCHEMES]
+    # Route contexts carry the dependencies of the routers a route was included with.
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not _requires_key(route.dependant):
+            continue
+        for method in route.methods or ():
+            operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = security
+
+
+def _requires_key(dependant: Dependant) -> bool:
+    return any(
+        getattr(sub.call, "required_scope", None) is not None or _requires_key(sub)
+        for sub in dependant.dependencies
+    )

@@ -87,6 +87,11 @@ def test_openapi_is_complete(api_factory: Callable[..., Api]) -> None:
     assert "play" in components["EventIn"]["properties"]["event_type"]["enum"]
     assert components["EventBatchIn"]["properties"]["events"]["maxItems"] == 250
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
+    # Every route that checks a key says so, including those of routers included with it.
+    keyed = [{"APIKeyHeader": []}, {"HTTPBearer": []}]
+    assert post["security"] == keyed
+    assert schema["paths"]["/v1/users/{user_id}/recommendations"]["get"]["security"] == keyed
+    assert "security" not in schema["paths"]["/healthz"]["get"]
     for path in ("/v1/items", "/v1/users"):
         assert (
             "example" in schema["paths"][path]["put"]["requestBody"]["content"]["application/json"]

@@ -38,6 +38,12 @@ def test_bearer_and_header_keys_both_work(embedded_api: Api) -> None:
     assert bearer.status_code == 202
     header = embedded_api.client.post("/v1/events", json=EVENT, headers={"X-API-Key": key})
     assert header.json()["results"][0]["status"] == "duplicate"
+    lower = embedded_api.client.post(
+        "/v1/events", json=EVENT, headers={"Authorization": f"bearer  {key} "}
+    )
+    assert lower.status_code == 202  # the scheme is case-insensitive, spaces are trimmed
+    empty = embedded_api.client.post("/v1/events", json=EVENT, headers={"Authorization": "Bearer"})
+    assert empty.status_code == 401 and empty.json()["error"]["code"] == "missing_api_key"
 
 
 @pytest.mark.parametrize(
