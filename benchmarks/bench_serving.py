@@ -7,20 +7,27 @@ ALS model, 100,000 users x 50,000 items x 64 factors, fitted on a synthetic Zipf
 matrix (~4M interactions) and registered as ``production``. No popularity job runs: serving
 falls back to the model's popularity (what it does when nothing is published).
 
-Against one server (embedded stores, SQLite online store), from load generators in their
-own process over keep-alive loopback connections:
+Then the ``recommendations`` job (``tastebud jobs run recommendations``) stores every known
+user's default list (its run time is recorded). Each ``--modes`` entry starts its own server:
+``precomputed`` (the default configuration: stored lists are served while they hold) and
+``on-demand`` (``serving.precomputed = false``: every request ranked), one after the other in
+this run. Targets are checked on the first mode. Against each server (embedded stores, SQLite
+online store), from load generators in their own process over keep-alive loopback
+connections:
 
 * open loop: ``--rate`` GET /v1/users/{id}/recommendations?k=20&explain=true per second for
   ``--seconds`` (users Zipf over the 100k, ~5% unknown ids), latency from each request's
   scheduled start (queueing included); target p95 <= 10 ms;
 * closed loop: ``--connections`` connections as fast as they can for ``--capacity-seconds``
   against /healthz, then the recommendation endpoint; target ratio >= 0.4;
-* real-time (once, after the runs): ``--trials`` times GET a known user's list, POST a
+* real-time (once, after the first mode's runs): ``--trials`` times GET a known user's list, POST a
   ``play`` of its top item, poll (new connection per poll, so both workers answer) until the
   list changed and the item is gone; target: every trial within 1 s.
 
 The ``tastebud_reco_hybrid_latency_ms`` histogram is scraped around each phase, for the mean
-time per ranking stage. Writes ``results/serving.json``; exits 1 when a target is missed.
+time per ranking stage, and ``tastebud_reco_precomputed_requests_total`` for how requests were
+answered (hit, missing: unknown users, stale_activity: the real-time trials...). Writes
+``results/serving.json``; exits 1 when a target is missed.
 
 Run:  .venv/bin/python benchmarks/bench_serving.py --runs 3 [--home /tmp/bench-serving]
 """
