@@ -386,7 +386,10 @@ class RecommendationService:
             user_id, request, session_items=session_items, ranking=ranking
         )
         if found.stored is not None:
-            return Served(found.stored.ranked(explain=request.explain), precomputed=True)
+            try:
+                return Served(found.stored.ranked(explain=request.explain), precomputed=True)
+            except (ValueError, TypeError, KeyError) as error:  # damaged items: rank instead
+                log.warning("precomputed_unreadable", error=f"{type(error).__name__}")
         if found.served is not None:
             return found.served
         started = time.perf_counter()
@@ -497,27 +500,30 @@ class RecommendationService:
     ) -> tuple[PrecomputedList | None, list[bytes] | None, str]:
         """The user's stored list if it still holds (see ``tastebud.ranking.precomputed``),
         their recent-activity entries when they were read on the way, and the outcome."""
-        outcome, stored, entries = "missing", None, None
+        stored: PrecomputedList | None = None
+        entries: list[bytes] | None = None
         try:
             raw = self.stores.online.get(precomputed_key(user_id))
-            if raw is not None:
-                stored = PrecomputedList.decode(raw)
-                outcome = self._stale(snapshot, stored)
-                if outcome is None:
+            stored = None if raw is None else PrecomputedList.decode(raw)
+            if raw is None:
+                outcome = "missing"
+            elif stored is None:
+                outcome = "unreadable"
+            else:
+                outcome = self._stale(snapshot, stored) or ""
+                if not outcome:
                     entries = self.activity.read_raw(user_id)
-                    if activity_marker(entries) != stored.activity:  # type: ignore[union-attr]
+                    if activity_marker(entries) != stored.activity:
                         outcome = "stale_activity"
                     else:
-                        outcome = self._inactive(snapshot, stored) or "hit"  # type: ignore[arg-type]
+                        outcome = self._inactive(snapshot, stored) or "hit"
         except Exception as error:  # the on-demand path reports the store as degraded
             outcome = "unreadable"
             log.warning("precomputed_unreadable", error=f"{type(error).__name__}")
         PRECOMPUTED.labels(outcome=outcome).inc()
         return (stored if outcome == "hit" else None), entries, outcome
 
-    def _stale(self, snapshot: Snapshot, stored: PrecomputedList | None) -> str | None:
-        if stored is None:
-            return "unreadable"
+    def _stale(self, snapshot: Snapshot, stored: PrecomputedList) -> str | None:
         if (
             stored.model_version != snapshot.model_version
             or stored.content_version != snapshot.content_version

@@ -206,6 +206,11 @@ def test_old_inactive_or_unreadable_lists_are_not_served(
     assert not listed(service, "u4")[1]
     assert counted(before) == {"expired": 1}
 
+    # A readable header over damaged items: ranked on demand all the same.
+    online.set(key, raw.partition(b"\n")[0] + b"\n[{oops}]")
+    items, precomputed = listed(service, "u4")
+    assert not precomputed and items == [i.item_id for i in stored.ranked().items]
+
     online.set(key, raw)
     first = stored.item_ids[0]
     item = world.stores.catalog.get_item(first)
