@@ -82,7 +82,7 @@ class RecentActivity:
         return self.parse(user_id, self.read_raw(user_id))
 
     def read_raw(self, user_id: str) -> list[bytes]:
-        """The list as stored, in push order: enough for ``marker`` without parsing it."""
+        """The list as stored, in push order: enough for ``activity_marker`` unparsed."""
         return self.online.get_list(activity_key(user_id))
 
     def parse(self, user_id: str, entries: list[bytes]) -> list[Activity]:

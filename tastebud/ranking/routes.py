@@ -176,12 +176,11 @@ async def get_recommendations(
     excluded = _split_ids(exclude or [])
     rank_request = RankRequest(k=k, category=category or None, exclude=excluded, explain=explain)
     looked_up = service.lookup(user_id, rank_request) if service.inline_lookups else None
-    if looked_up is not None:
+    if looked_up is not None:  # answered on the loop only when nothing needs ranking
         if looked_up.stored is not None and explain:
             return _stored_response(user_id, looked_up.stored)
-        if looked_up.stored is not None or looked_up.served is not None:
-            served = service.recommend(user_id, rank_request, looked_up=looked_up)
-            return _json(_document(user_id, served))
+        if looked_up.served is not None:
+            return _json(_document(user_id, looked_up.served))
     try:
         served = await anyio.to_thread.run_sync(
             lambda: service.recommend(user_id, rank_request, looked_up=looked_up),
