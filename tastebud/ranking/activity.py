@@ -76,16 +76,13 @@ class RecentActivity:
             self.online.push_lists(lists, keep=self.keep, ttl_seconds=self.ttl_seconds)
         return sum(len(values) for values in lists.values())
 
-    def read(self, user_id: str) -> list[Activity]:
-        """The user's recent events, oldest first (a repeated event id counts once; event
-        types no longer configured are skipped)."""
-        return self.parse(user_id, self.read_raw(user_id))
-
     def read_raw(self, user_id: str) -> list[bytes]:
         """The list as stored, in push order: enough for ``activity_marker`` unparsed."""
         return self.online.get_list(activity_key(user_id))
 
     def parse(self, user_id: str, entries: list[bytes]) -> list[Activity]:
+        """The user's recent events, oldest first (a repeated event id counts once; event
+        types no longer configured are skipped)."""
         seen: set[str] = set()
         out: list[Activity] = []
         for raw in entries:

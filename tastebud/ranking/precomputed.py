@@ -40,7 +40,7 @@ def settings_fingerprint(ranking: RankingSettings, k: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def items_json(items: list[RankedItem]) -> bytes:
+def encode_items(items: list[RankedItem]) -> bytes:
     """The API's ``items`` array."""
     return json.dumps(
         [
@@ -71,7 +71,7 @@ class PrecomputedList:
     recency_weight: float
     candidates: int
     item_ids: tuple[str, ...]
-    items: bytes  # the API's items array (``items_json``)
+    items_json: bytes  # the API's items array (``encode_items``)
 
     @classmethod
     def of(
@@ -95,7 +95,7 @@ class PrecomputedList:
             recency_weight=ranked.recency_weight,
             candidates=ranked.candidates,
             item_ids=tuple(item.item_id for item in ranked.items),
-            items=items_json(ranked.items),
+            items_json=encode_items(ranked.items),
         )
 
     def encode(self) -> bytes:
@@ -113,7 +113,7 @@ class PrecomputedList:
             "candidates": self.candidates,
             "item_ids": self.item_ids,
         }
-        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.items
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.items_json
 
     @classmethod
     def decode(cls, raw: bytes) -> PrecomputedList | None:
@@ -136,7 +136,7 @@ class PrecomputedList:
                 recency_weight=float(header["recency_weight"]),
                 candidates=int(header["candidates"]),
                 item_ids=tuple(str(item_id) for item_id in header["item_ids"]),
-                items=items,
+                items_json=items,
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -150,7 +150,7 @@ class PrecomputedList:
                 sources=list(entry["sources"]),
                 explanation=entry["explanation"] if explain else None,
             )
-            for entry in json.loads(self.items)
+            for entry in json.loads(self.items_json)
         ]
         return RankedList(
             items=items,

@@ -141,8 +141,9 @@ def _stored_response(user_id: str, stored: PrecomputedList) -> Response:
         "degraded_reasons": [],
         "segment": stored.segment,
     }
-    body = json.dumps(head, separators=(",", ":")).encode()
-    return Response(body[:-1] + b',"items":' + stored.items + b"}", media_type="application/json")
+    body = json.dumps(head, separators=(",", ":")).encode()[:-1]
+    body += b',"items":' + stored.items_json + b"}"
+    return Response(body, media_type="application/json")
 
 
 def _json(document: Any) -> Response:

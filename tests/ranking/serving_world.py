@@ -1,5 +1,7 @@
 """A small served world for the ranking tests: a catalog with creators, categories and ages,
-an ALS model trained on planted taste clusters and registered as ``production``.
+an ALS model trained on planted taste clusters and registered as ``production``; and the
+``world`` and ``service`` fixtures over it (a test module takes them with
+``world, service = serving_world.world, serving_world.service``).
 
 Users ``u{n}`` belong to cluster n % 3 and items ``i{n}`` to cluster n % 3 (categories rock,
 jazz, pop); items ``new{n}`` are in the catalog but have no interactions."""
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +18,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from interaction_data import clustered_log
 
 from tastebud.config import Settings, load_settings
 from tastebud.data.matrix import MatrixOptions, build_matrix
 from tastebud.models import ALSRecommender, Recommender
+from tastebud.ranking.service import RecommendationService
 from tastebud.registry import ModelRegistry, open_registry
 from tastebud.schemas import Item
 from tastebud.stores import Stores, open_stores
@@ -106,6 +111,21 @@ def build_world(home: Path, **overrides: Any) -> World:
     trained_until = datetime(2023, 12, 31, tzinfo=UTC)
     version = register(registry, model, trained_until)
     return World(settings, stores, registry, model, version, trained_until)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    world = build_world(tmp_path)
+    yield world
+    world.stores.close()
+
+
+@pytest.fixture
+def service(world: World) -> Iterator[RecommendationService]:
+    service = RecommendationService(world.settings, world.stores)
+    service.start(watch=False)
+    yield service
+    service.stop()
 
 
 def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import serving_world
 from api.gateway_testing import TestClient, make_keys
 from serving_world import (
     World,
@@ -35,19 +35,8 @@ from tastebud.stores import Stores, open_stores
 K = 20  # serving.precomputed_k's default
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    world = build_world(tmp_path)
-    yield world
-    world.stores.close()
-
-
-@pytest.fixture
-def service(world: World) -> Iterator[RecommendationService]:
-    service = RecommendationService(world.settings, world.stores)
-    service.start(watch=False)
-    yield service
-    service.stop()
+# The shared fixtures (a conftest.py here would clash with the other test folders').
+world, service = serving_world.world, serving_world.service
 
 
 def run_job(world: World | tuple[Settings, Stores]) -> dict[str, Any]:

@@ -4,13 +4,13 @@ lists and explanations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from serving_world import NOW, World, build_world, cluster, events_table
+import serving_world
+from serving_world import NOW, World, cluster, events_table
 
 from tastebud.content.service import embed_catalog
 from tastebud.features.store import open_feature_store
@@ -22,19 +22,8 @@ from tastebud.schemas import Item
 PLAIN = {"candidates": {"fresh": 0}, "recency": {"weight": 0.0}}
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    world = build_world(tmp_path)
-    yield world
-    world.stores.close()
-
-
-@pytest.fixture
-def service(world: World) -> Iterator[RecommendationService]:
-    service = RecommendationService(world.settings, world.stores)
-    service.start(watch=False)
-    yield service
-    service.stop()
+# The shared fixtures (a conftest.py here would clash with the other test folders').
+world, service = serving_world.world, serving_world.service
 
 
 def ids(service: RecommendationService, user: str | None, **options: object) -> list[str]:
