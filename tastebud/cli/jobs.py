@@ -15,15 +15,16 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tastebud.cli.common import (
+    EXIT_REFUSED,
     EXIT_STORE,
     EXIT_USAGE,
+    clock_for,
     console,
     fail,
     out,
@@ -42,7 +43,6 @@ from tastebud.jobs import (
     UnknownJob,
     open_run_history,
 )
-from tastebud.jobs.clock import DataClock, data_clock
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.registry import JobRegistry
 from tastebud.jobs.runner import RunOutcome
@@ -51,7 +51,6 @@ from tastebud.stores import StoreError, open_database
 
 EXIT_FAILED = 1
 EXIT_RUNNING = 4
-EXIT_REFUSED = 5
 
 app = typer.Typer(
     help="Batch jobs: list, run one interval, show run history.", no_args_is_help=True
@@ -67,21 +66,6 @@ def registry_for(settings: Settings) -> JobRegistry:
             cap_seconds=jobs.retry_cap_seconds,
         )
     )
-
-
-def clock_for(settings: Settings, as_of: datetime | None = None) -> DataClock:
-    """The data clock of the configured store (see ``tastebud.jobs.clock``)."""
-    try:
-        with open_database(settings.resolved_database_url) as database:
-            return data_clock(
-                database.events,
-                historical_after=timedelta(hours=settings.jobs.historical_after_hours),
-                as_of=as_of,
-            )
-    except StoreError as error:
-        raise fail(str(error), EXIT_STORE) from None
-    except ValueError as error:
-        raise fail(str(error)) from None
 
 
 def data_version(settings: Settings) -> int | None:
