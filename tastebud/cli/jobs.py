@@ -188,7 +188,7 @@ def run_job(
     if as_json:
         out.print_json(json.dumps(outcome.__dict__, default=str))
     else:
-        out.print(describe_outcome(outcome), highlight=False)
+        out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
     if outcome.status == "refused":
         raise typer.Exit(EXIT_REFUSED)
 
@@ -256,6 +256,7 @@ def scheduler(
                 out.print(
                     f"{outcome.job_name}: {outcome.status} [{outcome.end.isoformat()}]{reason}",
                     highlight=False,
+                    soft_wrap=True,
                 )
             return
         stop = threading.Event()

@@ -121,7 +121,9 @@ def refusal(
             raw = context.stores.online.get(index_key(namespace))
         except Exception:  # the note is a courtesy; the refusal stands without it
             raw = None
-        serving = json.loads(raw).get("as_of") if raw else None
+        header = json.loads(raw) if raw else {}
+        # A placeholder (an empty list saying why) is not a result that keeps serving.
+        serving = None if header.get("refused") else header.get("as_of")
         details["serving_as_of"] = serving
         notes.append(
             f"the list published as of {serving} keeps serving"
