@@ -316,12 +316,11 @@ class JobRunner:
             error = JobTimeout(f"{name} attempt {attempt} exceeded its {timeout:g} s timeout")
         else:
             error = result.get("error")
-        refused = isinstance(error, InsufficientData)
         status = (
             "succeeded"
             if error is None
             else "refused"
-            if refused
+            if isinstance(error, InsufficientData)
             else "timeout"
             if isinstance(error, JobTimeout | JobCancelled)
             else "failed"

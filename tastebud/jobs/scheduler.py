@@ -53,7 +53,8 @@ class Scheduler:
         self.jobs = jobs
         self.clock = clock
         self.data_version = data_version
-        self._version: tuple[int | None] | None = None  # read once per tick, when needed
+        self._version: int | None = None  # the event store's position, read once per tick
+        self._version_read = False
         self._waiting: set[str] = set()  # refused run ids already logged as waiting
 
     def scheduled(self) -> list[JobDefinition]:
@@ -66,13 +67,15 @@ class Scheduler:
         return chosen
 
     def current_version(self) -> int | None:
-        if self._version is None:
+        """The event store's position (None: unknown), read at most once per tick."""
+        if not self._version_read:
+            self._version_read = True
             try:
-                self._version = (self.data_version() if self.data_version else None,)
+                self._version = self.data_version() if self.data_version else None
             except Exception as error:  # unknown: run, and let the job report the store
                 log.warning("event store position unreadable", error=str(error))
-                self._version = (None,)
-        return self._version[0]
+                self._version = None
+        return self._version
 
     def waiting_for_data(self, definition: JobDefinition) -> bool:
         """Whether the job's last run was refused and no event has arrived since."""
@@ -121,7 +124,7 @@ class Scheduler:
         """One pass over every scheduled job; failures are alerted by the runner and do not
         stop the other jobs."""
         outcomes = []
-        self._version = None
+        self._version_read = False
         for definition in self.scheduled():
             for end in self.due(definition, self.clock()):
                 start, end = definition.schedule.interval_ending(end)

@@ -154,8 +154,8 @@ def fill(context: JobContext, table: pa.Table, top_n: int) -> tuple[pa.Table, di
     seen = pa.chunked_array(table.column("item_id")).combine_chunks()
     count = int(pc.sum(pc.greater(table.column("score"), 0)).as_py() or 0)
     filled: dict[str, int] = {}
-    for days, label in ((LONGER_WINDOW * window_days, f"{LONGER_WINDOW * window_days:g} days"),
-                        (None, "all time")):  # fmt: skip
+    longer = LONGER_WINDOW * window_days
+    for days, label in [(longer, f"{longer:g} days"), (None, "all time")]:
         if count >= top_n:
             break
         try:
