@@ -220,7 +220,9 @@ def write_marker(
 
 def _ingest(settings: Settings, stores: Stores, spec: WorldSpec, folder: Path) -> None:
     marker = read_marker(stores)
-    if marker is not None and marker.get("ingested") and marker["world_id"] == spec.world_id:
+    recorded = marker is not None and marker.get("ingested") and marker["world_id"] == spec.world_id
+    # The marker lives with the artifacts: check the events are still there too.
+    if recorded and stores.events.existing_ids([f"{spec.world_id}-{0:010d}"]):
         out.print("  already stored: nothing to ingest")
         return
     report = _run(open_sources(folder), stores, settings)
