@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# A world that ends now, the jobs over it, two users' recommendations, then the server in
+# the foreground (Ctrl-C stops). tastebud itself is $(BIN)/tastebud (not on PATH).
 run: $(STAMP)
 	$(BIN)/tastebud quickstart
 

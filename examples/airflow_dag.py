@@ -7,7 +7,9 @@ tastebud keeps its own per-attempt history, lock, timeout and retries of transie
 Runs are idempotent over their interval, so Airflow's own retries are safe too.
 
 Exit codes: 0 done, 1 the job failed (alerted), 2 bad usage, 3 store unreachable, 4 already
-running elsewhere (Airflow retries it later).
+running elsewhere (Airflow retries it later), 5 refused: too little data in the interval,
+nothing published, the previous result keeps serving (``skip_on_exit_code`` marks the task
+skipped rather than failed).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ RUN = (
 )
 
 default_args = {"retries": 2, "retry_delay": timedelta(minutes=2), "append_env": True}
+REFUSED = 5  # `tastebud jobs run` exit code: too little data, the previous result stays
 
 with DAG(
     dag_id="tastebud_trending",
@@ -44,6 +47,7 @@ with DAG(
         bash_command=RUN.format(job="trending"),
         env=ENV,
         execution_timeout=timedelta(minutes=15),
+        skip_on_exit_code=REFUSED,
     )
 
 with DAG(
@@ -59,4 +63,5 @@ with DAG(
         bash_command=RUN.format(job="popularity"),
         env=ENV,
         execution_timeout=timedelta(minutes=5),
+        skip_on_exit_code=REFUSED,
     )

@@ -142,12 +142,30 @@ class JobsSettings(BaseModel):
     scheduler_poll_seconds: float = Field(default=5.0, gt=0)
     max_catchup_runs: int = Field(default=1, ge=1, description="Missed intervals run per job.")
     keep_versions: int = Field(default=48, ge=1, description="Output versions kept per job.")
+    historical_after_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="A store whose newest event is older than this is historical: jobs and "
+        "features run without a time of their own run as of that event.",
+    )
     popularity_window_days: float = Field(default=90.0, gt=0)
     popularity_half_life_days: float = Field(default=7.0, gt=0)
     popularity_top_n: int = Field(default=100, ge=1)
+    popularity_min_events: int = Field(
+        default=50, ge=1, description="Fewer events in the window: the run is refused."
+    )
+    popularity_min_items: int = Field(
+        default=10,
+        ge=1,
+        description="Fewer items with a positive score (or fewer than the active catalog, if "
+        "smaller): the run is refused.",
+    )
     affinity_window_days: float = Field(default=90.0, gt=0)
     affinity_half_life_days: float = Field(default=30.0, gt=0)
     affinity_top_categories: int = Field(default=10, ge=1)
+    affinity_min_events: int = Field(
+        default=50, ge=1, description="Fewer events in the window: the run is refused."
+    )
     train_auto: bool = Field(default=True, description="The train job searches with AutoML.")
     train_budget_seconds: float = Field(default=600.0, gt=0, description="AutoML budget.")
     train_gate_tolerance: float = Field(
@@ -175,6 +193,12 @@ class TrendingSettings(BaseModel):
     seasonality: bool = True
     top_n: int = Field(default=50, ge=1)
     max_staleness_hours: float = Field(default=6.0, gt=0)
+    min_recent_events: int = Field(
+        default=100,
+        ge=1,
+        description="Fewer positive events in the recent window: too little to judge, the "
+        "run is refused.",
+    )
 
 
 class FeatureSettings(BaseModel):
@@ -197,6 +221,11 @@ class FeatureSettings(BaseModel):
     backfill_step_hours: float = Field(default=24.0, gt=0)
     offline_retention_days: float = Field(
         default=90.0, gt=0, description="Offline snapshots older than this are pruned."
+    )
+    min_recent_events: int = Field(
+        default=50,
+        ge=0,
+        description="Fewer events in the 30 days before a materialization's end: refused.",
     )
     parity_sample: int = Field(default=500, ge=1, description="Entities sampled per view.")
     parity_tolerance: float = Field(default=1e-6, ge=0, description="Relative, for floats.")

@@ -40,24 +40,6 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert "Usage" in result.output
 
 
-def test_quickstart_generates_ingests_prints_stats_and_trains(home: Path) -> None:
-    args = ["quickstart", "--users", "60", "--items", "90", "--days", "4"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "4/4" in result.output and "events" in result.output
-    assert "as production" in result.output and "top 5 for" in result.output
-    stats = json.loads(runner.invoke(app, ["stats", "--json"]).stdout)
-    assert stats["items"]["catalog"] == 90 and stats["users"]["catalog"] == 60
-    total = stats["events"]["total"]
-    assert total > 500 and sum(stats["events"]["by_type"].values()) == total
-    # Running it again changes nothing: same seed, same events, stored once.
-    again = runner.invoke(app, args)
-    assert again.exit_code == 0
-    assert json.loads(runner.invoke(app, ["stats", "--json"]).stdout)["events"]["total"] == total
-    assert "is up to date" in again.output
-    assert len(json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)) == 1
-
-
 BAD_FILE = (
     "user_id,item_id,event_type,timestamp\n"
     "u1,i1,play,2024-05-01T10:00:00Z\n"
@@ -120,8 +102,11 @@ def test_server_mode_on_postgres(
     home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TASTEBUD_DATABASE_URL", postgres_url)
-    result = runner.invoke(app, ["quickstart", "--users", "30", "--items", "40", "--days", "2"])
+    args = ["quickstart", "--users", "30", "--items", "40", "--days", "2", "--no-serve"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    # Two days are too short a history to judge trends: said, and the rest goes on.
+    assert "trending refused" in result.output and "a baseline needs events" in result.output
     stats = json.loads(runner.invoke(app, ["stats", "--json"]).stdout)
     assert stats["items"]["catalog"] == 40 and stats["events"]["total"] > 100
 

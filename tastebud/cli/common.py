@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import typer
 from pydantic import ValidationError
@@ -21,15 +21,17 @@ from rich.progress import (
 )
 
 from tastebud.config import Settings, load_settings
+from tastebud.jobs.clock import DataClock, data_clock
 from tastebud.observability import configure_logging
 from tastebud.schemas import parse_timestamp
-from tastebud.stores import StoreError, Stores, open_stores
+from tastebud.stores import StoreError, Stores, open_database, open_stores
 
 console = Console(stderr=True)
 out = Console()
 
 EXIT_USAGE = 2
 EXIT_STORE = 3
+EXIT_REFUSED = 5  # too little data: nothing published, the previous result keeps serving
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -84,3 +86,18 @@ def progress_bar() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def clock_for(settings: Settings, as_of: datetime | None = None) -> DataClock:
+    """The data clock of the configured store (see ``tastebud.jobs.clock``)."""
+    try:
+        with open_database(settings.resolved_database_url) as database:
+            return data_clock(
+                database.events,
+                historical_after=timedelta(hours=settings.jobs.historical_after_hours),
+                as_of=as_of,
+            )
+    except StoreError as error:
+        raise fail(str(error), EXIT_STORE) from None
+    except ValueError as error:
+        raise fail(str(error)) from None

@@ -8,9 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tastebud.cli.common import fail, out, progress_bar, settings_from_context
+from tastebud.cli.common import fail, out, parse_moment, progress_bar, settings_from_context
 from tastebud.data.fetch import DATASETS, FetchError, fetch_dataset
-from tastebud.data.synthetic import WorldSpec, WorldSummary, estimate_events, generate_world
+from tastebud.data.synthetic import (
+    WorldSpec,
+    WorldSummary,
+    estimate_events,
+    generate_world,
+    now_minute,
+)
 
 app = typer.Typer(help="Public datasets and the synthetic world generator.", no_args_is_help=True)
 
@@ -71,16 +77,30 @@ def generate(
     events_per_user_day: Annotated[
         float, typer.Option(min=0.01, help="Mean events per active user per day.")
     ] = 5.0,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="When the world ends (ISO-8601 or epoch seconds). Default: now, to the minute. "
+            "Same seed and end: byte-identical files."
+        ),
+    ] = None,
 ) -> None:
-    """Write a seeded synthetic world with known structure (events, items, users, truth)."""
+    """Write a seeded synthetic world with known structure (events, items, users, truth),
+    ending now unless --end says otherwise."""
+    end_at = parse_moment(end, "--end") or now_minute()
     try:
-        spec = WorldSpec(
-            users=users, items=items, days=days, seed=seed, events_per_user_day=events_per_user_day
+        spec = WorldSpec.ending(
+            end_at,
+            users=users,
+            items=items,
+            days=days,
+            seed=seed,
+            events_per_user_day=events_per_user_day,
         )
     except ValueError as error:
         raise fail(str(error)) from None
     summary = run_generate(spec, out_dir)
     out.print(
         f"wrote {summary.events:,} events, {summary.items:,} items, {summary.users:,} users"
-        f" to {summary.out_dir}"
+        f" from {spec.start.isoformat()} to {spec.end.isoformat()} into {summary.out_dir}"
     )

@@ -1,8 +1,10 @@
 """``tastebud features list|describe|materialize|backfill|parity|get``.
 
 ``materialize`` and ``backfill`` run in this process (``tastebud jobs run materialize`` is
-the scheduled path, with run history and a lock). Exit codes: 0 done, 1 parity above its
-target, 2 bad usage or a bad manifest, 3 a store unreachable.
+the scheduled path, with run history and a lock). ``materialize`` without ``--end`` runs as
+of the data clock (now, or the newest event of a historical store; ``tastebud.jobs.clock``).
+Exit codes: 0 done, 1 parity above its target, 2 bad usage or a bad manifest, 3 a store
+unreachable, 5 refused: too few recent events (the online values keep serving).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from tastebud.cli.common import (
+    EXIT_REFUSED,
     EXIT_STORE,
+    clock_for,
+    console,
     fail,
     out,
     parse_moment,
@@ -27,7 +32,13 @@ from tastebud.cli.common import (
 )
 from tastebud.config import Settings
 from tastebud.features.compute import TransformError
-from tastebud.features.materialize import backfill, materialize, watermark
+from tastebud.features.materialize import (
+    SUPPORT_DAYS,
+    backfill,
+    materialize,
+    recent_support,
+    watermark,
+)
 from tastebud.features.offline import FeatureVersionConflict
 from tastebud.features.parity import run_parity
 from tastebud.features.registry import FeatureRegistry, ManifestError
@@ -123,19 +134,43 @@ def describe(
 def materialize_command(
     ctx: typer.Context,
     start: Annotated[str | None, typer.Option(help="Interval start (ISO-8601).")] = None,
-    end: Annotated[str | None, typer.Option(help="Interval end; default now.")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="Interval end (the snapshot's as-of). Default: now, or the newest event when "
+            "the store is historical."
+        ),
+    ] = None,
     view: ViewOption = None,
     no_compute: Annotated[
         bool, typer.Option("--no-compute", help="Only publish what the offline store has.")
     ] = False,
 ) -> None:
     """Compute each view as of END into the offline store, then publish to the online store
-    everything since the watermark (minus the overlap); moves the watermark to END."""
-    end_at = parse_moment(end, "--end") or datetime.now(UTC)
+    everything since the watermark (minus the overlap); moves the watermark to END.
+
+    Refused (exit 5) when the 30 days before END hold fewer than features.min_recent_events
+    events: every event-based view would come out empty."""
+    end_at = parse_moment(end, "--end")
+    if end_at is None:
+        clock = clock_for(settings_from_context(ctx))
+        end_at = clock.as_of
+        if clock.historical:
+            console.print(f"[yellow]note[/] {clock.describe()}")
     start_at = parse_moment(start, "--start")
     if start_at is not None and start_at >= end_at:
         raise fail("--start must be before --end")
     with _feature_store(ctx) as (settings, stores, features):
+        events = recent_support(stores, end_at)
+        needed = settings.features.min_recent_events
+        if events < needed and not no_compute:
+            console.print(
+                f"[yellow]refused[/] {events:,} events in the {SUPPORT_DAYS} days before "
+                f"{end_at.isoformat()}; materializing needs at least {needed:,}. The online "
+                "values keep serving; pass --end (e.g. the newest event) for data that ends "
+                "in the past."
+            )
+            raise typer.Exit(EXIT_REFUSED)
         report = materialize(
             features,
             settings,

@@ -1,9 +1,11 @@
 """``tastebud jobs list|run|history`` and ``tastebud scheduler``.
 
 ``jobs run NAME --start T --end T`` is the unit an orchestrator calls once per interval
-(see ``examples/airflow_dag.py``). Exit codes: 0 done (or skipped), 1 the job failed, 2 bad
-usage (unknown job, not available yet, bad interval), 3 store unreachable, 4 the job is
-already running elsewhere.
+(see ``examples/airflow_dag.py``). Without an interval it runs the schedule's latest one at
+the data clock (``tastebud.jobs.clock``: now, or the newest event of a historical store), or
+at ``--as-of``. Exit codes: 0 done (or skipped), 1 the job failed, 2 bad usage (unknown job,
+not available yet, bad interval), 3 store unreachable, 4 the job is already running
+elsewhere, 5 refused: too little data in the window, the previous result keeps serving.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import typer
 from rich.table import Table
 
 from tastebud.cli.common import (
+    EXIT_REFUSED,
     EXIT_STORE,
     EXIT_USAGE,
+    clock_for,
     console,
     fail,
     out,
@@ -41,8 +45,9 @@ from tastebud.jobs import (
 )
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.runner import RunOutcome
 from tastebud.jobs.scheduler import Scheduler
-from tastebud.stores import StoreError
+from tastebud.stores import StoreError, open_database
 
 EXIT_FAILED = 1
 EXIT_RUNNING = 4
@@ -60,6 +65,23 @@ def registry_for(settings: Settings) -> JobRegistry:
             base_seconds=jobs.retry_base_seconds,
             cap_seconds=jobs.retry_cap_seconds,
         )
+    )
+
+
+def data_version(settings: Settings) -> int | None:
+    """The event store's log position, for the scheduler's refused-job check."""
+    with open_database(settings.resolved_database_url) as database:
+        return database.events.last_seq()
+
+
+def describe_outcome(outcome: RunOutcome) -> str:
+    """One line: the status, the interval and the summary (or the refusal's reason)."""
+    interval = f"[{outcome.start.isoformat()}, {outcome.end.isoformat()})"
+    if outcome.status == "refused":
+        return f"[yellow]refused[/] {outcome.job_name} {interval}: {outcome.error}"
+    return (
+        f"[green]{outcome.status}[/] {outcome.job_name} {interval} in {outcome.attempts} "
+        f"attempt(s): {json.dumps(outcome.output, default=str)}"
     )
 
 
@@ -121,20 +143,38 @@ def run_job(
         str | None,
         typer.Option(help="Interval end, exclusive. Default: the schedule's latest interval."),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Run the schedule's latest interval as if the clock read this. Default: now, "
+            "or the newest event when the store is historical (jobs.historical_after_hours).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Run one job over one data interval [start, end), with its retries and timeout."""
+    """Run one job over one data interval [start, end), with its retries and timeout.
+
+    Exit 5 when the run is refused for too little data (the previous result keeps serving)."""
     settings = settings_from_context(ctx)
     start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
+    as_of_at = parse_moment(as_of, "--as-of")
+    if as_of_at is not None and (start_at is not None or end_at is not None):
+        raise fail("--as-of picks the interval itself: give it or --start/--end, not both")
     registry = registry_for(settings)
     try:
         registry.runnable(name)
     except (UnknownJob, JobNotAvailable) as error:
         raise fail(str(error)) from None
+    if start_at is None and end_at is None:
+        clock = clock_for(settings, as_of_at)
+        as_of_at = clock.as_of
+        if clock.historical and not as_json:
+            console.print(f"[yellow]note[/] {clock.describe()}")
     with history_for(settings) as history:
         runner = JobRunner(settings, registry, history)
         try:
-            outcome = runner.run(name, start_at, end_at)
+            outcome = runner.run(name, start_at, end_at, as_of=as_of_at)
         except InvalidInterval as error:
             raise fail(str(error)) from None
         except JobAlreadyRunning as error:
@@ -147,12 +187,10 @@ def run_job(
             raise fail(str(error), EXIT_STORE) from None
     if as_json:
         out.print_json(json.dumps(outcome.__dict__, default=str))
-        return
-    out.print(
-        f"[green]{outcome.status}[/] {name} [{outcome.start.isoformat()}, "
-        f"{outcome.end.isoformat()}) in {outcome.attempts} attempt(s): "
-        f"{json.dumps(outcome.output, default=str)}"
-    )
+    else:
+        out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
+    if outcome.status == "refused":
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command("history")
@@ -210,10 +248,16 @@ def scheduler(
             runs,
             max_catchup_runs=settings.jobs.max_catchup_runs,
             jobs=jobs or None,
+            data_version=lambda: data_version(settings),
         )
         if once:
             for outcome in loop.tick():
-                out.print(f"{outcome.job_name}: {outcome.status} [{outcome.end.isoformat()}]")
+                reason = f": {outcome.error}" if outcome.status == "refused" else ""
+                out.print(
+                    f"{outcome.job_name}: {outcome.status} [{outcome.end.isoformat()}]{reason}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             return
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -224,4 +268,4 @@ def scheduler(
         loop.run_forever(stop, settings.jobs.scheduler_poll_seconds)
 
 
-__all__ = ["EXIT_USAGE", "app", "scheduler"]
+__all__ = ["EXIT_REFUSED", "EXIT_USAGE", "app", "clock_for", "scheduler"]

@@ -7,11 +7,21 @@ items trend for a while. The latent truth goes to ``truth.json`` next to the par
 
 The simulation streams day by day (one parquet row group per day), so a 20M-event world
 fits in a few hundred MB. The same spec always produces byte-identical files.
+
+Time: a world covers ``[start, start + days)``; ``WorldSpec.ending(end)`` places it so it
+ends at ``end`` (``datasets generate`` and ``quickstart`` end it at the current UTC minute).
+The seed alone fixes the latent world (users, tastes, items, creators, which items trend on
+which days of the period); the calendar fixes the behaviour on top of it (the weekly and
+hour-of-day cycles are in UTC), so the same seed ending at another time is the same world
+with other events. Event and session ids carry ``world_id`` (the seed and a short hash of
+the whole spec, start included), so events of two different worlds never share an id and
+ingesting one world twice stores it once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -46,7 +56,7 @@ from tastebud.schemas import (
     context_json,
 )
 
-TRUTH_VERSION = 1
+TRUTH_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,10 @@ class WorldSpec:
     items / to anything popular instead of the user's taste; ``session_focus`` is the chance
     an interaction stays in its session's category; ``initial_*_fraction`` is the share of
     users and items that exist at ``start`` (the rest arrive uniformly over the period);
-    ``trending_items`` items get ``trending_boost`` (x0.6-1.4) over a window of whole days.
+    ``trending_items`` items get ``trending_boost`` (x0.6-1.4) over a window of whole days;
+    they are drawn among the items existing at ``start`` whose popularity lies within the
+    ``trending_band`` quantiles, and ``trending_at_end`` of them start on the last day, so
+    the world ends with something trending "now".
     """
 
     users: int = 1000
@@ -91,6 +104,8 @@ class WorldSpec:
     new_item_half_life_days: float = 7.0
     trending_items: int = 5
     trending_boost: float = 12.0
+    trending_band: tuple[float, float] = (0.5, 0.9)
+    trending_at_end: int = 0
     inactive_fraction: float = 0.01
     weekly: bool = True
 
@@ -102,7 +117,7 @@ class WorldSpec:
         ]
         if self.creators is not None and (not _is_int(self.creators) or self.creators < 1):
             problems.append(f"creators must be >= 1 or None, got {self.creators}")
-        for name in ("seed", "favorite_creators", "trending_items"):
+        for name in ("seed", "favorite_creators", "trending_items", "trending_at_end"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
                 problems.append(f"{name} must be an integer >= 0, got {getattr(self, name)}")
         for name in (
@@ -136,10 +151,32 @@ class WorldSpec:
             problems.append("creator_share + explore_share must not exceed 1")
         if not (self.new_item_boost >= 0 and self.trending_boost >= 1):
             problems.append("new_item_boost must be >= 0 and trending_boost >= 1")
+        if _is_int(self.trending_at_end) and self.trending_at_end > self.trending_items:
+            problems.append("trending_at_end must not exceed trending_items")
+        low, high = self.trending_band
+        if not 0.0 <= low < high <= 1.0:
+            problems.append(
+                f"trending_band must be quantiles 0 <= low < high <= 1, got {low, high}"
+            )
         if not isinstance(self.start, datetime) or self.start.tzinfo is None:
             problems.append("start must be a timezone-aware datetime")
         if problems:
             raise ValueError("invalid WorldSpec: " + "; ".join(problems))
+
+    @classmethod
+    def ending(cls, end: datetime, **fields: Any) -> WorldSpec:
+        """The world of ``fields`` placed so that it ends at ``end`` (a timezone-aware time)."""
+        if not isinstance(end, datetime) or end.tzinfo is None:
+            raise ValueError("invalid WorldSpec: end must be a timezone-aware datetime")
+        days = fields.get("days", cls.days)
+        if not _is_int(days) or days < 1:
+            raise ValueError(f"invalid WorldSpec: days must be >= 1, got {days}")
+        return cls(start=end.astimezone(UTC) - timedelta(days=days), **fields)
+
+    @property
+    def world_id(self) -> str:
+        """``syn{seed}.{hash}``: the prefix of this world's event and session ids."""
+        return f"syn{self.seed}.{spec_fingerprint(self)}"
 
     @property
     def resolved_creators(self) -> int:
@@ -160,6 +197,19 @@ class WorldSummary:
     items: int
     days: int
     seed: int
+
+
+def spec_fingerprint(spec: WorldSpec) -> str:
+    """Six hex digits of a hash over every field of ``spec`` (start as UTC ISO-8601)."""
+    fields = dataclasses.asdict(spec)
+    fields["start"] = spec.start.astimezone(UTC).isoformat()
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def now_minute() -> datetime:
+    """The current UTC time, down to the minute: the default end of a generated world."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
 def _is_int(value: object) -> bool:
@@ -226,7 +276,7 @@ def write_events(
             events = simulate_day(world, spec, day, np.random.default_rng(stream), sessions)
             sessions += events.sessions_used
             if len(events):
-                writer.write_table(events_table(events, ids, spec.seed, written))
+                writer.write_table(events_table(events, ids, spec.world_id, written))
                 written += len(events)
             if progress is not None:
                 progress(day + 1, spec.days)
@@ -267,21 +317,21 @@ class _Ids:
         )
 
 
-def events_table(events: DayEvents, ids: _Ids, seed: int, first_event: int) -> pa.Table:
+def events_table(events: DayEvents, ids: _Ids, world_id: str, first_event: int) -> pa.Table:
     """One day's arrays as an EVENT_SCHEMA table; event ids continue the run's counter."""
     n = len(events)
     users = pa.array(events.user)
     sessions = pc.cast(pa.array(events.session, pa.int64()), pa.string())
     return pa.Table.from_arrays(
         [
-            _numbered(f"syn{seed}-", first_event, n, 10),
+            _numbered(f"{world_id}-", first_event, n, 10),
             ids.users.take(users),
             ids.items.take(pa.array(events.item)),
             ids.event_types.take(pa.array(events.kind)),
             pa.array(events.value, pa.float64(), mask=np.isnan(events.value)),
             pa.array(events.timestamp_us, TIMESTAMP_TYPE),
             pc.binary_join_element_wise(
-                f"syn{seed}-s", pc.utf8_lpad(sessions, width=9, padding="0"), ""
+                f"{world_id}-s", pc.utf8_lpad(sessions, width=9, padding="0"), ""
             ),
             ids.user_devices.take(users),
             ids.user_locales.take(users),
@@ -352,10 +402,12 @@ def truth_document(spec: WorldSpec, world: World, ids: _Ids) -> dict[str, Any]:
     creator_ids = ids.creators.to_pylist()
     spec_fields = dataclasses.asdict(spec)
     spec_fields.update(start=spec.start.isoformat(), creators=spec.resolved_creators)
+    spec_fields["trending_band"] = list(spec.trending_band)
     new_items = world.item_created_us >= world.start_us
     new_users = world.user_created_us >= world.start_us
     return {
         "version": TRUTH_VERSION,
+        "world_id": spec.world_id,
         "spec": spec_fields,
         "period": {"start": spec.start.isoformat(), "end": spec.end.isoformat()},
         "categories": names,

@@ -364,18 +364,23 @@ def draw_trends(
 ) -> list[Trend]:
     """Boost a few items that exist at the start, each over a window of whole days.
 
-    Candidates sit between the 50th and 90th popularity percentile: popular enough to be
-    seen in a small world, not so dominant that the boost saturates their category.
+    Candidates sit within the ``trending_band`` popularity quantiles (default the 50th to
+    90th percentile): popular enough to be seen, not so dominant that the boost saturates
+    their category. The last ``trending_at_end`` trends start on the final day and run to
+    the end, so that a detector run at the end of the world has a fresh onset to find.
     """
     existing = np.flatnonzero(created < start_us)
-    low, high = np.quantile(popularity[existing], [0.5, 0.9])
+    low, high = np.quantile(popularity[existing], spec.trending_band)
     candidates = existing[(popularity[existing] >= low) & (popularity[existing] <= high)]
     count = min(spec.trending_items, len(candidates))
     chosen = np.sort(rng.choice(candidates, count, replace=False))
+    at_end = set(range(count - min(spec.trending_at_end, count), count))
     trends = []
-    for item in chosen:
+    for position, item in enumerate(chosen):
         length = int(rng.integers(1, max(1, spec.days // 4) + 1))
         first = int(rng.integers(0, spec.days - length + 1))
         boost = round(float(spec.trending_boost * rng.uniform(0.6, 1.4)), 2)
+        if position in at_end:
+            first, length = spec.days - 1, 1
         trends.append(Trend(int(item), first, first + length, boost))
     return trends

@@ -8,6 +8,13 @@ the offline store (a backfill, a PostgreSQL writer committing out of order). Ide
 rerun of an interval rewrites the same snapshot and the same online values. An interval older
 than the watermark still refreshes the offline snapshot but never overwrites newer online
 values.
+
+Online values expire ``ttl_seconds`` after their event time *measured from the
+materialization's end*, not the wall clock: a store whose data ends in the past
+(materialized ``--as-of`` its newest event) then serves its features for a full TTL instead
+of none. ``recent_support`` is what a materialization needs first: events in the
+``SUPPORT_DAYS`` before its end (``features.min_recent_events``); with fewer, every
+event-based view would come out empty, so the job refuses rather than move the watermark.
 """
 
 from __future__ import annotations
@@ -23,10 +30,16 @@ from tastebud.features.service import FRESHNESS
 from tastebud.features.store import FeatureStore
 from tastebud.jobs.base import JobContext
 from tastebud.observability import get_logger
-from tastebud.stores import Stores
+from tastebud.stores import EventQuery, Stores
 
 log = get_logger("tastebud.features")
 ONE_MICROSECOND = timedelta(microseconds=1)
+SUPPORT_DAYS = 30  # the user_engagement window: the shortest that makes per-user features
+
+
+def recent_support(stores: Stores, end: datetime) -> int:
+    """Events in the ``SUPPORT_DAYS`` before ``end``."""
+    return stores.events.count(EventQuery(start=end - timedelta(days=SUPPORT_DAYS), end=end))
 
 
 def watermark_key(view: FeatureView) -> str:
@@ -98,7 +111,7 @@ def materialize(
         table = features.offline.latest(view, start=since, end=end + ONE_MICROSECOND)
         if job is not None:
             job.check()  # an abandoned attempt must not publish
-        published = features.online.write(view, table)
+        published = features.online.write(view, table, now=end)
         features.online.invalidate(view)
         materialized_at = datetime.now(UTC)
         state = {"end": end.isoformat(), "materialized_at": materialized_at.isoformat()}

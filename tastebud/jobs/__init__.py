@@ -4,6 +4,7 @@ Prefect, Dagster) call ``tastebud jobs run NAME --start --end`` per interval ins
 
 from tastebud.jobs.base import (
     EmptyWindow,
+    InsufficientData,
     InvalidInterval,
     JobAlreadyRunning,
     JobContext,
@@ -21,6 +22,7 @@ from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome
 
 __all__ = [
     "EmptyWindow",
+    "InsufficientData",
     "InvalidInterval",
     "JobAlreadyRunning",
     "JobContext",

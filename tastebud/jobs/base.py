@@ -50,8 +50,28 @@ class TransientJobError(JobError):
     """Raise this (or let a StoreUnavailable through) when trying again may succeed."""
 
 
-class EmptyWindow(JobError):
+class InsufficientData(JobError):
+    """Too little data in the job's window for a result worth publishing: the run is
+    *refused* (not retried, not a failure), and whatever was published before keeps serving.
+
+    ``reason`` is a short stable label for history and metrics; ``details`` the measured
+    support and the minimum it missed, kept in the run history."""
+
+    reason = "insufficient_data"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        self.details = dict(details or {})
+
+
+class EmptyWindow(InsufficientData):
     """No events in the job's data window: nothing to compute, previous outputs stay."""
+
+    reason = "empty_window"
 
 
 @dataclass

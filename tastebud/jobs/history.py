@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from tastebud.config import Settings
 from tastebud.stores import POSTGRES_SCHEMES, Closeable, StoreError, local_path
 
-STATUSES = ("running", "succeeded", "failed", "timeout", "skipped")
+STATUSES = ("running", "succeeded", "failed", "timeout", "skipped", "refused")
 
 
 @dataclass(frozen=True)

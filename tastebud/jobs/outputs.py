@@ -80,10 +80,13 @@ def publish_lists(
     extra: Mapping[str, Any] | None = None,
 ) -> bool:
     """Publish ``lists`` (category -> entries) as the current result; False when a newer
-    result is already serving (the older one stays in the artifact store only)."""
+    result is already serving (the older one stays in the artifact store only). A serving
+    placeholder (``refused`` in its header: an empty list saying why there is no result)
+    never blocks a real result, whatever its time."""
     current = online.get(index_key(namespace))
     previous: dict[str, Any] = json.loads(current) if current else {}
-    if previous.get("as_of") and datetime.fromisoformat(previous["as_of"]) > as_of:
+    newer = previous.get("as_of") and datetime.fromisoformat(previous["as_of"]) > as_of
+    if newer and not previous.get("refused"):
         log.info("newer result already published", namespace=namespace, serving=previous["as_of"])
         return False
     computed_at = datetime.now(UTC).isoformat()

@@ -23,7 +23,7 @@ from structlog.contextvars import bound_contextvars
 from tastebud.config import Settings
 from tastebud.jobs.alerts import AlertHook
 from tastebud.jobs.base import (
-    EmptyWindow,
+    InsufficientData,
     InvalidInterval,
     JobAlreadyRunning,
     JobCancelled,
@@ -56,6 +56,13 @@ DURATION = metrics.histogram(
 FAILURES = metrics.counter(
     "batch", "job_failures", "total", "Failed job attempts by reason.", ["job_name", "reason"]
 )
+REFUSALS = metrics.counter(
+    "batch",
+    "job_refusals",
+    "total",
+    "Runs refused for too little data (the previous result kept), by reason.",
+    ["job_name", "reason"],
+)
 
 
 class JobFailed(JobError):
@@ -72,7 +79,7 @@ class RunOutcome:
     job_name: str
     start: datetime
     end: datetime
-    status: str  # succeeded, failed, timeout, skipped
+    status: str  # succeeded, failed, timeout, skipped, refused
     attempts: int
     output: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -88,8 +95,8 @@ def failure_reason(error: BaseException) -> str:
 
     if isinstance(error, JobTimeout | JobCancelled):
         return "timeout"
-    if isinstance(error, EmptyWindow):
-        return "empty_window"
+    if isinstance(error, InsufficientData):
+        return error.reason
     if isinstance(error, StaleDataError):
         return "stale_data"
     if is_transient(error):
@@ -120,16 +127,23 @@ class JobRunner:
         self.sleep = sleep
 
     def resolve_interval(
-        self, definition: JobDefinition, start: datetime | None, end: datetime | None
+        self,
+        definition: JobDefinition,
+        start: datetime | None,
+        end: datetime | None,
+        as_of: datetime | None = None,
     ) -> tuple[datetime, datetime]:
-        """The interval to run: as given, or the schedule's newest complete one; checked."""
+        """The interval to run: as given, or the schedule's newest complete one at ``as_of``
+        (default: now); checked."""
         now = self.clock()
-        for name, value in (("start", start), ("end", end)):
+        for name, value in (("start", start), ("end", end), ("as-of", as_of)):
             if value is not None and value.tzinfo is None:
                 raise InvalidInterval(f"--{name} must carry a timezone (e.g. 2025-01-01T00:00Z)")
+        if as_of is not None and (start is not None or end is not None):
+            raise InvalidInterval("--as-of picks the interval itself: give it or --start/--end")
         try:
             if start is None and end is None:
-                start, end = definition.schedule.latest_interval(now)
+                start, end = definition.schedule.latest_interval(as_of or now)
             elif start is None:
                 assert end is not None
                 start, end = definition.schedule.interval_ending(end)
@@ -161,12 +175,15 @@ class JobRunner:
         start: datetime | None = None,
         end: datetime | None = None,
         *,
+        as_of: datetime | None = None,
         trigger: str = "manual",
         skip_if_succeeded: bool = False,
     ) -> RunOutcome:
-        """Run ``name`` over [start, end); raises JobFailed when every attempt failed."""
+        """Run ``name`` over [start, end) (or the schedule's latest interval at ``as_of``);
+        raises JobFailed when every attempt failed. A run refused for too little data
+        returns its outcome with status ``refused``."""
         definition = self.registry.runnable(name)
-        start, end = self.resolve_interval(definition, start, end)
+        start, end = self.resolve_interval(definition, start, end, as_of)
         run_id = uuid.uuid4().hex[:16]
         try:
             with bound_contextvars(job_name=name, run_id=run_id), self.history.lock(f"job:{name}"):
@@ -224,7 +241,7 @@ class JobRunner:
                 outcome, error = self._attempt(
                     definition, stores, run_id, start, end, attempt, trigger
                 )
-                if error is None:
+                if error is None or isinstance(error, InsufficientData):
                     return outcome
                 retry = is_transient(error) and attempt < policy.max_attempts
                 if not retry:
@@ -268,6 +285,7 @@ class JobRunner:
             trigger=trigger,
             started_at=began,
         )
+        data_version = _data_version(stores)
         clock_start = time.monotonic()
         context = JobContext(
             job_name=name,
@@ -301,11 +319,16 @@ class JobRunner:
         status = (
             "succeeded"
             if error is None
+            else "refused"
+            if isinstance(error, InsufficientData)
             else "timeout"
             if isinstance(error, JobTimeout | JobCancelled)
             else "failed"
         )
         output = result.get("output") if error is None else None
+        if isinstance(error, InsufficientData):
+            # What the scheduler compares before running a refused job again.
+            output = {**error.details, "data_version": data_version}
         self.history.finish_attempt(
             attempt_id,
             status=status,
@@ -317,7 +340,10 @@ class JobRunner:
         )
         EXECUTIONS.labels(job_name=name, status=status).inc()
         DURATION.labels(job_name=name).observe(duration)
-        if error is not None:
+        if isinstance(error, InsufficientData):
+            REFUSALS.labels(job_name=name, reason=error.reason).inc()
+            log.warning("job refused", job=name, reason=error.reason, message=str(error))
+        elif error is not None:
             FAILURES.labels(job_name=name, reason=failure_reason(error)).inc()
         log.info(
             "job attempt finished",
@@ -337,3 +363,13 @@ class JobRunner:
             None if error is None else str(error),
         )
         return outcome, error
+
+
+def _data_version(stores: Stores) -> int | None:
+    """The event store's log position: a refused run records it, and the scheduler runs a
+    refused job again only once it has moved (new data arrived)."""
+    try:
+        return stores.events.last_seq()
+    except Exception as error:  # the job itself will meet (and report) a broken store
+        log.warning("event store position unreadable", error=f"{type(error).__name__}: {error}")
+        return None

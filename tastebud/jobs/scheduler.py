@@ -6,6 +6,10 @@ newest ``max_catchup_runs`` intervals run and the skipped ones are logged, becau
 popularity and trending outputs only matter for "now". Two schedulers may run side by side:
 the per-job lock keeps them from running the same job at once, and an interval that already
 succeeded is not run again.
+
+Refusals: a run refused for too little data (``InsufficientData``) records the event
+store's log position; the job is not run again until that position moves. A stalled or
+historical store would otherwise repeat the same refusal every few minutes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Scheduler:
         max_catchup_runs: int = 1,
         jobs: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        data_version: Callable[[], int | None] | None = None,
     ) -> None:
         self.runner = runner
         self.registry = registry
@@ -47,6 +52,10 @@ class Scheduler:
         self.max_catchup_runs = max_catchup_runs
         self.jobs = jobs
         self.clock = clock
+        self.data_version = data_version
+        self._version: int | None = None  # the event store's position, read once per tick
+        self._version_read = False
+        self._waiting: set[str] = set()  # refused run ids already logged as waiting
 
     def scheduled(self) -> list[JobDefinition]:
         chosen = []
@@ -57,10 +66,41 @@ class Scheduler:
                 chosen.append(definition)
         return chosen
 
+    def current_version(self) -> int | None:
+        """The event store's position (None: unknown), read at most once per tick."""
+        if not self._version_read:
+            self._version_read = True
+            try:
+                self._version = self.data_version() if self.data_version else None
+            except Exception as error:  # unknown: run, and let the job report the store
+                log.warning("event store position unreadable", error=str(error))
+                self._version = None
+        return self._version
+
+    def waiting_for_data(self, definition: JobDefinition) -> bool:
+        """Whether the job's last run was refused and no event has arrived since."""
+        last = self.history.list_runs(job_name=definition.name, limit=1)
+        if not last or last[0].status != "refused":
+            return False
+        recorded = (last[0].output or {}).get("data_version")
+        if recorded is None or recorded != self.current_version():
+            return False
+        if last[0].run_id not in self._waiting:
+            self._waiting.add(last[0].run_id)
+            log.info(
+                "refused job waits for new events",
+                job=definition.name,
+                refused=last[0].error,
+                data_version=recorded,
+            )
+        return True
+
     def due(self, definition: JobDefinition, now: datetime) -> list[datetime]:
         """Interval ends to run now, oldest first; logs the ones a misfire skips."""
         latest = definition.schedule.previous(now)
         if latest is None:
+            return []
+        if self.waiting_for_data(definition):
             return []
         last = self.history.last_interval_end(definition.name)
         if last is None:
@@ -84,6 +124,7 @@ class Scheduler:
         """One pass over every scheduled job; failures are alerted by the runner and do not
         stop the other jobs."""
         outcomes = []
+        self._version_read = False
         for definition in self.scheduled():
             for end in self.due(definition, self.clock()):
                 start, end = definition.schedule.interval_ending(end)

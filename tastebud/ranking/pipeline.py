@@ -141,13 +141,15 @@ def rank(
     in_category = None if category is None else _category_mask(snapshot, category)
     trending = _listed(snapshot, context.trending, settings.candidates.trending, found, TRENDING)
     popular_ids = context.popular
+    # At least k popular candidates, so a cold-start list is never shorter than asked for.
+    popular_limit = max(settings.candidates.popular, request.k)
     if popular_ids is None:
         popular_positions = snapshot.popular
         if in_category is not None:
             popular_positions = popular_positions[in_category[popular_positions]]
-    else:  # only the first ``popular`` ids are used: look up no more
-        popular_positions = snapshot.positions(list(popular_ids[: settings.candidates.popular]))
-    popular = found.add(popular_positions[: settings.candidates.popular], POPULAR)
+    else:  # only the first ``popular_limit`` ids are used: look up no more
+        popular_positions = snapshot.positions(list(popular_ids[:popular_limit]))
+    popular = found.add(popular_positions[:popular_limit], POPULAR)
     fresh = _created_since(snapshot, now - settings.candidates.fresh_days * 86_400)
     if in_category is not None:
         fresh = fresh[in_category[fresh]]

@@ -455,7 +455,7 @@ class RecommendationService:
         settings = ranking or self.settings.ranking
         self._check_category(snapshot, request.category)
         context, marker = self._context(
-            snapshot, user_id, session_items, request.category, settings, entries
+            snapshot, user_id, session_items, request.category, settings, request.k, entries
         )
         context_ms = (time.perf_counter() - started) * 1000
         ranked = rank(snapshot, context, request, settings)
@@ -557,6 +557,7 @@ class RecommendationService:
         session_items: Sequence[str],
         category: str | None,
         settings: RankingSettings,
+        k: int,
         entries: list[bytes] | None = None,
     ) -> tuple[UserContext, str | None]:
         context = UserContext(user_id=user_id, session_items=list(session_items))
@@ -573,7 +574,11 @@ class RecommendationService:
                 context.degraded.append("recent_activity")
                 log.warning("recent_activity_unreadable", error=f"{type(error).__name__}")
         context.trending = self._list("trending", category, context.degraded)
-        context.popular = self._list("popularity", category, context.degraded)
+        context.popular = snapshot.filled_popular(
+            self._list("popularity", category, context.degraded),
+            category,
+            max(settings.candidates.popular, k),
+        )
         if user_id is not None and self._needs_prior(snapshot, user_id, context, settings):
             context.category_affinity = self._affinity(user_id, context.degraded)
         return context, marker
@@ -674,17 +679,13 @@ class RecommendationService:
 
     def popular(self, category: str | None, k: int) -> tuple[list[dict[str, Any]], list[str]]:
         """The published popular list (the in-process model's popularity when none is
-        published or the online store is down). Raises UnknownCategory."""
+        published or the online store is down), filled to ``k`` active items from the
+        model's popularity and the catalog (``Snapshot.filled_popular``). Raises
+        UnknownCategory."""
         snapshot = self.snapshot
         self._check_category(snapshot, category)
         degraded: list[str] = []
-        ids = self._list("popularity", category, degraded)
-        if ids is None:
-            positions = snapshot.popular
-            if category is not None:
-                members = snapshot.catalog.members.get(category, np.zeros(0, np.int64))
-                positions = positions[np.isin(positions, members)]
-            ids = [str(snapshot.item_ids[p]) for p in positions]
+        ids = snapshot.filled_popular(self._list("popularity", category, degraded), category, k)
         positions = snapshot.positions(ids)
         active = [
             item_id

@@ -148,6 +148,35 @@ class Snapshot:
     def category_known(self, category: str) -> bool:
         return category in self.catalog.members
 
+    def filled_popular(
+        self, published: Sequence[str] | None, category: str | None, n: int
+    ) -> list[str]:
+        """The published popular ids, filled while fewer than ``n`` of them are active:
+        with the model's all-time popularity, then the newest active catalog items, then
+        the rest of the active catalog (in ``category`` when given). So a popular list (and
+        the cold-start list built on it) holds ``n`` items whenever the catalog has ``n``
+        active ones, whatever one thin window published."""
+        ids = list(published or ())
+        positions = self.positions(ids) if ids else np.zeros(0, np.int64)
+        active = self.catalog.active
+        have = int(np.sum(active[positions[positions >= 0]])) + int(np.sum(positions < 0))
+        if have >= n:
+            return ids
+        member = np.ones(len(self.item_ids), dtype=bool)
+        if category is not None:
+            member[:] = False
+            member[self.catalog.members.get(category, np.zeros(0, np.int64))] = True
+        taken = np.zeros(len(self.item_ids), dtype=bool)
+        taken[positions[positions >= 0]] = True
+        for source in (self.popular, self.fresh, np.flatnonzero(active)):
+            wanted = source[member[source] & active[source] & ~taken[source]][: n - have]
+            ids.extend(self.item_ids[wanted].tolist())
+            taken[wanted] = True
+            have += len(wanted)
+            if have >= n:
+                break
+        return ids
+
     @classmethod
     def build(
         cls,

@@ -144,7 +144,7 @@ def check_freshness(newest: datetime | None, as_of: datetime, params: TrendingSe
         seen = newest.isoformat() if newest else "none"
         raise StaleDataError(
             f"newest event ({seen}) is older than {params.max_staleness_hours:g} h before "
-            f"{as_of.isoformat()}: events are not arriving; the previous trending list stays"
+            f"{as_of.isoformat()}: events are not arriving"
         )
 
 

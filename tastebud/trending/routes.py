@@ -31,6 +31,10 @@ class TrendingResponse(BaseModel):
     as_of: str | None = Field(description="End of the data interval the list describes.")
     computed_at: str | None = Field(description="When the trending job computed it.")
     items: list[TrendingEntry]
+    note: str | None = Field(
+        default=None,
+        description="Why the list is empty: nothing rose enough, or too little data to judge.",
+    )
 
 
 def online_store(request: Request) -> OnlineStore:
@@ -69,4 +73,5 @@ def get_trending(
         as_of=found.as_of,
         computed_at=found.computed_at,
         items=[TrendingEntry(**entry) for entry in found.items],
+        note=found.note,
     )

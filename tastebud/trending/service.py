@@ -6,6 +6,7 @@ failed or stale run leaves the previous list in place.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class TrendingList:
     as_of: str | None
     computed_at: str | None
     items: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None  # why the list is empty (nothing rose; too little data)
 
 
 class NothingPublished(LookupError):
@@ -35,12 +37,17 @@ def trending_items(online: OnlineStore, category: str | None = None, k: int = 20
     """
     document = read_published(online, NAMESPACE, category)
     if document is None:
-        if online.get(index_key(NAMESPACE)) is None:
+        index = online.get(index_key(NAMESPACE))
+        if index is None:
             raise NothingPublished("no trending list has been published yet")
-        return TrendingList(category or ALL, None, None, [])
+        header = json.loads(index)
+        return TrendingList(
+            category or ALL, header.get("as_of"), header.get("computed_at"), [], header.get("note")
+        )
     return TrendingList(
         category=document.get("category", category or ALL),
         as_of=document.get("as_of"),
         computed_at=document.get("computed_at"),
         items=list(document.get("items", []))[:k],
+        note=document.get("note"),
     )

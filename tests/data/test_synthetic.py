@@ -16,6 +16,7 @@ import pytest
 
 from tastebud.config import default_event_types
 from tastebud.data.synthetic import WorldSpec, WorldSummary, estimate_events, generate_world
+from tastebud.data.synthetic_world import build_world
 from tastebud.schemas import EVENT_SCHEMA, ITEM_SCHEMA, USER_SCHEMA, Event
 
 SPEC = WorldSpec(users=500, items=700, days=14, categories=10, seed=11)
@@ -113,6 +114,76 @@ def test_same_spec_gives_identical_files(tmp_path: Path) -> None:
     assert other.seed == 4
 
 
+def test_a_world_ends_where_asked_and_keeps_its_latent_structure(tmp_path: Path) -> None:
+    """The seed fixes users, items, tastes and which items trend on which days; the end
+    only places the period in time. Other ends give other event ids, never the same ids for
+    other events."""
+    end = datetime(2026, 3, 4, 15, 19, tzinfo=UTC)
+    fields: dict[str, Any] = {"users": 60, "items": 90, "days": 6, "seed": 7}
+    spec = WorldSpec.ending(end, **fields)
+    assert spec.end == end and spec.start == end - timedelta(days=6)
+    first = load(generate_world(spec, tmp_path / "a"))
+    later = load(
+        generate_world(WorldSpec.ending(end + timedelta(days=3, hours=5), **fields), tmp_path / "b")
+    )
+    assert first.truth["period"]["end"] == end.isoformat()
+    assert first.timestamp_us.max() < micros(end) and first.timestamp_us.min() >= micros(spec.start)
+    for key in ("categories", "category_tags", "users", "creator_home_categories"):
+        assert first.truth[key] == later.truth[key], key
+    shifted = [
+        (t["item_id"], datetime.fromisoformat(t["start"]) + timedelta(days=3, hours=5))
+        for t in first.truth["trending"]
+    ]
+    assert shifted == [
+        (t["item_id"], datetime.fromisoformat(t["start"])) for t in later.truth["trending"]
+    ]
+    assert first.items["title"].to_pylist() == later.items["title"].to_pylist()
+    ids = set(first.events["event_id"].to_pylist())
+    assert not ids & set(later.events["event_id"].to_pylist())
+    again = generate_world(WorldSpec.ending(end, **fields), tmp_path / "c")
+    assert (tmp_path / "c/events.parquet").read_bytes() == (
+        tmp_path / "a/events.parquet"
+    ).read_bytes()
+    assert again.events == first.summary.events
+
+
+def test_trends_at_the_end_and_in_a_popularity_band(tmp_path: Path) -> None:
+    spec = WorldSpec(
+        users=300, items=400, days=8, seed=2, trending_items=4, trending_at_end=2,
+        trending_band=(0.9, 0.99),
+    )  # fmt: skip
+    loaded = load(generate_world(spec, tmp_path))
+    trends = loaded.truth["trending"]
+    ending = [t for t in trends if t["end"] == loaded.truth["period"]["end"]]
+    assert len(ending) >= 2
+    assert all(t["start"] == (spec.end - timedelta(days=1)).isoformat() for t in ending[-2:])
+    world = build_world(
+        spec,
+        np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(1)[0]),
+        micros(spec.start),
+    )
+    existing = world.item_popularity[world.item_created_us < micros(spec.start)]
+    low, high = np.quantile(existing, spec.trending_band)
+    for trend in world.trends:
+        assert low <= world.item_popularity[trend.item] <= high
+    assert [t["item_id"] for t in trends] == [f"i{t.item:06d}" for t in world.trends]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"trending_items": 1, "trending_at_end": 2}, "trending_at_end must not exceed"),
+        ({"trending_band": (0.9, 0.5)}, "trending_band"),
+        ({"trending_band": (0.1, 1.5)}, "trending_band"),
+    ],
+)
+def test_bad_trend_options_are_refused(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WorldSpec(**fields)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        WorldSpec.ending(datetime(2026, 1, 1))
+
+
 def test_progress_reports_every_day(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     generate_world(
@@ -133,7 +204,8 @@ def test_a_failed_run_leaves_no_files(tmp_path: Path) -> None:
 
 def test_ids_and_fixed_columns(world: Loaded) -> None:
     ids = world.events["event_id"].to_pylist()
-    assert ids == [f"syn{SPEC.seed}-{n:010d}" for n in range(len(ids))]
+    assert SPEC.world_id.startswith(f"syn{SPEC.seed}.") and world.truth["world_id"] == SPEC.world_id
+    assert ids == [f"{SPEC.world_id}-{n:010d}" for n in range(len(ids))]
     assert set(world.events["schema_version"].to_pylist()) == {2}
     assert world.events["received_at"].null_count == world.events.num_rows
     assert world.events["session_id"].null_count == 0

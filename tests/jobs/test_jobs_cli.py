@@ -140,13 +140,14 @@ def test_trending_end_to_end(ingested: Path) -> None:
         assert "i000058" in [entry["item_id"] for entry in published["items"]]
         assert stores.artifacts.exists("trending/20250113T000000Z.parquet")
 
-    # Half a day after the last event the freshness guard refuses to publish.
+    # Half a day after the last event the freshness guard refuses to publish (exit 5).
     stale = runner.invoke(app, ["jobs", "run", "trending", "--end", "2025-01-13T12:00:00Z"])
-    assert stale.exit_code == 1 and "events are not arriving" in stale.output
+    assert stale.exit_code == 5 and "events are not arriving" in stale.output
+    assert "refused" in stale.output and "keeps serving" in stale.output
 
     # Before the world began: an empty window, nothing published, the list stays.
     empty = runner.invoke(app, ["jobs", "run", "trending", "--end", "2024-06-01T00:00:00Z"])
-    assert empty.exit_code == 1 and "no engagement between" in empty.output
+    assert empty.exit_code == 5 and "no engagement between" in empty.output
 
     popularity = runner.invoke(
         app, ["jobs", "run", "popularity", "--start", "2025-01-12T23:55Z", "--end", AS_OF]
@@ -160,13 +161,13 @@ def test_trending_end_to_end(ingested: Path) -> None:
     history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
     assert [(r["job_name"], r["status"], r["error_kind"]) for r in history] == [
         ("popularity", "succeeded", None),
-        ("trending", "failed", "empty_window"),
-        ("trending", "failed", "stale_data"),
+        ("trending", "refused", "empty_window"),
+        ("trending", "refused", "stale_data"),
         ("trending", "succeeded", None),
     ]
     only = json.loads(
         runner.invoke(
-            app, ["jobs", "history", "--job", "trending", "--status", "failed", "--json"]
+            app, ["jobs", "history", "--job", "trending", "--status", "refused", "--json"]
         ).output
     )
     assert [r["error_kind"] for r in only] == ["empty_window", "stale_data"]
@@ -176,11 +177,15 @@ def test_trending_end_to_end(ingested: Path) -> None:
 
 
 def test_scheduler_once_runs_due_jobs(home: Path) -> None:
-    # An empty store: the jobs run, fail with "no events", are recorded, and the command ends.
+    # An empty store: the job runs, is refused with "no events", is recorded, and the command
+    # ends; a second pass waits for new events rather than repeat the refusal.
     result = runner.invoke(app, ["scheduler", "--once", "--job", "popularity"])
     assert result.exit_code == 0, result.output
-    assert "popularity: failed" in result.output
+    assert "popularity: refused" in result.output and "no events between" in result.output
     history = json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)
     assert [(r["job_name"], r["error_kind"]) for r in history] == [("popularity", "empty_window")]
+    again = runner.invoke(app, ["scheduler", "--once", "--job", "popularity"])
+    assert again.exit_code == 0 and "popularity" not in again.output
+    assert len(json.loads(runner.invoke(app, ["jobs", "history", "--json"]).output)) == 1
     bad = runner.invoke(app, ["scheduler", "--once", "--job", "nope"])
     assert bad.exit_code == 2 and "unknown job" in bad.output

@@ -1,5 +1,6 @@
 """The popularity and affinity jobs on real stores: exact scores, versioned outputs,
-published lists, and the bad-input rules (empty window, failures, backfills)."""
+published lists, and the bad-input rules (empty and too-thin windows are refused and keep
+the previous list, failures, backfills, fills from longer windows)."""
 
 from __future__ import annotations
 
@@ -60,10 +61,18 @@ def world(stores: Stores) -> Stores:
     return stores
 
 
+def lenient(settings: Settings) -> Settings:
+    """The tiny world below has 8 events: exact scores are checked with minimums of 1."""
+    jobs = settings.jobs.model_copy(
+        update={"popularity_min_events": 1, "popularity_min_items": 1, "affinity_min_events": 1}
+    )
+    return settings.model_copy(update={"jobs": jobs})
+
+
 @pytest.fixture
 def runner(settings: Settings, history: RunHistory, world: Stores) -> JobRunner:
     registry: JobRegistry = build_registry(RetryPolicy(max_attempts=2, base_seconds=0.001))
-    return JobRunner(settings, registry, history, stores=world, clock=lambda: NOW)
+    return JobRunner(lenient(settings), registry, history, stores=world, clock=lambda: NOW)
 
 
 def test_popularity_scores_and_outputs(runner: JobRunner, world: Stores) -> None:
@@ -105,18 +114,74 @@ def test_an_older_interval_never_replaces_a_newer_result(runner: JobRunner, worl
     assert current is not None and current["as_of"] == END.isoformat()
 
 
-def test_empty_window_fails_clearly_and_keeps_the_previous_list(
+def test_an_empty_window_is_refused_and_keeps_the_previous_list(
     runner: JobRunner, world: Stores, history: RunHistory
 ) -> None:
     runner.run("popularity", START, END)
     before = world.online.get("popularity:*")
     later = END + timedelta(days=200)
     empty = JobRunner(runner.settings, runner.registry, history, stores=world, clock=lambda: later)
-    with pytest.raises(JobFailed, match="no events between"):
-        empty.run("popularity", later - timedelta(minutes=5), later)
+    refused = empty.run("popularity", later - timedelta(minutes=5), later)
+    assert refused.status == "refused" and refused.attempts == 1
+    assert "no events between" in (refused.error or "")
+    assert f"the list published as of {END.isoformat()} keeps serving" in (refused.error or "")
+    # The store's data ends before the window does: the message names the --as-of to use.
+    assert "--as-of 2025-03-01T12:00:00+00:00" in (refused.error or "")
     assert world.online.get("popularity:*") == before
-    (failed, _) = history.list_runs(job_name="popularity")
-    assert (failed.status, failed.error_kind, failed.attempt) == ("failed", "empty_window", 1)
+    (row, _) = history.list_runs(job_name="popularity")
+    assert (row.status, row.error_kind, row.attempt) == ("refused", "empty_window", 1)
+    assert row.output is not None and row.output["serving_as_of"] == END.isoformat()
+    assert row.output["data_version"] == world.events.last_seq()
+
+
+def test_a_thin_window_is_refused_at_the_default_minimums(
+    runner: JobRunner, world: Stores, history: RunHistory, settings: Settings
+) -> None:
+    """One event must not turn the popular list into one item (issue 15): below
+    ``popularity_min_events`` the previous list stays, and the history says why."""
+    runner.run("popularity", START, END)
+    before = world.online.get("popularity:*")
+    strict = JobRunner(settings, runner.registry, history, stores=world, clock=lambda: NOW)
+    refused = strict.run("popularity", START, END)
+    assert refused.status == "refused"
+    assert refused.error is not None and "publishing needs at least 50 events" in refused.error
+    assert world.online.get("popularity:*") == before
+    row = history.list_runs(job_name="popularity", limit=1)[0]
+    assert row.error_kind == "insufficient_data"
+    assert row.output is not None
+    assert {k: row.output[k] for k in ("events", "min_events", "min_items")} == {
+        "events": 6,
+        "min_events": 50,
+        "min_items": 2,  # the active catalog holds 2 items, fewer than the configured 10
+    }
+    affinity = strict.run("affinity", END - timedelta(days=1), END)
+    assert affinity.status == "refused" and "needs at least 50" in (affinity.error or "")
+    assert world.online.get("affinity:u1") is None
+
+
+def test_a_short_list_is_filled_from_a_longer_window_then_all_time(
+    runner: JobRunner, world: Stores
+) -> None:
+    world.events.append(
+        [
+            _event(20, "u4", "i5", "play", 200.0),  # in the 360-day window only
+            _event(21, "u4", "i6", "purchase", 800.0),  # all time only
+            _event(22, "u5", "i6", "play", 900.0),
+            _event(23, "u5", "i7", "play", 1000.0),
+        ]
+    )
+    outcome = runner.run("popularity", START, END)
+    assert outcome.output["filled"] == {"360 days": 1, "all time": 2}
+    table = read_version(world.artifacts, outcome.output["version"])
+    # The window's ranking first, then each fill in its own order (plain weighted counts).
+    assert table["item_id"].to_pylist() == ["i1", "i3", "i2", "i4", "i5", "i6", "i7"]
+    assert table["fill"].to_pylist() == [None] * 4 + ["360 days", "all time", "all time"]
+    assert table["rank"].to_pylist() == list(range(1, 8))
+    published = read_published(world.online, "popularity")
+    assert published is not None
+    entries = {e["item_id"]: e for e in published["items"]}
+    assert entries["i5"]["fill"] == "360 days" and "fill" not in entries["i1"]
+    assert [e["rank"] for e in published["items"]] == list(range(1, len(entries) + 1))
 
 
 def test_a_failure_before_publishing_keeps_the_previous_outputs(

@@ -12,10 +12,18 @@ import job_fixtures
 import pytest
 
 from tastebud.config import Settings
-from tastebud.jobs import JobContext, JobRegistry, JobRunner, RetryPolicy, RunHistory
+from tastebud.jobs import (
+    InsufficientData,
+    JobContext,
+    JobRegistry,
+    JobRunner,
+    RetryPolicy,
+    RunHistory,
+)
 from tastebud.jobs.alerts import AlertHook
 from tastebud.jobs.scheduler import Scheduler
 from tastebud.observability import metrics
+from tastebud.schemas import Event
 from tastebud.stores import Stores
 
 # The shared fixtures (a conftest.py here would clash with the other test folders').
@@ -152,3 +160,44 @@ def test_run_forever_stops(
     thread.join(5)
     assert not thread.is_alive()
     assert history.list_runs(job_name="hourly")
+
+
+def test_a_refused_job_waits_for_new_events(
+    settings: Settings, history: RunHistory, stores: Stores, clock: Clock
+) -> None:
+    """A job refused for too little data is not run again, tick after tick, until the event
+    store moves: a historical or stalled store would otherwise repeat the same refusal."""
+    ran: list[datetime] = []
+
+    def thin(context: JobContext) -> dict[str, Any]:
+        ran.append(context.end)
+        if context.stores.events.count() < 2:
+            raise InsufficientData("2 events needed", details={"events": 0})
+        return {"events": context.stores.events.count()}
+
+    registry = JobRegistry()
+    registry.register("thin", thin, schedule="1h", retry=RetryPolicy(max_attempts=3))
+    runner = JobRunner(
+        settings, registry, history, stores=stores, alerts=AlertHook(None), clock=clock
+    )
+    loop = Scheduler(runner, registry, history, clock=clock, data_version=stores.events.last_seq)
+    (first,) = loop.tick()
+    assert (first.status, first.attempts) == ("refused", 1)  # not retried like a failure
+    for hours in (1, 2, 3):  # the event store does not move: nothing runs
+        clock.now = T0 + timedelta(hours=hours, minutes=1)
+        assert loop.tick() == []
+    assert len(ran) == 1
+    stores.events.append(
+        [
+            Event(event_id=f"e{n}", user_id="u", item_id="i", event_type="play", timestamp=T0)
+            for n in range(2)
+        ]
+    )
+    (second,) = loop.tick()
+    assert second.status == "succeeded" and second.end == T0 + timedelta(hours=3)
+    assert [r.status for r in history.list_runs(job_name="thin")] == ["succeeded", "refused"]
+    refusals = metrics.registry.get_sample_value(
+        "tastebud_batch_job_refusals_total",
+        {"job_name": "thin", "reason": "insufficient_data"},
+    )
+    assert refusals == 1

@@ -199,10 +199,38 @@ def test_trending_and_popular_lists_are_used_and_explained(
     )
     ranked = service.recommend("someone-new", RankRequest(k=5), ranking=None).ranked
     by_id = {item.item_id: item for item in ranked.items}
-    assert {"i7", "i8", "i10"} <= set(by_id)
+    assert {"i7", "i10"} <= set(by_id)
     assert by_id["i7"].explanation == "trending now" and "trending" in by_id["i7"].sources
     assert by_id["i10"].explanation == "popular right now"
     assert [entry["item_id"] for entry in service.popular(None, 2)[0]] == ["i10", "i11"]
+    every = int(service.snapshot.catalog.active.sum())
+    wider = service.recommend("someone-new", RankRequest(k=every), ranking=None).ranked
+    assert "trending" in {item.item_id: item for item in wider.items}["i8"].sources
+
+
+def test_a_thin_published_list_is_filled_to_k(service: RecommendationService, world: World) -> None:
+    """A popularity run over a thin window published one item (issue 15): the popular list
+    and an unknown user's list still hold k items, from the model's popularity and then the
+    catalog, whenever the catalog has k active items."""
+    as_of = datetime.now(UTC)
+    thin = [{"item_id": "i10", "score": 1.0, "rank": 1}]
+    publish_lists(None, world.stores.online, "popularity", {"*": thin}, as_of=as_of, version="p")
+    active = service.snapshot.catalog.active
+    for k in (5, 50):
+        popular, _ = service.popular(None, k)
+        assert len(popular) == k and popular[0]["item_id"] == "i10"
+        assert len({entry["item_id"] for entry in popular}) == k
+        positions = service.snapshot.positions([entry["item_id"] for entry in popular])
+        assert active[positions].all()
+        ranked = service.recommend(f"stranger-{k}", RankRequest(k=k), ranking=None).ranked
+        assert len(ranked.items) == k and ranked.segment == "unknown"
+    everything = int(active.sum())
+    assert len(service.popular(None, everything + 10)[0]) == everything
+    # A category holds only its own items, filled the same way.
+    category = sorted(service.snapshot.catalog.members)[0]
+    members = set(service.snapshot.item_ids[service.snapshot.catalog.members[category]])
+    listed, _ = service.popular(category, 200)
+    assert listed and {entry["item_id"] for entry in listed} <= members
 
 
 def test_an_anonymous_session_is_ranked_from_its_items(service: RecommendationService) -> None:

@@ -170,7 +170,7 @@ def test_recommend_errors_are_clear(interactions: Path, tmp_path: Path) -> None:
 
 
 def test_train_reads_the_event_store_when_given_no_file(home: Path) -> None:
-    args = ["quickstart", "--users", "80", "--items", "60", "--days", "5"]
+    args = ["quickstart", "--users", "80", "--items", "60", "--days", "5", "--no-serve"]
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, ["train", "--promote", "production"])
     assert result.exit_code == 0, result.output

@@ -1,38 +1,31 @@
 """Trending quality on synthetic worlds with known injected trends and a daily cycle.
 
-Protocol (also in docs/benchmarks.md): the detector runs at default settings every 12 hours
-from the first moment a full baseline exists to the end of the world. A flag is a true
-positive when the item's injected trend overlaps the recent window, otherwise a false
-positive. Recall counts injected trends whose onset came after a full clean baseline
-(a trend already running when the world starts has no "before" to compare with) and that
-were flagged at least once while active.
+Protocol: ``tastebud.trending.evaluation`` (the detector every 12 hours from the first full
+window to the end of the world; flags against the injected trends in truth.json).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from tastebud.config import TrendingSettings, default_event_types
 from tastebud.data.synthetic import WorldSpec, generate_world
 from tastebud.trending.detector import StaleDataError, check_freshness, detect, engagement
+from tastebud.trending.evaluation import LoadedWorld, load_world, trend_recovery
 
 STEP_HOURS = 12
 WEIGHTS = {name: spec.weight for name, spec in default_event_types().items()}
 
 
 def _load(path: Path) -> tuple[dict[str, Any], pa.Table, pa.Table]:
-    truth = json.loads((path / "truth.json").read_text())
-    events = engagement(pq.read_table(path / "events.parquet"), WEIGHTS)
-    items = pq.read_table(path / "items.parquet", columns=["item_id", "categories", "created_at"])
-    return truth, events, items
+    world = load_world(path, WEIGHTS)
+    return world.truth, world.events, world.items
 
 
 @pytest.fixture(scope="module")
@@ -52,39 +45,8 @@ def quiet_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, pa.Table
 
 def evaluate(world: tuple[Any, pa.Table, pa.Table], params: TrendingSettings) -> dict[str, float]:
     truth, events, items = world
-    start = datetime.fromisoformat(truth["period"]["start"])
-    end = datetime.fromisoformat(truth["period"]["end"])
-    trends = [
-        (t["item_id"], datetime.fromisoformat(t["start"]), datetime.fromisoformat(t["end"]))
-        for t in truth["trending"]
-    ]
-    clean_after = start + timedelta(days=params.baseline_days)
-    true_flags = false_flags = negatives = 0
-    eligible: set[str] = set()
-    detected: set[str] = set()
-    moment = start + timedelta(days=params.baseline_days, hours=params.recent_hours)
-    while moment <= end:
-        flagged = set(
-            detect(events, moment, params, item_created=items).items["item_id"].to_pylist()
-        )
-        recent = moment - timedelta(hours=params.recent_hours)
-        active = {item for item, begin, stop in trends if begin < moment and stop > recent}
-        eligible |= {
-            i
-            for i, begin, stop in trends
-            if begin < moment and stop > recent and begin >= clean_after
-        }
-        true_flags += len(flagged & active)
-        false_flags += len(flagged - active)
-        negatives += items.num_rows - len(active)
-        detected |= flagged & eligible
-        moment += timedelta(hours=STEP_HOURS)
-    return {
-        "precision": true_flags / max(1, true_flags + false_flags),
-        "recall": len(detected) / max(1, len(eligible)),
-        "false_positive_rate": false_flags / max(1, negatives),
-        "eligible": len(eligible),
-    }
+    result = trend_recovery(LoadedWorld(truth, events, items), params, STEP_HOURS)
+    return result.as_dict()
 
 
 def test_precision_and_recall_at_default_settings(trending_world: Any) -> None:

@@ -7,14 +7,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.features.compute import TransformContext
-from tastebud.jobs.base import EmptyWindow
+from tastebud.jobs.base import InsufficientData
 from tastebud.jobs.definitions import affinity, popularity
 
 
 def item_popularity(context: TransformContext) -> pa.Table | None:
     try:
         table = popularity.compute(context.job)
-    except EmptyWindow:
+    except InsufficientData:  # an empty or too thin window: no values
         return None
     return pa.table(
         {
@@ -29,7 +29,7 @@ def item_popularity(context: TransformContext) -> pa.Table | None:
 def user_category_affinity(context: TransformContext) -> pa.Table | None:
     try:
         table = affinity.compute(context.job)  # sorted by user, score desc, category
-    except EmptyWindow:
+    except InsufficientData:  # an empty or too thin window: no values
         return None
     if table.num_rows == 0:
         return None

@@ -4,6 +4,9 @@ affinity(user, category) = sum over the user's events on items of that category 
 weight(event type) * 2^(-age / half-life); negative totals are dropped, and each user's
 positive totals are also given as shares (they sum to 1) so users of different activity
 compare. An item in several categories counts fully in each.
+
+Minimum support: a window with fewer than ``affinity_min_events`` events is refused (the
+published per-user affinities keep serving until their TTL).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from tastebud.jobs.definitions.common import (
     decay_column,
     event_weights,
     micros,
+    refusal,
     weight_column,
     window_batches,
 )
@@ -39,7 +43,9 @@ def compute(context: JobContext) -> pa.Table:
     weights = event_weights(context.settings)
     end_us = micros(end)
     partials = []
+    events = 0
     for batch in window_batches(context, start, end):
+        events += batch.num_rows
         score = weight_column(batch, weights) * decay_column(
             batch, end_us, settings.affinity_half_life_days
         )
@@ -53,6 +59,13 @@ def compute(context: JobContext) -> pa.Table:
         partials.append(part.group_by(["user_id", "item_id"]).aggregate([("score", "sum")]))
     if not partials:
         raise EmptyWindow(f"no events between {start.isoformat()} and {end.isoformat()}")
+    if events < settings.affinity_min_events:
+        raise refusal(
+            context,
+            f"affinity: {events:,} events between {start.isoformat()} and {end.isoformat()}; "
+            f"publishing needs at least {settings.affinity_min_events:,}",
+            details={"events": events, "min_events": settings.affinity_min_events},
+        )
     pairs = (
         pa.concat_tables(partials)
         .group_by(["user_id", "item_id"])
@@ -89,7 +102,10 @@ def compute(context: JobContext) -> pa.Table:
 
 
 def run(context: JobContext) -> dict[str, Any]:
-    table = compute(context)
+    try:
+        table = compute(context)
+    except EmptyWindow as error:
+        raise refusal(context, f"affinity: {error}", reason="empty_window") from None
     top = context.settings.jobs.affinity_top_categories
     context.check()
     key = write_version(context.stores.artifacts, PREFIX, context.end, table)

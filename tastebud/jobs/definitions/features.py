@@ -8,15 +8,26 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tastebud.features.materialize import backfill, materialize
+from tastebud.features.materialize import SUPPORT_DAYS, backfill, materialize, recent_support
 from tastebud.features.parity import run_parity
 from tastebud.features.store import open_feature_store
 from tastebud.jobs.base import JobContext
+from tastebud.jobs.definitions.common import refusal
 
 PARITY_PREFIX = "features/parity"
 
 
 def materialize_run(context: JobContext) -> dict[str, Any]:
+    needed = context.settings.features.min_recent_events
+    events = recent_support(context.stores, context.end)
+    if events < needed:
+        raise refusal(
+            context,
+            f"materialize: {events:,} events in the {SUPPORT_DAYS} days before "
+            f"{context.end.isoformat()}; materializing needs at least {needed:,} (the online "
+            "features keep their values until their TTL)",
+            details={"events": events, "min_events": needed},
+        )
     with open_feature_store(context.settings, context.stores.online) as features:
         views = materialize(
             features,

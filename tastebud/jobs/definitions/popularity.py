@@ -3,6 +3,12 @@ last 90 days; the cold-start and fallback list of serving.
 
 score(item) = sum over its events of weight(event type) * 2^(-age / half-life), age measured
 from the interval's end, so the same interval always gives the same scores.
+
+Minimum support: a window with fewer than ``popularity_min_events`` events, or fewer than
+``popularity_min_items`` items with a positive score (or fewer than the active catalog holds,
+when that is smaller), is refused: one event must not turn the list into one item. When the
+window has support but fewer than ``popularity_top_n`` items, the list is filled from a
+window four times as long, then from all time (entries say ``fill``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from tastebud.jobs.definitions.common import (
     decay_column,
     event_weights,
     micros,
+    refusal,
     weight_column,
     window_batches,
 )
@@ -34,26 +41,34 @@ from tastebud.stores import CatalogStore
 PREFIX = "jobs/popularity"
 POOL_FACTOR = 20
 NAMESPACE = "popularity"
+LONGER_WINDOW = 4  # the first fill: this many windows back
 
 
 def compute(context: JobContext) -> pa.Table:
     """item_id, score, events, rank over the window ending at the interval's end."""
+    return score_window(context, context.settings.jobs.popularity_window_days)
+
+
+def score_window(context: JobContext, window_days: float | None, *, decay: bool = True) -> pa.Table:
+    """item_id, score, events, rank over the ``window_days`` (None: all time) before the
+    interval's end; EmptyWindow when it holds no event. Without ``decay`` the score is the
+    plain weighted engagement (the fills: a 7-day half-life would round a year-old window
+    to zero)."""
     settings = context.settings.jobs
     end = context.end
-    start = end - timedelta(days=settings.popularity_window_days)
+    start = None if window_days is None else end - timedelta(days=window_days)
     weights = event_weights(context.settings)
     end_us = micros(end)
     partials = []
     for batch in window_batches(context, start, end):
-        score = weight_column(batch, weights) * decay_column(
-            batch, end_us, settings.popularity_half_life_days
-        )
+        score = weight_column(batch, weights)
+        if decay:
+            score = score * decay_column(batch, end_us, settings.popularity_half_life_days)
         part = pa.table({"item_id": batch.column("item_id"), "score": score})
         partials.append(part.group_by("item_id").aggregate([("score", "sum"), ("score", "count")]))
     if not partials:
-        raise EmptyWindow(
-            f"no events between {start.isoformat()} and {end.isoformat()}: popularity unchanged"
-        )
+        since = "the first event" if start is None else start.isoformat()
+        raise EmptyWindow(f"no events between {since} and {end.isoformat()}")
     combined = (
         pa.concat_tables(partials)
         .group_by("item_id")
@@ -81,13 +96,16 @@ def top_lists(
     pool = ranked.slice(0, POOL_FACTOR * top_n)
     ids = pool.column("item_id").to_pylist()
     scores = pool.column("score").to_pylist()
+    fills = pool.column("fill").to_pylist() if "fill" in pool.column_names else [None] * len(ids)
     known = lookup_items(catalog, ids)
     lists: dict[str, list[dict[str, Any]]] = {ALL: []}
-    for item_id, score in zip(ids, scores, strict=True):
+    for item_id, score, filled in zip(ids, scores, fills, strict=True):
         item = known.get(item_id)
         if item is not None and not item.active:
             continue
-        entry = {"item_id": item_id, "score": score}
+        entry: dict[str, Any] = {"item_id": item_id, "score": score}
+        if filled:
+            entry["fill"] = filled
         if len(lists[ALL]) < top_n:
             lists[ALL].append(entry)
         for category in item.categories if item is not None else ():
@@ -100,9 +118,77 @@ def top_lists(
     }
 
 
+def check_support(context: JobContext, table: pa.Table) -> None:
+    """Refuse (InsufficientData) a window too thin to publish; see the module docstring."""
+    settings = context.settings.jobs
+    events = int(pc.sum(table.column("events")).as_py() or 0)
+    positive = int(pc.sum(pc.greater(table.column("score"), 0)).as_py() or 0)
+    active = context.stores.catalog.count_items(active=True)
+    needed_items = (
+        min(settings.popularity_min_items, active) if active else settings.popularity_min_items
+    )
+    if events >= settings.popularity_min_events and positive >= needed_items:
+        return
+    start = context.end - timedelta(days=settings.popularity_window_days)
+    raise refusal(
+        context,
+        f"popularity: {events:,} events and {positive:,} items with a positive score between "
+        f"{start.isoformat()} and {context.end.isoformat()}; publishing needs at least "
+        f"{settings.popularity_min_events:,} events and {needed_items:,} items",
+        namespace=NAMESPACE,
+        details={
+            "events": events,
+            "items": positive,
+            "min_events": settings.popularity_min_events,
+            "min_items": needed_items,
+        },
+    )
+
+
+def fill(context: JobContext, table: pa.Table, top_n: int) -> tuple[pa.Table, dict[str, int]]:
+    """The window's ranking, then (while fewer than ``top_n`` items have a positive score)
+    the items only a longer window and then all time have, each ranked by its plain weighted
+    engagement. Adds ``fill`` (null for the window's own rows, else "N days" or "all time")."""
+    window_days = context.settings.jobs.popularity_window_days
+    parts = [table.append_column("fill", pa.nulls(table.num_rows, pa.string()))]
+    seen = pa.chunked_array(table.column("item_id")).combine_chunks()
+    count = int(pc.sum(pc.greater(table.column("score"), 0)).as_py() or 0)
+    filled: dict[str, int] = {}
+    longer = LONGER_WINDOW * window_days
+    for days, label in [(longer, f"{longer:g} days"), (None, "all time")]:
+        if count >= top_n:
+            break
+        try:
+            extra = score_window(context, days, decay=False)
+        except EmptyWindow:
+            continue
+        fresh = pc.and_(
+            pc.invert(pc.is_in(extra.column("item_id"), value_set=seen)),
+            pc.greater(extra.column("score"), 0),
+        )
+        extra = extra.filter(fresh).slice(0, top_n - count)
+        if extra.num_rows == 0:
+            continue
+        parts.append(extra.append_column("fill", pa.array([label] * extra.num_rows, pa.string())))
+        seen = pa.concat_arrays([seen, extra.column("item_id").combine_chunks()])
+        count += extra.num_rows
+        filled[label] = extra.num_rows
+    combined = pa.concat_tables(parts)
+    ranks = pa.array(np.arange(1, combined.num_rows + 1), pa.int64())
+    return combined.set_column(combined.schema.get_field_index("rank"), "rank", ranks), filled
+
+
 def run(context: JobContext) -> dict[str, Any]:
-    table = compute(context)
-    lists = top_lists(table, context.stores.catalog, context.settings.jobs.popularity_top_n)
+    try:
+        table = compute(context)
+    except EmptyWindow as error:
+        raise refusal(
+            context, f"popularity: {error}", namespace=NAMESPACE, reason="empty_window"
+        ) from None
+    check_support(context, table)
+    top_n = context.settings.jobs.popularity_top_n
+    table, filled = fill(context, table, top_n)
+    lists = top_lists(table, context.stores.catalog, top_n)
     context.check()
     key = write_version(context.stores.artifacts, PREFIX, context.end, table)
     published = publish_lists(
@@ -111,9 +197,11 @@ def run(context: JobContext) -> dict[str, Any]:
     pruned = prune_versions(
         context.stores.artifacts, PREFIX, context.settings.jobs.keep_versions, key
     )
+    window = table.filter(pc.is_null(table.column("fill")))
     return {
-        "items": table.num_rows,
-        "events": int(pc.sum(table.column("events")).as_py() or 0),
+        "items": window.num_rows,
+        "events": int(pc.sum(window.column("events")).as_py() or 0),
+        "filled": filled,
         "version": key,
         "published": published,
         "lists": len(lists),
