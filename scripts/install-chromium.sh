@@ -20,4 +20,4 @@ echo "install-chromium: installing Debian's chromium package"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null
