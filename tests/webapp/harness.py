@@ -13,6 +13,7 @@ from typing import Any
 
 from api.gateway_testing import LiveServer
 from ranking.serving_world import build_world
+
 from tastebud.config import Settings
 from tastebud.jobs.outputs import publish_lists
 from tastebud.stores import Stores
