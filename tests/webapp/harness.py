@@ -127,3 +127,49 @@ def wait_until(condition: Callable[[], bool], seconds: float, step: float = 0.05
             raise AssertionError(f"not within {seconds} s")
         time.sleep(step)
     return time.monotonic() - started
+
+
+# The event ids in the device's queue, read from IndexedDB as the page sees it.
+QUEUED_IDS = """() => new Promise((resolve, reject) => {
+  const open = indexedDB.open("tastebud");
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const request = open.result.transaction("queue").objectStore("queue").getAll();
+    request.onsuccess = () => resolve(request.result.map(e => e && e.event && e.event.event_id));
+    request.onerror = () => reject(request.error);
+  };
+})"""
+
+
+def queued_ids(page: Any) -> list[str]:
+    return list(page.evaluate(QUEUED_IDS))
+
+
+def give_feedback(page: Any, rng: Any, count: int, list_id: str = "recommendations") -> None:
+    """``count`` mixed events (play with seconds played, skip, like, dislike) on the list's
+    items, each waited for until it is in the device's queue."""
+    items = page.locator(f"#{list_id} .item")
+    total = items.count()
+    expected = pending(page)
+    for _ in range(count):
+        item = items.nth(rng.randrange(total))
+        action = rng.choice(["play", "skip", "like", "dislike"])
+        # A real click event on the button, without Playwright's actionability checks (scroll,
+        # stable box, hit test: ~0.1 s a click, 400 clicks here).
+        item.locator(f"[data-action={action}]").dispatch_event("click")
+        if action == "play":  # the play event goes when it stops, with the seconds played
+            page.wait_for_timeout(rng.randrange(20, 120))
+            item.locator("[data-action=play]").dispatch_event("click")
+        expected += 1
+        page.wait_for_function(f"TB.summarize().then(s => s.pending >= {expected})")
+
+
+def duplicates_counted() -> float:
+    """Events the gateway of this process answered ``duplicate`` (a resend) so far."""
+    from tastebud.gateway.metrics import EVENTS
+
+    for metric in EVENTS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("outcome") == "duplicate":
+                return float(sample.value)
+    return 0.0

@@ -5,7 +5,8 @@
   "use strict";
 
   const SYNC_TAG = "tastebud-feedback";
-  const TIMER_MS = 15000;
+  const TIMER_MS = 5000;
+  const ONLINE_RETRIES_MS = [0, 1000, 3000];
   const LIST_K = 12;
   const $ = (id) => document.getElementById(id);
 
@@ -534,7 +535,8 @@
     showOnline();
     window.addEventListener("online", () => {
       showOnline();
-      requestSend("online");
+      // Again shortly after: the first try may go out before the network is really back.
+      for (const delay of ONLINE_RETRIES_MS) setTimeout(() => requestSend("online"), delay);
       if (state.auth) loadFeed();
     });
     window.addEventListener("offline", showOnline);

@@ -364,7 +364,9 @@
     if (!URGENT.has(reason) && Date.now() < backoff.next_at) {
       return announce({ status: "waiting", reason, next_at: backoff.next_at });
     }
-    if (global.navigator && global.navigator.onLine === false) {
+    // Not gated on an urgent trigger: the worker may learn of the network a moment after the
+    // page does, and a fetch that fails offline costs nothing.
+    if (!URGENT.has(reason) && global.navigator && global.navigator.onLine === false) {
       return announce({ status: "offline", reason });
     }
     await tidy(limitsOf(await getMeta("config")));
