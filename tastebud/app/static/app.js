@@ -341,23 +341,26 @@
     if (summary.status === "key-refused" && state.auth && state.auth.status !== "refused") {
       TB.getMeta("auth").then((auth) => {
         state.auth = auth;
-        showAuth();
+        showAuth(summary);
       });
+    } else {
+      showAuth(summary);
     }
   }
 
-  function showAuth() {
+  function showAuth(summary) {
     const refused = !!state.auth && state.auth.status === "refused";
     $("refused").hidden = !refused;
-    if (refused) {
-      TB.summarize().then((summary) => {
-        $("refused-text").textContent =
-          `The server refused your API key (${state.auth.code || "refused"}${
-            state.auth.message ? `: ${state.auth.message}` : ""
-          }). ${summary.pending} event${summary.pending === 1 ? " is" : "s are"} kept on this ` +
-          "device and will be sent with a new key.";
-      });
+    if (!refused) return;
+    if (!summary) {
+      TB.summarize().then(showAuth);
+      return;
     }
+    $("refused-text").textContent =
+      `The server refused your API key (${state.auth.code || "refused"}${
+        state.auth.message ? `: ${state.auth.message}` : ""
+      }). ${summary.pending} event${summary.pending === 1 ? " is" : "s are"} kept on this ` +
+      "device and will be sent with a new key.";
   }
 
   function showOnline() {
