@@ -30,9 +30,7 @@ def icon(size: int, *, maskable: bool) -> Image.Image:
         draw.ellipse((x - r * 1.15, y - r, x + r * 1.15, y + r), fill=WHITE)
         stem_x = x + r * 1.15 - scale * 0.05
         draw.rectangle((stem_x, top + 0.2 * scale, stem_x + scale * 0.05, y), fill=WHITE)
-    draw.polygon(
-        [at(0.41, 0.14), at(0.88, 0.02), at(0.88, 0.2), at(0.41, 0.32)], fill=WHITE
-    )
+    draw.polygon([at(0.41, 0.14), at(0.88, 0.02), at(0.88, 0.2), at(0.41, 0.32)], fill=WHITE)
     return image
 
 
