@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any
 
-from webapp.harness import AppWorld, give_feedback, pending, queued_ids, sign_in, wait_until
+from webapp.harness import (
+    AppWorld,
+    give_feedback,
+    open_world,
+    pending,
+    queued_ids,
+    sign_in,
+    wait_until,
+)
 
 CORRUPT = """() => new Promise((resolve, reject) => {
   const open = indexedDB.open("tastebud");
@@ -85,3 +94,23 @@ def test_a_revoked_key_keeps_the_queue_until_a_new_key(world: AppWorld, browser:
     wait_until(lambda: len(world.stored_counts()) == 4, 10)
     page.wait_for_selector("#refused", state="hidden")
     wait_until(lambda: pending(page) == 0, 5)
+
+
+def test_queue_limits_drop_the_oldest_first_and_count_them(home: Path, browser: Any) -> None:
+    with open_world(home, app={"queue_max_events": 5, "queue_max_age_hours": 0.001}) as world:
+        page = sign_in(browser, world)
+        browser.set_offline(True)
+        give_feedback(page, random.Random(4), 5)
+        first = queued_ids(page)
+        give_feedback(page, random.Random(5), 3)
+        kept = queued_ids(page)
+        assert len(kept) == 5 and kept[:2] == first[3:]  # the 3 oldest went
+        stats = page.evaluate("TB.summarize().then(s => s.stats)")
+        assert stats["dropped_full"] == 3
+        time.sleep(4)  # past the age limit (3.6 s)
+        browser.set_offline(False)
+        page.wait_for_function("TB.summarize().then(s => s.stats.dropped_old === 5)")
+        assert pending(page) == 0 and world.stored_counts() == {}
+        page.wait_for_function(
+            "document.querySelector('#queue-text').textContent.includes('8 dropped')"
+        )
