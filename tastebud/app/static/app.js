@@ -40,7 +40,8 @@
    * worker (or, with no worker in control yet, this page sends it itself). */
   async function requestSend(reason) {
     const registration = state.registration;
-    if (registration && "sync" in registration) {
+    // Not from the timer: a `sync` event tries at once, past the queue's backoff.
+    if (registration && "sync" in registration && reason !== "timer" && reason !== "visible") {
       registration.sync.register(SYNC_TAG).catch(() => {});
     }
     const controller = navigator.serviceWorker && navigator.serviceWorker.controller;
