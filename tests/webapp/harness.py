@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -115,6 +116,22 @@ def sign_in(context: Any, world: AppWorld, user: str = USER, key: str | None = N
     return page
 
 
+def eventually(page: Any, expression: str, seconds: float = 20.0, every_ms: int = 25) -> Any:
+    """Poll an async JS ``expression`` in the page until it gives a truthy value; return it.
+    (``page.wait_for_function`` does not wait for a promise: a promise is truthy at once.)"""
+    return page.evaluate(
+        f"""async () => {{
+          const deadline = Date.now() + {int(seconds * 1000)};
+          for (;;) {{
+            const value = await ({expression});
+            if (value) return value;
+            if (Date.now() > deadline) throw new Error({json.dumps("timed out: " + expression)});
+            await new Promise((resolve) => setTimeout(resolve, {every_ms}));
+          }}
+        }}"""
+    )
+
+
 def pending(page: Any) -> int:
     return int(page.evaluate("TB.summarize().then(s => s.pending)"))
 
@@ -150,7 +167,7 @@ def give_feedback(page: Any, rng: Any, count: int, list_id: str = "recommendatio
     items, each waited for until it is in the device's queue."""
     items = page.locator(f"#{list_id} .item")
     total = items.count()
-    expected = pending(page)
+    expected = int(page.evaluate("TB.summarize().then(s => s.stats.queued || 0)"))
     for _ in range(count):
         item = items.nth(rng.randrange(total))
         action = rng.choice(["play", "skip", "like", "dislike"])
@@ -161,7 +178,7 @@ def give_feedback(page: Any, rng: Any, count: int, list_id: str = "recommendatio
             page.wait_for_timeout(rng.randrange(20, 120))
             item.locator("[data-action=play]").dispatch_event("click")
         expected += 1
-        page.wait_for_function(f"TB.summarize().then(s => s.pending >= {expected})")
+        eventually(page, f"TB.summarize().then(s => s.stats.queued >= {expected})")
 
 
 def duplicates_counted() -> float:

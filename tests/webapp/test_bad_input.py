@@ -10,6 +10,7 @@ from typing import Any
 
 from webapp.harness import (
     AppWorld,
+    eventually,
     give_feedback,
     open_world,
     pending,
@@ -109,7 +110,7 @@ def test_queue_limits_drop_the_oldest_first_and_count_them(home: Path, browser: 
         assert stats["dropped_full"] == 3
         time.sleep(4)  # past the age limit (3.6 s)
         browser.set_offline(False)
-        page.wait_for_function("TB.summarize().then(s => s.stats.dropped_old === 5)")
+        eventually(page, "TB.summarize().then(s => s.stats.dropped_old === 5)")
         assert pending(page) == 0 and world.stored_counts() == {}
         page.wait_for_function(
             "document.querySelector('#queue-text').textContent.includes('8 dropped')"

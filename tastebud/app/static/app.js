@@ -32,6 +32,7 @@
       const message = event.data || {};
       if (message.type === "queue-status") showQueue(message.summary);
       if (message.type === "push-error") refreshQueue();
+      if (message.type === "push-shown") document.body.dataset.lastPush = message.push_id;
     });
     return state.registration;
   }

@@ -178,11 +178,13 @@
       s.queue.add({ v: 1, event, queued_at: Date.now() });
       const limits = limitsOf(await done(s.meta.get("config")));
       const extra = (await done(s.queue.count())) - limits.max_events;
+      let dropped = 0;
       if (extra > 0) {
         const keys = await done(s.queue.getAllKeys(null, extra));
         for (const key of keys) s.queue.delete(key);
-        await updateStats(s.meta, { dropped_full: keys.length });
+        dropped = keys.length;
       }
+      await updateStats(s.meta, { queued: 1, dropped_full: dropped });
     });
     return event;
   }

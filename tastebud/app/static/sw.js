@@ -166,16 +166,16 @@ async function showPush(data) {
   problem = problem || problemOf(message);
   if (problem) {
     await TB.recordPushError(problem, raw);
-    await broadcast({ type: "push-error", problem });
     // Every push must show something (userVisibleOnly): say plainly what happened.
-    return self.registration.showNotification("tastebud", {
+    await self.registration.showNotification("tastebud", {
       body: "A notification arrived that the app could not read. Open the app for details.",
       tag: "tastebud-push-error",
       icon: "icons/icon-192.png",
       data: { error: true },
     });
+    return broadcast({ type: "push-error", problem });
   }
-  return self.registration.showNotification(message.title.slice(0, 200), {
+  await self.registration.showNotification(message.title.slice(0, 200), {
     body: message.body.slice(0, 500),
     tag: message.push_id,
     icon: "icons/icon-192.png",
@@ -187,6 +187,7 @@ async function showPush(data) {
       kind: message.kind || null,
     },
   });
+  return broadcast({ type: "push-shown", push_id: message.push_id });
 }
 
 self.addEventListener("push", (event) => {
