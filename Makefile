@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tastebud needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tastebud quickstart
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The app's browser tests (tests/webapp) drive Debian's chromium; installed when missing.
+chromium:
+	@bash scripts/install-chromium.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -247,6 +248,60 @@ class ContentSettings(BaseModel):
     audio_max_seconds: float = Field(default=600.0, gt=0, description="Analysed per file.")
 
 
+class AppSettings(BaseModel):
+    """The listener's app at ``/app`` (see docs/app.md): its offline feedback queue limits,
+    sent to each device with the app's config."""
+
+    enabled: bool = Field(default=True, description="Serve the app at /app.")
+    queue_max_events: int = Field(
+        default=500, ge=1, le=100_000, description="Events a device keeps unsent; oldest drop."
+    )
+    queue_max_age_hours: float = Field(
+        default=7 * 24.0, gt=0, description="Unsent events older than this are dropped."
+    )
+
+
+class PushSettings(BaseModel):
+    """Web push (the ``push`` job, docs/app.md): who the VAPID claims name, how often a
+    listener may be notified and when not."""
+
+    vapid_subject: str = Field(
+        default="mailto:tastebud@localhost",
+        pattern=r"^(mailto:|https://)",
+        description="The VAPID `sub` claim push services may contact (mailto: or https:).",
+    )
+    max_per_day: int = Field(default=2, ge=0, description="Messages per user per 24 hours.")
+    min_gap_hours: float = Field(default=4.0, ge=0, description="Between two messages to a user.")
+    quiet_start_hour: int = Field(default=22, ge=0, le=23, description="Local time, 24 h.")
+    quiet_end_hour: int = Field(
+        default=8, ge=0, le=23, description="Quiet hours end (equal to start: none)."
+    )
+    default_timezone: str = Field(default="UTC", description="For devices that sent none.")
+    new_item_hours: float = Field(default=48.0, gt=0, description="How new a new item is.")
+    min_affinity_share: float = Field(
+        default=0.1, ge=0, le=1, description="Taste match: the item's categories' share."
+    )
+    ttl_seconds: int = Field(default=6 * 3600, ge=0, description="Push service keeps it this long.")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Per request to a push service.")
+    history_days: float = Field(default=30.0, gt=0, description="Sent messages remembered.")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows, else a ValueError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"unknown time zone {name[:64]!r} (an IANA name such as Europe/Paris)"
+        ) from None
+    return name
+
+
 class Settings(BaseSettings):
     """All of tastebud's settings. Create with ``load_settings()``; never at import time."""
 
@@ -273,6 +328,8 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    app: AppSettings = Field(default_factory=AppSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import tastebud
 from tastebud.api import errors
 from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
-from tastebud.api.routes import catalog, events, health
+from tastebud.api.routes import app as app_routes
+from tastebud.api.routes import catalog, events, health, push
 from tastebud.api.schemas import (
     EventBatchIn,
     EventIn,
@@ -132,11 +133,14 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(require("read"))],
         responses=error_responses(400, 401, 403, 413, 422, 429, 503),
     )
+    app.include_router(push.router)
+    if settings.app.enabled:
+        app_routes.install(app)
     if settings.gateway.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.gateway.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID"],
             max_age=600,

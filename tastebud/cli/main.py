@@ -14,6 +14,7 @@ from tastebud.cli import (
     jobs,
     keys,
     models,
+    push,
     quickstart,
     serve,
     train,
@@ -31,6 +32,7 @@ app.add_typer(jobs.app, name="jobs")
 app.command("scheduler")(jobs.scheduler)
 app.add_typer(keys.app, name="keys")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(push.app, name="push")
 app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(content.app, name="content")

@@ -26,6 +26,7 @@ from tastebud.stores.base import (
     StoreUnavailable,
 )
 from tastebud.stores.gateway import GatewayStores
+from tastebud.stores.push import PushStore
 
 __all__ = [
     "AppendResult",
@@ -37,6 +38,7 @@ __all__ = [
     "EventStats",
     "EventStore",
     "OnlineStore",
+    "PushStore",
     "StoreError",
     "StoreUnavailable",
     "Stores",
@@ -108,7 +110,23 @@ class Database(Closeable):
 
         return GatewayStores(*open_embedded_gateway(local_path(self.url) / "gateway.db"))
 
+    @cached_property
+    def push(self) -> PushStore:
+        """Web push subscriptions and VAPID keys, opened on first use. Embedded: ``push.db``
+        in the database folder; PostgreSQL: tables on the event store's connection pool."""
+        from tastebud.stores.postgres_events import PostgresEventStore
+
+        if isinstance(self.events, PostgresEventStore):
+            from tastebud.stores.postgres_push import PostgresPushStore
+
+            return PostgresPushStore(self.events.database)
+        from tastebud.stores.embedded_push import EmbeddedPushStore
+
+        return EmbeddedPushStore(local_path(self.url) / "push.db")
+
     def close(self) -> None:
+        if "push" in self.__dict__:
+            self.push.close()
         if "gateway" in self.__dict__:
             self.gateway.close()
         self.catalog.close()

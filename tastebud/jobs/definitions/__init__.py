@@ -10,6 +10,7 @@ from tastebud.jobs.definitions import (
     features,
     index,
     popularity,
+    push,
     recommendations,
     train,
     trending,
@@ -111,6 +112,14 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
         timeout_seconds=3600,
         retry=policy,
         description="Rank every known user's default list ahead of time for serving.",
+    )
+    registry.register(
+        "push",
+        push.run,
+        schedule="*/15 * * * *",
+        timeout_seconds=900,
+        retry=policy,
+        description="Web push to opted-in listeners: new items matching their taste, trending.",
     )
     registry.register(
         "feature-parity",
