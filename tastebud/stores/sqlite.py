@@ -42,6 +42,11 @@ class _Opened:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
+    def __del__(self) -> None:
+        # Closed here, not left to the garbage collector: a connection and its statement
+        # cache refer to each other, so dropping the last reference frees neither.
+        self.connection.close()
+
 
 class SqliteDatabase:
     """One SQLite file opened per thread (sqlite3 connections must not cross threads); a
