@@ -61,9 +61,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = int(
-            os.environ.get("TB_THREADS", "40")
-        )
+        # Blocking request work (event appends, catalog and key reads) runs on this many
+        # threads, not anyio's 40: each thread keeps its own SQLite connections and malloc
+        # arena, and appends are serialized anyway (docs/benchmarks.md, "Soak").
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.gateway.threads
         stores = open_stores(settings)
         recommendations: RecommendationService | None = None
         try:
