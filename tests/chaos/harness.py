@@ -55,6 +55,7 @@ class Record:
     seconds: float
     status: str
     degraded: bool = False
+    reasons: tuple[str, ...] = ()
     acknowledged: list[str] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
 
@@ -143,6 +144,7 @@ class Load(threading.Thread):
             document = json.loads(body)
             if kind == "reco":
                 record.degraded = bool(document["degraded"])
+                record.reasons = tuple(document["degraded_reasons"])
             else:
                 record.acknowledged = [
                     result["event_id"]
@@ -208,31 +210,45 @@ def percentile(values: list[float], q: float) -> float:
 
 @dataclass
 class Report:
-    """What a scenario's load saw, for its assertions and the benchmark's record."""
+    """What a scenario's load saw, for its assertions and the benchmark's record. Times are
+    seconds since the load began; "return" is the dependency's return (``fault_end``)."""
 
     reco_p50_ms: float
     reco_p99_ms: float
     reco_max_ms: float
     reco_statuses: dict[str, int]
     event_statuses: dict[str, int]
-    degraded_during_fault: float  # share of reco answers in the fault window
-    last_degraded_after_return_s: float | None  # when the last degraded answer started
+    before_fault_p99_ms: float  # the machine's noise: the same load before the fault
+    before_fault_degraded: float  # share of reads degraded before the fault
+    degraded_during_fault: float  # share of reads degraded in the fault window
+    degraded_after_recovery: float  # share degraded from `recovery` after the return on
+    last_degraded_after_return_s: float | None  # when the last degraded read started
     last_failed_write_after_return_s: float | None
+    degraded_reasons: dict[str, int]
+    degraded_after_return_s: dict[int, int]  # degraded reads per second after the return
     requests: int
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def report(load: Load, fault_start: float, fault_end: float, grace: float = 0.3) -> Report:
-    """Latency and answers of the recommendation reads over the whole load; the share of
-    them marked degraded between ``fault_start + grace`` and ``fault_end``; and when,
-    counted from ``fault_end`` (the dependency's return), the last degraded read and the
-    last failed write started."""
+def share(records: list[Record]) -> float:
+    return round(sum(r.degraded for r in records) / max(1, len(records)), 4)
+
+
+def report(
+    load: Load, fault_start: float, fault_end: float, *, grace: float = 0.3, recovery: float = 5.0
+) -> Report:
+    """Latency and answers of the recommendation reads over the whole load and before the
+    fault; the share marked degraded before it, between ``fault_start + grace`` and
+    ``fault_end``, and from ``recovery`` seconds after the return on; and when the last
+    degraded read and the last failed write started, counted from the return."""
     recos = [r for r in load.records if r.kind == "reco"]
     writes = [r for r in load.records if r.kind == "events"]
     answered = [r for r in recos if r.status == "200"]
+    before = [r for r in recos if r.started < fault_start]
     during = [r for r in answered if fault_start + grace <= r.started < fault_end]
+    recovered = [r for r in answered if r.started >= fault_end + recovery]
     degraded_after = [
         r.started - fault_end for r in answered if r.degraded and r.started >= fault_end
     ]
@@ -246,9 +262,14 @@ def report(load: Load, fault_start: float, fault_end: float, grace: float = 0.3)
         reco_max_ms=round(max(latencies, default=0.0), 2),
         reco_statuses=dict(Counter(r.status for r in recos)),
         event_statuses=dict(Counter(r.status for r in writes)),
-        degraded_during_fault=round(sum(r.degraded for r in during) / max(1, len(during)), 4),
+        before_fault_p99_ms=round(percentile([r.seconds * 1000 for r in before], 0.99), 2),
+        before_fault_degraded=share([r for r in before if r.status == "200"]),
+        degraded_during_fault=share(during),
+        degraded_after_recovery=share(recovered),
         last_degraded_after_return_s=round(max(degraded_after), 3) if degraded_after else None,
         last_failed_write_after_return_s=round(max(failed_after), 3) if failed_after else None,
+        degraded_reasons=dict(Counter(reason for r in answered for reason in r.reasons)),
+        degraded_after_return_s=dict(sorted(Counter(int(t) for t in degraded_after).items())),
         requests=len(load.records),
     )
 
