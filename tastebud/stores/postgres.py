@@ -35,19 +35,24 @@ class PostgresDatabase:
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        # Opened inside a request (the feature store opens on first use), the wait for the
+        # first connection is the request's budget too.
+        budget = current_budget()
+        wait = 10.0 if budget is None else budget.settings.database_ms / 1000
+        self.pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            configure=_configure,
+            open=True,
+            timeout=10.0,
+            reconnect_timeout=RECONNECT_SECONDS,
+            name="tastebud",
+        )
         try:
-            self.pool = ConnectionPool(
-                url,
-                min_size=min_size,
-                max_size=max_size,
-                configure=_configure,
-                open=True,
-                timeout=10.0,
-                reconnect_timeout=RECONNECT_SECONDS,
-                name="tastebud",
-            )
-            self.pool.wait(timeout=10.0)
+            self.pool.wait(timeout=wait)
         except (PoolTimeout, psycopg.OperationalError) as error:
+            self.pool.close()
             message = f"PostgreSQL at {_redact(url)} is unreachable: {error}"
             raise StoreUnavailable(message) from error
         self._applied: set[str] = set()
