@@ -23,6 +23,7 @@ from tastebud.stores import open_stores
 
 N_USERS = 120  # u0..u119 are in the model (tests/interaction_data.clustered_table)
 N_ITEMS = 60
+CANARY_EVERY = 5
 
 
 def build_world(home: Path, database_url: str, online_url: str) -> str:
@@ -75,8 +76,10 @@ async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 class Load(threading.Thread):
     """``rate`` requests/s on a fixed schedule for ``seconds`` (open loop: a slow answer
     does not delay the next request), ``reco_share`` of them recommendation reads of known
-    and unknown users, the rest event batches of 1-3 new events. Each request has its own
-    keep-alive connection from a pool, and ``timeout`` seconds to answer."""
+    and unknown users, the rest event batches of 1-3 new events; besides, a ``/healthz``
+    every ``CANARY_EVERY`` requests, a canary for the machine's own stalls (it touches no
+    store). Each request has its own keep-alive connection from a pool, and ``timeout``
+    seconds to answer."""
 
     def __init__(
         self,
@@ -131,8 +134,10 @@ class Load(threading.Thread):
         )
         return "events", head.encode() + body, ids
 
-    async def _one(self, idle: list[Any], n: int, scheduled: float) -> None:
-        kind, request, ids = self._request(n)
+    async def _one(
+        self, idle: list[Any], call: tuple[str, bytes, list[str]], scheduled: float
+    ) -> None:
+        kind, request, ids = call
         status, body = "", b""
         try:
             code, body = await self._exchange(idle, request)
@@ -145,7 +150,7 @@ class Load(threading.Thread):
             if kind == "reco":
                 record.degraded = bool(document["degraded"])
                 record.reasons = tuple(document["degraded_reasons"])
-            else:
+            elif kind == "events":
                 record.acknowledged = [
                     result["event_id"]
                     for result in document["results"]
@@ -190,7 +195,10 @@ class Load(threading.Thread):
             delay = scheduled - self.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(self._one(idle, n, scheduled)))
+            tasks.append(asyncio.create_task(self._one(idle, self._request(n), scheduled)))
+            if n % CANARY_EVERY == 0:
+                canary = ("healthz", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", [])
+                tasks.append(asyncio.create_task(self._one(idle, canary, scheduled)))
         await asyncio.gather(*tasks)
         for _, writer in idle:
             writer.close()
@@ -218,7 +226,8 @@ class Report:
     reco_max_ms: float
     reco_statuses: dict[str, int]
     event_statuses: dict[str, int]
-    before_fault_p99_ms: float  # the machine's noise: the same load before the fault
+    healthz_p99_ms: float  # the machine's noise: the canary, which touches no store
+    before_fault_p99_ms: float  # and the same load before the fault
     before_fault_degraded: float  # share of reads degraded before the fault
     degraded_during_fault: float  # share of reads degraded in the fault window
     degraded_after_recovery: float  # share degraded from `recovery` after the return on
@@ -262,6 +271,9 @@ def report(
         reco_max_ms=round(max(latencies, default=0.0), 2),
         reco_statuses=dict(Counter(r.status for r in recos)),
         event_statuses=dict(Counter(r.status for r in writes)),
+        healthz_p99_ms=round(
+            percentile([r.seconds * 1000 for r in load.records if r.kind == "healthz"], 0.99), 2
+        ),
         before_fault_p99_ms=round(percentile([r.seconds * 1000 for r in before], 0.99), 2),
         before_fault_degraded=share([r for r in before if r.status == "200"]),
         degraded_during_fault=share(during),

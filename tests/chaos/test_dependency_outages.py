@@ -11,12 +11,14 @@ dependency hangs (Redis SIGSTOP), dies (Redis SIGKILL, restarted empty) or stops
 * recovery within 5 s of the dependency's return (no degraded read, no failed write after);
 * every acknowledged event is stored exactly once.
 
-The machine is shared: when other work starves the processes, the same load is slow and now
-and then degraded before any fault too (a 50 ms Redis budget missed). The latency bound is
-then ``NOISE_FACTOR`` times the p99 before the fault (no read may take ``SLOWEST_S``), and
-after recovery reads may be degraded as often as before the fault (plus ``NOISE_SHARE``).
-Without the budgets a paused Redis gave a p99 of 9.5 s against 10 ms before the fault, and
-no degraded answer at all.
+The machine is shared: when other work starves the processes, every answer is slow, and
+now and then degraded before any fault too (a 50 ms Redis budget missed). So the latency
+bound widens to ``NOISE_FACTOR`` times the machine's noise: the p99 of the same reads before
+the fault, or of ``/healthz`` asked alongside (it touches no store, so a dependency that
+holds requests up does not slow it); no read may take ``SLOWEST_S``. After recovery, reads
+may be degraded as often as before the fault (plus ``NOISE_SHARE``). Without the budgets a
+paused Redis gave a read p99 of 9.1 s, against 182 ms before the fault on a busy machine,
+and no degraded answer at all.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def readiness(stack: Stack) -> tuple[float, int, dict[str, str]]:
 def check_reads(result: Report) -> None:
     """No read failed; p99 within target (or the machine's noise); recovered in 5 s."""
     assert set(result.reco_statuses) == {"200"}, result
-    assert result.reco_p99_ms < max(P99_MS, NOISE_FACTOR * result.before_fault_p99_ms), result
+    noise = max(result.before_fault_p99_ms, result.healthz_p99_ms)
+    assert result.reco_p99_ms < max(P99_MS, NOISE_FACTOR * noise), result
     assert result.reco_max_ms < SLOWEST_S * 1000, result
     assert result.degraded_after_recovery <= result.before_fault_degraded + NOISE_SHARE, result
 
