@@ -19,6 +19,17 @@ import psycopg
 import redis
 
 
+def need(available: bool, what: str) -> None:
+    """Skip without ``what`` on this machine; with TASTEBUD_REQUIRE_SERVICES=1 (CI), fail."""
+    if available:
+        return
+    import pytest
+
+    if os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"TASTEBUD_REQUIRE_SERVICES=1 but {what} is not installed")
+    pytest.skip(f"needs {what}")
+
+
 def spare_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

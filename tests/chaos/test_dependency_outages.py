@@ -31,7 +31,7 @@ import httpx
 import pytest
 from api.gateway_testing import ServerProcess, free_port, server_env
 from chaos.harness import Load, Report, build_world, report, stored_once
-from chaos.services import PostgresCluster, RedisServer
+from chaos.services import PostgresCluster, RedisServer, need
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -54,8 +54,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not (RedisServer.available() and PostgresCluster.available()):
-        pytest.skip("needs redis-server and PostgreSQL's initdb/pg_ctl on this machine")
+    need(RedisServer.available(), "redis-server")
+    need(PostgresCluster.available(), "PostgreSQL's initdb and pg_ctl")
     folder = tmp_path_factory.mktemp("chaos")
     postgres = PostgresCluster().init().start()
     redis_server = RedisServer(folder / "redis").start()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from chaos.services import PostgresCluster, RedisServer
+from chaos.services import PostgresCluster, RedisServer, need
 
 from tastebud.config import BudgetSettings
 from tastebud.stores import StoreUnavailable
@@ -95,8 +95,7 @@ def test_a_dependency_that_failed_in_a_request_fails_at_once_for_the_rest_of_it(
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if not RedisServer.available():
-        pytest.skip("needs redis-server")
+    need(RedisServer.available(), "redis-server")
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
@@ -156,8 +155,7 @@ def test_outside_a_request_redis_keeps_its_long_timeouts(redis_server: RedisServ
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PostgresCluster]:
-    if not PostgresCluster.available():
-        pytest.skip("needs PostgreSQL's initdb and pg_ctl")
+    need(PostgresCluster.available(), "PostgreSQL's initdb and pg_ctl")
     cluster = PostgresCluster().init().start()
     yield cluster
     cluster.destroy()
