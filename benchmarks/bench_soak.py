@@ -163,7 +163,8 @@ class ConnectionPool:
 
     async def send(self, request: bytes) -> int:
         async with self.gate:
-            if self.idle:
+            reused = bool(self.idle)
+            if reused:
                 reader, writer = self.idle.pop()
             else:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -171,6 +172,21 @@ class ConnectionPool:
                 writer.write(request)
                 await writer.drain()
                 status = await read_response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError) as error:
+                writer.close()
+                partial = isinstance(error, asyncio.IncompleteReadError) and error.partial
+                if not reused or partial:
+                    raise
+                # The server closed this kept-alive connection (idle past its keep-alive
+                # timeout) before the request reached it: send it again on a new one.
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                try:
+                    writer.write(request)
+                    await writer.drain()
+                    status = await read_response(reader)
+                except BaseException:
+                    writer.close()
+                    raise
             except BaseException:
                 writer.close()
                 raise
