@@ -108,6 +108,12 @@ class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
+    threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Threads per worker for blocking request work (appends, catalog reads).",
+    )
     max_batch_events: int = Field(default=1000, ge=1, description="Events per request.")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     session_gap_seconds: float = Field(default=1800.0, gt=0)
@@ -117,6 +123,12 @@ class GatewaySettings(BaseModel):
     )
     key_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a worker trusts a looked-up key (revocation lag)."
+    )
+    key_outage_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="While the key store is unavailable, a key found valid this recently "
+        "still authenticates (a key revoked meanwhile too, until the store answers again).",
     )
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="Requests per key.")
     rate_limit_burst: float = Field(default=400.0, ge=1)
@@ -130,6 +142,36 @@ class GatewaySettings(BaseModel):
     alert_dlq_share: float = Field(default=0.05, gt=0, le=1)
     alert_min_events: int = Field(default=100, ge=1)
     alert_webhook_url: str | None = None
+
+
+class BudgetSettings(BaseModel):
+    """Budgets of the Redis and PostgreSQL calls a server makes while serving a request
+    (``tastebud.stores.budget``): a short timeout per call, and a circuit breaker per store
+    so a hung or stopped dependency costs one timeout, not one per call. Jobs and the
+    server's background work keep the stores' long timeouts."""
+
+    online_ms: float = Field(
+        default=50.0, gt=0, description="Redis: connect and reply timeout of one call."
+    )
+    database_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="PostgreSQL: wait for a pooled connection, and statement timeout of reads.",
+    )
+    database_write_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description="PostgreSQL: statement timeout of writes (an event batch of up to "
+        "gateway.max_batch_events rows must fit in it on a healthy database).",
+    )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Failures in a row that open a store's breaker."
+    )
+    breaker_reset_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="An open breaker fails calls at once this long, then lets one trial through.",
+    )
 
 
 class JobsSettings(BaseModel):
@@ -326,6 +368,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     content: ContentSettings = Field(default_factory=ContentSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     app: AppSettings = Field(default_factory=AppSettings)

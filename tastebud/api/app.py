@@ -37,7 +37,7 @@ from tastebud.api.schemas import (
     UserIn,
     error_responses,
 )
-from tastebud.config import Settings, load_settings
+from tastebud.config import BudgetSettings, Settings, load_settings
 from tastebud.features import routes as feature_routes
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
@@ -50,6 +50,7 @@ from tastebud.ranking.activity import RecentActivity
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
 from tastebud.stores import open_stores
+from tastebud.stores.budget import within_budget
 from tastebud.trending import routes as trending_routes
 
 log = get_logger("tastebud.api")
@@ -61,6 +62,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Blocking request work (event appends, catalog and key reads) runs on this many
+        # threads, not anyio's 40: each thread keeps its own SQLite connections and malloc
+        # arena, and appends are serialized anyway (docs/benchmarks.md, "Soak").
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.gateway.threads
         stores = open_stores(settings)
         recommendations: RecommendationService | None = None
         try:
@@ -80,7 +85,9 @@ def create_app(settings: Settings) -> FastAPI:
                 stores=stores,
                 gateway=gateway,
                 keys=KeyAuthenticator(
-                    stores.database.gateway.keys, settings.gateway.key_cache_seconds
+                    stores.database.gateway.keys,
+                    settings.gateway.key_cache_seconds,
+                    outage_seconds=settings.gateway.key_outage_seconds,
                 ),
                 limiter=RateLimiter(),
             )
@@ -145,7 +152,11 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["Retry-After", "X-Request-ID"],
             max_age=600,
         )
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.gateway.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.gateway.max_body_bytes,
+        budgets=settings.budgets,
+    )
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 
@@ -178,13 +189,15 @@ def _new_request_id() -> str:
 
 
 class RequestMiddleware:
-    """Per request: an id (``X-Request-ID``, echoed or made), a log line and metrics, and an
-    early 413 when the declared body size is over the limit. Pure ASGI: a
-    BaseHTTPMiddleware would cost a task and a queue per request."""
+    """Per request: an id (``X-Request-ID``, echoed or made), the store budgets
+    (``tastebud.stores.budget``), a log line and metrics, and an early 413 when the declared
+    body size is over the limit. Pure ASGI: a BaseHTTPMiddleware would cost a task and a
+    queue per request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, budgets: BudgetSettings) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.budgets = budgets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -215,7 +228,8 @@ class RequestMiddleware:
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(send_with_id, request_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                with within_budget(self.budgets):
+                    await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

@@ -103,6 +103,7 @@ PRECOMPUTED = metrics.counter(
     labels=("outcome",),
 )
 PUBLISHED_CACHE_SECONDS = 5.0
+PUBLISHED_RETRY_SECONDS = 1.0
 ANONYMOUS_CACHE_SECONDS = PUBLISHED_CACHE_SECONDS
 AFFINITY_FEATURES = (
     "user_category_affinity:top_categories",
@@ -597,11 +598,14 @@ class RecommendationService:
         return known + len(context.recent) < settings.cold_start.min_interactions
 
     def _list(self, namespace: str, category: str | None, degraded: list[str]) -> list[str] | None:
-        """A published list's item ids (cached a few seconds: they change hourly)."""
+        """A published list's item ids (cached a few seconds: they change hourly). A failed
+        read is tried again after ``PUBLISHED_RETRY_SECONDS``, so the lists are back soon
+        after the store is (on the request path the store's breaker keeps the tries cheap)."""
         key = (namespace, category)
         cached = self._published.get(key)
         now = time.monotonic()
-        if cached is not None and now - cached.fetched < PUBLISHED_CACHE_SECONDS:
+        keep = PUBLISHED_RETRY_SECONDS if cached and cached.failed else PUBLISHED_CACHE_SECONDS
+        if cached is not None and now - cached.fetched < keep:
             if cached.failed:
                 degraded.append(namespace)
             return cached.ids

@@ -7,14 +7,20 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tastebud.stores.base import OnlineStore, StoreUnavailable
+from tastebud.stores.budget import CircuitBreaker, current_budget
 from tastebud.stores.sqlite import SqliteDatabase, chunks, placeholders
+
+T = TypeVar("T")
 
 
 class MemoryOnlineStore(OnlineStore):
@@ -241,51 +247,89 @@ class RedisOnlineStore(OnlineStore):
     """Redis: MGET for reads, pipelined SET ... PX for writes with a TTL. Every key is
     prefixed (``?prefix=`` in the URL, default ``tastebud:``) so tastebud can share a Redis.
     Lists are native Redis lists under the same prefixed key; a name used for both a plain
-    value and a list fails with WRONGTYPE (raised as StoreUnavailable)."""
+    value and a list fails with WRONGTYPE (raised as StoreUnavailable).
+
+    On a server's request path (``tastebud.stores.budget``) calls go through a second client
+    with the budget's short timeouts and no retries, and through the store's circuit
+    breaker; elsewhere (jobs) through a client with 5 s timeouts and redis-py's retries."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.prefix = query.pop("prefix", "tastebud:")
-        clean = urlunsplit(parts._replace(query=urlencode(query)))
+        self._url = urlunsplit(parts._replace(query=urlencode(query)))
         self._client = redis.Redis.from_url(
-            clean, socket_timeout=5.0, socket_connect_timeout=5.0, health_check_interval=30
+            self._url, socket_timeout=5.0, socket_connect_timeout=5.0, health_check_interval=30
         )
+        self.breaker = CircuitBreaker("redis")
+        self._budgeted: dict[float, redis.Redis] = {}
+        self._budgeted_lock = threading.Lock()
 
     def _key(self, key: str) -> str:
         return self.prefix + key
 
+    def _budgeted_client(self, timeout_ms: float) -> redis.Redis:
+        """The request-path client for this timeout: no retries (the breaker decides when
+        to try again), no idle health check (a PING would spend the budget too)."""
+        with self._budgeted_lock:
+            client = self._budgeted.get(timeout_ms)
+            if client is None:
+                client = self._budgeted[timeout_ms] = redis.Redis.from_url(
+                    self._url,
+                    socket_timeout=timeout_ms / 1000,
+                    socket_connect_timeout=timeout_ms / 1000,
+                    retry=Retry(NoBackoff(), 0),
+                )
+            return client
+
+    def _call(self, operation: Callable[[redis.Redis], T]) -> T:
+        """Run ``operation`` on the right client; Redis errors become StoreUnavailable."""
+        budget = current_budget()
+        if budget is None:
+            try:
+                return operation(self._client)
+            except redis.RedisError as error:
+                raise StoreUnavailable(f"Redis: {error}") from error
+        self.breaker.admit(budget)
+        try:
+            result = operation(self._budgeted_client(budget.settings.online_ms))
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self.breaker.failed(budget, error)
+            raise StoreUnavailable(f"Redis: {error}") from error
+        except redis.RedisError as error:  # Redis answered (WRONGTYPE and the like)
+            self.breaker.succeeded()
+            raise StoreUnavailable(f"Redis: {error}") from error
+        self.breaker.succeeded()
+        return result
+
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        try:
-            return list(self._client.mget([self._key(key) for key in keys]))  # type: ignore[arg-type]
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"Redis: {error}") from error
+        names = [self._key(key) for key in keys]
+        return list(self._call(lambda client: client.mget(names)))  # type: ignore[arg-type]
 
     def set_many(self, values: Mapping[str, bytes], ttl_seconds: float | None = None) -> None:
         _check_ttl(ttl_seconds)
         if not values:
             return
-        try:
+
+        def write(client: redis.Redis) -> None:
             if ttl_seconds is None:
-                self._client.mset({self._key(k): bytes(v) for k, v in values.items()})
+                client.mset({self._key(k): bytes(v) for k, v in values.items()})
                 return
-            pipeline = self._client.pipeline(transaction=False)
+            pipeline = client.pipeline(transaction=False)
             milliseconds = max(1, int(ttl_seconds * 1000))
             for key, value in values.items():
                 pipeline.set(self._key(key), bytes(value), px=milliseconds)
             pipeline.execute()
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"Redis: {error}") from error
+
+        self._call(write)
 
     def delete_many(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
-        try:
-            return int(self._client.delete(*[self._key(key) for key in set(keys)]))  # type: ignore[arg-type]
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"Redis: {error}") from error
+        names = [self._key(key) for key in set(keys)]
+        return int(self._call(lambda client: client.delete(*names)))  # type: ignore[arg-type]
 
     def push_lists(
         self, items: Mapping[str, Sequence[bytes]], keep: int, ttl_seconds: float | None = None
@@ -293,9 +337,10 @@ class RedisOnlineStore(OnlineStore):
         pushes = _pushes(items, keep, ttl_seconds)
         if not pushes:
             return
-        try:
+
+        def push(client: redis.Redis) -> None:
             # MULTI/EXEC: each key's push, trim and expiry apply together, in one round trip.
-            pipeline = self._client.pipeline(transaction=True)
+            pipeline = client.pipeline(transaction=True)
             for key, values in pushes:
                 name = self._key(key)
                 pipeline.rpush(name, *values)
@@ -305,22 +350,27 @@ class RedisOnlineStore(OnlineStore):
                 else:
                     pipeline.pexpire(name, max(1, int(ttl_seconds * 1000)))
             pipeline.execute()
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"Redis: {error}") from error
+
+        self._call(push)
 
     def get_lists(self, keys: Sequence[str]) -> list[list[bytes]]:
         if not keys:
             return []
-        try:
-            pipeline = self._client.pipeline(transaction=False)
+
+        def read(client: redis.Redis) -> list[list[bytes]]:
+            pipeline = client.pipeline(transaction=False)
             for key in keys:
                 pipeline.lrange(self._key(key), 0, -1)
             return [list(values) for values in pipeline.execute()]
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"Redis: {error}") from error
+
+        return self._call(read)
 
     def close(self) -> None:
         self._client.close()
+        with self._budgeted_lock:
+            for client in self._budgeted.values():
+                client.close()
+            self._budgeted.clear()
 
 
 def _pushes(

@@ -1,5 +1,13 @@
 """PostgreSQL plumbing shared by the server backends: one connection pool per URL, migrations
 under an advisory lock (several workers may start at once), and errors mapped to store errors.
+
+On a server's request path (``tastebud.stores.budget``) a transaction waits for a pooled
+connection at most ``budgets.database_ms``, runs under a statement timeout (``database_ms``
+for reads, ``database_write_ms`` for writes) and goes through the database's circuit
+breaker, which counts the failures that say the database is out of reach (``unreachable``).
+The pool gives up a reconnection attempt after ``RECONNECT_SECONDS`` (psycopg_pool backs off
+exponentially, to minutes: after a 20 s outage the next attempt could come 10 s after the
+database was back); the next request that finds no connection starts a new one.
 """
 
 from __future__ import annotations
@@ -11,8 +19,10 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tastebud.stores.base import StoreUnavailable
+from tastebud.stores.budget import CircuitBreaker, current_budget
 
 MIGRATION_LOCK = 0x7A57EB0D  # any constant shared by every tastebud process
+RECONNECT_SECONDS = 2.0
 
 
 def _configure(connection: psycopg.Connection) -> None:
@@ -25,30 +35,60 @@ class PostgresDatabase:
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        # Opened inside a request (the feature store opens on first use), the wait for the
+        # first connection is the request's budget too.
+        budget = current_budget()
+        wait = 10.0 if budget is None else budget.settings.database_ms / 1000
+        self.pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            configure=_configure,
+            open=True,
+            timeout=10.0,
+            reconnect_timeout=RECONNECT_SECONDS,
+            name="tastebud",
+        )
         try:
-            self.pool = ConnectionPool(
-                url,
-                min_size=min_size,
-                max_size=max_size,
-                configure=_configure,
-                open=True,
-                timeout=10.0,
-                name="tastebud",
-            )
-            self.pool.wait(timeout=10.0)
+            self.pool.wait(timeout=wait)
         except (PoolTimeout, psycopg.OperationalError) as error:
+            self.pool.close()
             message = f"PostgreSQL at {_redact(url)} is unreachable: {error}"
             raise StoreUnavailable(message) from error
         self._applied: set[str] = set()
+        self.breaker = CircuitBreaker("postgresql")
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection]:
-        """A connection inside one transaction, committed on success."""
+    def transaction(self, *, read_only: bool = False) -> Iterator[psycopg.Connection]:
+        """A connection inside one transaction, committed on success. ``read_only`` picks
+        the shorter statement timeout on the request path (the transaction may still write)."""
+        budget = current_budget()
+        if budget is None:
+            try:
+                with self.pool.connection() as connection:
+                    yield connection
+            except (PoolTimeout, psycopg.OperationalError) as error:
+                raise StoreUnavailable(f"PostgreSQL: {error}") from error
+            return
+        self.breaker.admit(budget)
+        limits = budget.settings
+        timeout_ms = limits.database_ms if read_only else limits.database_write_ms
         try:
-            with self.pool.connection() as connection:
+            with self.pool.connection(timeout=limits.database_ms / 1000) as connection:
+                connection.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
                 yield connection
         except (PoolTimeout, psycopg.OperationalError) as error:
+            if not unreachable(error):  # a statement timed out: the database answered
+                self.breaker.succeeded()
+                raise StoreUnavailable(f"PostgreSQL: {error}") from error
+            self.breaker.failed(budget, error)
+            if isinstance(error, psycopg.OperationalError):
+                self.pool.check()  # drop the other connections a restart broke, at once
             raise StoreUnavailable(f"PostgreSQL: {error}") from error
+        except BaseException:
+            self.breaker.succeeded()  # the database answered; the error is the caller's
+            raise
+        self.breaker.succeeded()
 
     def apply_schema(self, name: str, sql: str) -> None:
         if name in self._applied:
@@ -60,6 +100,22 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.pool.close()
+
+
+# SQLSTATE classes of a database that cannot serve: connection exceptions, the server
+# shutting down or not accepting connections yet, too many connections.
+UNREACHABLE_STATES = ("08", "57P", "53300")
+
+
+def unreachable(error: Exception) -> bool:
+    """Whether ``error`` says the database is out of reach (what the circuit breaker counts),
+    rather than that it answered a statement with an error such as a statement or lock
+    timeout. A stuck table must not open the breaker: the dead-letter queue lives in the
+    same database."""
+    if isinstance(error, PoolTimeout):
+        return True
+    state = getattr(error, "sqlstate", None)
+    return state is None or state.startswith(UNREACHABLE_STATES)
 
 
 def _redact(url: str) -> str:

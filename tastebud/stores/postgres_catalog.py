@@ -96,14 +96,14 @@ class PostgresCatalogStore(CatalogStore):
         return len(rows)
 
     def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             rows = connection.execute(
                 f"SELECT {ITEM_COLUMNS} FROM items WHERE item_id = ANY(%s)", (list(item_ids),)
             ).fetchall()
         return {row[0]: _item(row) for row in rows}
 
     def get_users(self, user_ids: Sequence[str]) -> dict[str, User]:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             rows = connection.execute(
                 f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ANY(%s)", (list(user_ids),)
             ).fetchall()
@@ -171,12 +171,12 @@ class PostgresCatalogStore(CatalogStore):
     def count_items(self, *, active: bool | None = None) -> int:
         clauses, params = _item_filter(active, None)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             (count,) = connection.execute(f"SELECT count(*) FROM items{where}", params).fetchone()  # type: ignore[arg-type,misc]
         return int(count)
 
     def count_users(self) -> int:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             (count,) = connection.execute("SELECT count(*) FROM users").fetchone()  # type: ignore[misc]
         return int(count)
 

@@ -189,14 +189,14 @@ class PostgresEventStore(EventStore):
         )
 
     def existing_ids(self, event_ids: Sequence[str]) -> set[str]:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             rows = connection.execute(
                 "SELECT event_id FROM events WHERE event_id = ANY(%s)", (list(event_ids),)
             ).fetchall()
         return {row[0] for row in rows}
 
     def last_seq(self) -> int:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             (seq,) = connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()  # type: ignore[misc]
         return int(seq)
 

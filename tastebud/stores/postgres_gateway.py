@@ -105,7 +105,7 @@ class PostgresApiKeyStore(ApiKeyStore):
         return True
 
     def find(self, key_hash: str) -> ApiKey | None:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             row = connection.execute(
                 f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = %s", (key_hash,)
             ).fetchone()
@@ -205,12 +205,12 @@ class PostgresDeadLetterStore(DeadLetterStore):
 
     def count(self, *, kind: DeadLetterKind | None = None) -> int:
         where, params = _filters(kind=kind)
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             row = connection.execute(f"SELECT count(*) FROM dead_letters{where}", params).fetchone()  # type: ignore[arg-type]
         return int(row[0]) if row else 0
 
     def dropped(self) -> DropCounts:
-        with self.database.transaction() as connection:
+        with self.database.transaction(read_only=True) as connection:
             rows = dict(connection.execute("SELECT cause, dropped FROM dead_letter_drops"))  # type: ignore[arg-type]
         return DropCounts(cap=int(rows.get("cap", 0)), ttl=int(rows.get("ttl", 0)))
 

@@ -18,6 +18,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,10 +27,30 @@ from typing import TypeVar
 from tastebud.stores.base import StoreUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
+# Page cache per connection, and there is a connection per thread and file: a server's
+# threads multiply it (it was 64 MB; docs/benchmarks.md, "Soak"). SQLite's default is 2 MB.
+CACHE_KIB = 8 * 1024
+
+
+class _Opened:
+    """A thread's connection, held by that thread's local storage only, so the connection
+    (and its page cache) is closed when the thread ends. The server's thread pool retires
+    idle threads and starts new ones under the next burst: while every connection stayed
+    listed for ``close``, each new thread added one more, and worker memory grew without
+    bound under concurrent load (docs/benchmarks.md, "Soak")."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        # Closed here, not left to the garbage collector: a connection and its statement
+        # cache refer to each other, so dropping the last reference frees neither.
+        self.connection.close()
 
 
 class SqliteDatabase:
-    """One SQLite file opened per thread (sqlite3 connections must not cross threads)."""
+    """One SQLite file opened per thread (sqlite3 connections must not cross threads); a
+    thread's connection lives as long as the thread."""
 
     def __init__(self, path: Path, schema: str = "", *, mmap_bytes: int = 0) -> None:
         self.path = path
@@ -37,7 +58,7 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._opened: weakref.WeakSet[_Opened] = weakref.WeakSet()
         self._writer = threading.Lock()  # one writer per process; flock orders processes
         self._lock_path = path.with_name(path.name + ".lock")
         self._lock_file: tuple[int, int] | None = None  # (pid, descriptor)
@@ -47,8 +68,8 @@ class SqliteDatabase:
             self.connection().executescript(schema)
 
     def connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
+        opened: _Opened | None = getattr(self._local, "opened", None)
+        if opened is None:
             connection = sqlite3.connect(
                 self.path,
                 isolation_level=None,
@@ -58,14 +79,14 @@ class SqliteDatabase:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA cache_size=-65536")
+            connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             connection.execute("PRAGMA foreign_keys=ON")
             if self.mmap_bytes:
                 connection.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
-            self._local.connection = connection
+            opened = self._local.opened = _Opened(connection)
             with self._lock:
-                self._connections.append(connection)
-        return connection
+                self._opened.add(opened)
+        return opened.connection
 
     def _lock_descriptor(self) -> int:
         """This process's descriptor of the lock file (reopened in a forked child: a shared
@@ -110,9 +131,9 @@ class SqliteDatabase:
 
     def close(self) -> None:
         with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+            for opened in list(self._opened):
+                opened.connection.close()
+            self._opened.clear()
         self._local = threading.local()
         if self._lock_file is not None and self._lock_file[0] == os.getpid():
             os.close(self._lock_file[1])

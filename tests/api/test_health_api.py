@@ -113,3 +113,21 @@ def test_trending_is_served_by_the_main_app_with_the_read_scope(embedded_api: Ap
     served = client.get("/v1/trending?k=5", headers=embedded_api.headers("read"))
     assert served.status_code == 200, served.text
     assert [entry["item_id"] for entry in served.json()["items"]] == ["i1"]
+
+
+def test_blocking_request_work_runs_on_gateway_threads(home: object) -> None:
+    """Each thread keeps its own SQLite connections and malloc arena: the server bounds them
+    (issue 16, worker memory under concurrent load) instead of anyio's 40."""
+    from pathlib import Path
+
+    import anyio
+
+    assert isinstance(home, Path)
+    settings = gateway_settings(home, threads=3)
+
+    async def tokens() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    with TestClient(create_app(settings)) as client:
+        assert client.portal is not None
+        assert client.portal.call(tokens) == 3
