@@ -147,7 +147,7 @@ def file_catalog(path: Path, fmt: str, kind: Kind, overrides: Mapping[str, str])
     return Source(
         kind,
         path,
-        lambda batch_size: read_file(path, fmt, batch_size=batch_size),
+        lambda batch_size: read_file(path, fmt, batch_size=batch_size, multiline=True),
         _row_total(path, fmt),
         to_record=to_record,
     )
