@@ -73,6 +73,11 @@ class EventRules(BaseModel):
     earliest_timestamp: datetime = datetime(1990, 1, 1, tzinfo=UTC)
     max_future_seconds: float = Field(default=86_400.0, ge=0)
     max_locale_length: int = 35
+    require_timestamp: bool = Field(
+        default=False,
+        description="HTTP events without `timestamp` are rejected (`missing_field`) instead of "
+        "dated when the server received them.",
+    )
 
     @field_validator("types", mode="before")
     @classmethod
