@@ -8,12 +8,6 @@ from typing import Annotated
 import typer
 
 from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
-from tastebud.content.artifact import load_artifact
-from tastebud.content.service import audio_from, embed_catalog, options_from, registry_for
-from tastebud.content.similarity import ContentSimilarity
-from tastebud.content.text import EncoderUnavailable
-from tastebud.registry import ModelLoadError, RegistryError
-from tastebud.stores import StoreError
 
 app = typer.Typer(help="Content embeddings of catalog items.", no_args_is_help=True)
 
@@ -41,6 +35,12 @@ def embed(
 ) -> None:
     """Build the catalog's embeddings, or update them: only new and changed items (or the
     ``--items`` given) are processed; the new version becomes ``production``."""
+    # Imported here, not at the top: scikit-learn and librosa cost seconds (CLI start-up).
+    from tastebud.content.service import audio_from, embed_catalog, options_from
+    from tastebud.content.text import EncoderUnavailable
+    from tastebud.registry import ModelLoadError, RegistryError
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     if text_encoder not in (None, "auto", "tfidf", "minilm"):
         raise fail(f"unknown text encoder {text_encoder!r}: auto, tfidf or minilm")
@@ -84,6 +84,11 @@ def show(
     ref: Annotated[str, typer.Argument(help="A version or an alias.")] = "production",
 ) -> None:
     """The schema and coverage report of an embedding version, as JSON."""
+    # Imported here, not at the top: scikit-learn (CLI start-up).
+    from tastebud.content.artifact import load_artifact
+    from tastebud.content.service import registry_for
+    from tastebud.registry import ModelLoadError
+
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
         try:
@@ -107,6 +112,12 @@ def similar(
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours per item.")] = 10,
 ) -> None:
     """The nearest items by content (cosine of the production embeddings)."""
+    # Imported here, not at the top: scikit-learn (CLI start-up).
+    from tastebud.content.artifact import load_artifact
+    from tastebud.content.service import registry_for
+    from tastebud.content.similarity import ContentSimilarity
+    from tastebud.registry import ModelLoadError
+
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
         try:

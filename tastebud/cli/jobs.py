@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,22 +27,11 @@ from tastebud.cli.common import (
     parse_moment,
     settings_from_context,
 )
-from tastebud.config import Settings
-from tastebud.jobs import (
-    InvalidInterval,
-    JobAlreadyRunning,
-    JobFailed,
-    JobNotAvailable,
-    JobRunner,
-    RetryPolicy,
-    RunHistory,
-    UnknownJob,
-    open_run_history,
-)
-from tastebud.jobs.definitions import build_registry
-from tastebud.jobs.registry import JobRegistry
-from tastebud.jobs.scheduler import Scheduler
-from tastebud.stores import StoreError
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.jobs import RunHistory
+    from tastebud.jobs.registry import JobRegistry
 
 EXIT_FAILED = 1
 EXIT_RUNNING = 4
@@ -53,6 +42,10 @@ app = typer.Typer(
 
 
 def registry_for(settings: Settings) -> JobRegistry:
+    # Imported here, not at the top: the jobs package brings the stores (CLI start-up).
+    from tastebud.jobs.definitions import build_registry
+    from tastebud.jobs.retry import RetryPolicy
+
     jobs = settings.jobs
     return build_registry(
         RetryPolicy(
@@ -65,6 +58,9 @@ def registry_for(settings: Settings) -> JobRegistry:
 
 @contextmanager
 def history_for(settings: Settings) -> Iterator[RunHistory]:
+    from tastebud.jobs import open_run_history  # lazy: stores (CLI start-up)
+    from tastebud.stores import StoreError
+
     try:
         history = open_run_history(settings)
     except StoreError as error:
@@ -124,6 +120,17 @@ def run_job(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Run one job over one data interval [start, end), with its retries and timeout."""
+    # Imported here, not at the top: the runner brings the stores (CLI start-up).
+    from tastebud.jobs import (
+        InvalidInterval,
+        JobAlreadyRunning,
+        JobFailed,
+        JobNotAvailable,
+        JobRunner,
+        UnknownJob,
+    )
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
     registry = registry_for(settings)
@@ -195,6 +202,10 @@ def scheduler(
     once: Annotated[bool, typer.Option(help="Run what is due now, then exit.")] = False,
 ) -> None:
     """Run the job schedules in this process (embedded mode; no orchestrator needed)."""
+    # Imported here, not at the top: the runner brings the stores (CLI start-up).
+    from tastebud.jobs import JobNotAvailable, JobRunner, UnknownJob
+    from tastebud.jobs.scheduler import Scheduler
+
     settings = settings_from_context(ctx)
     registry = registry_for(settings)
     for name in jobs or []:

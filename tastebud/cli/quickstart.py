@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tastebud.cli.common import out, settings_from_context, stores_for
 from tastebud.cli.data import _print_report, _run, stats
 from tastebud.cli.datasets import run_generate
-from tastebud.config import Settings
-from tastebud.data.interactions import read_event_store
-from tastebud.data.loaders import open_sources
-from tastebud.data.synthetic import WorldSpec
-from tastebud.models import Recommender
-from tastebud.registry import RegistryError, open_registry
-from tastebud.stores import Stores
-from tastebud.training.pipeline import register_training, train
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.stores import Stores
 
 
 def quickstart(
@@ -34,6 +30,10 @@ def quickstart(
     """Generate a synthetic world, ingest it into the stores and print their stats.
 
     Safe to run again: the same seed gives the same events, which the store keeps once."""
+    # Imported here, not at the top: numpy and pyarrow (CLI start-up).
+    from tastebud.data.loaders import open_sources
+    from tastebud.data.synthetic import WorldSpec
+
     settings = settings_from_context(ctx)
     folder = out_dir or settings.home / "worlds" / f"quickstart-{seed}"
     out.print(f"[bold]1/4[/] generating a synthetic world in {folder}")
@@ -52,6 +52,12 @@ def quickstart(
 def train_and_show(settings: Settings, stores: Stores) -> None:
     """Train the default configuration on the store, register it as production (unless the
     production model was trained on exactly these events) and show one user's list."""
+    # Imported here, not at the top: training brings numpy, implicit... (CLI start-up).
+    from tastebud.data.interactions import read_event_store
+    from tastebud.models import Recommender
+    from tastebud.registry import RegistryError, open_registry
+    from tastebud.training.pipeline import register_training, train
+
     log = read_event_store(stores.events)
     registry = open_registry(settings, stores.artifacts)
     try:

@@ -9,11 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tastebud.api.server import http_protocol
-from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
 from tastebud.cli.common import console, out, settings_from_context, stores_for
-from tastebud.gateway.keys import bootstrap_admin_key
-from tastebud.observability import configure_logging
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -32,6 +28,12 @@ def serve(
     schemas are created before the workers race for them); on the embedded store, the first
     run creates an admin API key and prints it, once, on the last line.
     """
+    # Imported here, not at the top: FastAPI and the stores (CLI start-up).
+    from tastebud.api.server import http_protocol
+    from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
+    from tastebud.gateway.keys import bootstrap_admin_key
+    from tastebud.observability import configure_logging
+
     settings = settings_from_context(ctx)
     gateway = settings.gateway
     host = host or gateway.host

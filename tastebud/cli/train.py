@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from tastebud.cli.common import (
@@ -22,18 +21,21 @@ from tastebud.cli.common import (
     settings_from_context,
     stores_for,
 )
-from tastebud.config import Settings
-from tastebud.data.interactions import (
-    InteractionLog,
-    InteractionsError,
-    read_event_store,
-    read_interactions_file,
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.data.interactions import InteractionLog
+    from tastebud.models.base import Recommender
+
+# The protocols of ``tastebud.evaluation.PROTOCOLS``, named here so that help does not import
+# numpy (CLI start-up); tests/test_cli_startup.py checks that they agree.
+PROTOCOL_NAMES = (
+    "global-temporal",
+    "user-temporal",
+    "leave-last-one",
+    "random-holdout",
+    "strong-generalization",
 )
-from tastebud.data.matrix import MatrixCache
-from tastebud.evaluation import PROTOCOLS
-from tastebud.models.base import ModelError, Recommender
-from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
-from tastebud.training.pipeline import register_training, save_training, train
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
 
@@ -51,6 +53,13 @@ def parse_duration(text: str) -> float:
 def _read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
     """The interactions of ``--interactions FILE``, or of the event store; what was dropped
     or ignored is printed."""
+    # Imported here, not at the top: numpy and pyarrow (CLI start-up).
+    from tastebud.data.interactions import (
+        InteractionsError,
+        read_event_store,
+        read_interactions_file,
+    )
+
     try:
         if interactions is not None:
             log = read_interactions_file(interactions)
@@ -95,6 +104,12 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Random seed for splits and searches.")] = 42,
 ) -> None:
     """Train a model (the default configuration, or AutoML's best with --auto)."""
+    # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
+    from tastebud.data.interactions import InteractionsError
+    from tastebud.data.matrix import MatrixCache
+    from tastebud.models.base import ModelError
+    from tastebud.training.pipeline import register_training, save_training, train
+
     settings = settings_from_context(ctx)
     budget_seconds = parse_duration(budget)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
@@ -149,6 +164,8 @@ def train_command(
 
 def smoke_recommendation(model: Recommender) -> None:
     """A loaded model must answer one real request before it is used."""
+    from tastebud.models.base import ModelError  # lazy: numpy (CLI start-up)
+
     user = model.users_.id_of([0]) if len(model.users_) else ["unknown"]
     ids, _ = model.recommend(user, 1)
     if ids.shape != (1, 1):
@@ -157,6 +174,8 @@ def smoke_recommendation(model: Recommender) -> None:
 
 def _load(ctx: typer.Context, model: str) -> Recommender:
     """A model folder, or a registry version or alias (production, canary, shadow)."""
+    from tastebud.models.base import ModelError, Recommender  # lazy: numpy (CLI start-up)
+
     path = Path(model)
     try:
         if path.is_dir():
@@ -232,7 +251,7 @@ def evaluate_command(
         typer.Option(help="Interactions file; without it, the configured event store."),
     ] = None,
     protocol: Annotated[
-        str, typer.Option(help=f"Split protocol: {', '.join(PROTOCOLS)}.")
+        str, typer.Option(help=f"Split protocol: {', '.join(PROTOCOL_NAMES)}.")
     ] = "user-temporal",
     k: Annotated[int, typer.Option("--k", min=1, help="The K reports lead with.")] = 10,
     models: Annotated[
@@ -254,6 +273,14 @@ def evaluate_command(
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Split, train each model on the train part, rank the whole catalog, and report."""
+    # Imported here, not at the top: numpy, scikit-learn, matplotlib... (CLI start-up).
+    import numpy as np
+
+    from tastebud.data.interactions import InteractionsError
+    from tastebud.evaluation import PROTOCOLS
+    from tastebud.models.base import ModelError
+    from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
+
     settings = settings_from_context(ctx)
     if protocol not in PROTOCOLS:
         raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tastebud.stores.base import StoreUnavailable
+from tastebud.stores.errors import StoreUnavailable
 
 MIGRATION_LOCK = 0x7A57EB0D  # any constant shared by every tastebud process
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from tastebud.stores.base import StoreUnavailable
+from tastebud.stores.errors import StoreUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
 

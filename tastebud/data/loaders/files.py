@@ -19,9 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tastebud.data.formats import FORMATS
 from tastebud.validation import Rejection
-
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
 
 @dataclass
