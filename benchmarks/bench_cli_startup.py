@@ -111,7 +111,7 @@ def main() -> None:
         name: {label: [] for label in COMMANDS} for name in trees
     }
     for label, command in COMMANDS.items():
-        for name, tree_env in trees.items():
+        for tree_env in trees.values():
             run_once(command, tree_env)  # warm the page cache
         for _ in range(args.runs):
             for name, tree_env in trees.items():

@@ -97,5 +97,5 @@ def test_names_spelled_out_for_help_agree_with_their_source() -> None:
     from tastebud.evaluation import PROTOCOLS
     from tastebud.stores.gateway import SCOPES
 
-    assert SCOPE_NAMES == SCOPES
-    assert PROTOCOL_NAMES == tuple(PROTOCOLS)
+    assert SCOPES == SCOPE_NAMES
+    assert tuple(PROTOCOLS) == PROTOCOL_NAMES
