@@ -82,9 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     home = args.work / "home"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TASTEBUD_", "PYTHONPATH"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASTEBUD_", "PYTHONPATH"))}
     env.update({"TASTEBUD_HOME": str(home), "HOME_DIR": str(args.work)})
     if not (home / "artifacts").exists():
         print("setting up a quickstart world (once)...", file=sys.stderr)
