@@ -262,13 +262,15 @@ def test_http_answers_from_stored_lists_match_on_demand_ones(
             service = http.app.state.recommendations  # type: ignore[attr-defined]
             assert service.inline_lookups is (online == "sqlite")
             headers = {"X-API-Key": keys["read"]}
-            for explain in ("true", "false"):
+            for explain, metadata in (("true", "true"), ("false", "true"), ("true", "false")):
                 before = outcomes()
                 response = http.get(
-                    f"/v1/users/u5/recommendations?k={K}&explain={explain}", headers=headers
+                    f"/v1/users/u5/recommendations?k={K}&explain={explain}&metadata={metadata}",
+                    headers=headers,
                 )
                 assert response.status_code == 200 and counted(before) == {"hit": 1}
                 fresh, _ = service.compute("u5", RankRequest(k=K, explain=explain == "true"))
+                described = {"title", "creator"} if metadata == "true" else set()
                 expected = {
                     "user_id": "u5",
                     "items": [
@@ -277,6 +279,7 @@ def test_http_answers_from_stored_lists_match_on_demand_ones(
                             "score": item.score,
                             "sources": item.sources,
                             "explanation": item.explanation,
+                            **{name: getattr(item, name) for name in described},
                         }
                         for item in fresh.ranked.items
                     ],
