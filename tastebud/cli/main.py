@@ -15,6 +15,7 @@ from tastebud.cli import (
     keys,
     models,
     quickstart,
+    recommend,
     serve,
     train,
 )
@@ -39,7 +40,7 @@ app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)
 app.command("train")(train.train_command)
-app.command("recommend")(train.recommend_command)
+app.command("recommend")(recommend.recommend_command)
 app.command("evaluate")(train.evaluate_command)
 
 
