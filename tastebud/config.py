@@ -221,6 +221,10 @@ class ContentSettings(BaseModel):
     audio_workers: int | None = Field(default=None, ge=1, description="Default: one per core.")
     audio_timeout_seconds: float = Field(default=60.0, gt=0, description="Per audio file.")
     audio_max_seconds: float = Field(default=600.0, gt=0, description="Analysed per file.")
+    audio_cache_dir: Path | None = Field(
+        default=None,
+        description="numba's compiled librosa kernels (default ~/.cache/tastebud/numba).",
+    )
 
 
 class Settings(BaseSettings):
