@@ -1,4 +1,4 @@
-"""``tastebud serve``: the HTTP event gateway (uvicorn, one or more worker processes)."""
+"""``tastebud serve``: the HTTP API (uvicorn, one or more worker processes)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def serve(
         int | None, typer.Option(min=1, help="Worker processes (default 1).")
     ] = None,
 ) -> None:
-    """Serve the HTTP API: events, catalog upserts, health and metrics.
+    """Serve the HTTP API: events and catalog in; recommendations, similar, popular and
+    trending items and features out; health and metrics (docs/reference.md lists every route).
 
     The stores are opened once here first (so an unreachable database fails fast, and
     schemas are created before the workers race for them); on the embedded store, the first
