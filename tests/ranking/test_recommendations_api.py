@@ -17,6 +17,7 @@ from serving_world import World, build_world, cluster
 
 from tastebud.api.app import create_app
 from tastebud.config import Settings
+from tastebud.jobs.outputs import publish_lists
 
 
 @pytest.fixture
@@ -159,9 +160,18 @@ def test_similar_and_popular(client: Client, world: World) -> None:
     assert popular.status_code == 200 and len(popular.json()["items"]) == 3
     assert all(cluster(i) == 1 for i in item_ids(popular))
     assert all(described(item) for item in popular.json()["items"])
-    for path in ("/v1/items/i3/similar", "/v1/popular"):
+    entries = [
+        {"item_id": i, "score": 5.0, "lift": 2.0, "rank": n} for n, i in enumerate(["i4", "i9"], 1)
+    ]
+    publish_lists(
+        None, world.stores.online, "trending", {"*": entries}, as_of=datetime.now(UTC), version="v1"
+    )
+    trending = client.get("/v1/trending", k=2)
+    assert trending.status_code == 200, trending.text
+    assert [described(item) for item in trending.json()["items"]] == [True, True]
+    for path in ("/v1/items/i3/similar", "/v1/popular", "/v1/trending"):
         bare = client.get(path, k=3, metadata="false").json()["items"]
-        assert not {"title", "creator"} & {name for item in bare for name in item}
+        assert bare and not {"title", "creator"} & {name for item in bare for name in item}
 
 
 def test_batch_and_anonymous_session(client: Client) -> None:
