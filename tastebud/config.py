@@ -74,6 +74,11 @@ class EventRules(BaseModel):
     earliest_timestamp: datetime = datetime(1990, 1, 1, tzinfo=UTC)
     max_future_seconds: float = Field(default=86_400.0, ge=0)
     max_locale_length: int = 35
+    require_timestamp: bool = Field(
+        default=False,
+        description="HTTP events without `timestamp` are rejected (`missing_field`) instead of "
+        "dated when the server received them.",
+    )
 
     @field_validator("types", mode="before")
     @classmethod
@@ -288,6 +293,10 @@ class ContentSettings(BaseModel):
     audio_workers: int | None = Field(default=None, ge=1, description="Default: one per core.")
     audio_timeout_seconds: float = Field(default=60.0, gt=0, description="Per audio file.")
     audio_max_seconds: float = Field(default=600.0, gt=0, description="Analysed per file.")
+    audio_cache_dir: Path | None = Field(
+        default=None,
+        description="numba's compiled librosa kernels (default ~/.cache/tastebud/numba).",
+    )
 
 
 class AppSettings(BaseModel):

@@ -13,10 +13,12 @@ import re
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 NAMESPACE = "tastebud"
 NAME_PART = re.compile(r"[a-z][a-z0-9_]*")
@@ -80,12 +82,25 @@ def clear_context() -> None:
 
 
 class Metrics:
-    """One registry for the process; metrics are created once and reused by name."""
+    """One registry for the process; metrics are created once and reused by name.
+
+    prometheus_client is imported when the first metric (or the registry) is asked for:
+    commands that count nothing start ~60 ms sooner (docs/benchmarks.md, CLI start-up)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self._registry: CollectorRegistry | None = None
         self._made: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+
+            with self._lock:
+                if self._registry is None:
+                    self._registry = CollectorRegistry(auto_describe=True)
+        return self._registry
 
     @staticmethod
     def name(domain: str, metric: str, unit: str) -> str:
@@ -95,10 +110,11 @@ class Metrics:
         return f"{NAMESPACE}_{domain}_{metric}_{unit}"
 
     def _get(self, kind: type, name: str, doc: str, labels: Sequence[str], **extra: Any) -> Any:
+        registry = self.registry
         with self._lock:
             made = self._made.get(name)
             if made is None:
-                made = kind(name, doc, list(labels), registry=self.registry, **extra)
+                made = kind(name, doc, list(labels), registry=registry, **extra)
                 self._made[name] = made
             elif not isinstance(made, kind):
                 raise ValueError(f"metric {name} already exists as {type(made).__name__}")
@@ -107,11 +123,15 @@ class Metrics:
     def counter(
         self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
     ) -> Counter:
+        from prometheus_client import Counter
+
         return self._get(Counter, self.name(domain, metric, unit), doc, labels)
 
     def gauge(
         self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
     ) -> Gauge:
+        from prometheus_client import Gauge
+
         return self._get(Gauge, self.name(domain, metric, unit), doc, labels)
 
     def histogram(
@@ -121,10 +141,16 @@ class Metrics:
         unit: str,
         doc: str,
         labels: Sequence[str] = (),
-        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+        buckets: Sequence[float] | None = None,
     ) -> Histogram:
+        from prometheus_client import Histogram
+
         return self._get(
-            Histogram, self.name(domain, metric, unit), doc, labels, buckets=tuple(buckets)
+            Histogram,
+            self.name(domain, metric, unit),
+            doc,
+            labels,
+            buckets=tuple(Histogram.DEFAULT_BUCKETS if buckets is None else buckets),
         )
 
 

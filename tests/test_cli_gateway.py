@@ -14,7 +14,7 @@ from tastebud.config import load_settings
 from tastebud.gateway.enrichment import RequestContext
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import bootstrap_admin_key
-from tastebud.stores import open_database, open_stores
+from tastebud.stores import EventQuery, open_database, open_stores
 
 runner = CliRunner()
 
@@ -77,7 +77,8 @@ def test_the_first_admin_key_is_created_once_on_the_embedded_store(home: Path) -
 
 
 def dead_letter_some_events() -> None:
-    """Two events of a type not configured yet, one with a bad timestamp, one good."""
+    """Two events of a type not configured yet, one with a bad timestamp, one good, and one
+    of the new type without a timestamp."""
     settings = load_settings(online_url="memory://")
     with open_stores(settings) as stores:
         gateway = EventGateway(stores, settings)
@@ -90,9 +91,11 @@ def dead_letter_some_events() -> None:
              "timestamp": "soon"},
             {"event_id": "g1", "user_id": "u", "item_id": "k", "event_type": "play",
              "timestamp": 1.7e9},
+            {"event_id": "n1", "user_id": "u", "item_id": "n", "event_type": "stream"},
         ]  # fmt: skip
         outcomes = gateway.ingest(events, RequestContext(None, None, datetime.now(UTC)))
-        assert [o.status for o in outcomes] == ["rejected", "rejected", "rejected", "accepted"]
+        statuses = [o.status for o in outcomes]
+        assert statuses == ["rejected", "rejected", "rejected", "accepted", "rejected"]
 
 
 def test_dlq_list_inspect_retry_purge(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,16 +103,17 @@ def test_dlq_list_inspect_retry_purge(home: Path, monkeypatch: pytest.MonkeyPatc
     listed = runner.invoke(app, ["dlq", "list", "--json"])
     assert listed.exit_code == 0, listed.output
     document = json.loads(listed.stdout)
-    assert document["total"] == 3 and document["dropped"] == {"cap": 0, "ttl": 0}
+    assert document["total"] == 4 and document["dropped"] == {"cap": 0, "ttl": 0}
     reasons = {entry["event_id"]: entry["reasons"] for entry in document["entries"]}
     assert reasons == {
         "s1": ["unknown_event_type"],
         "s2": ["unknown_event_type"],
         "t1": ["timestamp_invalid"],
+        "n1": ["unknown_event_type"],
     }
     assert "payload" not in document["entries"][0]
     table = runner.invoke(app, ["dlq", "list"])
-    assert table.exit_code == 0 and "3 entries" in table.stdout
+    assert table.exit_code == 0 and "4 entries" in table.stdout
 
     first = document["entries"][0]["id"]
     inspected = runner.invoke(app, ["dlq", "inspect", str(first)])
@@ -119,15 +123,23 @@ def test_dlq_list_inspect_retry_purge(home: Path, monkeypatch: pytest.MonkeyPatc
 
     # Nothing can be stored yet: attempts are counted, entries stay.
     unchanged = runner.invoke(app, ["dlq", "retry", "--all", "--json"])
-    assert json.loads(unchanged.stdout)["still_invalid"] == 3
-    # Configure the new event type: the stream events now validate and are stored.
+    assert json.loads(unchanged.stdout)["still_invalid"] == 4
+    # Configure the new event type: the stream events now validate and are stored; the one
+    # sent without a timestamp is dated when it was received (queued).
     monkeypatch.setenv("TASTEBUD_EVENTS__TYPES__STREAM__WEIGHT", "2.0")
     retried = runner.invoke(app, ["dlq", "retry", "--all", "--json"])
     assert retried.exit_code == 0, retried.output
     report = json.loads(retried.stdout)
-    assert (report["stored"], report["duplicates"], report["still_invalid"]) == (2, 0, 1)
+    assert (report["stored"], report["duplicates"], report["still_invalid"]) == (3, 0, 1)
     with open_database(load_settings().resolved_database_url) as database:
-        assert sorted(database.events.existing_ids(["s1", "s2", "t1", "g1"])) == ["g1", "s1", "s2"]
+        assert sorted(database.events.existing_ids(["s1", "s2", "t1", "g1", "n1"])) == [
+            "g1",
+            "n1",
+            "s1",
+            "s2",
+        ]
+        (undated,) = database.events.scan(EventQuery(item_ids=["n"]))
+        assert abs((datetime.now(UTC) - undated.timestamp).total_seconds()) < 300
         (left,) = database.gateway.dead_letters.list_entries()
         assert left.event_id == "t1" and left.attempts == 3
 

@@ -46,7 +46,12 @@ class EventIn(BaseModel):
     item_id: str = _id("External item id.")
     event_type: str = Field(description="A configured event type (play, like, view...).")
     value: float | None = Field(default=None, description="Rating, seconds played, price...")
-    timestamp: str | float = Field(description="ISO-8601 or epoch seconds; stored as UTC.")
+    timestamp: str | float | None = Field(
+        default=None,
+        description="ISO-8601 or epoch seconds; stored as UTC. When absent (or null), the "
+        "event is dated when the gateway received it, unless `events.require_timestamp` is "
+        "set, which rejects it (`missing_field`).",
+    )
     session_id: str | None = _id(
         "Assigned by a per-user inactivity gap when absent.", required=False
     )

@@ -1,30 +1,28 @@
-"""What every command shares: settings, stores, progress bars and user-facing errors."""
+"""What every command shares: settings, stores, progress bars and user-facing errors.
+
+Start-up budget: ``tastebud --help`` and the light commands answer in under 0.5 s
+(``benchmarks/bench_cli_startup.py``, docs/benchmarks.md). So the command modules import only
+typer, rich and the standard library at the top; settings, stores and everything heavier are
+imported inside the commands that use them, and ``tests/test_cli_startup.py`` keeps it so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
-from pydantic_core import PydanticCustomError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from tastebud.config import Settings, load_settings
-from tastebud.jobs.clock import DataClock, data_clock
-from tastebud.observability import configure_logging
-from tastebud.schemas import parse_timestamp
-from tastebud.stores import StoreError, Stores, open_database, open_stores
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from tastebud.config import Settings
+    from tastebud.jobs.clock import DataClock
+    from tastebud.stores import Database, Stores
+    from tastebud.stores.gateway import GatewayStores
 
 console = Console(stderr=True)
 out = Console()
@@ -43,6 +41,10 @@ def parse_moment(value: str | None, option: str) -> datetime | None:
     """An ``--start``/``--end`` style option as a UTC time (ISO-8601 or epoch seconds)."""
     if value is None:
         return None
+    from pydantic_core import PydanticCustomError  # lazy: see the module docstring
+
+    from tastebud.schemas import parse_timestamp
+
     try:
         return parse_timestamp(value)
     except (PydanticCustomError, ValueError) as error:
@@ -52,6 +54,11 @@ def parse_moment(value: str | None, option: str) -> datetime | None:
 def settings_from_context(ctx: typer.Context) -> Settings:
     settings = ctx.obj.get("settings") if ctx.obj else None
     if settings is None:
+        from pydantic import ValidationError  # lazy: see the module docstring
+
+        from tastebud.config import load_settings
+        from tastebud.observability import configure_logging
+
         try:
             settings = load_settings()
         except (ValidationError, FileNotFoundError, ValueError) as error:
@@ -65,6 +72,8 @@ def settings_from_context(ctx: typer.Context) -> Settings:
 
 @contextmanager
 def stores_for(settings: Settings) -> Iterator[Stores]:
+    from tastebud.stores import StoreError, open_stores  # lazy: see the module docstring
+
     try:
         stores = open_stores(settings)
     except StoreError as error:
@@ -75,7 +84,48 @@ def stores_for(settings: Settings) -> Iterator[Stores]:
         stores.close()
 
 
+@contextmanager
+def database_for(settings: Settings) -> Iterator[Database]:
+    """The database alone (events, catalog), for commands that need neither the online
+    store nor the artifacts."""
+    from tastebud.stores import StoreError, open_database  # lazy: see the module docstring
+
+    try:
+        database = open_database(settings.resolved_database_url)
+    except StoreError as error:
+        raise fail(str(error), EXIT_STORE) from None
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@contextmanager
+def gateway_stores_for(settings: Settings) -> Iterator[GatewayStores]:
+    """API keys and dead letters alone: ``keys`` and ``dlq`` start without the event store."""
+    from tastebud.stores import StoreError, open_gateway_stores  # lazy: see the docstring
+
+    try:
+        stores = open_gateway_stores(settings.resolved_database_url)
+    except StoreError as error:
+        raise fail(str(error), EXIT_STORE) from None
+    try:
+        yield stores
+    finally:
+        stores.close()
+
+
 def progress_bar() -> Progress:
+    from rich.progress import (  # lazy: only commands that show progress pay for it
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -90,6 +140,9 @@ def progress_bar() -> Progress:
 
 def clock_for(settings: Settings, as_of: datetime | None = None) -> DataClock:
     """The data clock of the configured store (see ``tastebud.jobs.clock``)."""
+    from tastebud.jobs.clock import data_clock  # lazy: see the module docstring
+    from tastebud.stores import StoreError, open_database
+
     try:
         with open_database(settings.resolved_database_url) as database:
             return data_clock(

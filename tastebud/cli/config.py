@@ -8,7 +8,6 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from tastebud.cli.common import out, settings_from_context
-from tastebud.config import find_config_file
 
 app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 
@@ -23,6 +22,8 @@ def _redact(url: str) -> str:
 @app.command("show")
 def show(ctx: typer.Context) -> None:
     """Print the effective settings (file + environment) as JSON, passwords hidden."""
+    from tastebud.config import find_config_file  # lazy: pydantic-settings (CLI start-up)
+
     settings = settings_from_context(ctx)
     document = json.loads(settings.model_dump_json())
     document["config_file"] = str(find_config_file() or "")

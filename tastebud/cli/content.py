@@ -8,12 +8,6 @@ from typing import Annotated
 import typer
 
 from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
-from tastebud.content.artifact import load_artifact
-from tastebud.content.service import audio_from, embed_catalog, options_from, registry_for
-from tastebud.content.similarity import ContentSimilarity
-from tastebud.content.text import EncoderUnavailable
-from tastebud.registry import ModelLoadError, RegistryError
-from tastebud.stores import StoreError
 
 app = typer.Typer(help="Content embeddings of catalog items.", no_args_is_help=True)
 
@@ -41,6 +35,12 @@ def embed(
 ) -> None:
     """Build the catalog's embeddings, or update them: only new and changed items (or the
     ``--items`` given) are processed; the new version becomes ``production``."""
+    # Imported here, not at the top: scikit-learn and librosa cost seconds (CLI start-up).
+    from tastebud.content.service import audio_from, embed_catalog, options_from
+    from tastebud.content.text import EncoderUnavailable
+    from tastebud.registry import ModelLoadError, RegistryError
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     if text_encoder not in (None, "auto", "tfidf", "minilm"):
         raise fail(f"unknown text encoder {text_encoder!r}: auto, tfidf or minilm")
@@ -84,6 +84,11 @@ def show(
     ref: Annotated[str, typer.Argument(help="A version or an alias.")] = "production",
 ) -> None:
     """The schema and coverage report of an embedding version, as JSON."""
+    # Imported here, not at the top: scikit-learn (CLI start-up).
+    from tastebud.content.artifact import load_artifact
+    from tastebud.content.service import registry_for
+    from tastebud.registry import ModelLoadError
+
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
         try:
@@ -105,16 +110,71 @@ def similar(
     ctx: typer.Context,
     item_ids: Annotated[list[str], typer.Argument(help="Item ids.")],
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours per item.")] = 10,
+    metadata: Annotated[
+        bool, typer.Option(help="Show each item's catalog title and creator.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The nearest items by content (cosine of the production embeddings)."""
+    """The nearest items by content (cosine of the production embeddings), with their
+    titles and creators from the catalog."""
+    # Imported here, not at the top: scikit-learn (CLI start-up).
+    from tastebud.content.artifact import load_artifact
+    from tastebud.content.service import registry_for
+    from tastebud.content.similarity import ContentSimilarity
+    from tastebud.registry import ModelLoadError
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
         try:
             artifact = load_artifact(registry_for(settings, stores))
         except ModelLoadError as error:
             raise fail(f"content embeddings: {error} (run `tastebud content embed`)") from None
-    index = ContentSimilarity.from_artifact(artifact)
-    ids, scores = index.similar(item_ids, k)
-    for item_id, row_ids, row_scores in zip(item_ids, ids, scores, strict=True):
-        pairs = [f"{i} ({s:.3f})" for i, s in zip(row_ids, row_scores, strict=True) if i]
-        out.print(f"{item_id}: {', '.join(pairs) if pairs else 'unknown or not embedded'}")
+        index = ContentSimilarity.from_artifact(artifact)
+        ids, scores = index.similar(item_ids, k)
+        listed = [
+            [(str(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+        catalog = {}
+        if metadata:
+            wanted = set(item_ids) | {i for row in listed for i, _ in row}
+            try:
+                catalog = stores.catalog.get_items(sorted(wanted))
+            except StoreError as error:
+                raise fail(str(error), EXIT_STORE) from None
+
+    def entry(item_id: str, score: float | None = None) -> dict[str, object]:
+        document: dict[str, object] = {"item_id": item_id}
+        if score is not None:
+            document["score"] = round(score, 6)
+        if metadata:
+            item = catalog.get(item_id)
+            document["title"] = item.title if item else None
+            document["creator"] = item.creator if item else None
+        return document
+
+    documents = [
+        {**entry(item_id), "similar": [entry(i, s) for i, s in row]}
+        for item_id, row in zip(item_ids, listed, strict=True)
+    ]
+    if as_json:
+        out.print_json(json.dumps(documents))
+        return
+    for document in documents:
+        out.print(_described(document), markup=False, highlight=False)
+        if not document["similar"]:
+            out.print("  unknown or not embedded", highlight=False)
+        for neighbour in document["similar"]:  # type: ignore[attr-defined]
+            line = f"  {neighbour['score']:.3f}  {_described(neighbour)}"
+            out.print(line, markup=False, highlight=False)
+
+
+def _described(document: dict[str, object]) -> str:
+    """``id  "title" by creator``, with what the catalog knows."""
+    text = str(document["item_id"])
+    if document.get("title"):
+        text += f'  "{document["title"]}"'
+    if document.get("creator"):
+        text += f" by {document['creator']}"
+    return text

@@ -5,28 +5,27 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from tastebud.cli.common import (
     EXIT_STORE,
     console,
+    database_for,
     fail,
     out,
     progress_bar,
     settings_from_context,
     stores_for,
 )
-from tastebud.config import Settings
-from tastebud.data.loaders import KINDS, open_sources
-from tastebud.data.loaders.files import FORMATS
-from tastebud.data.loaders.mapping import MappingError, parse_mapping
-from tastebud.ingest import IngestReport, ingest_sources
-from tastebud.schemas import parse_timestamp
-from tastebud.stores import StoreError, Stores
+from tastebud.data.formats import FORMATS, KINDS
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.ingest import IngestReport
+    from tastebud.stores import Stores
 
 
 def ingest(
@@ -65,6 +64,11 @@ def ingest(
     show: Annotated[int, typer.Option(help="How many rejected rows to list.")] = 20,
 ) -> None:
     """Load events, items or users into the stores, reporting every rejected row."""
+    # Imported here, not at the top: loaders and validation bring pyarrow (CLI start-up).
+    from tastebud.data.loaders import open_sources
+    from tastebud.data.loaders.mapping import MappingError, parse_mapping
+    from tastebud.schemas import parse_timestamp
+
     settings = settings_from_context(ctx)
     if kind is not None and kind not in KINDS:
         raise fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -100,6 +104,10 @@ def ingest(
 
 
 def _run(sources: list[Any], stores: Stores, settings: Settings) -> IngestReport:
+    from tastebud.data.loaders.mapping import MappingError  # lazy: pyarrow (CLI start-up)
+    from tastebud.ingest import ingest_sources
+    from tastebud.stores import StoreError
+
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
@@ -158,19 +166,23 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Users, items, events by type and the time range of what is stored."""
+    from pydantic import ValidationError  # lazy: stores and pydantic (CLI start-up)
+
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
-    with stores_for(settings) as stores:
+    with database_for(settings) as database:
         try:
-            event_stats = stores.events.stats()
+            event_stats = database.events.stats()
             document = {
                 "database": settings.resolved_database_url.split("@")[-1],
                 "users": {
-                    "catalog": stores.catalog.count_users(),
+                    "catalog": database.catalog.count_users(),
                     "with_events": event_stats.users,
                 },
                 "items": {
-                    "catalog": stores.catalog.count_items(),
-                    "active": stores.catalog.count_items(active=True),
+                    "catalog": database.catalog.count_items(),
+                    "active": database.catalog.count_items(active=True),
                     "with_events": event_stats.items,
                 },
                 "events": {

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tastebud.cli.common import fail, out, parse_moment, progress_bar, settings_from_context
-from tastebud.data.fetch import DATASETS, FetchError, fetch_dataset
-from tastebud.data.synthetic import (
-    WorldSpec,
-    WorldSummary,
-    estimate_events,
-    generate_world,
-    now_minute,
-)
+
+if TYPE_CHECKING:
+    from tastebud.data.synthetic import WorldSpec, WorldSummary
 
 app = typer.Typer(help="Public datasets and the synthetic world generator.", no_args_is_help=True)
 
@@ -24,6 +19,8 @@ app = typer.Typer(help="Public datasets and the synthetic world generator.", no_
 @app.command("list")
 def list_datasets() -> None:
     """The public datasets `fetch` knows."""
+    from tastebud.data.fetch import DATASETS  # lazy: pooch and friends (CLI start-up)
+
     table = Table("name", "description", "url")
     for spec in DATASETS.values():
         table.add_row(spec.name, spec.description, spec.url)
@@ -39,6 +36,8 @@ def fetch(
     force: Annotated[bool, typer.Option(help="Download again even if present.")] = False,
 ) -> None:
     """Download a public dataset into the cache and print its folder."""
+    from tastebud.data.fetch import FetchError, fetch_dataset  # lazy: CLI start-up
+
     settings = settings_from_context(ctx)
     with progress_bar() as bar:
         task = bar.add_task(f"fetch {name}", total=None)
@@ -60,6 +59,8 @@ def fetch(
 
 
 def run_generate(spec: WorldSpec, out_dir: Path) -> WorldSummary:
+    from tastebud.data.synthetic import estimate_events, generate_world  # lazy: numpy, pyarrow
+
     with progress_bar() as bar:
         task = bar.add_task(f"generate ~{estimate_events(spec):,} events", total=spec.days)
         return generate_world(spec, out_dir, lambda done, _: bar.update(task, completed=done))
@@ -87,6 +88,9 @@ def generate(
 ) -> None:
     """Write a seeded synthetic world with known structure (events, items, users, truth),
     ending now unless --end says otherwise."""
+    # lazy: numpy, pyarrow (CLI start-up)
+    from tastebud.data.synthetic import WorldSpec, now_minute
+
     end_at = parse_moment(end, "--end") or now_minute()
     try:
         spec = WorldSpec.ending(

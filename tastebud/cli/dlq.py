@@ -6,15 +6,23 @@ import contextlib
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
-from tastebud.gateway.dlq import RetryReport, retry_entries
-from tastebud.stores import StoreError
-from tastebud.stores.gateway import DeadLetterKind
+from tastebud.cli.common import (
+    EXIT_STORE,
+    fail,
+    gateway_stores_for,
+    out,
+    settings_from_context,
+    stores_for,
+)
+
+if TYPE_CHECKING:
+    from tastebud.gateway.dlq import RetryReport
+    from tastebud.stores.gateway import DeadLetterKind
 
 app = typer.Typer(
     help="Inspect and replay events the gateway could not store.", no_args_is_help=True
@@ -39,10 +47,12 @@ def list_entries(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Entries, oldest first, with their reasons; and the queue's size and drops."""
+    from tastebud.stores import StoreError  # lazy: stores bring pyarrow (CLI start-up)
+
     settings = settings_from_context(ctx)
     wanted = _kind(kind)
-    with stores_for(settings) as stores:
-        letters = stores.database.gateway.dead_letters
+    with gateway_stores_for(settings) as stores:
+        letters = stores.dead_letters
         try:
             entries = letters.list_entries(kind=wanted, after_id=after, limit=limit)
             total, dropped = letters.count(kind=wanted), letters.dropped()
@@ -83,10 +93,12 @@ def inspect(
     entry_id: Annotated[int, typer.Argument(help="The entry id shown by `dlq list`.")],
 ) -> None:
     """One entry as JSON, with its payload."""
+    from tastebud.stores import StoreError  # lazy: stores bring pyarrow (CLI start-up)
+
     settings = settings_from_context(ctx)
-    with stores_for(settings) as stores:
+    with gateway_stores_for(settings) as stores:
         try:
-            entry = stores.database.gateway.dead_letters.get(entry_id)
+            entry = stores.dead_letters.get(entry_id)
         except StoreError as error:
             raise fail(str(error), EXIT_STORE) from None
     if entry is None:
@@ -107,6 +119,10 @@ def retry(
 ) -> None:
     """Store entries that now validate (the store is back, or the rules changed), and remove
     them from the queue; the rest stay, with their attempts counted."""
+    # Imported here, not at the top: stores bring pyarrow (CLI start-up).
+    from tastebud.gateway.dlq import RetryReport, retry_entries
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     wanted = _kind(kind)
     if not entry_ids and not retry_all:
@@ -156,12 +172,14 @@ def purge(
     ] = None,
 ) -> None:
     """Remove entries for good."""
+    from tastebud.stores import StoreError  # lazy: stores bring pyarrow (CLI start-up)
+
     settings = settings_from_context(ctx)
     wanted = _kind(kind)
     if not entry_ids and not purge_all and older_than is None:
         raise fail("name entry ids, or pass --all or --older-than")
-    with stores_for(settings) as stores:
-        letters = stores.database.gateway.dead_letters
+    with gateway_stores_for(settings) as stores:
+        letters = stores.dead_letters
         try:
             if entry_ids:
                 removed = letters.delete(entry_ids)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -30,20 +30,11 @@ from tastebud.cli.common import (
     settings_from_context,
     stores_for,
 )
-from tastebud.config import Settings
-from tastebud.features.compute import TransformError
-from tastebud.features.materialize import (
-    SUPPORT_DAYS,
-    backfill,
-    materialize,
-    recent_support,
-    watermark,
-)
-from tastebud.features.offline import FeatureVersionConflict
-from tastebud.features.parity import run_parity
-from tastebud.features.registry import FeatureRegistry, ManifestError
-from tastebud.features.store import FeatureStore, load_registry, open_feature_store
-from tastebud.stores import StoreError
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.features.registry import FeatureRegistry
+    from tastebud.features.store import FeatureStore
 
 app = typer.Typer(help="The feature store: views, materialization, parity.", no_args_is_help=True)
 
@@ -54,6 +45,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 
 def _registry(settings: Settings) -> FeatureRegistry:
+    # Imported here, not at the top: the feature store brings pyarrow (CLI start-up).
+    from tastebud.features.registry import ManifestError
+    from tastebud.features.store import load_registry
+
     try:
         return load_registry(settings)
     except ManifestError as error:
@@ -62,6 +57,12 @@ def _registry(settings: Settings) -> FeatureRegistry:
 
 @contextmanager
 def _feature_store(ctx: typer.Context) -> Iterator[tuple[Settings, Any, FeatureStore]]:
+    # Imported here, not at the top: pyarrow, DuckDB (CLI start-up).
+    from tastebud.features.compute import TransformError
+    from tastebud.features.offline import FeatureVersionConflict
+    from tastebud.features.store import open_feature_store
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     _registry(settings)
     with stores_for(settings) as stores:
@@ -151,6 +152,9 @@ def materialize_command(
 
     Refused (exit 5) when the 30 days before END hold fewer than features.min_recent_events
     events: every event-based view would come out empty."""
+    # lazy: CLI start-up
+    from tastebud.features.materialize import SUPPORT_DAYS, materialize, recent_support
+
     end_at = parse_moment(end, "--end")
     if end_at is None:
         clock = clock_for(settings_from_context(ctx))
@@ -192,6 +196,8 @@ def backfill_command(
     view: ViewOption = None,
 ) -> None:
     """Offline snapshots every STEP over (START, END], for point-in-time training data."""
+    from tastebud.features.materialize import backfill  # lazy: CLI start-up
+
     start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
     assert start_at is not None and end_at is not None
     with _feature_store(ctx) as (settings, stores, features):
@@ -214,6 +220,8 @@ def parity_command(
     view: ViewOption = None,
 ) -> None:
     """Compare sampled online values with the offline store; exit 1 above the 2% target."""
+    from tastebud.features.parity import run_parity  # lazy: CLI start-up
+
     with _feature_store(ctx) as (settings, _, features):
         report = run_parity(
             features, sample=sample, tolerance=settings.features.parity_tolerance, views=view
@@ -226,6 +234,8 @@ def parity_command(
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """Each view's watermark and seconds since its last materialization."""
+    from tastebud.features.materialize import watermark  # lazy: CLI start-up
+
     with _feature_store(ctx) as (_, __, features):
         ages = features.service.refresh_freshness()
         rows = {

@@ -15,7 +15,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,23 +31,12 @@ from tastebud.cli.common import (
     parse_moment,
     settings_from_context,
 )
-from tastebud.config import Settings
-from tastebud.jobs import (
-    InvalidInterval,
-    JobAlreadyRunning,
-    JobFailed,
-    JobNotAvailable,
-    JobRunner,
-    RetryPolicy,
-    RunHistory,
-    UnknownJob,
-    open_run_history,
-)
-from tastebud.jobs.definitions import build_registry
-from tastebud.jobs.registry import JobRegistry
-from tastebud.jobs.runner import RunOutcome
-from tastebud.jobs.scheduler import Scheduler
-from tastebud.stores import StoreError, open_database
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.jobs import RunHistory
+    from tastebud.jobs.registry import JobRegistry
+    from tastebud.jobs.runner import RunOutcome
 
 EXIT_FAILED = 1
 EXIT_RUNNING = 4
@@ -58,6 +47,10 @@ app = typer.Typer(
 
 
 def registry_for(settings: Settings) -> JobRegistry:
+    # Imported here, not at the top: the jobs package brings the stores (CLI start-up).
+    from tastebud.jobs.definitions import build_registry
+    from tastebud.jobs.retry import RetryPolicy
+
     jobs = settings.jobs
     return build_registry(
         RetryPolicy(
@@ -70,6 +63,8 @@ def registry_for(settings: Settings) -> JobRegistry:
 
 def data_version(settings: Settings) -> int | None:
     """The event store's log position, for the scheduler's refused-job check."""
+    from tastebud.stores import open_database  # lazy: CLI start-up
+
     with open_database(settings.resolved_database_url) as database:
         return database.events.last_seq()
 
@@ -87,6 +82,9 @@ def describe_outcome(outcome: RunOutcome) -> str:
 
 @contextmanager
 def history_for(settings: Settings) -> Iterator[RunHistory]:
+    from tastebud.jobs import open_run_history  # lazy: stores (CLI start-up)
+    from tastebud.stores import StoreError
+
     try:
         history = open_run_history(settings)
     except StoreError as error:
@@ -156,6 +154,17 @@ def run_job(
     """Run one job over one data interval [start, end), with its retries and timeout.
 
     Exit 5 when the run is refused for too little data (the previous result keeps serving)."""
+    # Imported here, not at the top: the runner brings the stores (CLI start-up).
+    from tastebud.jobs import (
+        InvalidInterval,
+        JobAlreadyRunning,
+        JobFailed,
+        JobNotAvailable,
+        JobRunner,
+        UnknownJob,
+    )
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
     as_of_at = parse_moment(as_of, "--as-of")
@@ -233,6 +242,10 @@ def scheduler(
     once: Annotated[bool, typer.Option(help="Run what is due now, then exit.")] = False,
 ) -> None:
     """Run the job schedules in this process (embedded mode; no orchestrator needed)."""
+    # Imported here, not at the top: the runner brings the stores (CLI start-up).
+    from tastebud.jobs import JobNotAvailable, JobRunner, UnknownJob
+    from tastebud.jobs.scheduler import Scheduler
+
     settings = settings_from_context(ctx)
     registry = registry_for(settings)
     for name in jobs or []:

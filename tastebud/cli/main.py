@@ -16,6 +16,7 @@ from tastebud.cli import (
     models,
     push,
     quickstart,
+    recommend,
     serve,
     train,
 )
@@ -41,7 +42,7 @@ app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)
 app.command("train")(train.train_command)
-app.command("recommend")(train.recommend_command)
+app.command("recommend")(recommend.recommend_command)
 app.command("evaluate")(train.evaluate_command)
 
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tastebud.cli.common import EXIT_STORE, EXIT_USAGE, fail, out, settings_from_context
-from tastebud.registry import (
-    ALIASES,
-    ModelRegistry,
-    RegistryError,
-    UnknownAlias,
-    VersionNotFound,
-    open_registry,
-)
-from tastebud.stores import StoreError
+from tastebud.registry.names import ALIASES
+
+if TYPE_CHECKING:
+    from tastebud.registry import ModelRegistry
 
 app = typer.Typer(help="Registered model versions and their aliases.", no_args_is_help=True)
 
@@ -34,6 +29,11 @@ AliasOption = Annotated[
 def registry_for(ctx: typer.Context) -> Iterator[ModelRegistry]:
     """The configured registry; its errors become a message and an exit code, never a
     traceback: 2 for a bad ref or alias, 3 for an unreachable store, 1 otherwise."""
+    # Imported here, not at the top: the registry brings fsspec and the stores (CLI
+    # start-up).
+    from tastebud.registry import RegistryError, UnknownAlias, VersionNotFound, open_registry
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     try:
         registry = open_registry(settings)

@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from tastebud.cli.common import EXIT_STORE, fail, out, settings_from_context, stores_for
-from tastebud.push.vapid import ensure_keys
-from tastebud.stores import StoreError
 
 app = typer.Typer(help="Web push: VAPID keys and subscriptions.", no_args_is_help=True)
 
@@ -26,6 +24,10 @@ def keys(
     ] = False,
 ) -> None:
     """Make the VAPID key pair if there is none (or --rotate it); print the public key."""
+    # Imported here, not at the top: cryptography and the stores (CLI start-up).
+    from tastebud.push.vapid import ensure_keys
+    from tastebud.stores import StoreError
+
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
         try:
@@ -46,6 +48,8 @@ def keys(
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """Whether push is set up, and how many subscriptions there are."""
+    from tastebud.stores import StoreError  # lazy: CLI start-up
+
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
         try:

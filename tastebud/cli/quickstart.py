@@ -21,7 +21,7 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,12 +36,11 @@ from tastebud.cli.common import (
 )
 from tastebud.cli.data import _print_report, _run
 from tastebud.cli.datasets import run_generate
-from tastebud.config import Settings
-from tastebud.data.interactions import read_event_store
-from tastebud.data.loaders import open_sources
-from tastebud.data.synthetic import WorldSpec, now_minute
-from tastebud.registry import RegistryError, open_registry
-from tastebud.stores import ArtifactNotFound, Stores
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.data.synthetic import WorldSpec
+    from tastebud.stores import Stores
 
 MARKER = "quickstart/world.json"
 # Trends strong enough to be seen in a 2,000-user world (the 95th-99th popularity
@@ -125,6 +124,8 @@ def _world(
 ) -> WorldSpec | None:
     """Step 1: the world to ingest (None: the store holds an older quickstart world that is
     used as it is). Refuses to mix a second world into a store holding one."""
+    from tastebud.data.synthetic import WorldSpec, now_minute  # lazy: numpy (CLI start-up)
+
     marker = read_marker(stores)
     recorded = marker["fields"] if marker else None
     if marker is not None and _comparable(recorded) != _comparable(fields):
@@ -197,6 +198,8 @@ def _files_hold(folder: Path, spec: WorldSpec) -> bool:
 
 def read_marker(stores: Stores) -> dict[str, Any] | None:
     """The quickstart world this store holds, as ``write_marker`` recorded it."""
+    from tastebud.stores import ArtifactNotFound  # lazy: the stores bring pyarrow
+
     try:
         return json.loads(stores.artifacts.get_bytes(MARKER))  # type: ignore[no-any-return]
     except (ArtifactNotFound, FileNotFoundError):
@@ -219,6 +222,8 @@ def write_marker(
 
 
 def _ingest(settings: Settings, stores: Stores, spec: WorldSpec, folder: Path) -> None:
+    from tastebud.data.loaders import open_sources  # lazy: pyarrow (CLI start-up)
+
     marker = read_marker(stores)
     recorded = marker is not None and marker.get("ingested") and marker["world_id"] == spec.world_id
     # The marker lives with the artifacts: check the events are still there too.
@@ -244,6 +249,9 @@ def _summary(stores: Stores) -> str:
 def train_production(settings: Settings, stores: Stores) -> str:
     """Train the default configuration on the store and register it as production, unless
     production was trained on exactly these events; returns the production version."""
+    # Imported here, not at the top: training brings numpy, implicit... (CLI start-up).
+    from tastebud.data.interactions import read_event_store
+    from tastebud.registry import RegistryError, open_registry
     from tastebud.training.pipeline import register_training, train
 
     log = read_event_store(stores.events)

@@ -1,4 +1,4 @@
-"""``tastebud serve``: the HTTP event gateway (uvicorn, one or more worker processes)."""
+"""``tastebud serve``: the HTTP API (uvicorn, one or more worker processes)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tastebud.api.server import http_protocol
-from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
 from tastebud.cli.common import console, out, settings_from_context, stores_for
-from tastebud.gateway.keys import bootstrap_admin_key
-from tastebud.observability import configure_logging
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -26,12 +22,19 @@ def serve(
         int | None, typer.Option(min=1, help="Worker processes (default 1).")
     ] = None,
 ) -> None:
-    """Serve the HTTP API: events, catalog upserts, health and metrics.
+    """Serve the HTTP API: events and catalog in; recommendations, similar, popular and
+    trending items and features out; health and metrics (docs/reference.md lists every route).
 
     The stores are opened once here first (so an unreachable database fails fast, and
     schemas are created before the workers race for them); on the embedded store, the first
     run creates an admin API key and prints it, once, on the last line.
     """
+    # Imported here, not at the top: FastAPI and the stores (CLI start-up).
+    from tastebud.api.server import http_protocol
+    from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
+    from tastebud.gateway.keys import bootstrap_admin_key
+    from tastebud.observability import configure_logging
+
     settings = settings_from_context(ctx)
     gateway = settings.gateway
     host = host or gateway.host

@@ -1,4 +1,5 @@
-"""``tastebud train``, ``tastebud recommend`` and ``tastebud evaluate``: the batch contract.
+"""``tastebud train`` and ``tastebud evaluate`` (with ``recommend``, in ``recommend.py``): the
+batch contract.
 
 Outside evaluation drives tastebud through these three commands, so their names, options
 and file formats are stable (see README "Batch CLI").
@@ -6,12 +7,10 @@ and file formats are stable (see README "Batch CLI").
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from tastebud.cli.common import (
@@ -22,18 +21,20 @@ from tastebud.cli.common import (
     settings_from_context,
     stores_for,
 )
-from tastebud.config import Settings
-from tastebud.data.interactions import (
-    InteractionLog,
-    InteractionsError,
-    read_event_store,
-    read_interactions_file,
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.data.interactions import InteractionLog
+
+# The protocols of ``tastebud.evaluation.PROTOCOLS``, named here so that help does not import
+# numpy (CLI start-up); tests/test_cli_startup.py checks that they agree.
+PROTOCOL_NAMES = (
+    "global-temporal",
+    "user-temporal",
+    "leave-last-one",
+    "random-holdout",
+    "strong-generalization",
 )
-from tastebud.data.matrix import MatrixCache
-from tastebud.evaluation import PROTOCOLS
-from tastebud.models.base import ModelError, Recommender
-from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
-from tastebud.training.pipeline import register_training, save_training, train
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
 
@@ -51,6 +52,13 @@ def parse_duration(text: str) -> float:
 def _read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
     """The interactions of ``--interactions FILE``, or of the event store; what was dropped
     or ignored is printed."""
+    # Imported here, not at the top: numpy and pyarrow (CLI start-up).
+    from tastebud.data.interactions import (
+        InteractionsError,
+        read_event_store,
+        read_interactions_file,
+    )
+
     try:
         if interactions is not None:
             log = read_interactions_file(interactions)
@@ -95,6 +103,12 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Random seed for splits and searches.")] = 42,
 ) -> None:
     """Train a model (the default configuration, or AutoML's best with --auto)."""
+    # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
+    from tastebud.data.interactions import InteractionsError
+    from tastebud.data.matrix import MatrixCache
+    from tastebud.models.base import ModelError
+    from tastebud.training.pipeline import register_training, save_training, train
+
     settings = settings_from_context(ctx)
     budget_seconds = parse_duration(budget)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
@@ -147,84 +161,6 @@ def train_command(
     out.print(version.model_version)
 
 
-def smoke_recommendation(model: Recommender) -> None:
-    """A loaded model must answer one real request before it is used."""
-    user = model.users_.id_of([0]) if len(model.users_) else ["unknown"]
-    ids, _ = model.recommend(user, 1)
-    if ids.shape != (1, 1):
-        raise ModelError("the model answered a smoke request with the wrong shape")
-
-
-def _load(ctx: typer.Context, model: str) -> Recommender:
-    """A model folder, or a registry version or alias (production, canary, shadow)."""
-    path = Path(model)
-    try:
-        if path.is_dir():
-            return Recommender.load(path)
-    except ModelError as error:
-        raise fail(str(error)) from None
-    settings = settings_from_context(ctx)
-    from tastebud.registry import RegistryError, open_registry
-
-    with stores_for(settings) as stores:
-        registry = open_registry(settings, stores.artifacts)
-        try:
-            return registry.load(model, Recommender.load, smoke=smoke_recommendation)
-        except RegistryError as error:
-            raise fail(
-                f"{model} is neither a model folder nor a registered model: {error}"
-            ) from None
-
-
-def _read_users(path: Path) -> list[str]:
-    if not path.is_file():
-        raise fail(f"users file {path} does not exist")
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise fail(f"users file {path} is not UTF-8 text") from None
-    users = [line.strip() for line in lines]
-    if users and users[0] == "user_id":
-        users = users[1:]
-    return [user for user in users if user]
-
-
-def recommend_command(
-    ctx: typer.Context,
-    model: Annotated[
-        str, typer.Option(help="A model folder (from train --out) or a registry alias/version.")
-    ],
-    users: Annotated[Path, typer.Option(help="One user id per line (a user_id header is ok).")],
-    k: Annotated[int, typer.Option("--k", min=1, max=10_000, help="Items per user.")] = 10,
-    out_path: Annotated[Path, typer.Option("--out", help="CSV user_id,item_id,rank,score.")] = Path(
-        "recommendations.csv"
-    ),
-    batch_size: Annotated[int, typer.Option(min=1)] = 2048,
-) -> None:
-    """Top-K items per user to CSV; unknown users get the cold-start (popular) list."""
-    fitted = _load(ctx, model)
-    user_ids = _read_users(users)
-    unknown = int(sum(fitted.users_.index_of(user) < 0 for user in user_ids))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(out_path.name + ".partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["user_id", "item_id", "rank", "score"])
-        for start in range(0, len(user_ids), batch_size):
-            batch = user_ids[start : start + batch_size]
-            ids, scores = fitted.recommend(batch, k, exclude_seen=True)
-            for user, row_ids, row_scores in zip(batch, ids, scores, strict=True):
-                for rank, (item, score) in enumerate(zip(row_ids, row_scores, strict=True), 1):
-                    if item is None:
-                        break
-                    writer.writerow([user, item, rank, f"{float(score):.6g}"])
-    partial.replace(out_path)
-    console.print(
-        f"wrote {len(user_ids):,} users x {k} to {out_path} ({unknown:,} unknown users got the "
-        "cold-start list)"
-    )
-
-
 def evaluate_command(
     ctx: typer.Context,
     interactions: Annotated[
@@ -232,7 +168,7 @@ def evaluate_command(
         typer.Option(help="Interactions file; without it, the configured event store."),
     ] = None,
     protocol: Annotated[
-        str, typer.Option(help=f"Split protocol: {', '.join(PROTOCOLS)}.")
+        str, typer.Option(help=f"Split protocol: {', '.join(PROTOCOL_NAMES)}.")
     ] = "user-temporal",
     k: Annotated[int, typer.Option("--k", min=1, help="The K reports lead with.")] = 10,
     models: Annotated[
@@ -254,6 +190,14 @@ def evaluate_command(
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Split, train each model on the train part, rank the whole catalog, and report."""
+    # Imported here, not at the top: numpy, scikit-learn, matplotlib... (CLI start-up).
+    import numpy as np
+
+    from tastebud.data.interactions import InteractionsError
+    from tastebud.evaluation import PROTOCOLS
+    from tastebud.models.base import ModelError
+    from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
+
     settings = settings_from_context(ctx)
     if protocol not in PROTOCOLS:
         raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")

@@ -9,16 +9,29 @@ and either way the file is reported with its reason and the batch goes on.
 Workers start with ``spawn`` (no fork of a parent holding DuckDB or database threads) and warm
 librosa up (imports, numba's compiled kernels) before their first file, so the timeout and
 the latency histogram measure files, not start-up.
+
+librosa's kernels are compiled by numba and cached on disk. Workers that compile at the same
+time race on that cache (a known numba problem: an index written by one while another reads
+it), and a corrupt cache then crashes every later start. So the cache lives in a folder of
+our own (``cache_dir``), each worker warms up holding an exclusive lock on it (the first
+compiles, the others load what it wrote), and a worker that dies while warming up gets the
+cache cleared and one more try. Workers that still cannot start leave audio out: every file
+comes back with reason ``audio_unavailable`` and the build goes on without audio.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import multiprocessing as mp
 import os
+import shutil
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -28,11 +41,53 @@ import numpy as np
 from tastebud.content.audio import MAX_SECONDS, SAMPLE_RATE, AudioResult, analyse
 
 DEFAULT_TIMEOUT = 60.0
-STARTUP_TIMEOUT = 300.0  # a cold numba cache compiles librosa's kernels: tens of seconds
+# A cold numba cache compiles librosa's kernels (tens of seconds), and warm-ups queue on the
+# cache lock: the last of several workers waits for the others.
+STARTUP_TIMEOUT = 300.0
+UNAVAILABLE = "audio_unavailable"
+LOCK_NAME = ".lock"
 
 
-def _serve(connection: Connection, max_seconds: float) -> None:
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/tastebud/numba`` (``~/.cache/...``): shared by every tastebud home
+    of the user, as compiled kernels depend only on the code (numba keys them by its path)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tastebud" / "numba"
+
+
+@contextmanager
+def cache_lock(cache_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the kernel cache, across processes (released if one dies)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def clear_cache(cache_dir: Path) -> None:
+    """Remove the compiled kernels (not the lock), under the lock."""
+    with cache_lock(cache_dir):
+        for entry in cache_dir.iterdir():
+            if entry.name == LOCK_NAME:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+
+
+def _serve(connection: Connection, max_seconds: float, cache_dir: str) -> None:
     """Worker loop: warm up, say ready, then analyse one path per message until None."""
+    # Before librosa (and numba) are imported: numba reads it once, at import.
+    os.environ["NUMBA_CACHE_DIR"] = cache_dir
+    if "numba" in sys.modules:  # imported by the parent's main module on spawn
+        from numba.core.config import reload_config
+
+        reload_config()
     # One file per process already fills the cores; threaded BLAS/FFT underneath would
     # oversubscribe them.
     from threadpoolctl import threadpool_limits
@@ -42,7 +97,9 @@ def _serve(connection: Connection, max_seconds: float) -> None:
     threadpool_limits(1)
 
     rng = np.random.default_rng(0)
-    features_from_signal(rng.standard_normal(SAMPLE_RATE * 3).astype(np.float32) * 0.1, 3.0)
+    warm_up = rng.standard_normal(SAMPLE_RATE * 3).astype(np.float32) * 0.1
+    with cache_lock(Path(cache_dir)):
+        features_from_signal(warm_up, 3.0)
     connection.send("ready")
     while True:
         try:
@@ -56,14 +113,16 @@ def _serve(connection: Connection, max_seconds: float) -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, max_seconds: float) -> None:
+    def __init__(self, context: Any, max_seconds: float, cache_dir: Path) -> None:
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, max_seconds), daemon=True)
+        self.process = context.Process(
+            target=_serve, args=(child, max_seconds, str(cache_dir)), daemon=True
+        )
         self.process.start()
         child.close()
         self.ready = False
         self.task: tuple[str, str] | None = None
-        self.started = time.monotonic()
+        self.spawned = self.started = time.monotonic()
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -84,7 +143,9 @@ class AudioPool:
     """``workers`` processes analysing files; use as a context manager.
 
     ``run(paths)`` yields ``(key, AudioResult)`` as files finish (any order). A file past
-    ``timeout`` seconds gives reason ``timeout``; a worker that died gives ``worker_crashed``.
+    ``timeout`` seconds gives reason ``timeout``; a worker that died gives ``worker_crashed``;
+    once no worker can start, the remaining files give ``audio_unavailable``.
+    ``cache_dir``: numba's kernel cache (default ``default_cache_dir()``).
     """
 
     def __init__(
@@ -93,12 +154,16 @@ class AudioPool:
         timeout: float = DEFAULT_TIMEOUT,
         max_seconds: float = MAX_SECONDS,
         start_method: str = "spawn",
+        cache_dir: Path | None = None,
     ) -> None:
         self.workers = max(1, workers or min(os.cpu_count() or 1, 4))
         self.timeout = timeout
         self.max_seconds = max_seconds
+        self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self._context = mp.get_context(start_method)
         self._pool: list[_Worker] = []
+        self._cleared_at: float | None = None
+        self.unavailable: str | None = None  # why no more workers are started, once so
 
     def __enter__(self) -> AudioPool:
         return self
@@ -112,7 +177,18 @@ class AudioPool:
         self._pool.clear()
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._context, self.max_seconds)
+        return _Worker(self._context, self.max_seconds, self.cache_dir)
+
+    def _failed_start(self, worker: _Worker, reason: str) -> None:
+        """A worker died or hung while warming up. The first time, the kernel cache may be
+        corrupt (left by a race in an older run): clear it and start again. A worker that
+        started after the clear and fails too means audio cannot run here: stop starting
+        workers (those already running finish the batch)."""
+        if self._cleared_at is None:
+            clear_cache(self.cache_dir)
+            self._cleared_at = time.monotonic()
+        elif worker.spawned >= self._cleared_at:
+            self.unavailable = f"audio workers could not start ({reason}, with a fresh cache)"
 
     def run(
         self, paths: Mapping[str, str | Path], stop_at: float | None = None
@@ -122,10 +198,17 @@ class AudioPool:
         pending = deque((key, str(path)) for key, path in paths.items())
         if not pending:
             return
-        while len(self._pool) < min(self.workers, len(pending)):
-            self._pool.append(self._spawn())
+        if self.unavailable is None:
+            while len(self._pool) < min(self.workers, len(pending)):
+                self._pool.append(self._spawn())
         busy = 0
         while pending or busy:
+            if not self._pool:  # none could start: the files go without audio
+                while pending:
+                    key, path = pending.popleft()
+                    detail = f"{Path(path).name}: {self.unavailable}"
+                    yield key, AudioResult(None, UNAVAILABLE, detail)
+                return
             if stop_at is not None and pending and time.monotonic() > stop_at:
                 while pending:
                     key, path = pending.popleft()
@@ -165,13 +248,17 @@ class AudioPool:
                     yield key, result
                 elif time.monotonic() > deadlines[index]:
                     finished.append((index, "timeout", AudioResult(None)))
+            gone: list[int] = []
             for index, reason, result in finished:
                 worker = self._pool[index]
                 worker.stop(kill=True)
-                self._pool[index] = self._spawn()
-                if worker.task is None:  # died or hung while starting up
-                    if not worker.ready:
-                        raise RuntimeError(f"audio worker failed to start ({reason})")
+                if not worker.ready:  # died or hung while starting up
+                    self._failed_start(worker, reason)
+                if self.unavailable is None:
+                    self._pool[index] = self._spawn()
+                else:
+                    gone.append(index)
+                if worker.task is None:
                     continue
                 busy -= 1
                 seconds = time.monotonic() - worker.started
@@ -179,3 +266,5 @@ class AudioPool:
                 result.detail = f"{Path(worker.task[1]).name} after {seconds:.1f} s"
                 result.seconds = seconds
                 yield worker.task[0], result
+            for index in sorted(gone, reverse=True):
+                del self._pool[index]

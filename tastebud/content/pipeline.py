@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ class AudioSettings:
     workers: int | None = None
     timeout: float = DEFAULT_TIMEOUT
     max_seconds: float = 600.0
+    cache_dir: Path | None = None  # numba's kernel cache; None: AudioPool's default
 
 
 @dataclass
@@ -73,7 +75,9 @@ class BuildResult:
 
 def pool_runner(settings: AudioSettings) -> AudioRunner:
     def run(paths: Mapping[str, str], stop_at: float | None) -> Iterator[tuple[str, AudioResult]]:
-        with AudioPool(settings.workers, settings.timeout, settings.max_seconds) as pool:
+        with AudioPool(
+            settings.workers, settings.timeout, settings.max_seconds, cache_dir=settings.cache_dir
+        ) as pool:
             yield from pool.run(paths, stop_at)
 
     return run

@@ -54,7 +54,10 @@ def options_from(settings: Settings, **changes: Any) -> EmbedOptions:
 def audio_from(settings: Settings, **changes: Any) -> AudioSettings:
     content = settings.content
     audio = AudioSettings(
-        content.audio_workers, content.audio_timeout_seconds, content.audio_max_seconds
+        content.audio_workers,
+        content.audio_timeout_seconds,
+        content.audio_max_seconds,
+        content.audio_cache_dir,
     )
     return replace(audio, **{k: v for k, v in changes.items() if v is not None})
 

@@ -155,6 +155,9 @@ def event_from_entry(entry: DeadLetter, settings: Settings) -> Event:
     payload = json.loads(entry.payload)
     if not isinstance(payload, dict):
         raise ValueError("payload is not a JSON object")
+    if payload.get("timestamp") is None and not settings.events.require_timestamp:
+        # As the gateway does: dated when it was received, which is when it was queued.
+        payload["timestamp"] = entry.created_at
     event = Event.from_payload(payload, settings.events)
     update: dict[str, Any] = {}
     if payload.get("event_id") is None:

@@ -122,7 +122,7 @@ class EventGateway:
                 )
             )
 
-        table, rows = self._validate_all(payloads, reject)
+        table, rows = self._validate_all(payloads, request.received_at, reject)
         # A repeat of an id within the request is a duplicate of its first occurrence.
         ids = table.column("event_id").to_pylist()
         first: dict[str, int] = {}
@@ -195,7 +195,10 @@ class EventGateway:
         ACTIVITY_RECORDED.labels(outcome="recorded").inc(recorded)
 
     def _validate_all(
-        self, payloads: Sequence[Any], reject: Callable[[int, list[str], str], None]
+        self,
+        payloads: Sequence[Any],
+        received_at: datetime,
+        reject: Callable[[int, list[str], str], None],
     ) -> tuple[pa.Table, list[int]]:
         """The valid events as one EVENT_SCHEMA table, with each row's request index.
 
@@ -204,7 +207,7 @@ class EventGateway:
         4-6 ms per 100 events), the column-wise kernels pay a fixed cost per call."""
         modelled: list[tuple[int, Event]] = []
         for index, payload in enumerate(payloads):
-            event, reasons, message = self._validate(payload)
+            event, reasons, message = self._validate(payload, received_at)
             if event is None:
                 reject(index, reasons, message)
             else:
@@ -215,9 +218,13 @@ class EventGateway:
         table = events_to_arrow([event for _, event in modelled])
         return table, [index for index, _ in modelled]
 
-    def _validate(self, payload: Any) -> tuple[Event | None, list[str], str]:
+    def _validate(self, payload: Any, received_at: datetime) -> tuple[Event | None, list[str], str]:
         if not isinstance(payload, dict):
             return None, ["invalid_type"], "an event must be a JSON object"
+        if payload.get("timestamp") is None and not self.rules.require_timestamp:
+            # Most event APIs date an event on receipt when the client does not: the
+            # event happened about now. (A dead-letter retry dates it when it was queued.)
+            payload = {**payload, "timestamp": received_at}
         device = payload.get("device_type")
         if device is not None and not isinstance(device, str):
             # Checked here: Event's validator tests membership in a set, which raises

@@ -1,24 +1,34 @@
 """Batch jobs: a registry of named jobs with schedules, a runner with timeouts, retries and
 run history, and an in-process scheduler for the embedded mode. Orchestrators (Airflow,
-Prefect, Dagster) call ``tastebud jobs run NAME --start --end`` per interval instead."""
+Prefect, Dagster) call ``tastebud jobs run NAME --start --end`` per interval instead.
 
-from tastebud.jobs.base import (
-    EmptyWindow,
-    InsufficientData,
-    InvalidInterval,
-    JobAlreadyRunning,
-    JobContext,
-    JobDefinition,
-    JobError,
-    JobNotAvailable,
-    JobTimeout,
-    TransientJobError,
-    UnknownJob,
-)
-from tastebud.jobs.history import RunHistory, RunRecord, open_run_history
-from tastebud.jobs.registry import JobRegistry
-from tastebud.jobs.retry import RetryPolicy
-from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome
+Names are imported on first use (``tastebud.lazy``): listing the jobs needs their schedules,
+not the runner and the stores (CLI start-up)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tastebud.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from tastebud.jobs.base import (
+        EmptyWindow,
+        InsufficientData,
+        InvalidInterval,
+        JobAlreadyRunning,
+        JobContext,
+        JobDefinition,
+        JobError,
+        JobNotAvailable,
+        JobTimeout,
+        TransientJobError,
+        UnknownJob,
+    )
+    from tastebud.jobs.history import RunHistory, RunRecord, open_run_history
+    from tastebud.jobs.registry import JobRegistry
+    from tastebud.jobs.retry import RetryPolicy
+    from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome
 
 __all__ = [
     "EmptyWindow",
@@ -41,3 +51,28 @@ __all__ = [
     "UnknownJob",
     "open_run_history",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "EmptyWindow": "base",
+        "InsufficientData": "base",
+        "InvalidInterval": "base",
+        "JobAlreadyRunning": "base",
+        "JobContext": "base",
+        "JobDefinition": "base",
+        "JobError": "base",
+        "JobNotAvailable": "base",
+        "JobTimeout": "base",
+        "TransientJobError": "base",
+        "UnknownJob": "base",
+        "RunHistory": "history",
+        "RunRecord": "history",
+        "open_run_history": "history",
+        "JobRegistry": "registry",
+        "RetryPolicy": "retry",
+        "JobFailed": "runner",
+        "JobRunner": "runner",
+        "RunOutcome": "runner",
+    },
+)

@@ -2,7 +2,7 @@
 
 Jobs whose issue has not landed are listed as planned, with the reason, so ``jobs list``
 shows the whole plan and ``jobs run`` says what is missing. Plugging one in is one line in
-``tastebud/jobs/definitions/__init__.py``: ``registry.register("train", train.run)`` keeps
+``tastebud/jobs/definitions/__init__.py``: ``registry.register("train", _deferred("train"))`` keeps
 the planned schedule, timeout and retry policy.
 """
 

@@ -257,6 +257,18 @@ class Recommender:
                 out_scores[row] = value_row
         return out, out_scores
 
+    def item_similarity(self, columns: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """How similar items ``others`` are to items ``columns`` (model columns), as a
+        ``len(columns) x len(others)`` array, by the measure ``similar_items`` ranks with
+        (row ``i`` holds what ``similar_items`` would score from ``columns[i]``). Ranking
+        explains a recommendation by the history item it is most like."""
+        self._check_fitted()
+        columns = np.asarray(columns, dtype=np.int64)
+        others = np.asarray(others, dtype=np.int64)
+        if not len(columns) or not len(others):
+            return np.zeros((len(columns), len(others)), dtype=np.float32)
+        return np.asarray(self._similar(columns), dtype=np.float32)[:, others]
+
     def _similar(self, columns: np.ndarray) -> np.ndarray:
         """Item-item similarity rows; by default, cosine of the items' user columns."""
         matrix = self.user_items_.T.tocsr()

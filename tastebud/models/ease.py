@@ -93,6 +93,21 @@ class EASERecommender(Recommender):
         result[np.ix_(inside, self.kept_items_)] = self.weights_[position[columns[inside]]]
         return result
 
+    def item_similarity(self, columns: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """The pairs only, gathered from the weights (no dense full rows); 0 for an item
+        outside the kept catalog, as ``_similar`` gives."""
+        self._check_fitted()
+        position = np.full(self.n_items, -1)
+        position[self.kept_items_] = np.arange(len(self.kept_items_))
+        rows = position[np.asarray(columns, dtype=np.int64)]
+        cols = position[np.asarray(others, dtype=np.int64)]
+        result = np.zeros((len(rows), len(cols)), dtype=np.float32)
+        inside_rows, inside_cols = rows >= 0, cols >= 0
+        result[np.ix_(inside_rows, inside_cols)] = self.weights_[
+            np.ix_(rows[inside_rows], cols[inside_cols])
+        ]
+        return result
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights_": self.weights_, "kept_items_": self.kept_items_}
 

@@ -55,6 +55,12 @@ class ItemKNNRecommender(Recommender):
     def _similar(self, columns: np.ndarray) -> np.ndarray:
         return self.similarity_[columns].toarray()
 
+    def item_similarity(self, columns: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """The pairs only, sliced from the sparse neighbourhoods (no dense full rows)."""
+        self._check_fitted()
+        rows = self.similarity_[np.asarray(columns, dtype=np.int64)]
+        return np.asarray(rows[:, np.asarray(others, dtype=np.int64)].toarray(), np.float32)
+
     def _save_extra(self, folder: Path) -> list[str]:
         sp.save_npz(folder / "similarity.npz", self.similarity_)
         return ["similarity.npz"]

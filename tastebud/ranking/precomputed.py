@@ -27,7 +27,7 @@ from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.pipeline import RankedItem, RankedList
 
 PREFIX = "reco:"
-FORMAT = 2
+FORMAT = 3  # 3: items carry title and creator
 
 
 def precomputed_key(user_id: str) -> str:
@@ -40,20 +40,23 @@ def settings_fingerprint(ranking: RankingSettings, k: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def item_document(item: RankedItem, *, metadata: bool = True) -> dict[str, Any]:
+    """One item of the API's ``items`` array (``metadata``: with its title and creator)."""
+    document: dict[str, Any] = {
+        "item_id": item.item_id,
+        "score": item.score,
+        "sources": item.sources,
+        "explanation": item.explanation,
+    }
+    if metadata:
+        document["title"] = item.title
+        document["creator"] = item.creator
+    return document
+
+
 def encode_items(items: list[RankedItem]) -> bytes:
-    """The API's ``items`` array."""
-    return json.dumps(
-        [
-            {
-                "item_id": item.item_id,
-                "score": item.score,
-                "sources": item.sources,
-                "explanation": item.explanation,
-            }
-            for item in items
-        ],
-        separators=(",", ":"),
-    ).encode()
+    """The API's ``items`` array, with metadata (``item_document``)."""
+    return json.dumps([item_document(item) for item in items], separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class PrecomputedList:
                 score=float(entry["score"]),
                 sources=list(entry["sources"]),
                 explanation=entry["explanation"] if explain else None,
+                title=entry["title"],
+                creator=entry["creator"],
             )
             for entry in json.loads(self.items_json)
         ]

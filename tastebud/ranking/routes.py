@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from tastebud.api.errors import ApiError
 from tastebud.ranking.pipeline import RankRequest
-from tastebud.ranking.precomputed import PrecomputedList
+from tastebud.ranking.precomputed import PrecomputedList, item_document
 from tastebud.ranking.service import (
     RecommendationService,
     Served,
@@ -34,11 +34,33 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_P
 Category = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+METADATA_DESCRIPTION = (
+    "Add each item's catalog `title` and `creator` (null when the catalog has none); "
+    "`metadata=false` leaves them out."
+)
+
+
 class RecommendedItem(BaseModel):
     item_id: str
     score: float = Field(description="Blended relevance plus recency boost (higher is better).")
     sources: list[str] = Field(description="Where it came from: cf, content, trending, ...")
     explanation: str | None = Field(description='Why, e.g. "because you played X".')
+    title: str | None = Field(default=None, description="Catalog title (not with metadata=false).")
+    creator: str | None = Field(
+        default=None, description="Artist, brand, director (not with metadata=false)."
+    )
+
+
+class ListedItem(BaseModel):
+    """An item of the similar and popular lists."""
+
+    model_config = ConfigDict(extra="allow")
+
+    item_id: str
+    title: str | None = Field(default=None, description="Catalog title (not with metadata=false).")
+    creator: str | None = Field(
+        default=None, description="Artist, brand, director (not with metadata=false)."
+    )
 
 
 class RecommendationsResponse(BaseModel):
@@ -69,6 +91,7 @@ class BatchRequest(BaseModel):
     category: Category | None = None
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUDE)
     explain: bool = True
+    metadata: bool = Field(default=True, description=METADATA_DESCRIPTION)
     ranking: dict[str, Any] | None = Field(
         default=None,
         description='Overrides of the [ranking] settings, e.g. {"mmr": {"diversity": 0.5}}.',
@@ -81,13 +104,13 @@ class BatchResponse(BaseModel):
 
 class SimilarResponse(BaseModel):
     item_id: str
-    items: list[dict[str, Any]]
+    items: list[ListedItem] = Field(description="With score and sources (cf, content).")
     model_version: str | None
 
 
 class PopularResponse(BaseModel):
     category: str | None
-    items: list[dict[str, Any]]
+    items: list[ListedItem] = Field(description="With rank (1 is the most popular).")
     degraded: bool
 
 
@@ -111,19 +134,11 @@ def _check_k(service: RecommendationService, k: int) -> None:
         raise ApiError(422, "invalid_k", f"k must be between 1 and {limit}; got {k}")
 
 
-def _document(user_id: str | None, served: Served) -> dict[str, Any]:
+def _document(user_id: str | None, served: Served, *, metadata: bool = True) -> dict[str, Any]:
     ranked = served.ranked
     return {
         "user_id": user_id,
-        "items": [
-            {
-                "item_id": item.item_id,
-                "score": item.score,
-                "sources": item.sources,
-                "explanation": item.explanation,
-            }
-            for item in ranked.items
-        ],
+        "items": [item_document(item, metadata=metadata) for item in ranked.items],
         "model_version": ranked.model_version,
         "degraded": bool(served.degraded),
         "degraded_reasons": sorted(set(served.degraded)),
@@ -170,6 +185,7 @@ async def get_recommendations(
         Query(description="Item ids never to return (repeat, or separate with commas)."),
     ] = None,
     explain: Annotated[bool, Query(description="Add a short reason per item.")] = True,
+    metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
 ) -> Response:
     """A user's ranked list; an unknown user gets the popular and trending list."""
     service = service_of(request.app)
@@ -178,10 +194,10 @@ async def get_recommendations(
     rank_request = RankRequest(k=k, category=category or None, exclude=excluded, explain=explain)
     looked_up = service.lookup(user_id, rank_request) if service.inline_lookups else None
     if looked_up is not None:  # answered on the loop only when nothing needs ranking
-        if looked_up.stored is not None and explain:
+        if looked_up.stored is not None and explain and metadata:
             return _stored_response(user_id, looked_up.stored)
         if looked_up.served is not None:
-            return _json(_document(user_id, looked_up.served))
+            return _json(_document(user_id, looked_up.served, metadata=metadata))
     try:
         served = await anyio.to_thread.run_sync(
             lambda: service.recommend(user_id, rank_request, looked_up=looked_up),
@@ -189,7 +205,7 @@ async def get_recommendations(
         )
     except UnknownCategory as error:
         raise _unknown_category(error) from None
-    return _json(_document(user_id, served))
+    return _json(_document(user_id, served, metadata=metadata))
 
 
 def _split_ids(values: list[str]) -> frozenset[str]:
@@ -234,9 +250,13 @@ async def post_recommendations(request: Request, body: BatchRequest) -> Response
             served = service.recommend(
                 None, rank_request, session_items=body.recent_items, ranking=ranking
             )
-            return [_document(None, served)]
+            return [_document(None, served, metadata=body.metadata)]
         return [
-            _document(user, service.recommend(user, rank_request, ranking=ranking))
+            _document(
+                user,
+                service.recommend(user, rank_request, ranking=ranking),
+                metadata=body.metadata,
+            )
             for user in body.users or []
         ]
 
@@ -252,6 +272,7 @@ async def get_similar(
     request: Request,
     item_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],
     k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
+    metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
 ) -> Response:
     """Items like this one: CF neighbours blended with content neighbours; an item no one
     has interacted with yet gets its content neighbours."""
@@ -263,6 +284,8 @@ async def get_similar(
         )
     except UnknownItem:
         raise ApiError(404, "unknown_item", f"no item {item_id!r} is known") from None
+    if metadata:
+        service.describe_items(items)
     return _json({"item_id": item_id, "items": items, "model_version": version})
 
 
@@ -271,6 +294,7 @@ async def get_popular(
     request: Request,
     category: Annotated[str | None, Query(max_length=128)] = None,
     k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
+    metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
 ) -> Response:
     """The popular list (published by the popularity job; the model's when none is)."""
     service = service_of(request.app)
@@ -281,4 +305,6 @@ async def get_popular(
         )
     except UnknownCategory as error:
         raise _unknown_category(error) from None
+    if metadata:
+        service.describe_items(items)
     return _json({"category": category, "items": items, "degraded": bool(degraded)})

@@ -636,6 +636,18 @@ class RecommendationService:
         shares = values.get(AFFINITY_FEATURES[1]) or []
         return {str(n): float(s) for n, s in zip(names, shares, strict=False)}
 
+    def describe_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add ``title`` and ``creator`` to list entries (dicts with an ``item_id``), from
+        the catalog as the current snapshot holds it; returns the same list."""
+        snapshot = self.snapshot
+        positions = snapshot.positions([str(entry["item_id"]) for entry in items]).tolist()
+        for entry, (title, creator) in zip(
+            items, snapshot.catalog.describe(positions), strict=True
+        ):
+            entry["title"] = title
+            entry["creator"] = creator
+        return items
+
     def similar(self, item_id: str, k: int) -> tuple[list[dict[str, Any]], str | None]:
         """Items like ``item_id``: CF neighbours blended with content neighbours (content
         alone for an item the model has never seen). Raises UnknownItem."""

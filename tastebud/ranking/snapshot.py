@@ -72,6 +72,7 @@ class CatalogView:
     members: dict[str, np.ndarray]  # category -> item-space positions
     created_at: np.ndarray  # float64 epoch seconds, NaN unknown
     active: np.ndarray  # bool
+    creator_names: list[str] = field(default_factory=list)  # creator code -> name
 
     @classmethod
     def build(cls, space: Vocabulary, items: Iterable[Item]) -> CatalogView:
@@ -114,7 +115,20 @@ class CatalogView:
             members={name: np.asarray(rows, dtype=np.int64) for name, rows in members.items()},
             created_at=created,
             active=active,
+            creator_names=sorted(creator_codes, key=creator_codes.__getitem__),
         )
+
+    def describe(self, positions: Sequence[int]) -> list[tuple[str | None, str | None]]:
+        """(title, creator) of items by position (-1: an item nobody knows)."""
+        described: list[tuple[str | None, str | None]] = []
+        for position in positions:
+            if position < 0:
+                described.append((None, None))
+                continue
+            code = int(self.creators[position])
+            title = self.titles[position]
+            described.append((title, self.creator_names[code] if code >= 0 else None))
+        return described
 
 
 @dataclass(frozen=True)

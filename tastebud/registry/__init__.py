@@ -1,24 +1,34 @@
 """The model registry: versioned, checksummed model artifacts with a manifest each, and the
-``production`` / ``canary`` / ``shadow`` aliases serving follows (see docs/registry.md)."""
+``production`` / ``canary`` / ``shadow`` aliases serving follows (see docs/registry.md).
 
-from tastebud.registry.aliases import ALIASES, AliasEvent, AliasState
-from tastebud.registry.errors import (
-    ChecksumMismatch,
-    ModelLoadError,
-    RegistryError,
-    UnknownAlias,
-    VersionNotFound,
-)
-from tastebud.registry.files import verify_folder
-from tastebud.registry.manifest import (
-    MANIFEST_NAME,
-    CodeVersion,
-    FileEntry,
-    ModelVersion,
-    TimeRange,
-    code_version,
-)
-from tastebud.registry.registry import GcResult, ModelRegistry, open_registry
+Names are imported on first use (``tastebud.lazy``), so ``tastebud.registry.errors`` and
+``.aliases`` stay cheap for the command line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tastebud.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from tastebud.registry.aliases import ALIASES, AliasEvent, AliasState
+    from tastebud.registry.errors import (
+        ChecksumMismatch,
+        ModelLoadError,
+        RegistryError,
+        UnknownAlias,
+        VersionNotFound,
+    )
+    from tastebud.registry.files import verify_folder
+    from tastebud.registry.manifest import (
+        MANIFEST_NAME,
+        CodeVersion,
+        FileEntry,
+        ModelVersion,
+        TimeRange,
+        code_version,
+    )
+    from tastebud.registry.registry import GcResult, ModelRegistry, open_registry
 
 __all__ = [
     "ALIASES",
@@ -40,3 +50,27 @@ __all__ = [
     "open_registry",
     "verify_folder",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ALIASES": "aliases",
+        "AliasEvent": "aliases",
+        "AliasState": "aliases",
+        "ChecksumMismatch": "errors",
+        "ModelLoadError": "errors",
+        "RegistryError": "errors",
+        "UnknownAlias": "errors",
+        "VersionNotFound": "errors",
+        "verify_folder": "files",
+        "MANIFEST_NAME": "manifest",
+        "CodeVersion": "manifest",
+        "FileEntry": "manifest",
+        "ModelVersion": "manifest",
+        "TimeRange": "manifest",
+        "code_version": "manifest",
+        "GcResult": "registry",
+        "ModelRegistry": "registry",
+        "open_registry": "registry",
+    },
+)

@@ -13,13 +13,13 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from tastebud.registry.errors import UnknownAlias
+from tastebud.registry.names import ALIASES
 
 try:  # POSIX only; elsewhere local stores get the in-process lock alone.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-ALIASES: tuple[str, ...] = ("production", "canary", "shadow")
 ALIASES_NAME = "aliases.json"
 LOCK_NAME = ".aliases.lock"
 # Enough to audit months of promotions and roll back far, small enough to rewrite each time.

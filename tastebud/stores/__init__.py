@@ -10,29 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tastebud.config import Settings
-from tastebud.stores.artifacts import ArtifactNotFound, ArtifactStore
-from tastebud.stores.base import (
-    AppendResult,
-    CatalogStore,
-    Closeable,
-    EventQuery,
-    EventStats,
-    EventStore,
-    OnlineStore,
-    StoreError,
-    StoreUnavailable,
-)
-from tastebud.stores.gateway import GatewayStores
-from tastebud.stores.push import PushStore
+from tastebud.lazy import lazy_exports
+from tastebud.stores.errors import Closeable, StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.stores.artifacts import ArtifactNotFound, ArtifactStore
+    from tastebud.stores.base import (
+        AppendResult,
+        CatalogStore,
+        EventQuery,
+        EventStats,
+        EventStore,
+        OnlineStore,
+    )
+    from tastebud.stores.gateway import GatewayStores
+    from tastebud.stores.push import PushStore
 
 __all__ = [
     "AppendResult",
     "ArtifactNotFound",
     "ArtifactStore",
     "CatalogStore",
+    "Closeable",
     "Database",
     "EventQuery",
     "EventStats",
@@ -44,9 +47,28 @@ __all__ = [
     "Stores",
     "local_path",
     "open_database",
+    "open_gateway_stores",
     "open_online_store",
     "open_stores",
 ]
+
+# The interfaces import pyarrow: resolved on first use, so that the light commands (keys,
+# dlq, models) start quickly (docs/benchmarks.md, CLI start-up).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "AppendResult": "base",
+        "CatalogStore": "base",
+        "EventQuery": "base",
+        "EventStats": "base",
+        "EventStore": "base",
+        "OnlineStore": "base",
+        "ArtifactNotFound": "artifacts",
+        "ArtifactStore": "artifacts",
+        "GatewayStores": "gateway",
+        "PushStore": "push",
+    },
+)
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -96,6 +118,7 @@ class Database(Closeable):
     def gateway(self) -> GatewayStores:
         """API keys and the dead-letter queue, opened on first use. Embedded: ``gateway.db``
         in the database folder; PostgreSQL: tables on the event store's connection pool."""
+        from tastebud.stores.gateway import GatewayStores
         from tastebud.stores.postgres_events import PostgresEventStore
 
         if isinstance(self.events, PostgresEventStore):
@@ -192,7 +215,31 @@ class Stores(Closeable):
         self.online.close()
 
 
+def open_gateway_stores(url: str) -> GatewayStores:
+    """Only the API keys and dead letters of a database URL, for the commands that need
+    nothing else (``tastebud keys``, ``dlq``): the event store's pyarrow and DuckDB are not
+    imported, so they start quickly. On PostgreSQL the stores own their connection pool."""
+    from tastebud.stores.gateway import GatewayStores
+
+    scheme = urlsplit(url).scheme
+    if scheme == "embedded":
+        from tastebud.stores.embedded_gateway import open_embedded_gateway
+
+        return GatewayStores(*open_embedded_gateway(local_path(url) / "gateway.db"))
+    if scheme in POSTGRES_SCHEMES:
+        from tastebud.stores.postgres import PostgresDatabase
+        from tastebud.stores.postgres_gateway import PostgresApiKeyStore, PostgresDeadLetterStore
+
+        pool = PostgresDatabase(url)
+        return GatewayStores(PostgresApiKeyStore(pool), PostgresDeadLetterStore(pool), pool)
+    raise StoreError(
+        f"unsupported database URL scheme {scheme!r}: use embedded:///path or postgresql://..."
+    )
+
+
 def open_stores(settings: Settings) -> Stores:
+    from tastebud.stores.artifacts import ArtifactStore
+
     database = open_database(settings.resolved_database_url)
     try:
         online = open_online_store(settings.resolved_online_url)

@@ -11,7 +11,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from tastebud.stores.base import StoreError
+from tastebud.stores.errors import StoreError
 
 
 class ArtifactNotFound(StoreError, KeyError):

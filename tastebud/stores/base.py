@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Self
 
 import pyarrow as pa
@@ -27,32 +26,9 @@ from tastebud.schemas import (
     events_from_arrow,
     events_to_arrow,
 )
-
-
-class Closeable:
-    """Something holding connections: close it, or use it in a ``with`` block."""
-
-    def close(self) -> None:
-        """Release connections; the default has none."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class StoreError(RuntimeError):
-    """A store could not do what was asked (unreachable, corrupt, misconfigured)."""
-
-
-class StoreUnavailable(StoreError):
-    """A transient failure: the caller may retry (server down, lock held too long)."""
+from tastebud.stores.errors import Closeable
+from tastebud.stores.errors import StoreError as StoreError  # re-exported: backends import it here
+from tastebud.stores.errors import StoreUnavailable as StoreUnavailable
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tastebud.stores.base import Closeable
+from tastebud.stores.errors import Closeable
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "tb_"
@@ -211,7 +211,10 @@ class GatewayStores(Closeable):
 
     keys: ApiKeyStore
     dead_letters: DeadLetterStore
+    pool: Any = None  # a connection pool these stores own (``open_gateway_stores``), or None
 
     def close(self) -> None:
         self.keys.close()
         self.dead_letters.close()
+        if self.pool is not None:
+            self.pool.close()

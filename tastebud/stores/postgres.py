@@ -18,8 +18,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tastebud.stores.base import StoreUnavailable
 from tastebud.stores.budget import CircuitBreaker, current_budget
+from tastebud.stores.errors import StoreUnavailable
 
 MIGRATION_LOCK = 0x7A57EB0D  # any constant shared by every tastebud process
 RECONNECT_SECONDS = 2.0

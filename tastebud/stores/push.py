@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tastebud.stores.base import Closeable
+from tastebud.stores.errors import Closeable
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from tastebud.stores.base import StoreUnavailable
+from tastebud.stores.errors import StoreUnavailable
 
 BUSY_TIMEOUT_MS = 30_000
 # Page cache per connection, and there is a connection per thread and file: a server's

@@ -8,7 +8,7 @@ dependency, which reads ``app.state.tastebud.stores.online`` (the main app's sta
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
@@ -24,6 +24,10 @@ class TrendingEntry(BaseModel):
     score: float = Field(description="z-score of recent engagement against the baseline.")
     lift: float = Field(description="Recent engagement over the expected engagement.")
     rank: int
+    title: str | None = Field(default=None, description="Catalog title (not with metadata=false).")
+    creator: str | None = Field(
+        default=None, description="Artist, brand, director (not with metadata=false)."
+    )
 
 
 class TrendingResponse(BaseModel):
@@ -50,16 +54,42 @@ def online_store(request: Request) -> OnlineStore:
 
 Online = Annotated[OnlineStore, Depends(online_store)]
 
+
+def describe(request: Request, entries: list[dict[str, Any]]) -> None:
+    """Add ``title`` and ``creator`` to each entry: from the ranking service's snapshot when
+    the app serves recommendations, else from the catalog store."""
+    state = request.app.state
+    service = getattr(state, "recommendations", None)
+    if service is not None:
+        service.describe_items(entries)
+        return
+    app_state = getattr(state, "tastebud", None)
+    items = (
+        app_state.stores.catalog.get_items([entry["item_id"] for entry in entries])
+        if app_state is not None
+        else {}
+    )
+    for entry in entries:
+        item = items.get(entry["item_id"])
+        entry["title"] = item.title if item is not None else None
+        entry["creator"] = item.creator if item is not None else None
+
+
 router = APIRouter(tags=["trending"])
 
 
-@router.get("/v1/trending", response_model=TrendingResponse)
+@router.get("/v1/trending", response_model=TrendingResponse, response_model_exclude_unset=True)
 def get_trending(
+    request: Request,
     online: Online,
     category: Annotated[
         str | None, Query(max_length=128, description="A category; omit for all items.")
     ] = None,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 20,
+    metadata: Annotated[
+        bool,
+        Query(description="Add each item's catalog `title` and `creator`; false leaves them out."),
+    ] = True,
 ) -> TrendingResponse:
     """The current trending items, best first, as the last trending run published them."""
     try:
@@ -68,6 +98,11 @@ def get_trending(
         raise HTTPException(404, f"{error}; run `tastebud jobs run trending`") from None
     except StoreError as error:
         raise HTTPException(503, f"online store unavailable: {error}") from None
+    if metadata:
+        try:
+            describe(request, found.items)
+        except StoreError as error:
+            raise HTTPException(503, f"catalog store unavailable: {error}") from None
     return TrendingResponse(
         category=found.category,
         as_of=found.as_of,

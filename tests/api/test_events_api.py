@@ -93,6 +93,40 @@ def test_events_without_an_id_get_one_from_their_content(api: Api) -> None:
     assert api.database.events.count() == 1
 
 
+def test_events_without_a_timestamp_are_dated_on_receipt(api: Api) -> None:
+    before = datetime.now(UTC)
+    response = api.post_events(
+        {"events": [payload(1, timestamp=...), payload(2, timestamp=None), payload(3)]}
+    )
+    after = datetime.now(UTC)
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 3
+    stored = {event.event_id: event for event in api.database.events.scan()}
+    for event_id in ("e1", "e2"):
+        event = stored[event_id]
+        assert before - timedelta(seconds=1) <= event.timestamp <= after
+        assert event.timestamp == event.received_at
+    assert stored["e3"].timestamp == T0 + timedelta(minutes=3)
+
+
+def test_require_timestamp_rejects_events_without_one(
+    api_factory: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASTEBUD_EVENTS__REQUIRE_TIMESTAMP", "true")
+    api = api_factory()
+    document = api.post_events({"events": [payload(1, timestamp=...), payload(2)]}).json()
+    assert [r["status"] for r in document["results"]] == ["rejected", "accepted"]
+    assert document["results"][0]["reasons"] == ["missing_field"]
+    assert "timestamp" in document["results"][0]["message"]
+    assert stored_ids(api) == ["e2"]
+
+
+def test_openapi_says_the_timestamp_is_optional(embedded_api: Api) -> None:
+    schema = embedded_api.client.get("/openapi.json").json()["components"]["schemas"]["EventIn"]
+    assert "timestamp" not in schema["required"]
+    assert "received" in schema["properties"]["timestamp"]["description"]
+
+
 def test_a_mixed_batch_stores_every_good_event_and_reports_every_bad_one(api: Api) -> None:
     bad = {
         1: (payload(1, event_type="jump"), "unknown_event_type"),

@@ -63,7 +63,20 @@ def test_embed_update_show_similar(home: Path, tmp_path: Path) -> None:
 
     similar = runner.invoke(app, ["content", "similar", "item010", "-k", "3"])
     assert similar.exit_code == 0, similar.output
-    assert similar.output.startswith("item010: item")
+    lines = similar.output.splitlines()
+    assert lines[0].startswith("item010") and len(lines) == 4
+    assert all(line.startswith("  0.") or line.startswith("  1.") for line in lines[1:])
+    listed = runner.invoke(app, ["content", "similar", "item010", "nope", "-k", "3", "--json"])
+    assert listed.exit_code == 0, listed.output
+    found, unknown = json.loads(listed.output)
+    with open_stores(load_settings()) as stores:
+        titles = {i.item_id: (i.title, i.creator) for i in stores.catalog.iter_items()}
+    for neighbour in [found, *found["similar"]]:
+        assert (neighbour["title"], neighbour["creator"]) == titles[neighbour["item_id"]]
+        assert neighbour["title"] and neighbour["title"] in similar.output
+    assert unknown == {"item_id": "nope", "title": None, "creator": None, "similar": []}
+    bare = runner.invoke(app, ["content", "similar", "item010", "--no-metadata", "--json"])
+    assert "title" not in json.loads(bare.output)[0]["similar"][0]
 
     listed = runner.invoke(app, ["models", "list", "--json"])
     assert json.loads(listed.output) == []  # embeddings have their own registry prefix

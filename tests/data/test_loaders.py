@@ -74,6 +74,89 @@ def test_bad_rows_are_reported_with_line_and_reason_and_good_rows_kept(
     assert stores.events.count() == 2
 
 
+def test_unclosed_quote_keeps_every_good_row_and_names_the_line_it_opened(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """The shape that lost rows: 14 data rows, one quote never closed on line 6. The csv
+    module ran that field on to line 9 (the next quote), swallowing two good rows."""
+    path = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,event_type,timestamp,value,context\n"
+        "u1,i1,play,2024-05-01T10:00:00Z,30,\n"  # line 2: good
+        "u2,i2,play,2024-05-01T10:00:00Z\n"  # line 3: too few fields
+        "u3,i3,teleport,2024-05-01T10:00:00Z,,\n"  # line 4: unknown type
+        ",i4,play,2024-05-01T10:00:00Z,,\n"  # line 5: missing user
+        'u5,"i5,play,2024-05-01T10:00:00Z,,\n'  # line 6: the quote opens, never closes
+        "u6,i6,play,2024-05-01T10:00:00Z,,\n"  # line 7: good
+        "u7,i7,play,2024-05-01T10:00:00Z,,\n"  # line 8: good
+        'u8,i8,rating,1714557600,4.5,"{""a"": 1}"\n'  # line 9: good, quoted context
+        "u9,i9,like,not-a-time,,\n"  # line 10: bad timestamp
+        "u10,i10,play,2024-05-01T10:00:00Z,,\n"  # line 11: good
+        "u11,i11,play,2999-01-01T00:00:00Z,,\n"  # line 12: far future
+        "u12,i12,play,2024-05-01T10:00:00Z,,\n"  # line 13: good
+        "u13,i13,play,2024-05-01T10:00:00Z,,\n"  # line 14: good
+        "u14,i14,play,1970-01-02T00:00:00Z,,\n",  # line 15: far past
+    )
+    source = run(path, stores, settings).sources[0]
+    assert (source.rows_read, source.stored, source.rejected) == (14, 7, 7)
+    assert [(r.row, r.reason) for r in source.rejections] == [
+        (3, "malformed_row"),
+        (4, "unknown_event_type"),
+        (5, "missing_field"),
+        (6, "unclosed_quote"),
+        (10, "timestamp_invalid"),
+        (12, "timestamp_in_future"),
+        (15, "timestamp_too_old"),
+    ]
+    quote = source.rejections[3].message
+    assert "opened on line 6" in quote and "lines 7-9 were read again" in quote
+    stored = {e.user_id: e for e in stores.events.scan()}
+    assert set(stored) == {"u1", "u6", "u7", "u8", "u10", "u12", "u13"}
+    assert stored["u8"].context == {"a": 1}
+
+
+def test_quote_open_at_the_end_of_the_file_and_stray_quotes(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    path = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,timestamp\n"
+        'u1,"i1"x,1714557600\n'  # line 2: text after a closing quote
+        'u2,i2",1714557600\n'  # line 3: a quote inside an unquoted field is text
+        "u3,i3,1714557600\n"  # line 4: good
+        'u4,"i4,1714557600\n',  # line 5: opens a quote, the file ends
+    )
+    source = run(path, stores, settings).sources[0]
+    assert [(r.row, r.reason) for r in source.rejections] == [
+        (2, "malformed_row"),
+        (3, "invalid_id"),
+        (5, "unclosed_quote"),
+    ]
+    assert "bad quoting" in source.rejections[0].message
+    assert "end of the file" in source.rejections[2].message
+    assert {e.user_id for e in stores.events.scan()} == {"u3"}
+
+
+def test_catalog_text_may_span_lines_but_a_broken_quote_does_not_swallow_items(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    items = write(
+        tmp_path / "items.csv",
+        "item_id,title,description\n"
+        'i1,Song,"two lines,\nof text"\n'  # lines 2-3: one record with a line break
+        'i2,"Broken,quiet\n'  # line 4: the quote never closes
+        "i3,Other,plain\n"  # line 5
+        'i4,Last,"says ""hi"""\n',  # line 6
+    )
+    report = run(items, stores, settings, kind="items").sources[0]
+    assert [(r.row, r.reason) for r in report.rejections] == [(4, "unclosed_quote")]
+    assert report.stored == 3
+    first = stores.catalog.get_item("i1")
+    assert first is not None and first.attributes == {"description": "two lines,\nof text"}
+    last = stores.catalog.get_item("i4")
+    assert last is not None and last.attributes == {"description": 'says "hi"'}
+
+
 def test_jsonl_with_broken_lines(tmp_path: Path, stores: Stores, settings: Settings) -> None:
     lines = [
         {

@@ -110,6 +110,18 @@ def test_similar_items_exclude_the_item_itself(fitted: Recommender) -> None:
     assert "i0" not in ids[0] and all(ids[1] == None)  # noqa: E711
 
 
+def test_item_similarity_agrees_with_similar_items(fitted: Recommender) -> None:
+    """Pairwise similarity ranks neighbours as ``similar_items`` does (explanations use it)."""
+    ids, scores = fitted.similar_items(["i0", "i3"], 4)
+    columns = fitted.items_.index(["i0", "i3"])
+    for row, (id_row, score_row) in enumerate(zip(ids, scores, strict=True)):
+        known = [item for item in id_row if item is not None]
+        pairwise = fitted.item_similarity(columns[row : row + 1], fitted.items_.index(known))
+        assert pairwise.shape == (1, len(known))
+        np.testing.assert_allclose(pairwise[0], score_row[: len(known)], rtol=1e-4, atol=1e-5)
+    assert fitted.item_similarity(columns, np.zeros(0, np.int64)).shape == (2, 0)
+
+
 def test_save_and_load_give_the_same_recommendations(fitted: Recommender, tmp_path: Path) -> None:
     fitted.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")

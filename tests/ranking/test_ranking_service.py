@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import serving_world
@@ -264,3 +265,67 @@ def test_a_cold_users_category_affinity_comes_from_the_feature_store(world: Worl
         features.close()
     assert sum(cluster(item) == 1 for item in fan) > sum(cluster(item) == 1 for item in plain)
     assert sum(cluster(item) == 1 for item in fan) >= 4
+
+
+@pytest.mark.parametrize("model_name", ["ease", "als"])
+def test_explanations_name_the_models_own_neighbours_and_vary(model_name: str) -> None:
+    """Without content embeddings, every item of a list read "because <one history item>"
+    (the first anchor) for a model without factors. Now each names the history item the
+    model itself finds most like it, and no history item explains more than its share."""
+    from interaction_data import clustered_log
+
+    from tastebud.config import load_settings
+    from tastebud.data.matrix import MatrixOptions, build_matrix
+    from tastebud.models import make_model
+    from tastebud.ranking.pipeline import UserContext, rank
+    from tastebud.ranking.snapshot import ServingModel, Snapshot
+
+    params = {"l2": 10.0} if model_name == "ease" else {"factors": 16, "random_state": 0}
+    model = make_model(model_name, **params).fit(build_matrix(clustered_log(), MatrixOptions()))
+    serving = ServingModel.prepare(model, "v1", exact_threshold=10_000)
+    snapshot = Snapshot.build(serving, None, serving_world.catalog_items())
+    ranking = load_settings().ranking.with_overrides({"candidates": {"fresh": 0}})
+    ranked = rank(snapshot, UserContext(user_id="u0"), RankRequest(k=6), ranking)
+
+    history = model.items_.id_of(model.user_items_[model.users_.index_of("u0")].indices)
+    titles = {f"Song {item_id[1:]}": item_id for item_id in history}
+    named: list[str] = []
+    for item in ranked.items:
+        assert item.explanation is not None
+        assert item.explanation.startswith("because ") and "is in your history" in item.explanation
+        title = item.explanation.removeprefix("because ").removesuffix(" is in your history")
+        named.append(titles[title])
+    assert len(set(named)) == len(named)  # 12 history items: one each
+    # The first item is explained by the history item the model finds most like it.
+    columns = model.items_.index(list(history))
+    first = model.items_.index([ranked.items[0].item_id])
+    similarity = model.item_similarity(columns, first)[:, 0]
+    assert named[0] == history[int(np.argmax(similarity))]
+    assert (ranked.items[0].title, ranked.items[0].creator) == (
+        f"Song {ranked.items[0].item_id[1:]}",
+        f"artist{int(ranked.items[0].item_id[1:]) % 12}",
+    )
+
+
+def test_explanations_of_a_short_history_share_it_out() -> None:
+    """Two history items and six recommendations: each item names at most three times."""
+    from tastebud.config import load_settings
+    from tastebud.ranking.pipeline import Activity, UserContext, rank
+    from tastebud.ranking.snapshot import ServingModel, Snapshot
+
+    model = serving_world.fitted_model()
+    snapshot = Snapshot.build(
+        ServingModel.prepare(model, "v1", exact_threshold=10_000),
+        None,
+        serving_world.catalog_items(),
+    )
+    now = datetime.now(UTC).timestamp()
+    recent = [Activity("i0", "play", now - 60, 1.0), Activity("i3", "like", now - 30, 4.0)]
+    ranking = load_settings().ranking.with_overrides(
+        {"candidates": {"fresh": 0}, "cold_start": {"min_interactions": 1}}
+    )
+    ranked = rank(snapshot, UserContext(user_id=None, recent=recent), RankRequest(k=6), ranking)
+    reasons = [item.explanation for item in ranked.items]
+    named = [r for r in reasons if r and r.startswith("because you")]
+    assert named and len(set(named)) == 2, reasons
+    assert max(named.count(reason) for reason in set(named)) <= 3

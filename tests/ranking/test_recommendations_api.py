@@ -17,6 +17,7 @@ from serving_world import World, build_world, cluster
 
 from tastebud.api.app import create_app
 from tastebud.config import Settings
+from tastebud.jobs.outputs import publish_lists
 
 
 @pytest.fixture
@@ -51,7 +52,23 @@ def client(world: World, keys: dict[str, str]) -> Iterator[Client]:
 
 
 def item_ids(response: Any) -> list[str]:
-    return [item["item_id"] for item in response.json()["items"]]
+    return item_ids_of(response.json())
+
+
+def item_ids_of(body: dict[str, Any]) -> list[str]:
+    return [item["item_id"] for item in body["items"]]
+
+
+def described(item: dict[str, Any]) -> bool:
+    """The catalog's title and creator of a serving-world item."""
+    item_id = item["item_id"]
+    if item_id.startswith("new"):
+        number = int(item_id[3:])
+        expected = (f"Song {100 + number}", f"newcomer{number}")
+    else:
+        number = int(item_id[1:])
+        expected = (f"Song {number}", f"artist{number % 12}")
+    return (item["title"], item["creator"]) == expected
 
 
 def test_user_recommendations(client: Client, world: World) -> None:
@@ -62,10 +79,15 @@ def test_user_recommendations(client: Client, world: World) -> None:
     assert body["degraded"] is False and body["segment"] == "warm"
     assert len(body["items"]) == 5
     first = body["items"][0]
-    assert set(first) == {"item_id", "score", "sources", "explanation"}
+    assert set(first) == {"item_id", "score", "sources", "explanation", "title", "creator"}
     assert "cf" in first["sources"] and first["explanation"]
+    number = int(first["item_id"][1:])
+    assert (first["title"], first["creator"]) == (f"Song {number}", f"artist{number % 12}")
     quiet = client.get("/v1/users/u0/recommendations", k=5, explain="false").json()
     assert all(item["explanation"] is None for item in quiet["items"])
+    bare = client.get("/v1/users/u0/recommendations", k=5, metadata="false").json()
+    assert set(bare["items"][0]) == {"item_id", "score", "sources", "explanation"}
+    assert item_ids_of(bare) == item_ids_of(body)
 
 
 def test_filters_in_the_query(client: Client) -> None:
@@ -133,9 +155,23 @@ def test_similar_and_popular(client: Client, world: World) -> None:
     assert body["model_version"] == world.version and len(body["items"]) == 5
     assert "i3" not in item_ids(similar)
     assert sum(cluster(i) == 0 for i in item_ids(similar)) >= 4
+    assert all(described(item) for item in body["items"])
     popular = client.get("/v1/popular", k=3, category="jazz")
     assert popular.status_code == 200 and len(popular.json()["items"]) == 3
     assert all(cluster(i) == 1 for i in item_ids(popular))
+    assert all(described(item) for item in popular.json()["items"])
+    entries = [
+        {"item_id": i, "score": 5.0, "lift": 2.0, "rank": n} for n, i in enumerate(["i4", "i9"], 1)
+    ]
+    publish_lists(
+        None, world.stores.online, "trending", {"*": entries}, as_of=datetime.now(UTC), version="v1"
+    )
+    trending = client.get("/v1/trending", k=2)
+    assert trending.status_code == 200, trending.text
+    assert [described(item) for item in trending.json()["items"]] == [True, True]
+    for path in ("/v1/items/i3/similar", "/v1/popular", "/v1/trending"):
+        bare = client.get(path, k=3, metadata="false").json()["items"]
+        assert bare and not {"title", "creator"} & {name for item in bare for name in item}
 
 
 def test_batch_and_anonymous_session(client: Client) -> None:
@@ -144,6 +180,9 @@ def test_batch_and_anonymous_session(client: Client) -> None:
     results = batch.json()["results"]
     assert [r["user_id"] for r in results] == ["u0", "u1", "nobody"]
     assert [r["segment"] for r in results] == ["warm", "warm", "unknown"]
+    assert all(described(item) for result in results for item in result["items"])
+    bare = client.post("/v1/recommendations", {"users": ["u0"], "k": 3, "metadata": False})
+    assert "title" not in bare.json()["results"][0]["items"][0]
     session = client.post(
         "/v1/recommendations", {"recent_items": ["i0", "i3", "i6", "i9", "i12"], "k": 5}
     )

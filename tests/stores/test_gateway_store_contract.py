@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tastebud.stores import Database, open_database
+from tastebud.stores import Database, open_database, open_gateway_stores
 from tastebud.stores.gateway import DeadLetter, hash_key
 
 
@@ -54,6 +54,17 @@ def test_keys_are_stored_hashed_and_authenticate(database: Database) -> None:
     assert keys.find(hash_key(secret)) == record
     assert keys.authenticate(secret + "x") is None
     assert keys.authenticate("not-a-key") is None
+
+
+def test_gateway_stores_opened_alone_share_the_database(database: Database) -> None:
+    """``tastebud keys`` and ``dlq`` open only these (no event store) and see the same keys
+    and letters; closing them releases what they opened."""
+    created = database.gateway.keys.create(["read"], "shared")
+    assert created is not None
+    with open_gateway_stores(database.url) as alone:
+        assert [key.key_id for key in alone.keys.list_keys()] == [created[0].key_id]
+        alone.dead_letters.add([letter(1)], max_entries=10, ttl_seconds=3600)
+    assert database.gateway.dead_letters.count() == 1
 
 
 def test_admin_implies_every_scope_and_bad_scopes_are_refused(database: Database) -> None:

@@ -83,7 +83,8 @@ def _results(outcomes: list[EventOutcome]) -> dict[str, Any]:
         "with one result per event: `accepted`, `duplicate` (its `event_id` was stored "
         "before, or repeats an earlier event of the request) or `rejected` with reason codes "
         "(rejected events are kept in the dead-letter queue). Good events of a mixed batch "
-        "are stored. 422 when no event could be accepted."
+        "are stored. 422 when no event could be accepted. An event without `timestamp` is "
+        "dated when the request arrived, unless `events.require_timestamp` is set."
     ),
     responses={
         422: {

@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow.parquet as pq
 
+from tastebud.data.formats import KINDS as KINDS
+from tastebud.data.formats import Kind
 from tastebud.data.loaders.files import RawBatch, count_lines, detect_format, read_file
 from tastebud.data.loaders.mapping import (
     EVENT_ALIASES,
@@ -25,9 +27,6 @@ from tastebud.data.loaders.mapping import (
     map_events,
     resolve_columns,
 )
-
-Kind = Literal["events", "items", "users"]
-KINDS: tuple[Kind, ...] = ("events", "items", "users")
 
 
 @dataclass
@@ -147,7 +146,7 @@ def file_catalog(path: Path, fmt: str, kind: Kind, overrides: Mapping[str, str])
     return Source(
         kind,
         path,
-        lambda batch_size: read_file(path, fmt, batch_size=batch_size),
+        lambda batch_size: read_file(path, fmt, batch_size=batch_size, multiline=True),
         _row_total(path, fmt),
         to_record=to_record,
     )

@@ -1,14 +1,15 @@
 """Readers for delimited text, CSV, JSON Lines and Parquet, yielding loosely typed Arrow
 batches with the source row number of every row.
 
-A line that cannot be parsed (undecodable bytes, wrong field count, broken JSON) becomes a
-Rejection with its line number; the reader goes on with the next line.
+A line that cannot be parsed (undecodable bytes, wrong field count, broken JSON, a quote that
+never closes) becomes a Rejection with its line number; the reader goes on with the next line.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tastebud.data.formats import FORMATS
 from tastebud.validation import Rejection
-
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
 
 
 @dataclass
@@ -79,10 +79,12 @@ def read_delimited(
     columns: Sequence[str] | None = None,
     encoding: str = "utf-8",
     quoted: bool = False,
+    multiline: bool = False,
     batch_size: int = 100_000,
 ) -> Iterator[RawBatch]:
     """Split lines on ``separator`` (any string, e.g. '::'); ``columns=None`` reads a header.
-    ``quoted`` uses the csv module (quotes, embedded separators) for one-character separators.
+    ``quoted`` uses the csv module (quotes, embedded separators) for one-character separators;
+    ``multiline`` lets a quoted field hold line breaks (free text in catalog files).
     Empty fields become nulls."""
     rejections: list[Rejection] = []
     lines = _decoded_lines(path, encoding, rejections)
@@ -100,17 +102,9 @@ def read_delimited(
     rows: list[list[Any]] = []
     numbers: list[int] = []
 
+    parsed: Iterator[tuple[int, list[str]]]
     if quoted:
-        current = [0]
-
-        def numbered() -> Iterator[str]:
-            for number, text in lines:
-                current[0] = number
-                yield text
-
-        parsed: Iterator[tuple[int, list[str]]] = (
-            (current[0], fields) for fields in csv.reader(numbered(), delimiter=separator)
-        )
+        parsed = _csv_records(lines, separator, width, multiline, rejections)
     else:
         parsed = ((number, text.split(separator)) for number, text in lines)
 
@@ -129,6 +123,80 @@ def read_delimited(
             rows, numbers = [], []
     if rows or rejections:
         yield _to_batch(columns, rows, numbers, _drain(rejections))
+
+
+class _PushbackLines:
+    """Lines for ``csv.reader`` (newline restored), remembering which ones the current record
+    used, so that a record swallowed by a broken quote can be read again line by line."""
+
+    def __init__(self, lines: Iterator[tuple[int, str]]) -> None:
+        self._lines = lines
+        self._pending: deque[tuple[int, str]] = deque()
+        self.used: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _PushbackLines:
+        return self
+
+    def __next__(self) -> str:
+        number, text = self._pending.popleft() if self._pending else next(self._lines)
+        self.used.append((number, text))
+        return text + "\n"
+
+    def push_back(self, lines: list[tuple[int, str]]) -> None:
+        self._pending.extendleft(reversed(lines))
+
+
+def _csv_records(
+    lines: Iterator[tuple[int, str]],
+    separator: str,
+    width: int,
+    multiline: bool,
+    rejections: list[Rejection],
+) -> Iterator[tuple[int, list[str]]]:
+    """CSV records, each with the line it starts on.
+
+    A quote that does not close on its own line swallows the lines after it, up to the next
+    quote character or the end of the file, so one stray quote used to lose every row it ran
+    over. A record spanning lines is kept only when ``multiline`` allows it and it has the
+    header's width; otherwise the line where the quote opened is rejected and the lines
+    after it are read again, on their own.
+    """
+    feed = _PushbackLines(lines)
+    reader = csv.reader(feed, delimiter=separator, strict=True)
+    while True:
+        feed.used.clear()
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            used = list(feed.used)
+            at_end = "end of data" in str(error)
+            if not used:
+                return
+            if len(used) == 1 and not at_end:
+                rejections.append(Rejection(used[0][0], "malformed_row", f"bad quoting: {error}"))
+                continue
+            rejections.append(_unclosed_quote(used, at_end=at_end))
+            feed.push_back(used[1:])
+            continue
+        used = feed.used
+        if len(used) > 1 and not (multiline and len(fields) == width):
+            rejections.append(_unclosed_quote(used, at_end=False))
+            feed.push_back(used[1:])
+            continue
+        yield used[0][0], fields
+
+
+def _unclosed_quote(used: list[tuple[int, str]], *, at_end: bool) -> Rejection:
+    first, last = used[0][0], used[-1][0]
+    ran_to = "the end of the file" if at_end else f"line {last}"
+    reread = f"; lines {first + 1}-{last} were read again on their own" if last > first else ""
+    return Rejection(
+        first,
+        "unclosed_quote",
+        f"a quote opened on line {first} does not close on it (it ran to {ran_to}){reread}",
+    )
 
 
 def _drain(rejections: list[Rejection]) -> list[Rejection]:
@@ -212,11 +280,14 @@ def detect_format(path: Path) -> str:
 
 
 def read_file(
-    path: Path, fmt: str | None = None, *, batch_size: int = 100_000
+    path: Path, fmt: str | None = None, *, batch_size: int = 100_000, multiline: bool = False
 ) -> Iterator[RawBatch]:
+    """``multiline``: a quoted CSV field may span lines (catalog text), see ``_csv_records``."""
     fmt = fmt or detect_format(path)
     if fmt == "csv":
-        return read_delimited(path, separator=",", quoted=True, batch_size=batch_size)
+        return read_delimited(
+            path, separator=",", quoted=True, multiline=multiline, batch_size=batch_size
+        )
     if fmt == "tsv":
         return read_delimited(path, separator="\t", quoted=False, batch_size=batch_size)
     if fmt == "jsonl":

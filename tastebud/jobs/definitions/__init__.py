@@ -1,22 +1,28 @@
-"""Every job tastebud runs, in one place. A planned job becomes runnable with one line:
-``registry.register("train", train.run)`` (schedule, timeout and retries stay as planned)."""
+"""Every job tastebud runs, in one place. A planned job becomes runnable with one line,
+``registry.register("train", _deferred("train"))``: schedule, timeout and retries stay as
+planned, and the job's module is imported when it first runs."""
 
 from __future__ import annotations
 
-from tastebud.jobs.definitions import (
-    affinity,
-    dlq_retry,
-    embed,
-    features,
-    index,
-    popularity,
-    push,
-    recommendations,
-    train,
-    trending,
-)
+from importlib import import_module
+from typing import Any
+
+from tastebud.jobs.base import JobContext, JobFunction
 from tastebud.jobs.registry import JobRegistry
 from tastebud.jobs.retry import RetryPolicy
+
+
+def _deferred(module: str, function: str = "run") -> JobFunction:
+    """A job function imported on its first call: listing and scheduling jobs needs their
+    names and schedules only, and the jobs import numpy, implicit, scikit-learn... (CLI
+    start-up budget, docs/benchmarks.md)."""
+
+    def run(context: JobContext) -> dict[str, Any]:
+        job: JobFunction = getattr(import_module(f"{__name__}.{module}"), function)
+        return job(context)
+
+    run.__qualname__ = run.__name__ = f"{module}.{function}"
+    return run
 
 
 def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
@@ -96,18 +102,18 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
         description="Trending items per category (z-score against a seasonal baseline).",
     )
     # Available now:
-    registry.register("popularity", popularity.run)
-    registry.register("affinity", affinity.run)
-    registry.register("trending", trending.run)
-    registry.register("train", train.run)
-    registry.register("dlq-retry", dlq_retry.run)
-    registry.register("embed", embed.run)
-    registry.register("index", index.run)
-    registry.register("materialize", features.materialize_run)
-    registry.register("backfill", features.backfill_run)
+    registry.register("popularity", _deferred("popularity"))
+    registry.register("affinity", _deferred("affinity"))
+    registry.register("trending", _deferred("trending"))
+    registry.register("train", _deferred("train"))
+    registry.register("dlq-retry", _deferred("dlq_retry"))
+    registry.register("embed", _deferred("embed"))
+    registry.register("index", _deferred("index"))
+    registry.register("materialize", _deferred("features", "materialize_run"))
+    registry.register("backfill", _deferred("features", "backfill_run"))
     registry.register(
         "recommendations",
-        recommendations.run,
+        _deferred("recommendations"),
         schedule="10 * * * *",
         timeout_seconds=3600,
         retry=policy,
@@ -115,7 +121,7 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     )
     registry.register(
         "push",
-        push.run,
+        _deferred("push", "run"),
         schedule="*/15 * * * *",
         timeout_seconds=900,
         retry=policy,
@@ -123,7 +129,7 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
     )
     registry.register(
         "feature-parity",
-        features.parity_run,
+        _deferred("features", "parity_run"),
         schedule="0 5 * * *",
         timeout_seconds=1800,
         retry=policy,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from tastebud.features.store import FeatureStore, open_feature_store
@@ -67,7 +68,10 @@ def _rank_all(context: JobContext, service: RecommendationService) -> dict[str, 
             batch.clear()
 
     for user_id in users:
-        served, marker = service.compute(user_id, request)
+        # One moment for the ranking and the stored ranked_at: the list is exactly the one
+        # ranked "as of ranked_at" (the recency boost moves with the clock).
+        ranked_at = time.time()
+        served, marker = service.compute(user_id, replace(request, now=ranked_at))
         if served.degraded:
             degraded += 1
             continue
@@ -77,7 +81,7 @@ def _rank_all(context: JobContext, service: RecommendationService) -> dict[str, 
             content_version=snapshot.content_version,
             fingerprint=service.fingerprint,
             activity=marker,
-            ranked_at=time.time(),
+            ranked_at=ranked_at,
         )
         batch[precomputed_key(user_id)] = stored.encode()
         if len(batch) >= WRITE_BATCH:

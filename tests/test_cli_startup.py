@@ -1,0 +1,101 @@
+"""The command line starts quickly: its modules import only typer, rich and the standard
+library at the top, and the light commands import only what they use. Checked by the modules
+a fresh interpreter has loaded, which does not depend on the machine's speed; the timing
+itself is measured by ``benchmarks/bench_cli_startup.py`` (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Libraries that cost tens to thousands of milliseconds to import.
+MODEL_LIBRARIES = {
+    "scipy",
+    "sklearn",
+    "implicit",
+    "faiss",
+    "librosa",
+    "numba",
+    "optuna",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "pandas",
+    "matplotlib",
+    "sentence_transformers",
+    "torch",
+    "hnswlib",
+}
+DATA_LIBRARIES = {"numpy", "pyarrow", "duckdb", "fsspec", "psycopg", "redis", "httpx"}
+SETTINGS_LIBRARIES = {"pydantic", "pydantic_settings", "structlog", "prometheus_client"}
+
+PROBE = """
+import json, sys
+from tastebud.cli.main import app
+args = json.loads(sys.argv[1])
+code = 0
+if args:
+    try:
+        app(args, prog_name="tastebud")
+    except SystemExit as exit:
+        code = exit.code or 0
+roots = sorted({name.split(".")[0] for name in sys.modules})
+print(json.dumps({"code": code, "modules": roots}))
+"""
+
+
+def loaded_after(args: list[str], home: Path) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``args``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
+    env["TASTEBUD_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout.strip().splitlines()[-1])
+    assert document["code"] == 0, done.stdout + done.stderr
+    return set(document["modules"])
+
+
+def test_importing_the_cli_and_its_help_import_nothing_heavy(tmp_path: Path) -> None:
+    heavy = MODEL_LIBRARIES | DATA_LIBRARIES | SETTINGS_LIBRARIES
+    assert loaded_after([], tmp_path) & heavy == set()
+    assert loaded_after(["--help"], tmp_path) & heavy == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["keys", "list"], set()),
+        (["models", "list"], {"fsspec"}),
+        (["jobs", "list"], set()),
+        (["stats"], {"numpy", "pyarrow", "duckdb"}),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_light_commands_import_only_what_they_use(
+    args: list[str], allowed: set[str], tmp_path: Path
+) -> None:
+    loaded = loaded_after(args, tmp_path)
+    assert loaded & (MODEL_LIBRARIES | DATA_LIBRARIES) <= allowed
+
+
+def test_names_spelled_out_for_help_agree_with_their_source() -> None:
+    """Help text names these without importing their modules (see each constant)."""
+    from tastebud.cli.keys import SCOPE_NAMES
+    from tastebud.cli.train import PROTOCOL_NAMES
+    from tastebud.evaluation import PROTOCOLS
+    from tastebud.stores.gateway import SCOPES
+
+    assert SCOPES == SCOPE_NAMES
+    assert tuple(PROTOCOLS) == PROTOCOL_NAMES
