@@ -37,7 +37,7 @@ from tastebud.api.schemas import (
     UserIn,
     error_responses,
 )
-from tastebud.config import BudgetSettings, Settings, load_settings
+from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
 from tastebud.features import routes as feature_routes
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
@@ -49,6 +49,7 @@ from tastebud.ranking import routes as ranking_routes
 from tastebud.ranking.activity import RecentActivity
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
+from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
 from tastebud.stores import open_stores
 from tastebud.stores.budget import within_budget
 from tastebud.trending import routes as trending_routes
@@ -156,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
         RequestMiddleware,
         max_body_bytes=settings.gateway.max_body_bytes,
         budgets=settings.budgets,
+        rules=settings.events,
     )
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
@@ -194,10 +196,13 @@ class RequestMiddleware:
     body size is over the limit. Pure ASGI: a BaseHTTPMiddleware would cost a task and a
     queue per request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, budgets: BudgetSettings) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, budgets: BudgetSettings, rules: EventRules
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.budgets = budgets
+        self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -228,7 +233,7 @@ class RequestMiddleware:
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(send_with_id, request_id)
             else:
-                with within_budget(self.budgets):
+                with within_budget(self.budgets), rules_in_force(self.rules):
                     await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
@@ -295,9 +300,23 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     batches = (("EventBatchIn", "events"), ("ItemBatchIn", "items"), ("UserBatchIn", "users"))
     for batch, field in batches:
         components[batch]["properties"][field]["maxItems"] = limit
+    _document_ids(schema, settings)
     _document_security(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _document_ids(node: Any, settings: Settings) -> None:
+    """Every ``ExternalId`` (parameters and bodies) with the configured length and pattern."""
+    if isinstance(node, dict):
+        if node.pop(ID_SCHEMA_MARK, False):
+            node["maxLength"] = settings.events.max_id_length
+            node["pattern"] = settings.events.id_pattern
+        for value in node.values():
+            _document_ids(value, settings)
+    elif isinstance(node, list):
+        for value in node:
+            _document_ids(value, settings)
 
 
 def _document_security(app: FastAPI, schema: dict[str, Any]) -> None:

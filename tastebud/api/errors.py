@@ -84,6 +84,9 @@ STATUS_CODES = {
 }
 
 
+RULE_CODES = frozenset({"invalid_id", "id_too_long", "invalid_text"})
+
+
 def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
     """FastAPI's error list without the offending input (it may hold secrets or be huge)."""
     return [
@@ -110,13 +113,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(
-            422,
-            "invalid_request",
-            "the request's parameters are invalid",
-            request,
-            details=_validation_details(error),
+        details = _validation_details(error)
+        # An id or text rule broken anywhere answers with the code a body field gets
+        # (``invalid_id``, ``id_too_long``, ``invalid_text``): the same 422 on every route.
+        named = [d for d in details if d["type"] in RULE_CODES]
+        code = named[0]["type"] if named else "invalid_request"
+        message = (
+            f"{named[0]['loc'][-1]}: {named[0]['msg']}"
+            if named and named[0]["loc"]
+            else "the request's parameters are invalid"
         )
+        return error_response(422, code, message, request, details=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

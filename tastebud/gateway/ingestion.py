@@ -36,7 +36,7 @@ from tastebud.gateway.metrics import (
 from tastebud.observability import get_logger
 from tastebud.ranking.activity import RECORDED as ACTIVITY_RECORDED
 from tastebud.ranking.activity import RecentActivity
-from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow
+from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow, storable
 from tastebud.stores import AppendResult, Stores
 from tastebud.stores.gateway import DeadLetter
 from tastebud.validation import content_event_ids, pydantic_reasons
@@ -105,7 +105,7 @@ class EventGateway:
         def reject(index: int, reasons: list[str], message: str) -> None:
             payload = payloads[index]
             event_id = payload.get("event_id") if isinstance(payload, dict) else None
-            event_id = event_id if isinstance(event_id, str) else None
+            event_id = event_id if isinstance(event_id, str) and storable(event_id) else None
             outcomes[index] = EventOutcome(index, "rejected", event_id, reasons, message)
             invalid.append(
                 (
@@ -365,5 +365,7 @@ def _dump_row(row: dict[str, Any]) -> str:
 
 
 def _dump(payload: Any) -> str:
-    """The payload as the client sent it (decoded JSON, re-encoded)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    """The payload as the client sent it (decoded JSON, re-encoded); all-ASCII when it holds
+    text no store can keep, which JSON's escapes then carry (``schemas.UNSTORABLE_TEXT``)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return text if storable(text) else json.dumps(payload, separators=(",", ":"))

@@ -19,7 +19,7 @@ from tastebud.api.schemas import (
     error_responses,
 )
 from tastebud.config import EventRules
-from tastebud.schemas import Item, User
+from tastebud.schemas import ExternalId, Item, User, storable
 from tastebud.validation import pydantic_reasons
 
 router = APIRouter(tags=["catalog"])
@@ -52,7 +52,7 @@ def _validate(
         entry_id = entry.get(id_field) if isinstance(entry, dict) else None
         result: dict[str, Any] = {
             "index": index,
-            "id": entry_id if isinstance(entry_id, str) else None,
+            "id": entry_id if isinstance(entry_id, str) and storable(entry_id) else None,
             "reasons": [],
             "message": None,
         }
@@ -141,7 +141,7 @@ async def put_users(request: Request, state: State, key: IngestKey) -> JSONRespo
 
 
 READ_RESPONSES = error_responses(401, 403, 404, 422, 429, 503)
-CatalogId = Annotated[str, Path(min_length=1, max_length=1024)]
+CatalogId = Annotated[ExternalId, Path()]
 
 
 @router.get(
