@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tastebud.gateway.ingestion import GatewayUnavailable
 from tastebud.gateway.ratelimit import retry_after_header
 from tastebud.observability import get_logger
-from tastebud.stores import StoreError
+from tastebud.stores import StoreDataError, StoreError
 
 log = get_logger("tastebud.api")
 
@@ -131,6 +131,14 @@ def install(app: FastAPI) -> None:
         message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
         return error_response(
             error.status_code, code, message, request, headers=dict(error.headers or {})
+        )
+
+    @app.exception_handler(StoreDataError)
+    async def _refused(request: Request, error: StoreDataError) -> JSONResponse:
+        # Permanent: the store refused the data itself. Not a 503 (a retry cannot help).
+        log.warning("store_refused_data", error=str(error)[:300])
+        return error_response(
+            422, "unstorable", "a store refused the data; nothing was changed", request
         )
 
     @app.exception_handler(GatewayUnavailable)

@@ -137,3 +137,21 @@ def test_a_category_with_nul_is_refused(api: Api) -> None:
     response = api.client.get("/v1/popular?category=a%00b", headers=api.headers("read"))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_text"
+
+
+def test_an_entry_the_store_refuses_is_rejected_alone(
+    api_factory: Any, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a gap in the text rule (switched off here), PostgreSQL's own refusal is a
+    permanent ``unstorable`` rejection of that entry, not a 500 or a 503 for the batch."""
+    import tastebud.schemas
+
+    monkeypatch.setattr(tastebud.schemas, "unstorable_field", lambda *_, **__: None)
+    api = api_factory(postgres_url)
+    items = [{"item_id": "good", "title": "fine"}, {"item_id": "bad", "title": NUL}]
+    response = _put(api, "/v1/items", {"items": items})
+    assert response.status_code == 200, response.text
+    assert [r["reasons"] for r in response.json()["results"]] == [[], ["unstorable"]]
+    assert api.database.catalog.get_item("good") is not None
+    alone = _put(api, "/v1/items", {"items": items[1:]})
+    assert alone.status_code == 422 and alone.json()["results"][0]["reasons"] == ["unstorable"]
