@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
                     stores.database.gateway.keys,
                     settings.gateway.key_cache_seconds,
                     outage_seconds=settings.gateway.key_outage_seconds,
+                    miss_seconds=settings.gateway.key_miss_cache_seconds,
                 ),
                 limiter=RateLimiter(),
             )
@@ -158,6 +159,8 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.gateway.max_body_bytes,
         budgets=settings.budgets,
         rules=settings.events,
+        max_header_bytes=settings.gateway.max_header_bytes,
+        max_headers=settings.gateway.max_headers,
     )
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
@@ -197,19 +200,28 @@ class RequestMiddleware:
     queue per request."""
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, budgets: BudgetSettings, rules: EventRules
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        budgets: BudgetSettings,
+        rules: EventRules,
+        max_header_bytes: int = 16 * 1024,
+        max_headers: int = 100,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.budgets = budgets
         self.rules = rules
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope.get("headers") or [])
+        raw_headers = scope.get("headers") or []
+        headers = dict(raw_headers)
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.fullmatch(given) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -230,8 +242,15 @@ class RequestMiddleware:
 
         try:
             declared = headers.get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._too_large(send_with_id, request_id)
+            if len(raw_headers) > self.max_headers:
+                message = f"more than {self.max_headers} request headers"
+                await self._refuse(send_with_id, request_id, 431, "headers_too_large", message)
+            elif sum(len(k) + len(v) + 4 for k, v in raw_headers) > self.max_header_bytes:
+                message = f"the request headers are larger than {self.max_header_bytes} bytes"
+                await self._refuse(send_with_id, request_id, 431, "headers_too_large", message)
+            elif declared.isdigit() and int(declared) > self.max_body_bytes:
+                message = f"the body is larger than {self.max_body_bytes} bytes"
+                await self._refuse(send_with_id, request_id, 413, "body_too_large", message)
             else:
                 with within_budget(self.budgets), rules_in_force(self.rules):
                     await self.app(scope, receive, send_with_id)
@@ -250,22 +269,19 @@ class RequestMiddleware:
             )
             clear_context()
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
+    async def _refuse(
+        self, send: Send, request_id: str, status: int, code: str, message: str
+    ) -> None:
+        """Answer before the app sees the request (and close the connection)."""
         import json
 
         body = json.dumps(
-            {
-                "error": {
-                    "code": "body_too_large",
-                    "message": f"the body is larger than {self.max_body_bytes} bytes",
-                    "request_id": request_id,
-                }
-            }
+            {"error": {"code": code, "message": message, "request_id": request_id}}
         ).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
