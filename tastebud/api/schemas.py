@@ -248,7 +248,10 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
-    checks: dict[str, str] = Field(description="Each store: ok, or its error.")
+    checks: dict[str, str] = Field(
+        description="Each store: ok, or its error; `model`: ok, `ok, degraded: ...` (an "
+        "earlier version serves in place of the one the alias names), or `no model: ...`."
+    )
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
