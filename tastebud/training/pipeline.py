@@ -29,7 +29,7 @@ from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
 from tastebud.registry import ModelRegistry, ModelVersion
-from tastebud.training.automl import AutoML, BudgetTooSmall, SearchResult
+from tastebud.training.automl import AutoML, BudgetTooSmall, SearchFailed, SearchResult
 from tastebud.training.configuration import Configuration, fit_configuration
 
 TRAINING_FILE = "training.json"
@@ -127,10 +127,8 @@ def train(
             try:
                 search = automl.search(log)
                 configuration = search.configuration
-            except BudgetTooSmall as error:
-                fallback = f"{error}; fitted the default configuration instead"
-            except InteractionsError as error:
-                fallback = f"AutoML could not run ({error}); fitted the default configuration"
+            except (BudgetTooSmall, SearchFailed, InteractionsError) as error:
+                fallback = f"AutoML chose nothing ({error}); fitted the default configuration"
             timings["search_seconds"] = time.monotonic() - started
     started = time.monotonic()
     model, matrix = fit_configuration(log, configuration, event_types, matrix_cache)

@@ -117,12 +117,14 @@ def test_files_drop_bad_rows_and_name_ignored_columns(tmp_path: Path) -> None:
         "b,y,nan,2024-01-01T00:00:00Z,blue\n"
         "c,z,2,not-a-time,blue\n"
         "d,z,2,1704067200,green\n"
+        "e,z,1,,green\n"
     )
     log = read_interactions_file(path)
-    assert log.table.column("user_id").to_pylist() == ["a", "d"]
+    assert log.table.column("user_id").to_pylist() == ["a", "d", "e"]  # e: no time, kept
     assert log.dropped == {"missing_user_id": 1, "weight_not_finite": 1, "timestamp_invalid": 1}
     assert log.ignored_columns == ["colour"]
-    assert log.table.column("weight").to_pylist() == [1.5, 2.0]
+    assert log.table.column("weight").to_pylist() == [1.5, 2.0, 1.0]
+    assert log.table.column("timestamp")[2].as_py() is None
 
 
 def test_files_without_id_columns_are_refused(tmp_path: Path) -> None:
