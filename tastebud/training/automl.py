@@ -44,6 +44,7 @@ FAMILIES = ("ease", "als", "itemknn", "bpr", "popularity")
 # Ratio of the budget given to the single-model phase; the rest goes to the blend.
 MODEL_PHASE_SHARE = 0.8
 EVAL_CHUNKS = 4
+TRANSFORMS = ("saturate", "none", "log", "binary", "bm25")
 BLEND_BYTES = 1 << 30
 
 
@@ -94,7 +95,16 @@ def _suggest_matrix(trial: optuna.Trial, family: str, has_ratings: bool, has_tim
     if has_time and trial.suggest_categorical("decay", [False, True]):
         options["half_life_days"] = trial.suggest_float("half_life_days", 7.0, 3650.0, log=True)
     if family in ("als", "ease", "itemknn"):
-        options["transform"] = trial.suggest_categorical("transform", ["none", "log", "binary"])
+        # Confidence shapes for every kind of data: as given, saturated or logarithmic
+        # repeats (counts), plain presence (binary), BM25 (popular items and long histories
+        # weigh less); normalised so one typical interaction weighs 1.
+        transform = trial.suggest_categorical("transform", list(TRANSFORMS))
+        options["transform"] = transform
+        if transform == "bm25":
+            options["bm25_k1"] = trial.suggest_float("matrix_bm25_k1", 0.5, 200.0, log=True)
+            options["bm25_b"] = trial.suggest_float("matrix_bm25_b", 0.0, 1.0)
+        if transform != "binary":
+            options["normalize"] = trial.suggest_categorical("normalize", [True, False])
     return options
 
 
@@ -128,12 +138,15 @@ def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, 
 
 
 SEEDS: list[dict[str, Any]] = [
+    # The default configuration first: the search only ever returns something better.
     {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "none"},
+     "transform": "saturate", "normalize": True},
+    {"family": "ease", "l2": 500.0, "unliked_rating_weight": 0.2, "decay": False,
+     "transform": "binary"},
     {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
-     "unliked_rating_weight": 0.2, "decay": False, "transform": "log"},
+     "unliked_rating_weight": 0.2, "decay": False, "transform": "log", "normalize": False},
     {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
-     "unliked_rating_weight": 0.2, "decay": False, "transform": "none"},
+     "unliked_rating_weight": 0.2, "decay": False, "transform": "saturate", "normalize": True},
     {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
      "decay": False},
 ]  # fmt: skip
