@@ -28,7 +28,6 @@ from tastebud.content.artifact import load_artifact
 from tastebud.content.service import registry_for
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.features.service import FeatureService
-from tastebud.jobs.outputs import read_published
 from tastebud.models.base import Recommender
 from tastebud.observability import get_logger, metrics
 from tastebud.ranking.activity import RecentActivity, activity_marker
@@ -41,6 +40,7 @@ from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.registry.registry import ModelRegistry, open_registry
 from tastebud.schemas import Item
 from tastebud.stores import Stores
+from tastebud.stores.published import PublishedOutputs
 
 log = get_logger("tastebud.ranking")
 
@@ -610,7 +610,7 @@ class RecommendationService:
                 degraded.append(namespace)
             return cached.ids
         try:
-            document = read_published(self.stores.online, namespace, category)
+            document = PublishedOutputs(self.stores.online).read(namespace, category)
         except Exception as error:
             log.warning("published_list_unreadable", namespace=namespace, error=str(error))
             degraded.append(namespace)
