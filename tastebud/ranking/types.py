@@ -72,3 +72,13 @@ class RankedList:
     candidates: int
     relaxed_caps: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Served:
+    """A ranked list and how it was made."""
+
+    ranked: RankedList
+    degraded: list[str] = field(default_factory=list)
+    precomputed: bool = False  # served from the `recommendations` job's stored list
+    used_affinity: bool = False  # the cold-start prior used the user's category affinity
