@@ -46,11 +46,11 @@ from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
 from tastebud.gateway.ratelimit import RateLimiter
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
 from tastebud.ranking import routes as ranking_routes
-from tastebud.ranking.activity import RecentActivity
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
 from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
 from tastebud.stores import open_stores
+from tastebud.stores.activity import RecentActivity
 from tastebud.stores.budget import within_budget
 from tastebud.trending import routes as trending_routes
 

@@ -34,10 +34,10 @@ from tastebud.gateway.metrics import (
     STORE_RETRIES,
 )
 from tastebud.observability import get_logger
-from tastebud.ranking.activity import RECORDED as ACTIVITY_RECORDED
-from tastebud.ranking.activity import RecentActivity
 from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow, storable
 from tastebud.stores import AppendResult, Stores
+from tastebud.stores.activity import RECORDED as ACTIVITY_RECORDED
+from tastebud.stores.activity import RecentActivity
 from tastebud.stores.errors import is_permanent
 from tastebud.stores.gateway import DeadLetter
 from tastebud.validation import content_event_ids, pydantic_reasons

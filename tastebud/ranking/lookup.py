@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from tastebud.config import Settings
 from tastebud.observability import get_logger
-from tastebud.ranking.activity import RecentActivity, activity_marker
 from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.metrics import PRECOMPUTED
 from tastebud.ranking.precomputed import PrecomputedList, precomputed_key, settings_fingerprint
 from tastebud.ranking.snapshot import Snapshot
 from tastebud.ranking.types import RankRequest, Served
 from tastebud.stores import OnlineStore
+from tastebud.stores.activity import RecentActivity, activity_marker
 
 log = get_logger("tastebud.ranking")
 ANONYMOUS_CACHE_SECONDS = 5.0  # as long as the published lists are cached

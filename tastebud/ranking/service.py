@@ -20,7 +20,6 @@ import numpy as np
 from tastebud.config import Settings
 from tastebud.features.service import FeatureService
 from tastebud.observability import get_logger
-from tastebud.ranking.activity import RecentActivity
 from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.context import ContextReader
 from tastebud.ranking.lifecycle import ModelLifecycle
@@ -41,6 +40,7 @@ from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.ranking.types import RankedList, RankRequest, Served
 from tastebud.registry.registry import ModelRegistry
 from tastebud.stores import Stores
+from tastebud.stores.activity import RecentActivity
 
 log = get_logger("tastebud.ranking")
 

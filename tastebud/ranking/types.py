@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tastebud.stores.activity import Activity
+
 SOURCES = ("cf", "content", "trending", "popular", "new")
 CF, CONTENT, TRENDING, POPULAR, NEW = (1 << i for i in range(5))
 # The source names of every combination of source bits, looked up once per listed item.
@@ -17,16 +19,6 @@ SOURCE_NAMES = [
     tuple(name for i, name in enumerate(SOURCES) if bits & (1 << i))
     for bits in range(1 << len(SOURCES))
 ]
-
-
-@dataclass(frozen=True)
-class Activity:
-    """One recent event of a user, as the gateway recorded it for real-time serving."""
-
-    item_id: str
-    event_type: str
-    timestamp: float  # epoch seconds
-    weight: float  # the event type's training weight; < 0 is negative feedback
 
 
 @dataclass

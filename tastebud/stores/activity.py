@@ -4,6 +4,10 @@ The gateway appends every accepted event to its user's capped list (``push_lists
 per key, so workers appending at once lose nothing); a recommendation request reads the
 list back. Because the online store is shared (SQLite file or Redis), an event accepted by
 one worker changes the next list served by any worker, with no retraining.
+
+In ``stores`` (a typed view over the online store), not in ``ranking``: the gateway writes
+these lists and ranking reads them, and the gateway must not load the ranking package (and
+with it faiss, implicit and scikit-learn) to do so (``tests/gateway/test_light_imports.py``).
 """
 
 from __future__ import annotations
@@ -11,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from tastebud.config import EventTypeSpec
 from tastebud.observability import get_logger, metrics
-from tastebud.ranking.types import Activity
-from tastebud.stores import OnlineStore
+from tastebud.stores.base import OnlineStore
 
-log = get_logger("tastebud.ranking.activity")
+log = get_logger("tastebud.stores.activity")
 PREFIX = "activity:"
 RECORDED = metrics.counter(
     "reco",
@@ -28,6 +32,16 @@ RECORDED = metrics.counter(
     "Accepted events written to the users' recent-activity lists, by outcome.",
     labels=("outcome",),
 )
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One recent event of a user, as the gateway recorded it for real-time serving."""
+
+    item_id: str
+    event_type: str
+    timestamp: float  # epoch seconds
+    weight: float  # the event type's training weight; < 0 is negative feedback
 
 
 def activity_key(user_id: str) -> str:
