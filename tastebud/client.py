@@ -8,16 +8,16 @@
         result.accepted, result.rejected_results()
 
 Safe retries: a request that failed in transit, was rate limited (429) or hit an unavailable
-store (503) is sent again, after Retry-After or an exponential backoff with jitter. Events are
+store (503) is sent again, after Retry-After or an exponential backoff with full jitter
+(``tastebud.stores.retry``, the retry helper the jobs and the gateway use too). Events are
 idempotent on ``event_id`` (derived from content when absent), so a retry never stores an
 event twice. Other 4xx answers raise ``GatewayError`` with the server's error code.
 """
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from tastebud.schemas import Event, Item, User
+from tastebud.stores.retry import RetryPolicy, retrying
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -92,6 +93,7 @@ class TastebudClient:
         max_backoff_seconds: float = 10.0,
         batch_size: int = 1000,
         http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         headers = {"X-API-Key": api_key} if api_key else {}
         self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
@@ -100,6 +102,7 @@ class TastebudClient:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.batch_size = batch_size
+        self._sleep = sleep
 
     # --- events ---------------------------------------------------------------------------
 
@@ -172,30 +175,24 @@ class TastebudClient:
     def _request(
         self, method: str, path: str, *, allow: tuple[int, ...] = (), **kwargs: Any
     ) -> httpx.Response:
-        attempt = 0
-        while True:
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError:
-                if attempt >= self.retries:
-                    raise
-                self._wait(attempt, None)
-                attempt += 1
-                continue
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                self._wait(attempt, response.headers.get("retry-after"))
-                attempt += 1
-                continue
-            if response.is_success or response.status_code in allow:
-                return response
-            raise _error(response)
-
-    def _wait(self, attempt: int, retry_after: str | None) -> None:
-        if retry_after and retry_after.isdigit():
-            time.sleep(min(float(retry_after), self.max_backoff_seconds))
-            return
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
-        time.sleep(random.uniform(0, ceiling))
+        """Send, and send again what failed in transit (``stores.errors.is_transient``: the
+        network's errors) or was answered 429/502/503/504, after Retry-After (capped at
+        ``max_backoff_seconds``) or a backoff with full jitter (``stores.retry``)."""
+        policy = RetryPolicy(
+            max_attempts=self.retries + 1,
+            base_seconds=self.backoff_seconds,
+            cap_seconds=self.max_backoff_seconds,
+            jitter=1.0,
+        )
+        response: httpx.Response = retrying(
+            policy,
+            retry_result=lambda answer: answer.status_code in RETRY_STATUSES,
+            wait_hint=_retry_after,
+            sleep=self._sleep,
+        )(self._http.request, method, path, **kwargs)
+        if response.is_success or response.status_code in allow:
+            return response
+        raise _error(response)
 
     def close(self) -> None:
         self._http.close()
@@ -210,6 +207,12 @@ class TastebudClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The wait a 429 or 503 asks for, in seconds (the delta form of Retry-After)."""
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
 
 
 def _error(response: httpx.Response) -> GatewayError:

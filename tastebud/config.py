@@ -191,6 +191,12 @@ class BudgetSettings(BaseModel):
         gt=0,
         description="An open breaker fails calls at once this long, then lets one trial through.",
     )
+    retry_ms: float = Field(
+        default=2000.0,
+        ge=0,
+        description="A store call retried on the request path (an event append): no retry "
+        "starts whose wait would end later than this after the first attempt.",
+    )
 
 
 class JobsSettings(BaseModel):

@@ -49,7 +49,7 @@ app = typer.Typer(
 def registry_for(settings: Settings) -> JobRegistry:
     # Imported here, not at the top: the jobs package brings the stores (CLI start-up).
     from tastebud.jobs.definitions import build_registry
-    from tastebud.jobs.retry import RetryPolicy
+    from tastebud.stores.retry import RetryPolicy
 
     jobs = settings.jobs
     return build_registry(

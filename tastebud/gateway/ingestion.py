@@ -4,7 +4,6 @@ retries, and dead-letter what cannot be stored. HTTP-free, so tests and jobs can
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from tastebud.stores.activity import RECORDED as ACTIVITY_RECORDED
 from tastebud.stores.activity import RecentActivity
 from tastebud.stores.errors import is_permanent
 from tastebud.stores.gateway import DeadLetter
+from tastebud.stores.retry import RetryPolicy, retrying
 from tastebud.validation import content_event_ids, pydantic_reasons
 
 log = get_logger("tastebud.gateway")
@@ -290,39 +290,52 @@ class EventGateway:
         return enriched
 
     def _append(self, table: pa.Table) -> tuple[AppendResult | None, str, bool]:
-        """Append, retrying transient failures with exponential backoff and full jitter.
+        """Append, retrying transient failures (``stores.errors.is_transient``) with
+        exponential backoff and full jitter, within the request's budget (``stores.retry``).
         Returns the result, or the error and whether it is permanent (the store refused the
-        data: ``stores.errors.is_permanent``), which is never retried."""
-        attempts = self.gateway.store_retries + 1
-        error_text = ""
-        for attempt in range(attempts):
-            try:
-                with self._append_lock:
-                    result = self.stores.events.append_arrow(table)
-            except PROGRAMMING_ERRORS as error:
-                if not is_permanent(error):
-                    raise
-                return None, f"{type(error).__name__}: {str(error)[:300]}", True
-            except Exception as error:
-                error_text = f"{type(error).__name__}: {str(error)[:300]}"
-                if is_permanent(error):
-                    log.warning("event_append_refused", events=table.num_rows, error=error_text)
-                    return None, error_text, True
-                log.warning(
-                    "event_append_failed", attempt=attempt + 1, of=attempts, error=error_text
-                )
-                if attempt + 1 < attempts:
-                    STORE_RETRIES.inc()
-                    ceiling = min(
-                        self.gateway.retry_max_seconds,
-                        self.gateway.retry_base_seconds * 2**attempt,
-                    )
-                    self._sleep(random.uniform(0, ceiling))
-                continue
-            if attempt:
-                RETRY_SUCCESS.labels(source="request").inc(result.inserted)
-            return result, "", False
-        return None, error_text, False
+        data: ``stores.errors.is_permanent``), which is never retried. An error that is
+        neither is dead-lettered as transient, so ``dlq retry`` tries it again later."""
+        policy = RetryPolicy(
+            max_attempts=self.gateway.store_retries + 1,
+            base_seconds=self.gateway.retry_base_seconds,
+            cap_seconds=self.gateway.retry_max_seconds,
+            jitter=1.0,
+        )
+        attempts = 0
+
+        def append() -> AppendResult:
+            nonlocal attempts
+            attempts += 1
+            with self._append_lock:
+                return self.stores.events.append_arrow(table)
+
+        def on_retry(attempt: int, error: BaseException | None, delay: float) -> None:
+            log.warning(
+                "event_append_failed",
+                attempt=attempt,
+                of=policy.max_attempts,
+                error=f"{type(error).__name__}: {str(error)[:300]}",
+            )
+            STORE_RETRIES.inc()
+
+        try:
+            result = retrying(policy, sleep=self._sleep, on_retry=on_retry)(append)
+        except PROGRAMMING_ERRORS as error:
+            if not is_permanent(error):
+                raise
+            return None, f"{type(error).__name__}: {str(error)[:300]}", True
+        except Exception as error:
+            error_text = f"{type(error).__name__}: {str(error)[:300]}"
+            if is_permanent(error):
+                log.warning("event_append_refused", events=table.num_rows, error=error_text)
+                return None, error_text, True
+            log.warning(
+                "event_append_failed", attempt=attempts, of=policy.max_attempts, error=error_text
+            )
+            return None, error_text, False
+        if attempts > 1:
+            RETRY_SUCCESS.labels(source="request").inc(result.inserted)
+        return result, "", False
 
     def _dead_letter(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tastebud.lazy import lazy_exports
+from tastebud.stores.retry import RetryPolicy  # the one retry policy (stdlib only)
 
 if TYPE_CHECKING:
     from tastebud.jobs.base import (
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     )
     from tastebud.jobs.history import RunHistory, RunRecord, open_run_history
     from tastebud.jobs.registry import JobRegistry
-    from tastebud.jobs.retry import RetryPolicy
     from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome
 
 __all__ = [
@@ -70,7 +70,6 @@ __getattr__ = lazy_exports(
         "RunRecord": "history",
         "open_run_history": "history",
         "JobRegistry": "registry",
-        "RetryPolicy": "retry",
         "JobFailed": "runner",
         "JobRunner": "runner",
         "RunOutcome": "runner",

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tastebud.jobs.retry import RetryPolicy
 from tastebud.jobs.schedules import Schedule
+from tastebud.stores.errors import TransientError
+from tastebud.stores.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
@@ -46,7 +47,7 @@ class JobCancelled(JobError):
     """Raised inside an attempt that the runner has given up on (timeout)."""
 
 
-class TransientJobError(JobError):
+class TransientJobError(JobError, TransientError):
     """Raise this (or let a StoreUnavailable through) when trying again may succeed."""
 
 

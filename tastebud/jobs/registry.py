@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Any
 
 from tastebud.jobs.base import JobDefinition, JobFunction, JobNotAvailable, UnknownJob
-from tastebud.jobs.retry import RetryPolicy
 from tastebud.jobs.schedules import Schedule, parse_schedule
+from tastebud.stores.retry import RetryPolicy
 
 
 class JobRegistry:

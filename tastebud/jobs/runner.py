@@ -34,9 +34,10 @@ from tastebud.jobs.base import (
 )
 from tastebud.jobs.history import RunHistory
 from tastebud.jobs.registry import JobRegistry
-from tastebud.jobs.retry import RetryPolicy, is_transient
 from tastebud.observability import bind_context, get_logger, metrics
 from tastebud.stores import Stores
+from tastebud.stores.errors import is_transient
+from tastebud.stores.retry import RetryPolicy, retrying
 
 log = get_logger("tastebud.jobs")
 # A run may end a little in the future of this machine's clock (a scheduler on another host).
@@ -234,30 +235,37 @@ class JobRunner:
             from tastebud.stores import open_stores
 
             stores = owned = open_stores(self.settings)
+        attempts: list[tuple[RunOutcome, BaseException | None]] = []
+
+        def attempt() -> RunOutcome:
+            outcome, error = self._attempt(
+                definition, stores, run_id, start, end, len(attempts) + 1, trigger
+            )
+            attempts.append((outcome, error))
+            if error is None or isinstance(error, InsufficientData):
+                return outcome
+            raise error
+
+        def on_retry(number: int, error: BaseException | None, delay: float) -> None:
+            log.warning(
+                "job attempt failed; retrying",
+                job=definition.name,
+                attempt=number,
+                delay_seconds=round(delay, 3),
+                error=str(error),
+            )
+
         try:
-            attempt = 0
-            while True:
-                attempt += 1
-                outcome, error = self._attempt(
-                    definition, stores, run_id, start, end, attempt, trigger
-                )
-                if error is None or isinstance(error, InsufficientData):
-                    return outcome
-                retry = is_transient(error) and attempt < policy.max_attempts
-                if not retry:
-                    self.alerts.job_failed(definition.name, run_id, start, end, attempt, error)
-                    raise JobFailed(
-                        f"{definition.name} failed after {attempt} attempt(s): {error}", outcome
-                    ) from error
-                delay = policy.delay(attempt)
-                log.warning(
-                    "job attempt failed; retrying",
-                    job=definition.name,
-                    attempt=attempt,
-                    delay_seconds=round(delay, 3),
-                    error=str(error),
-                )
-                self.sleep(delay)
+            try:
+                return retrying(policy, sleep=self.sleep, on_retry=on_retry)(attempt)
+            except BaseException as raised:
+                if not attempts or raised is not attempts[-1][1]:
+                    raise  # not an attempt's error: the runner's own
+                outcome, error = attempts[-1]
+                self.alerts.job_failed(definition.name, run_id, start, end, len(attempts), error)
+                raise JobFailed(
+                    f"{definition.name} failed after {len(attempts)} attempt(s): {error}", outcome
+                ) from error
         finally:
             if owned is not None:
                 owned.close()

@@ -74,7 +74,36 @@ def is_permanent(error: BaseException) -> bool:
     )
 
 
+class TransientError(RuntimeError):
+    """Raise (a subclass of) this when trying the same call again may succeed: a job's
+    ``TransientJobError`` is one."""
+
+
+# Drivers' connection-level errors, matched by class name so this module imports no driver:
+# sqlite3's and psycopg's ``OperationalError`` (locked, busy, connection lost),
+# ``InterfaceError`` (a closed connection), psycopg_pool's ``PoolTimeout``.
+TRANSIENT_DRIVER_ERRORS = frozenset({"OperationalError", "InterfaceError", "PoolTimeout"})
+# httpx's errors of the network, not of the request: connect/read timeouts, a connection
+# refused or reset, a server that closed the connection mid-answer (a restart). Not its
+# ``UnsupportedProtocol`` or ``LocalProtocolError``: retrying a bad URL cannot help.
+TRANSIENT_HTTP_ERRORS = frozenset({"TimeoutException", "NetworkError", "RemoteProtocolError"})
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether a retry of the same call may succeed: the store was unavailable (what
-    ``StoreUnavailable`` says), as opposed to a permanent refusal or a programming error."""
-    return isinstance(error, StoreUnavailable)
+    """Whether a retry of the same call may succeed: the one rule every retry in tastebud
+    follows (``stores.retry``). Transient: a store was unavailable (``StoreUnavailable``), a
+    ``TransientError``, a network error (``ConnectionError``, ``TimeoutError``, httpx's
+    network errors) or a driver's connection error. Never a permanent refusal of the data
+    (``is_permanent``), another store error or a programming error."""
+    if is_permanent(error):
+        return False
+    if isinstance(error, StoreUnavailable | TransientError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, StoreError):
+        return False
+    for kind in type(error).__mro__:
+        if kind.__name__ in TRANSIENT_DRIVER_ERRORS:
+            return True
+        if kind.__name__ in TRANSIENT_HTTP_ERRORS and kind.__module__.startswith("httpx"):
+            return True
+    return False

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import httpx
 import pytest
 
 from api.gateway_testing import LiveServer, gateway_settings, make_keys
@@ -73,3 +75,29 @@ def test_client_retries_rate_limits(home: Path) -> None:
         limited = metrics.registry.get_sample_value("tastebud_http_requests_total", labels)
         assert (limited or 0) > (limited_before or 0)  # some were answered 429, then retried
         assert database.events.count() == 6
+
+
+def test_client_retries_network_errors_then_raises() -> None:
+    # A port nobody listens on: each attempt is refused (a network error, transient).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sent: list[httpx.Request] = []
+    slept: list[float] = []
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", event_hooks={"request": [sent.append]})
+    client = TastebudClient(
+        "", retries=3, backoff_seconds=0.05, max_backoff_seconds=0.1, http=http, sleep=slept.append
+    )
+    with client, pytest.raises(httpx.ConnectError):
+        client.send_event({"user_id": "u", "item_id": "i", "event_type": "like"})
+    assert len(sent) == 4 and len(slept) == 3
+    assert 0 <= slept[0] <= 0.05 and all(0 <= s <= 0.1 for s in slept)
+
+
+def test_client_does_not_retry_what_cannot_succeed() -> None:
+    slept: list[float] = []
+    http = httpx.Client(base_url="ftp://127.0.0.1")
+    client = TastebudClient("", retries=3, http=http, sleep=slept.append)
+    with client, pytest.raises(httpx.UnsupportedProtocol):
+        client.get_item("x")
+    assert slept == []  # a bad scheme is refused once, not retried

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tastebud.jobs import RetryPolicy, TransientJobError
-from tastebud.jobs.retry import is_transient
 from tastebud.jobs.schedules import Cron, Every, OnDemand, parse_schedule
 from tastebud.stores import StoreError, StoreUnavailable
+from tastebud.stores.errors import is_transient
 
 T = datetime(2025, 1, 1, 10, 7, 30, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tastebud.jobs.base import JobContext, JobFunction
 from tastebud.jobs.registry import JobRegistry
-from tastebud.jobs.retry import RetryPolicy
+from tastebud.stores.retry import RetryPolicy
 
 
 def _deferred(module: str, function: str = "run") -> JobFunction:
