@@ -25,10 +25,11 @@ SETTINGS: dict[str, dict] = {
         "weights": [1.0, 0.2],
     },
     "mult-vae": {"hidden": 32, "latent": 8, "epochs": 60, "batch_size": 32},
+    "two-tower": {"factors": 16, "hidden": 32, "epochs": 15, "batch_size": 64},
 }
 # Without the optional extra (tastebud[neural]) the neural models are registered but cannot
 # train: their contract runs where PyTorch is installed (make test installs it).
-NEURAL = {"mult-vae"}
+NEURAL = {"mult-vae", "two-tower"}
 REGISTERED = set(SETTINGS)
 if not torch_available():
     SETTINGS = {name: params for name, params in SETTINGS.items() if name not in NEURAL}

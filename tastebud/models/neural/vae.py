@@ -22,9 +22,14 @@ from tastebud.models.neural.common import (
     binary,
     dense_rows,
     linear,
-    seeded,
+    training,
     unit_rows,
 )
+
+
+def kl_weight(step: int, cap: float, anneal_steps: int) -> float:
+    """The KL term's weight ``beta`` after ``step`` updates: linear from 0, then ``cap``."""
+    return min(cap, cap * step / max(anneal_steps, 1))
 
 
 def _network(n_items: int, hidden: int, latent: int) -> object:
@@ -111,7 +116,8 @@ class MultVAERecommender(NeuralRecommender):
         steps_per_epoch = -(-len(users) // self.batch_size)
         anneal = self.anneal_steps or max(1, self.epochs * steps_per_epoch // 2)
         rng = np.random.default_rng(self.random_state)
-        with seeded(self.random_state):
+        step_flops = 6.0 * self.batch_size * self.hidden * (2 * self.n_items + self.latent)
+        with training(self.random_state, step_flops):
             net = _network(self.n_items, self.hidden, self.latent).to(where)
             optimiser = torch.optim.Adam(
                 net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
@@ -129,7 +135,7 @@ class MultVAERecommender(NeuralRecommender):
                     logits, mu, logvar = net(x, self.dropout)
                     nll = -(torch.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
                     kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
-                    beta = min(self.beta_cap, self.beta_cap * step / anneal)
+                    beta = kl_weight(step, self.beta_cap, anneal)
                     loss = nll + beta * kl
                     optimiser.zero_grad()
                     loss.backward()
