@@ -26,10 +26,11 @@ SETTINGS: dict[str, dict] = {
     },
     "mult-vae": {"hidden": 32, "latent": 8, "epochs": 60, "batch_size": 32},
     "two-tower": {"factors": 16, "hidden": 32, "epochs": 15, "batch_size": 64},
+    "ncf": {"factors": 8, "mlp_layers": (16, 8), "epochs": 15, "batch_size": 256},
 }
 # Without the optional extra (tastebud[neural]) the neural models are registered but cannot
 # train: their contract runs where PyTorch is installed (make test installs it).
-NEURAL = {"mult-vae", "two-tower"}
+NEURAL = {"mult-vae", "two-tower", "ncf"}
 REGISTERED = set(SETTINGS)
 if not torch_available():
     SETTINGS = {name: params for name, params in SETTINGS.items() if name not in NEURAL}

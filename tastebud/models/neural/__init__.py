@@ -6,7 +6,14 @@ numpy only, so a saved neural model serves without PyTorch.
 """
 
 from tastebud.models.neural._torch import TrainingDiverged, torch_available
+from tastebud.models.neural.ncf import NCFRecommender
 from tastebud.models.neural.two_tower import TwoTowerRecommender
 from tastebud.models.neural.vae import MultVAERecommender
 
-__all__ = ["MultVAERecommender", "TrainingDiverged", "TwoTowerRecommender", "torch_available"]
+__all__ = [
+    "MultVAERecommender",
+    "NCFRecommender",
+    "TrainingDiverged",
+    "TwoTowerRecommender",
+    "torch_available",
+]

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(not torch_available(), reason="needs tastebud[ne
 
 VAE = {"hidden": 48, "latent": 12, "epochs": 60, "batch_size": 32}
 TOWER = {"factors": 16, "hidden": 32, "epochs": 20, "batch_size": 64}
+NCF = {"factors": 16, "mlp_layers": (32, 16), "epochs": 20, "batch_size": 256}
 HELD_OUT = 2
 
 
@@ -49,7 +50,7 @@ def recall_at_10(model: Recommender, held: dict[str, set[str]]) -> float:
     return float(np.mean(hits))
 
 
-@pytest.mark.parametrize("name, params", [("mult-vae", VAE), ("two-tower", TOWER)])
+@pytest.mark.parametrize("name, params", [("mult-vae", VAE), ("two-tower", TOWER), ("ncf", NCF)])
 def test_beats_popularity_on_held_out_interactions(name: str, params: dict, split) -> None:
     matrix, held = split
     popularity = recall_at_10(PopularityRecommender(half_life_days=None).fit(matrix), held)
@@ -103,7 +104,7 @@ def test_fold_in_of_a_known_history_gives_that_users_scores(name: str, params: d
     np.testing.assert_allclose(folded, model.score_users(rows), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, params", [("mult-vae", VAE), ("two-tower", TOWER)])
+@pytest.mark.parametrize("name, params", [("mult-vae", VAE), ("two-tower", TOWER), ("ncf", NCF)])
 def test_a_saved_model_serves_without_pytorch(
     name: str, params: dict, split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +118,25 @@ def test_a_saved_model_serves_without_pytorch(
     assert (before[0] == after[0]).all()
     with pytest.raises(ModelError, match=r"pip install 'tastebud\[neural\]'"):
         make_model(name, **params).fit(matrix)
+
+
+@pytest.mark.parametrize("layers", [(32, 16, 8), ()])
+def test_ncf_numpy_scoring_matches_the_torch_network(layers: tuple[int, ...], split) -> None:
+    import torch
+
+    from tastebud.models.neural.ncf import _network
+
+    matrix, _ = split
+    model = make_model("ncf", **{**NCF, "mlp_layers": layers, "epochs": 2}).fit(matrix)
+    net = _network(len(model.users_), model.n_items, NCF["factors"], layers)
+    net.load_state_dict({key: torch.from_numpy(value) for key, value in model.weights_.items()})
+    net.eval()
+    rows = np.arange(4)
+    users = torch.from_numpy(np.repeat(rows, model.n_items))
+    items = torch.from_numpy(np.tile(np.arange(model.n_items), len(rows)))
+    with torch.no_grad():
+        expected = net(users, items).numpy().reshape(len(rows), model.n_items)
+    np.testing.assert_allclose(model.score_users(rows), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_a_diverging_loss_stops_training_with_a_clear_message(split) -> None:
