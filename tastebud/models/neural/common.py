@@ -54,7 +54,7 @@ class NeuralRecommender(Recommender):
 # Below this many floating-point operations per training step, one thread: on small
 # networks PyTorch's intra-op threads cost more in hand-offs than they save (measured on the
 # contract-test models: 0.4 s on one thread against 5.6 s on two, on a loaded 2-core machine).
-SMALL_STEP_FLOPS = 5e7
+SMALL_STEP_FLOPS = 2e10
 
 
 @contextmanager

@@ -52,12 +52,10 @@ def _network(n_items: int, factors: int, hidden: int, content_dim: int) -> objec
                 self.content_in = nn.Linear(content_dim, hidden)
                 self.content_out = nn.Linear(hidden, factors)
 
-        def users(self, items: object, offsets: object, weights: object, leave_out: object):
-            """Weighted history mean minus each pair's target item, then the MLP."""
+        def users(self, items: object, offsets: object, weights: object) -> object:
+            """The weighted mean of the history's input embeddings (weights sum to 1 per
+            bag), then the MLP."""
             bags = self.history(items, offsets, per_sample_weights=weights)
-            target_weight, target, total = leave_out
-            bags = bags - target_weight[:, None] * self.history.weight[target]
-            bags = bags / torch.clamp(total - target_weight, min=1e-6)[:, None]
             hidden = functional.relu(self.user_in(bags))
             return functional.normalize(self.user_out(hidden), dim=1)
 
@@ -87,6 +85,7 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         batch_size: int = 512,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
+        history_size: int = 50,
         random_state: int = 42,
         device: str | None = None,
     ) -> None:
@@ -99,6 +98,7 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.history_size = history_size
         self.random_state = random_state
         self.device = device
 
@@ -127,8 +127,10 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         return matrix
 
     def _check_params(self) -> None:
-        if min(self.factors, self.hidden, self.epochs, self.batch_size) < 1:
-            raise ModelError("factors, hidden, epochs and batch_size must be at least 1")
+        if min(self.factors, self.hidden, self.epochs, self.batch_size, self.history_size) < 1:
+            raise ModelError(
+                "factors, hidden, epochs, batch_size and history_size must be at least 1"
+            )
         if self.temperature <= 0 or self.learning_rate <= 0:
             raise ModelError("temperature and learning_rate must be positive")
         if not 0.0 <= self.id_dropout < 1.0:
@@ -144,10 +146,8 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         matrix.eliminate_zeros()
         coo = matrix.tocoo()
         pair_users, pair_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        pair_weights = coo.data.astype(np.float32)
         if not len(pair_users):
             raise ModelError("the two-tower model needs positive interactions")
-        totals = np.asarray(matrix.sum(axis=1), dtype=np.float32).ravel()
         frequency = np.bincount(pair_items, minlength=self.n_items) / len(pair_items)
         log_q = torch.from_numpy(np.log(np.maximum(frequency, 1e-12)).astype(np.float32))
         log_q = log_q.to(where)
@@ -170,17 +170,11 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
                     if len(pairs) < 2:
                         continue
                     users, items = pair_users[pairs], pair_items[pairs]
-                    flat, offsets, weights = _bags(matrix, users)
-                    leave_out = (
-                        torch.from_numpy(pair_weights[pairs]).to(where),
-                        torch.from_numpy(items).to(where),
-                        torch.from_numpy(totals[users]).to(where),
-                    )
+                    flat, offsets, weights = _bags(matrix, users, items, self.history_size, rng)
                     u = net.users(
                         torch.from_numpy(flat).to(where),
                         torch.from_numpy(offsets).to(where),
                         torch.from_numpy(weights).to(where),
-                        leave_out,
                     )
                     keep = np.ones(len(items), dtype=np.float32)
                     if content is not None and self.id_dropout > 0:
@@ -265,8 +259,27 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         NeuralRecommender._restore(self, state)
 
 
-def _bags(matrix: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, ...]:
-    """EmbeddingBag inputs for the users' rows: flat item ids, offsets, per-item weights."""
+def _bags(
+    matrix: sp.csr_matrix,
+    users: np.ndarray,
+    targets: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EmbeddingBag inputs for training pairs: each user's history without the pair's target
+    item, each item kept with probability ``size / len(history)`` (about ``size`` items, so
+    a long history costs no more than a short one and each epoch sees other subsets; no
+    sort), weights normalised to sum to 1 per bag."""
     rows = matrix[users]
-    offsets = rows.indptr[:-1].astype(np.int64)
-    return rows.indices.astype(np.int64), offsets, rows.data.astype(np.float32)
+    lengths = np.diff(rows.indptr)
+    segment = np.repeat(np.arange(len(users)), lengths)
+    share = np.minimum(1.0, size / np.maximum(lengths - 1, 1))
+    keep = rng.random(len(rows.indices)) < share[segment]
+    keep &= rows.indices != targets[segment]  # leave the target out
+    kept_segment = segment[keep]
+    counts = np.bincount(kept_segment, minlength=len(users))
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    weights = rows.data[keep].astype(np.float64)
+    totals = np.bincount(kept_segment, weights=weights, minlength=len(users))
+    weights = weights / np.maximum(totals[kept_segment], 1e-12)
+    return rows.indices[keep].astype(np.int64), offsets, weights.astype(np.float32)
