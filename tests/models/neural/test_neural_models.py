@@ -193,6 +193,13 @@ def test_serving_retrieves_two_tower_items_through_the_factor_path(tower_with_co
     found, _ = serving.retriever.search(model.user_factors_[rows], 5)
     ids, _ = model.recommend(["u0", "u1"], 5, exclude_seen=False)
     assert [model.items_.id_of(row) for row in found] == [list(row) for row in ids]
+    from tastebud.ranking.retrieval import HnswRetriever
+
+    graph = HnswRetriever.build(model.item_factors_)  # the FAISS path of large catalogs
+    approximate, _ = graph.search(model.user_factors_[rows], 5)
+    assert (
+        np.mean([len(set(a) & set(e)) / 5 for a, e in zip(approximate, found, strict=True)]) >= 0.8
+    )
     ids_all, vectors = content_vectors()
     snapshot = Snapshot.build(serving, ContentSimilarity(ids_all, vectors), [])
     cold = snapshot.items.index(COLD)
