@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-ratings", type=int, default=5)
     parser.add_argument("--liked", type=float, default=4.0)
     parser.add_argument(
-        "--tower-epochs", type=int, default=20, help="two-tower epochs (0 leaves it out)"
+        "--tower-epochs", type=int, default=5, help="two-tower epochs (0 leaves it out)"
     )
     parser.add_argument("--out", type=Path, help="write the JSON document here too")
     return parser.parse_args(argv)

@@ -59,15 +59,16 @@ GRIDS: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "mult-vae": (
         "mult-vae",
         [
-            {"epochs": 200, "batch_size": 100, "beta_cap": beta, "dropout": 0.5}
-            for beta in (0.2, 0.5)
+            {"hidden": 600, "latent": 200, "epochs": 50, "batch_size": 100},
+            {"hidden": 200, "latent": 64, "epochs": 50, "batch_size": 100},
+            {"hidden": 200, "latent": 64, "epochs": 100, "batch_size": 100},
         ],
     ),
     "two-tower": (
         "two-tower",
         [
-            {"factors": 64, "epochs": 30, "batch_size": 512, "logq_correction": logq}
-            for logq in (True, False)
+            *({"factors": 64, "epochs": epochs} for epochs in (3, 5, 8)),
+            {"factors": 64, "epochs": 5, "logq_correction": False},
         ],
     ),
     "ncf (NeuMF)": (

@@ -70,7 +70,11 @@ def _network(n_items: int, factors: int, hidden: int, content_dim: int) -> objec
 
 class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
     """Two towers into one ``factors``-dimensional space; ``fit(data, content=(ids, vectors))``
-    adds the content path (without it the item tower is the id embedding alone)."""
+    adds the content path (without it the item tower is the id embedding alone).
+
+    Few epochs by default: the id embeddings overfit soon (MovieLens 100K validation
+    NDCG@10 0.135 after 5 epochs, 0.122 after 10, 0.096 after 30; weight decay did not
+    help)."""
 
     name = "two-tower"
 
@@ -81,7 +85,7 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         temperature: float = 0.05,
         id_dropout: float = 0.3,
         logq_correction: bool = True,
-        epochs: int = 20,
+        epochs: int = 5,
         batch_size: int = 512,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,

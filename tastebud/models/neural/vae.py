@@ -66,7 +66,9 @@ class MultVAERecommender(NeuralRecommender):
     """Mult-VAE over binary histories; ``[hidden, latent]`` is the paper's ``[600, 200]``.
 
     ``anneal_steps`` is the number of updates over which ``beta`` rises to ``beta_cap``
-    (default: half of all updates, then it stays at the cap).
+    (default: half of all updates, then it stays at the cap). The paper trained 200 epochs
+    on far larger data; on MovieLens 100K validation NDCG fell after ~50 (overfitting:
+    0.134 at 50, 0.122 at 200), hence the default.
     """
 
     name = "mult-vae"
@@ -78,8 +80,8 @@ class MultVAERecommender(NeuralRecommender):
         dropout: float = 0.5,
         beta_cap: float = 0.2,
         anneal_steps: int | None = None,
-        epochs: int = 100,
-        batch_size: int = 500,
+        epochs: int = 50,
+        batch_size: int = 100,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         random_state: int = 42,
