@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The neural models' PyTorch, pinned to the CPU build this machine keeps on disk (pip finds it
+# there; an unpinned torch pulls several GB of CUDA libraries). Override for a GPU machine.
+TORCH ?= torch==2.13.0
 
 .PHONY: run test lint format bench clean chromium
 
@@ -10,7 +13,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tastebud needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,neural]' '$(TORCH)'
 	@touch $(STAMP)
 
 # A world that ends now, the jobs over it, two users' recommendations, then the server in

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -33,7 +34,8 @@ EXIT_REFUSED = 5  # too little data: nothing published, the previous result keep
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # Escaped: a message is plain text ("tastebud[neural]" is no markup tag to drop).
+    console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 

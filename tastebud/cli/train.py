@@ -176,6 +176,7 @@ def evaluate_command(
         typer.Option(
             "--model",
             help="Models to compare (repeatable): popularity, itemknn, als, bpr, ease, "
+            "mult-vae, two-tower, ncf (these three need tastebud[neural]), "
             "tastebud (default configuration), auto (AutoML on the train part).",
         ),
     ] = None,

@@ -274,7 +274,12 @@ def _cold_factors(
 ) -> np.ndarray | None:
     """CF vectors for items the model has never seen, mapped from their content embeddings
     by a ridge regression learned on the items both know (issue 6's ``ColdItemScorer``), so
-    a new item competes on the CF score rather than on content alone."""
+    a new item competes on the CF score rather than on content alone. A model with a
+    content tower of its own (the two-tower model) places them itself."""
+    own = getattr(model, "content_item_factors", None)
+    if own is not None and getattr(model, "content_dim_", 0) == content.vectors.shape[1]:
+        vectors, _ = content.vectors_for(item_ids)
+        return own(vectors)
     try:
         scorer = ColdItemScorer(model, content).fit()
     except ValueError:  # fewer than two items have both: no mapping to learn
