@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 
-.PHONY: run test lint format bench clean chromium
+.PHONY: run test lint format bench clean chromium java
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tastebud needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -18,8 +19,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tastebud quickstart
 
-test: $(STAMP) chromium
+test: $(STAMP) $(SPARK_STAMP) chromium java
 	$(BIN)/python -m pytest
+
+# The optional Spark engine (tastebud[spark]): its tests run in `make test` and CI.
+$(SPARK_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
+
+# The Spark engine's tests need a Java runtime: Debian's openjdk-17, installed when missing.
+java:
+	@bash scripts/install-java.sh
 
 # The app's browser tests (tests/webapp) drive Debian's chromium; installed when missing.
 chromium:

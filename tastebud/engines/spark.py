@@ -1,0 +1,386 @@
+"""The Spark engine: the same aggregations as ``tastebud.engines.local``, run by Apache Spark
+(pyspark, the optional extra ``tastebud[spark]``) on ``spark_master`` (``local[N]``, a
+``spark://`` standalone cluster, ``k8s://``, ``yarn``).
+
+The event log reaches Spark as Parquet partitioned by day (``tastebud.stores.export``):
+
+* with ``[jobs] spark_events_url`` set, from that dataset, kept current by
+  ``tastebud export events --since ... --out URL`` (the scale-out layout: executors read the
+  files, only the day partitions of the window are listed);
+* otherwise each run exports its window to a private folder under ``spark_staging_url``
+  first (the whole window streams through this process once), and removes it afterwards.
+
+Results come back through Arrow and are small (per item; per user and category; per
+supported item and hour); the job turns them into outputs with the same code as locally.
+pyspark is imported here only, and only when a job runs on Spark.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tastebud.engines.base import CATEGORY_SCORES, ITEM_SCORES, Engine, EngineError, EventSource
+from tastebud.engines.local import MICROS_PER_DAY, micros
+from tastebud.stores.export import export_events
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from tastebud.config import Settings, TrendingSettings
+    from tastebud.trending.detector import TrendingAggregates
+
+HOUR_US = 3_600_000_000
+COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
+CONNECT_TIMEOUT = 3.0
+RECENT_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("users", pa.int64()),
+        ("w", pa.float64()),
+        ("w2", pa.float64()),
+        ("n", pa.int64()),
+    ]
+)
+HOURLY_SCHEMA = pa.schema(
+    [("item_id", pa.string()), ("h", pa.int64()), ("w", pa.float64()), ("n", pa.int64())]
+)
+BY_HOUR_SCHEMA = pa.schema(
+    [
+        ("hod", pa.int64()),
+        ("w", pa.float64()),
+        ("newest", pa.int64()),
+        ("oldest", pa.int64()),
+        ("n", pa.int64()),
+        ("recent_n", pa.int64()),
+    ]
+)
+_SESSION_LOCK = threading.Lock()
+
+
+def check_master(master: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail fast (EngineError) when a cluster master does not answer: Spark itself would
+    retry its registration for a minute or more before giving up."""
+    if master.startswith("spark://"):
+        hosts = master.removeprefix("spark://").split(",")
+        targets = [(host.rsplit(":", 1)[0], int(host.rsplit(":", 1)[1] or 7077)) for host in hosts]
+    elif master.startswith("k8s://"):
+        api = urlparse(master.removeprefix("k8s://"))
+        default = 443 if api.scheme in ("https", "") else 80
+        targets = [(api.hostname or "", api.port or default)]
+    else:  # local[N], yarn: nothing to reach before the session starts
+        return
+    errors = []
+    for host, port in targets:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            return
+        except OSError as error:
+            errors.append(f"{host}:{port}: {error}")
+    raise EngineError(
+        f"Spark master {master} is unreachable ({'; '.join(errors)}); check spark_master "
+        "(TASTEBUD_SPARK_MASTER) or run the job with --engine local"
+    )
+
+
+def spark_session(master: str) -> SparkSession:
+    """The process's SparkSession on ``master`` (an active one is reused: tests start one
+    per test session). EngineError when pyspark, Java or the master is missing."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineError("the Spark engine needs pyspark: pip install 'tastebud[spark]'") from None
+    with _SESSION_LOCK:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return active
+        if shutil.which("java") is None and not _java_home():
+            raise EngineError(
+                "the Spark engine needs a Java runtime (17+): install Debian's "
+                "openjdk-17-jre-headless (scripts/install-java.sh) or set JAVA_HOME"
+            )
+        check_master(master)
+        try:
+            return (
+                SparkSession.builder.master(master)
+                .appName("tastebud-jobs")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.adaptive.enabled", "true")
+                .getOrCreate()
+            )
+        except Exception as error:
+            raise EngineError(f"could not start Spark on {master}: {_first_line(error)}") from None
+
+
+def _java_home() -> bool:
+    import os
+
+    home = os.environ.get("JAVA_HOME")
+    return bool(home) and (Path(home) / "bin" / "java").exists()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:500] if text else type(error).__name__
+
+
+def _to_arrow(frame: DataFrame, schema: pa.Schema) -> pa.Table:
+    """Collect a (small) result through Arrow, in ``schema``'s types; a failure on the
+    executors becomes an EngineError with its first line (not a JVM stack trace)."""
+    try:
+        table = frame.toArrow() if hasattr(frame, "toArrow") else _via_pandas(frame)
+    except Exception as error:
+        raise EngineError(f"the Spark job failed: {_first_line(error)}") from error
+    return table.select(schema.names).cast(schema)
+
+
+def _via_pandas(frame: DataFrame) -> pa.Table:  # pyspark < 4 has no DataFrame.toArrow
+    return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, master: str, staging_url: str, events_url: str | None = None) -> None:
+        self.master = master
+        self.staging_url = staging_url.rstrip("/")
+        self.events_url = events_url.rstrip("/") if events_url else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SparkEngine:
+        jobs = settings.jobs
+        staging = jobs.spark_staging_url or str(settings.home / "spark-staging")
+        return cls(settings.spark_master, staging, jobs.spark_events_url)
+
+    @property
+    def session(self) -> SparkSession:
+        return spark_session(self.master)
+
+    # -- the event log as a DataFrame --------------------------------------------------
+    @contextmanager
+    def _events(
+        self, source: EventSource, start: datetime | None, end: datetime
+    ) -> Iterator[DataFrame | None]:
+        """The events in [start, end) (None when there are none), read from
+        ``spark_events_url`` or from a private export removed afterwards."""
+        from pyspark.sql import functions as F
+
+        session = self.session
+        if self.events_url is not None:
+            frame = session.read.parquet(self.events_url)
+            ts = F.col("timestamp")
+            condition = ts < F.lit(end)
+            day_end = F.lit(end.astimezone(UTC).date())
+            condition &= F.col("day") <= day_end
+            if start is not None:
+                condition &= (ts >= F.lit(start)) & (
+                    F.col("day") >= F.lit(start.astimezone(UTC).date())
+                )
+            yield frame.where(condition).select(*COLUMNS)
+            return
+        folder = f"{self.staging_url}/run-{uuid.uuid4().hex[:12]}"
+        try:
+            exported = export_events(
+                source.events, folder, start=start, end=end, columns=COLUMNS, check=source.check
+            )
+            source.check()
+            yield session.read.parquet(folder).select(*COLUMNS) if exported.rows else None
+        finally:
+            fs, path = fsspec.core.url_to_fs(folder)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+
+    @contextmanager
+    def _staged_table(self, table: pa.Table) -> Iterator[DataFrame]:
+        """A small driver-side table (the catalog's categories) as a DataFrame, through a
+        Parquet file the executors read."""
+        folder = f"{self.staging_url}/table-{uuid.uuid4().hex[:12]}"
+        fs, path = fsspec.core.url_to_fs(folder)
+        fs.makedirs(path, exist_ok=True)
+        try:
+            with fs.open(f"{path}/part-0.parquet", "wb") as handle:
+                pq.write_table(table, handle)
+            yield self.session.read.parquet(folder)
+        finally:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+
+    # -- the aggregations ---------------------------------------------------------------
+    def item_scores(
+        self,
+        source: EventSource,
+        start: datetime | None,
+        end: datetime,
+        *,
+        weights: Mapping[str, float],
+        half_life_days: float | None,
+    ) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        with self._events(source, start, end) as events:
+            if events is None:
+                return ITEM_SCORES.empty_table()
+            score = _weight(weights)
+            if half_life_days is not None:
+                score = score * _decay(micros(end), half_life_days)
+            frame = events.groupBy("item_id").agg(
+                F.sum(score).alias("score"), F.count(F.lit(1)).alias("events")
+            )
+            return _to_arrow(frame, ITEM_SCORES)
+
+    def category_scores(
+        self,
+        source: EventSource,
+        start: datetime,
+        end: datetime,
+        *,
+        weights: Mapping[str, float],
+        half_life_days: float,
+        item_categories: pa.Table,
+    ) -> tuple[pa.Table, int]:
+        from pyspark.sql import functions as F
+
+        with self._events(source, start, end) as events:
+            if events is None:
+                return CATEGORY_SCORES.empty_table(), 0
+            score = _weight(weights) * _decay(micros(end), half_life_days)
+            pairs = events.groupBy("user_id", "item_id").agg(
+                F.sum(score).alias("score"), F.count(F.lit(1)).alias("events")
+            )
+            pairs = pairs.cache()
+            try:
+                counted = pairs.agg(F.sum("events")).collect()[0][0]
+                with self._staged_table(item_categories) as categories:
+                    totals = (
+                        pairs.join(categories, "item_id")
+                        .groupBy("user_id", "category")
+                        .agg(F.sum("score").alias("score"))
+                    )
+                    return _to_arrow(totals, CATEGORY_SCORES), int(counted or 0)
+            finally:
+                pairs.unpersist()
+
+    def trending_aggregates(
+        self,
+        source: EventSource,
+        *,
+        weights: Mapping[str, float],
+        as_of: datetime,
+        params: TrendingSettings,
+    ) -> TrendingAggregates:
+        from pyspark.sql import functions as F
+
+        from tastebud.trending.detector import TrendingAggregates, bounds, window
+
+        start, end = window(as_of, params)
+        origin, recent_start, as_of_us = bounds(as_of, params)
+        with self._events(source, start, end) as events:
+            if events is None:
+                return TrendingAggregates(
+                    recent=RECENT_SCHEMA.empty_table(),
+                    hourly=HOURLY_SCHEMA.empty_table(),
+                    by_hour=BY_HOUR_SCHEMA.empty_table(),
+                )
+            positive = {name: float(w) for name, w in weights.items() if w > 0}
+            engagement = (
+                events.select(
+                    "item_id",
+                    "user_id",
+                    F.expr("unix_micros(timestamp)").alias("ts_us"),
+                    _lookup(positive).alias("weight"),
+                )
+                .where(F.col("weight").isNotNull())
+                .where((F.col("ts_us") >= origin) & (F.col("ts_us") < as_of_us))
+            )
+            engagement = engagement.cache()
+            try:
+                view = f"engagement_{uuid.uuid4().hex[:12]}"
+                engagement.createOrReplaceTempView(view)
+                spark = self.session
+                # The same three scans as tastebud.trending.detector.aggregate (DuckDB).
+                recent = _to_arrow(
+                    spark.sql(
+                        f"""
+                        SELECT item_id, count(DISTINCT user_id) AS users, sum(b) AS w,
+                               sum(b * b) AS w2, CAST(sum(n) AS BIGINT) AS n
+                        FROM (
+                            SELECT item_id, user_id, ts_us div {HOUR_US} AS h,
+                                   sum(weight) AS b, count(*) AS n
+                            FROM {view} WHERE ts_us >= {recent_start}
+                            GROUP BY item_id, user_id, ts_us div {HOUR_US}
+                        ) GROUP BY item_id
+                        """
+                    ),
+                    RECENT_SCHEMA,
+                )
+                from tastebud.trending.detector import supported_items
+
+                supported = supported_items(recent, params)
+                hourly = HOURLY_SCHEMA.empty_table()
+                if supported.num_rows:
+                    with self._staged_table(supported) as items:
+                        frame = (
+                            engagement.join(F.broadcast(items), "item_id", "left_semi")
+                            .withColumn("h", F.expr(f"(ts_us - {origin}) div {HOUR_US}"))
+                            .groupBy("item_id", "h")
+                            .agg(F.sum("weight").alias("w"), F.count(F.lit(1)).alias("n"))
+                        )
+                        hourly = _to_arrow(frame, HOURLY_SCHEMA)
+                by_hour = _to_arrow(
+                    spark.sql(
+                        f"""
+                        SELECT (ts_us div {HOUR_US}) % 24 AS hod,
+                               coalesce(sum(weight) FILTER (WHERE ts_us < {recent_start}), 0D)
+                                   AS w,
+                               max(ts_us) AS newest, min(ts_us) AS oldest, count(*) AS n,
+                               count(*) FILTER (WHERE ts_us >= {recent_start}) AS recent_n
+                        FROM {view} GROUP BY (ts_us div {HOUR_US}) % 24
+                        """
+                    ),
+                    BY_HOUR_SCHEMA,
+                )
+                spark.catalog.dropTempView(view)
+            finally:
+                engagement.unpersist()
+        return TrendingAggregates(recent=recent, hourly=hourly, by_hour=by_hour)
+
+
+def _lookup(weights: Mapping[str, float]) -> Column:
+    """Each event's type weight, null for types not in ``weights`` (Python floats go to the
+    JVM as exact doubles: no decimal literals to round)."""
+    from pyspark.sql import functions as F
+
+    if not weights:
+        return F.lit(None).cast("double")
+    pairs: list[Any] = []
+    for name, value in weights.items():
+        pairs += [F.lit(name), F.lit(float(value))]
+    return F.create_map(*pairs)[F.col("event_type")]
+
+
+def _weight(weights: Mapping[str, float]) -> Column:
+    """Each event's type weight (0 for types no longer configured), as ``weight_column``."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(_lookup(weights), F.lit(0.0))
+
+
+def _decay(end_us: int, half_life_days: float) -> Column:
+    """2^(-age / half-life), age in days back from ``end_us``, as ``decay_column``."""
+    from pyspark.sql import functions as F
+
+    age_days = (F.lit(end_us) - F.expr("unix_micros(timestamp)")) / F.lit(float(MICROS_PER_DAY))
+    return F.pow(F.lit(2.0), -F.greatest(age_days, F.lit(0.0)) / F.lit(float(half_life_days)))
