@@ -17,6 +17,7 @@ pyspark is imported here only, and only when a job runs on Spark.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -103,31 +104,34 @@ def spark_session(master: str) -> SparkSession:
     except ImportError:
         raise EngineError("the Spark engine needs pyspark: pip install 'tastebud[spark]'") from None
     with _SESSION_LOCK:
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            return active
+        existing = SparkSession._instantiatedSession
+        if existing is not None and existing._sc._jsc is not None:
+            return existing
         if shutil.which("java") is None and not _java_home():
             raise EngineError(
                 "the Spark engine needs a Java runtime (17+): install Debian's "
                 "openjdk-17-jre-headless (scripts/install-java.sh) or set JAVA_HOME"
             )
         check_master(master)
-        try:
-            return (
-                SparkSession.builder.master(master)
-                .appName("tastebud-jobs")
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.ui.enabled", "false")
-                .config("spark.sql.adaptive.enabled", "true")
-                .getOrCreate()
+        builder = (
+            SparkSession.builder.master(master)
+            .appName("tastebud-jobs")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+        if master.startswith("local"):  # one machine: stay on the loopback interface
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            builder = builder.config("spark.driver.host", "127.0.0.1").config(
+                "spark.driver.bindAddress", "127.0.0.1"
             )
+        try:
+            return builder.getOrCreate()
         except Exception as error:
             raise EngineError(f"could not start Spark on {master}: {_first_line(error)}") from None
 
 
 def _java_home() -> bool:
-    import os
-
     home = os.environ.get("JAVA_HOME")
     return bool(home) and (Path(home) / "bin" / "java").exists()
 
