@@ -103,6 +103,7 @@ def spark_session(master: str) -> SparkSession:
         from pyspark.sql import SparkSession
     except ImportError:
         raise EngineError("the Spark engine needs pyspark: pip install 'tastebud[spark]'") from None
+    check_master(master)
     with _SESSION_LOCK:
         existing = SparkSession._instantiatedSession
         if existing is not None and existing._sc._jsc is not None:
@@ -112,7 +113,6 @@ def spark_session(master: str) -> SparkSession:
                 "the Spark engine needs a Java runtime (17+): install Debian's "
                 "openjdk-17-jre-headless (scripts/install-java.sh) or set JAVA_HOME"
             )
-        check_master(master)
         builder = (
             SparkSession.builder.master(master)
             .appName("tastebud-jobs")
@@ -184,7 +184,13 @@ class SparkEngine(Engine):
 
         session = self.session
         if self.events_url is not None:
-            frame = session.read.parquet(self.events_url)
+            try:
+                frame = session.read.parquet(self.events_url)
+            except Exception as error:
+                raise EngineError(
+                    f"cannot read the event log at {self.events_url} "
+                    f"(`tastebud export events --out` writes it): {_first_line(error)}"
+                ) from None
             ts = F.col("timestamp")
             condition = ts < F.lit(end)
             day_end = F.lit(end.astimezone(UTC).date())
