@@ -23,8 +23,10 @@ __all__ = [
 ]
 
 ENGINES = ("local", "spark")
-#: The jobs with a Spark implementation; the others always run locally.
-SPARK_JOBS = frozenset({"popularity", "affinity", "trending"})
+#: The jobs with a Spark implementation; the others always run locally. In ``materialize``
+#: and ``backfill`` the feature views that reuse a job's computation (item_popularity,
+#: user_category_affinity) run on the job's engine; SQL views run in DuckDB either way.
+SPARK_JOBS = frozenset({"popularity", "affinity", "trending", "materialize", "backfill"})
 
 
 def engine_name(settings: Settings, job: str) -> str:
