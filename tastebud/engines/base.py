@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, ClassVar
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from tastebud.config import TrendingSettings
+    from tastebud.config import EventTypeSpec, TrendingSettings
+    from tastebud.data.matrix import InteractionMatrix, MatrixOptions
     from tastebud.stores import EventStore
     from tastebud.trending.detector import TrendingAggregates
 
@@ -90,6 +91,17 @@ class Engine(ABC):
         params: TrendingSettings,
     ) -> TrendingAggregates:
         """The trending detector's scans of its window ending at ``as_of``."""
+
+    @abstractmethod
+    def interaction_matrix(
+        self,
+        source: EventSource,
+        end: datetime,
+        *,
+        options: MatrixOptions,
+        event_types: Mapping[str, EventTypeSpec],
+    ) -> InteractionMatrix:
+        """The training matrix of every event before ``end`` (``build_matrix``'s result)."""
 
     def close(self) -> None:  # noqa: B027  (engines without resources need nothing)
         """Release what the engine holds (a Spark engine leaves the shared session up)."""

@@ -18,7 +18,8 @@ from tastebud.engines.base import CATEGORY_SCORES, ITEM_SCORES, Engine, EventSou
 from tastebud.stores import EventQuery
 
 if TYPE_CHECKING:
-    from tastebud.config import TrendingSettings
+    from tastebud.config import EventTypeSpec, TrendingSettings
+    from tastebud.data.matrix import InteractionMatrix, MatrixOptions
     from tastebud.trending.detector import TrendingAggregates
 
 BATCH_ROWS = 1_000_000
@@ -195,3 +196,17 @@ class LocalEngine(Engine):
             pa.concat_tables(parts) if parts else engagement(EVENT_SCHEMA.empty_table(), weights)
         )
         return aggregate(events, as_of, params)
+
+    def interaction_matrix(
+        self,
+        source: EventSource,
+        end: datetime,
+        *,
+        options: MatrixOptions,
+        event_types: Mapping[str, EventTypeSpec],
+    ) -> InteractionMatrix:
+        from tastebud.data.interactions import read_event_store
+        from tastebud.data.matrix import build_matrix
+
+        log = read_event_store(source.events, EventQuery(end=end))
+        return build_matrix(log, options, dict(event_types))

@@ -40,7 +40,8 @@ from tastebud.stores.export import export_events
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from tastebud.config import Settings, TrendingSettings
+    from tastebud.config import EventTypeSpec, Settings, TrendingSettings
+    from tastebud.data.matrix import InteractionMatrix, MatrixOptions
     from tastebud.trending.detector import TrendingAggregates
 
 HOUR_US = 3_600_000_000
@@ -176,7 +177,11 @@ class SparkEngine(Engine):
     # -- the event log as a DataFrame --------------------------------------------------
     @contextmanager
     def _events(
-        self, source: EventSource, start: datetime | None, end: datetime
+        self,
+        source: EventSource,
+        start: datetime | None,
+        end: datetime,
+        columns: tuple[str, ...] = COLUMNS,
     ) -> Iterator[DataFrame | None]:
         """The events in [start, end) (None when there are none), read from
         ``spark_events_url`` or from a private export removed afterwards."""
@@ -199,15 +204,15 @@ class SparkEngine(Engine):
                 condition &= (ts >= F.lit(start)) & (
                     F.col("day") >= F.lit(start.astimezone(UTC).date())
                 )
-            yield frame.where(condition).select(*COLUMNS)
+            yield frame.where(condition).select(*columns)
             return
         folder = f"{self.staging_url}/run-{uuid.uuid4().hex[:12]}"
         try:
             exported = export_events(
-                source.events, folder, start=start, end=end, columns=COLUMNS, check=source.check
+                source.events, folder, start=start, end=end, columns=columns, check=source.check
             )
             source.check()
-            yield session.read.parquet(folder).select(*COLUMNS) if exported.rows else None
+            yield session.read.parquet(folder).select(*columns) if exported.rows else None
         finally:
             fs, path = fsspec.core.url_to_fs(folder)
             if fs.exists(path):
@@ -366,6 +371,86 @@ class SparkEngine(Engine):
             finally:
                 engagement.unpersist()
         return TrendingAggregates(recent=recent, hourly=hourly, by_hour=by_hour)
+
+    def interaction_matrix(
+        self,
+        source: EventSource,
+        end: datetime,
+        *,
+        options: MatrixOptions,
+        event_types: Mapping[str, EventTypeSpec],
+    ) -> InteractionMatrix:
+        """Per (user, item, UTC day) parts on the executors (``tastebud.engines.matrix``),
+        the sparse matrix assembled here: its size is the preferences', not the events'."""
+        from pyspark.sql import functions as F
+
+        from tastebud.data.interactions import InteractionsError
+        from tastebud.engines.matrix import (
+            MATRIX_PARTS,
+            assemble,
+            event_store_snapshot,
+            unknown_types,
+        )
+        from tastebud.stores import EventQuery
+
+        last_seq = source.events.last_seq()
+        with self._events(source, None, end, columns=(*COLUMNS, "value")) as events:
+            if events is None:
+                raise InteractionsError("no interactions to learn from: the data is empty")
+            rated = [name for name, spec in event_types.items() if spec.value == "rating"]
+            is_rating = F.col("event_type").isin(rated) & F.col("value").isNotNull()
+            rows = events.select(
+                "user_id",
+                "item_id",
+                "event_type",
+                F.col("value").cast("double").alias("value"),
+                (F.expr("unix_micros(timestamp)").cast("double") / F.lit(1e6)).alias("seconds"),
+                is_rating.alias("is_rating"),
+            ).cache()
+            try:
+                summary = rows.agg(
+                    F.max("seconds").alias("reference"),
+                    F.max(F.when(F.col("is_rating"), F.col("value"))).alias("top_rating"),
+                    F.count(F.lit(1)).alias("rows"),
+                    F.collect_set("event_type").alias("types"),
+                ).collect()[0]
+                unknown_types(list(summary["types"]), set(event_types))
+                reference = float(summary["reference"])
+                weight = _weight({name: spec.weight for name, spec in event_types.items()})
+                if summary["top_rating"] is not None:
+                    scale = options.rating_max or float(summary["top_rating"])
+                    if scale <= 0:
+                        raise InteractionsError(
+                            "ratings must have a positive maximum; set rating_max"
+                        )
+                    share = F.least(
+                        F.greatest(F.col("value") / F.lit(scale), F.lit(0.0)), F.lit(1.0)
+                    )
+                    strength = F.when(share >= F.lit(options.liked_rating), share).otherwise(
+                        F.lit(options.unliked_rating_weight) * share
+                    )
+                    weight = F.when(F.col("is_rating"), strength).otherwise(weight)
+                if options.half_life_days is not None:
+                    age_days = (F.lit(reference) - F.col("seconds")) / F.lit(86_400.0)
+                    weight = weight * F.pow(
+                        F.lit(0.5), age_days / F.lit(float(options.half_life_days))
+                    )
+                parts = (
+                    rows.withColumn("w", weight)
+                    .withColumn("day", F.floor(F.col("seconds") / F.lit(86_400.0)))
+                    .groupBy("user_id", "item_id", "day")
+                    .agg(
+                        F.sum("w").alias("weight"),
+                        F.sum(F.greatest(F.col("w"), F.lit(0.0))).alias("positive"),
+                        F.min("seconds").alias("first"),
+                        F.count(F.lit(1)).alias("rows"),
+                    )
+                )
+                table = _to_arrow(parts, MATRIX_PARTS)
+            finally:
+                rows.unpersist()
+        snapshot = event_store_snapshot(last_seq, int(summary["rows"]), EventQuery(end=end))
+        return assemble(table, reference=reference, snapshot=snapshot, options=options)
 
 
 def _lookup(weights: Mapping[str, float]) -> Column:
