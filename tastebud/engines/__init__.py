@@ -26,7 +26,9 @@ ENGINES = ("local", "spark")
 #: The jobs with a Spark implementation; the others always run locally. In ``materialize``
 #: and ``backfill`` the feature views that reuse a job's computation (item_popularity,
 #: user_category_affinity) run on the job's engine; SQL views run in DuckDB either way.
-SPARK_JOBS = frozenset({"popularity", "affinity", "trending", "materialize", "backfill"})
+SPARK_JOBS = frozenset(
+    {"popularity", "affinity", "trending", "materialize", "backfill", "recommendations"}
+)
 
 
 def engine_name(settings: Settings, job: str) -> str:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +124,8 @@ def spark_session(master: str) -> SparkSession:
         )
         if master.startswith("local"):  # one machine: stay on the loopback interface
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            # Python workers run this interpreter (pyspark's default is `python3` on PATH).
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = builder.config("spark.driver.host", "127.0.0.1").config(
                 "spark.driver.bindAddress", "127.0.0.1"
             )
@@ -451,6 +454,54 @@ class SparkEngine(Engine):
                 rows.unpersist()
         snapshot = event_store_snapshot(last_seq, int(summary["rows"]), EventQuery(end=end))
         return assemble(table, reference=reference, snapshot=snapshot, options=options)
+
+    def map_ids(
+        self,
+        ids: list[str],
+        func: Callable[[Iterator[pa.RecordBatch], Any], Iterator[pa.RecordBatch]],
+        shared: Any,
+        schema: pa.Schema,
+        *,
+        partitions: int | None = None,
+    ) -> pa.Table:
+        """Run ``func(batches of ids, shared)`` on the executors over ``partitions`` slices
+        of ``ids`` (``mapInArrow``: Arrow batches in and out, no pandas) and collect its
+        (small) output rows. ``shared`` reaches every executor once, as a broadcast
+        variable; ``func`` must be importable there (a module-level function)."""
+        session = self.session
+        count = partitions or max(2, session.sparkContext.defaultParallelism * 2)
+        broadcast = session.sparkContext.broadcast(shared)
+        table = pa.table({"id": pa.array(ids, pa.string())})
+        try:
+            with self._staged_table(table) as frame:
+                frame = frame.repartition(count)
+                spark_schema = _spark_schema(schema)
+                mapped = frame.mapInArrow(_Mapper(func, broadcast), spark_schema)
+                return _to_arrow(mapped, schema)
+        finally:
+            broadcast.destroy()
+
+
+class _Mapper:
+    """A picklable ``mapInArrow`` function: the job's function with its broadcast value."""
+
+    def __init__(self, func: Callable[..., Iterator[pa.RecordBatch]], broadcast: Any) -> None:
+        self.func = func
+        self.broadcast = broadcast
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return self.func(batches, self.broadcast.value)
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    """A Spark schema for the Arrow types a mapped function returns."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    types = {pa.string(): StringType(), pa.int64(): LongType(), pa.float64(): DoubleType()}
+    try:
+        return StructType([StructField(f.name, types[f.type], True) for f in schema])
+    except KeyError as error:
+        raise EngineError(f"map_ids returns string, int64 or float64, not {error}") from None
 
 
 def _lookup(weights: Mapping[str, float]) -> Column:
