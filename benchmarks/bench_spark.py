@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from bench_jobs import prepare
 from machine import describe
 
 from tastebud.config import load_settings
+from tastebud.data.synthetic import WorldSpec, generate_world
 from tastebud.jobs import JobRunner, open_run_history
 from tastebud.jobs.definitions import build_registry
 from tastebud.stores import open_stores
@@ -46,7 +48,12 @@ CONFIGS = {
     "spark-1-lake": ("spark", "local[1]", "lake"),
     "spark-2-lake": ("spark", "local[2]", "lake"),
     "spark-2-staging": ("spark", "local[2]", "staging"),
+    # the recommendations job (--reco-users): one process against executors
+    "reco-local": ("local", None, None),
+    "reco-spark-1": ("spark", "local[1]", None),
+    "reco-spark-2": ("spark", "local[2]", None),
 }
+EVENT_CONFIGS = [name for name in CONFIGS if not name.startswith("reco-")]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,7 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events-target", type=float, default=1.0e7)
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="*", default=EVENT_CONFIGS, choices=list(CONFIGS))
+    parser.add_argument(
+        "--reco-users",
+        type=int,
+        default=0,
+        help="also benchmark the recommendations job on a world of this many users",
+    )
     parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -97,7 +110,8 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         history = open_run_history(settings)
         try:
             runner = JobRunner(settings, build_registry(), history, stores=stores)
-            for job in JOBS:
+            jobs_run = ("recommendations",) if args.worker.startswith("reco-") else JOBS
+            for job in jobs_run:
                 start = build_registry().get(job).schedule.interval_ending(end)[0]
                 seconds, cpu, loads = [], [], []
                 output: dict[str, object] = {}
@@ -120,10 +134,43 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
                     "load_average_1m": [round(value, 1) for value in loads],
                     "events": output.get("events"),
                     "version": output.get("version"),
+                    "users": output.get("users"),
+                    "users_per_second": output.get("users_per_second"),
                 }
         finally:
             history.close()
     return result
+
+
+def prepare_reco(args: argparse.Namespace) -> Path:
+    """A home with a world of ``--reco-users`` users and a production model (the ``train``
+    job, default configuration), for the recommendations job."""
+    home = (args.home or Path(tempfile.mkdtemp(prefix="tastebud-bench-spark-"))).parent / "reco"
+    home = home / "home"
+    settings = load_settings(home=home, jobs={"train_auto": False})
+    with open_stores(settings) as stores:
+        if stores.events.count() == 0:
+            world = home.parent / "world"
+            spec = WorldSpec(users=args.reco_users, items=5_000, days=14, seed=1)
+            print(f"generating {args.reco_users:,} users into {world}", file=sys.stderr)
+            generate_world(spec, world)
+            subprocess.run(
+                [sys.executable, "-m", "tastebud", "ingest", str(world)],
+                check=True,
+                env={"TASTEBUD_HOME": str(home), "PATH": "/usr/bin:/bin"},
+                capture_output=True,
+            )
+        history = open_run_history(settings)
+        try:
+            runner = JobRunner(settings, build_registry(), history, stores=stores)
+            stats = stores.events.stats()
+            assert stats.last is not None
+            end = stats.last + timedelta(seconds=1)
+            outcome = runner.run("train", end - timedelta(days=1), end)
+            print(f"train: {outcome.output}", file=sys.stderr)
+        finally:
+            history.close()
+    return home
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -145,14 +192,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "days": len(exported.days),
             }
             print(f"export: {results['export']}", file=sys.stderr)
-    for name in args.configs:
+    runs = [(name, home) for name in args.configs]
+    if args.reco_users:
+        reco_home = prepare_reco(args)
+        runs += [(name, reco_home) for name in CONFIGS if name.startswith("reco-")]
+    for name, where in runs:
         command = [
             sys.executable,
             __file__,
             "--worker",
             name,
             "--home",
-            str(home),
+            str(where),
             "--runs",
             str(args.runs),
         ]
