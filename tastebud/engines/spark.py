@@ -192,22 +192,18 @@ class SparkEngine(Engine):
 
         session = self.session
         if self.events_url is not None:
-            try:
-                frame = session.read.parquet(self.events_url)
-            except Exception as error:
-                raise EngineError(
-                    f"cannot read the event log at {self.events_url} "
-                    f"(`tastebud export events --out` writes it): {_first_line(error)}"
-                ) from None
-            ts = F.col("timestamp")
-            condition = ts < F.lit(end)
-            day_end = F.lit(end.astimezone(UTC).date())
-            condition &= F.col("day") <= day_end
+            ts, day = F.col("timestamp"), F.col("day")
+            condition = (ts < F.lit(end)) & (day <= F.lit(end.astimezone(UTC).date()))
             if start is not None:
-                condition &= (ts >= F.lit(start)) & (
-                    F.col("day") >= F.lit(start.astimezone(UTC).date())
-                )
-            yield frame.where(condition).select(*columns)
+                condition &= (ts >= F.lit(start)) & (day >= F.lit(start.astimezone(UTC).date()))
+            try:
+                frame = session.read.parquet(self.events_url).where(condition).select(*columns)
+            except Exception as error:  # a missing folder, no day partitions, a bad schema
+                raise EngineError(
+                    f"cannot read the event log at {self.events_url} (`tastebud export "
+                    f"events --out` writes it, partitioned by day): {_first_line(error)}"
+                ) from None
+            yield frame
             return
         folder = f"{self.staging_url}/run-{uuid.uuid4().hex[:12]}"
         try:

@@ -101,3 +101,17 @@ def test_a_job_failing_in_spark_keeps_the_previous_list(
     assert "Spark" in error or "event log" in error
     assert len(error) < 1_000  # the first line, not a JVM stack trace
     assert json.loads(stores.online.get(index_key("trending")) or b"{}") == serving
+
+
+def test_an_event_log_that_is_not_an_export_is_a_clear_failure(
+    world: tuple[Settings, Stores], tmp_path: Path
+) -> None:
+    settings, stores = world
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    stores.events.export_parquet(flat / "events.parquet")  # one file, no day partitions
+    wrong = with_jobs(on(settings, "spark"), spark_events_url=str(flat))
+    error = failing_run(wrong, stores, "popularity")
+    assert f"cannot read the event log at {flat}" in error
+    missing = with_jobs(on(settings, "spark"), spark_events_url=str(tmp_path / "nowhere"))
+    assert "cannot read the event log" in failing_run(missing, stores, "popularity")
