@@ -149,14 +149,10 @@ def _to_arrow(frame: DataFrame, schema: pa.Schema) -> pa.Table:
     """Collect a (small) result through Arrow, in ``schema``'s types; a failure on the
     executors becomes an EngineError with its first line (not a JVM stack trace)."""
     try:
-        table = frame.toArrow() if hasattr(frame, "toArrow") else _via_pandas(frame)
+        table = frame.toArrow()
     except Exception as error:
         raise EngineError(f"the Spark job failed: {_first_line(error)}") from error
     return table.select(schema.names).cast(schema)
-
-
-def _via_pandas(frame: DataFrame) -> pa.Table:  # pyspark < 4 has no DataFrame.toArrow
-    return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
 
 
 class SparkEngine(Engine):
@@ -461,43 +457,51 @@ class SparkEngine(Engine):
         partitions: int | None = None,
     ) -> pa.Table:
         """Run ``func(batches of ids, shared)`` on the executors over ``partitions`` slices
-        of ``ids`` (``mapInArrow``: Arrow batches in and out, no pandas) and collect its
-        (small) output rows. ``shared`` reaches every executor once, as a broadcast
-        variable; ``func`` must be importable there (a module-level function)."""
+        of ``ids`` and collect its (small) output rows. ``shared`` reaches every executor
+        once, as a broadcast variable; ``func`` must be importable there.
+
+        The partitions go through the RDD API (``mapPartitions``), not ``mapInArrow`` or
+        ``mapInPandas``: those need pandas on every node, and with pandas installed DuckDB
+        imports it in every tastebud process (half a second of CLI start-up)."""
         session = self.session
         count = partitions or max(2, session.sparkContext.defaultParallelism * 2)
         broadcast = session.sparkContext.broadcast(shared)
         table = pa.table({"id": pa.array(ids, pa.string())})
         try:
             with self._staged_table(table) as frame:
-                frame = frame.repartition(count)
-                spark_schema = _spark_schema(schema)
-                mapped = frame.mapInArrow(_Mapper(func, broadcast), spark_schema)
-                return _to_arrow(mapped, schema)
+                rows = frame.repartition(count).rdd.mapPartitions(_Mapper(func, broadcast))
+                try:
+                    collected = rows.collect()
+                except Exception as error:
+                    raise EngineError(f"the Spark job failed: {_first_line(error)}") from error
+            return pa.Table.from_pylist(collected, schema=schema)
         finally:
             broadcast.destroy()
 
 
 class _Mapper:
-    """A picklable ``mapInArrow`` function: the job's function with its broadcast value."""
+    """A picklable ``mapPartitions`` function: rows of ids in, as Arrow batches of at most
+    ``BATCH`` ids, to the job's function with its broadcast value; its rows out as dicts."""
+
+    BATCH = 10_000
 
     def __init__(self, func: Callable[..., Iterator[pa.RecordBatch]], broadcast: Any) -> None:
         self.func = func
         self.broadcast = broadcast
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return self.func(batches, self.broadcast.value)
+    def __call__(self, rows: Iterator[Any]) -> Iterator[dict[str, Any]]:
+        def batches() -> Iterator[pa.RecordBatch]:
+            chunk: list[str] = []
+            for row in rows:
+                chunk.append(row[0])
+                if len(chunk) >= self.BATCH:
+                    yield pa.RecordBatch.from_pydict({"id": chunk})
+                    chunk = []
+            if chunk:
+                yield pa.RecordBatch.from_pydict({"id": chunk})
 
-
-def _spark_schema(schema: pa.Schema) -> Any:
-    """A Spark schema for the Arrow types a mapped function returns."""
-    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
-
-    types = {pa.string(): StringType(), pa.int64(): LongType(), pa.float64(): DoubleType()}
-    try:
-        return StructType([StructField(f.name, types[f.type], True) for f in schema])
-    except KeyError as error:
-        raise EngineError(f"map_ids returns string, int64 or float64, not {error}") from None
+        for out in self.func(batches(), self.broadcast.value):
+            yield from out.to_pylist()
 
 
 def _lookup(weights: Mapping[str, float]) -> Column:

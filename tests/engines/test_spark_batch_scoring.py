@@ -1,4 +1,4 @@
-"""The ``recommendations`` job on Spark: users ranked on the executors (``mapInArrow``)
+"""The ``recommendations`` job on Spark: users ranked on the executors (``mapPartitions``)
 with the broadcast model, lists written to Redis in bounded batches from the executors, the
 same lists the local job stores; and the settings it refuses."""
 
