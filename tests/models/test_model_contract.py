@@ -192,7 +192,9 @@ def test_fold_in_of_a_training_history_gives_back_the_trained_user(
     model = make_model(name, **SETTINGS[name]).fit(matrix)
     rows = np.arange(0, 40)
     histories = model.user_items_[rows]
-    if name != "bpr":  # BPR has no closed-form fold-in: it averages the history's items
+    # No closed-form fold-in: BPR averages the history's items, NeuMF embeds a history as the
+    # mean of its items' fans (approximate by design, docs/models.md).
+    if name not in ("bpr", "ncf"):
         np.testing.assert_allclose(
             model.score_histories(histories), model.score_users(rows), rtol=1e-3, atol=1e-3
         )
