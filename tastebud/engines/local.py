@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,8 +29,6 @@ MICROS_PER_DAY = 86_400 * 1_000_000
 
 def micros(moment: datetime) -> int:
     """Exact microseconds since the epoch (float seconds lose the last digits)."""
-    from datetime import UTC
-
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

@@ -76,11 +76,17 @@ def export_events(
         for batch in events.iter_batches(query, batch_size=batch_size):
             if check is not None:
                 check()
-            table = pa.Table.from_batches([batch]).select(names)
+            if batch.num_rows == 0:
+                continue
             days = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy() // MICROS_PER_DAY
-            for day in np.unique(days):
-                label = str(np.datetime64(int(day), "D"))
-                part = table.filter(pa.array(days == day))
+            # One sort, then a slice per day (a filter per day would rescan the batch).
+            order = np.argsort(days, kind="stable")
+            table = pa.Table.from_batches([batch]).select(names).take(order)
+            days = days[order]
+            starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+            for first, stop in zip(starts, np.r_[starts[1:], len(days)], strict=True):
+                label = str(np.datetime64(int(days[first]), "D"))
+                part = table.slice(first, stop - first)
                 if label not in writers:
                     folder = f"{staging}/day={label}"
                     fs.makedirs(folder, exist_ok=True)
