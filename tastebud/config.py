@@ -137,6 +137,20 @@ class GatewaySettings(BaseModel):
     )
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="Requests per key.")
     rate_limit_burst: float = Field(default=400.0, ge=1)
+    key_miss_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a worker remembers an unknown key, answering its repeats "
+        "without a store lookup (a key created meanwhile works after this).",
+    )
+    auth_failures_per_second: float = Field(
+        default=1.0, gt=0, description="Failed key checks per client address, then 429."
+    )
+    auth_failure_burst: float = Field(default=20.0, ge=1)
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Total size of a request's headers (else 431)."
+    )
+    max_headers: int = Field(default=100, ge=8, description="Headers per request (else 431).")
     cors_origins: list[str] = Field(default_factory=list)
     store_retries: int = Field(default=3, ge=0, description="Retries of a transient failure.")
     retry_base_seconds: float = Field(default=0.05, ge=0)
@@ -213,6 +227,24 @@ class JobsSettings(BaseModel):
     affinity_top_categories: int = Field(default=10, ge=1)
     affinity_min_events: int = Field(
         default=50, ge=1, description="Fewer events in the window: the run is refused."
+    )
+    engine: Literal["local", "spark"] = Field(
+        default="local",
+        description="Where batch jobs run: in this process (DuckDB/numpy) or on Apache Spark "
+        "(tastebud[spark]; master from spark_master / TASTEBUD_SPARK_MASTER).",
+    )
+    engines: dict[str, Literal["local", "spark"]] = Field(
+        default_factory=dict, description="Per-job engine, overriding `engine` (job -> engine)."
+    )
+    spark_events_url: str | None = Field(
+        default=None,
+        description="A Parquet event log partitioned by day (`tastebud export events`) that "
+        "Spark jobs read instead of exporting their window on each run.",
+    )
+    spark_staging_url: str | None = Field(
+        default=None,
+        description="Where Spark jobs stage the event log as Parquet (any fsspec URL its "
+        "executors also read). Default: {home}/spark-staging.",
     )
     train_auto: bool = Field(default=True, description="The train job searches with AutoML.")
     train_budget_seconds: float = Field(default=600.0, gt=0, description="AutoML budget.")
@@ -368,6 +400,11 @@ class Settings(BaseSettings):
     artifacts_url: str | None = None
     datasets_cache: Path | None = None
     datasets_mirror: str | None = None
+    spark_master: str = Field(
+        default="local[*]",
+        description="The Spark master of jobs run on Spark: local[N], spark://host:port, "
+        "k8s://https://host:port.",
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     events: EventRules = Field(default_factory=EventRules)
