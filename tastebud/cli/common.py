@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -34,8 +33,7 @@ EXIT_REFUSED = 5  # too little data: nothing published, the previous result keep
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    # Escaped: a message is plain text ("tastebud[neural]" is no markup tag to drop).
-    console.print(f"[bold red]error:[/] {escape(message)}")
+    console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
 
 
