@@ -178,3 +178,40 @@ def test_workers_that_cannot_start_leave_audio_out_and_the_build_goes_on(
     failures = {(f.item_id, f.stage, f.reason) for f in result.failures}
     assert failures == {(items[i].item_id, "audio", "audio_unavailable") for i in audio}
     assert all("could not start" in f.detail for f in result.failures)
+
+
+def suspend_starting_workers(stop: threading.Event) -> None:
+    """Freeze this process's audio workers as they start: a warm-up that hangs, every time."""
+    me = psutil.Process()
+    while not stop.is_set():
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.status() != psutil.STATUS_STOPPED and "spawn_main" in " ".join(
+                    child.cmdline()
+                ):
+                    child.suspend()
+        time.sleep(0.02)
+
+
+def test_workers_that_hang_while_starting_leave_audio_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tastebud.content import audio_pool
+
+    monkeypatch.setattr(audio_pool, "STARTUP_TIMEOUT", 2.0)
+    short = write(tmp_path / "short.wav", click_track(120, seconds=3))
+    stop = threading.Event()
+    freezer = threading.Thread(target=suspend_starting_workers, args=(stop,), daemon=True)
+    freezer.start()
+    try:
+        with AudioPool(workers=2, timeout=60, cache_dir=tmp_path / "numba") as pool:
+            results = dict(pool.run({"a": short, "b": short}))
+            assert pool.unavailable is not None and "no file started in 2 s" in pool.unavailable
+    finally:
+        stop.set()
+        freezer.join()
+    assert {key: result.reason for key, result in results.items()} == {
+        "a": "audio_unavailable",
+        "b": "audio_unavailable",
+    }
+    assert audio_workers() == []
