@@ -113,7 +113,10 @@ def _suggest_matrix(trial: optuna.Trial, family: str, has_ratings: bool, has_tim
 
 def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, Any]:
     if family == "ease":
-        return {"l2": trial.suggest_float("l2", 1.0, 5000.0, log=True)}
+        params = {"l2": trial.suggest_float("l2", 1.0, 5000.0, log=True)}
+        if trial.suggest_categorical("ease_dropout", [False, True]):  # EDLAE
+            params["dropout"] = trial.suggest_float("dropout", 0.05, 0.75)
+        return params
     if family == "als":
         return {
             "factors": trial.suggest_categorical("factors", [16, 32, 64, 128, 192]),
@@ -143,9 +146,9 @@ def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, 
 SEEDS: list[dict[str, Any]] = [
     # The default configuration first: the search only ever returns something better.
     {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "saturate", "normalize": True},
-    {"family": "ease", "l2": 500.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "binary"},
+     "transform": "saturate", "normalize": True, "ease_dropout": False},
+    {"family": "ease", "l2": 100.0, "unliked_rating_weight": 0.2, "decay": False,
+     "transform": "saturate", "normalize": True, "ease_dropout": True, "dropout": 0.25},
     {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
      "unliked_rating_weight": 0.2, "decay": False, "transform": "log", "normalize": False},
     {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
