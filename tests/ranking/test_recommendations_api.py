@@ -115,9 +115,9 @@ def test_unknown_user_gets_the_popular_list(client: Client) -> None:
         ("/v1/users/u0/recommendations", {"explain": "perhaps"}, 422, "invalid_request"),
         ("/v1/users/u0/recommendations", {"category": "polka"}, 422, "unknown_category"),
         ("/v1/users/u0/recommendations", {"category": "x" * 500}, 422, "invalid_request"),
-        ("/v1/users/u0/recommendations", {"exclude": "i" * 200}, 422, "invalid_item_id"),
-        (f"/v1/users/{'u' * 300}/recommendations", {}, 422, "invalid_request"),
-        ("/v1/users/bad%20id/recommendations", {}, 422, "invalid_request"),
+        ("/v1/users/u0/recommendations", {"exclude": "i" * 200}, 422, "id_too_long"),
+        (f"/v1/users/{'u' * 300}/recommendations", {}, 422, "id_too_long"),
+        ("/v1/users/bad%20id/recommendations", {}, 422, "invalid_id"),
         ("/v1/items/i3/similar", {"k": -1}, 422, "invalid_k"),
         ("/v1/items/nothing-like-it/similar", {}, 404, "unknown_item"),
         ("/v1/popular", {"category": "polka"}, 422, "unknown_category"),
@@ -210,7 +210,7 @@ def test_request_ranking_overrides(client: Client) -> None:
         ({"users": ["u0"], "ranking": {"mmr": {"diversity": 7}}}, "invalid_ranking"),
         ({"users": ["u0"], "ranking": {"no_such_stage": {}}}, "invalid_ranking"),
         ({"users": ["u0"], "k": 0}, "invalid_request"),
-        ({"users": ["bad id"]}, "invalid_request"),
+        ({"users": ["bad id"]}, "invalid_id"),
         ({"users": ["u0"], "surprise": True}, "invalid_request"),
     ],
 )
@@ -272,7 +272,7 @@ def test_postgres_reads_failing_give_a_degraded_list(tmp_path: Path, postgres_ur
                 connection.execute(f'ALTER SCHEMA "{schema}" RENAME TO "{schema}_gone"')
             try:
                 service = client.http.app.state.recommendations  # type: ignore[attr-defined]
-                service._catalog_at = 0.0
+                service.lifecycle.expire_catalog()
                 service.refresh()  # what the watcher does on its next poll
                 response = client.get("/v1/users/u0/recommendations", k=5)
                 assert response.status_code == 200, response.text
