@@ -147,14 +147,15 @@ SEEDS: list[dict[str, Any]] = [
     # The default configuration first: the search only ever returns something better.
     {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False,
      "transform": "saturate", "normalize": True, "ease_dropout": False},
-    {"family": "ease", "l2": 100.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "saturate", "normalize": True, "ease_dropout": True, "dropout": 0.25},
+    # The floor every model must beat; milliseconds to fit.
+    {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
+     "decay": False},
     {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
      "unliked_rating_weight": 0.2, "decay": False, "transform": "log", "normalize": False},
     {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
      "unliked_rating_weight": 0.2, "decay": False, "transform": "saturate", "normalize": True},
-    {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
-     "decay": False},
+    {"family": "ease", "l2": 100.0, "unliked_rating_weight": 0.2, "decay": False,
+     "transform": "saturate", "normalize": True, "ease_dropout": True, "dropout": 0.25},
 ]  # fmt: skip
 
 
