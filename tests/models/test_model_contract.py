@@ -255,3 +255,19 @@ def test_hybrid_blend_is_the_weighted_sum_of_normalised_scores(matrix: Interacti
     np.testing.assert_allclose(hybrid.score_users(rows), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ModelError, match="2 components but 1 weights"):
         HybridRecommender(components=[("ease", {}), ("popularity", {})], weights=[1.0]).fit(matrix)
+
+
+def test_ease_dropout_regularizes_popular_items_more(matrix: InteractionMatrix) -> None:
+    """EDLAE's closed form: dropout p adds p/(1-p) x each item's own count to its L2."""
+    from tastebud.models import EASERecommender
+
+    plain = EASERecommender(l2=10.0).fit(matrix)
+    assert np.array_equal(EASERecommender(l2=10.0, dropout=0.0).fit(matrix).weights_,
+                          plain.weights_)  # fmt: skip
+    dropped = EASERecommender(l2=10.0, dropout=0.5).fit(matrix)
+    # p = 0.5 doubles each diagonal: weights shrink (more regularized), the ranking survives
+    assert np.abs(dropped.weights_).sum() < np.abs(plain.weights_).sum()
+    ids, _ = dropped.recommend(["u0"], 5)
+    assert np.mean([cluster_of(item) == cluster_of("u0") for item in ids[0]]) >= 0.6
+    with pytest.raises(ModelError, match="dropout"):
+        EASERecommender(dropout=1.0).fit(matrix)
