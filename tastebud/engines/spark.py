@@ -215,8 +215,8 @@ class SparkEngine(Engine):
 
     @contextmanager
     def _staged_table(self, table: pa.Table) -> Iterator[DataFrame]:
-        """A small driver-side table (the catalog's categories) as a DataFrame, through a
-        Parquet file the executors read."""
+        """A driver-side table (the catalog's categories, the users to rank) as a DataFrame,
+        through a Parquet file the executors read."""
         folder = f"{self.staging_url}/table-{uuid.uuid4().hex[:12]}"
         fs, path = fsspec.core.url_to_fs(folder)
         fs.makedirs(path, exist_ok=True)
