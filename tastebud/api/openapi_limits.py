@@ -16,7 +16,9 @@ from tastebud.config import Settings
 from tastebud.ranking.config import RankingSettings
 from tastebud.schemas import LOCALE_RE, STORABLE_TEXT_PATTERN
 
-# Epoch seconds that datetime can represent (0001-01-01 .. 9999-12-31), as the server does.
+# Epoch seconds that datetime can represent (0001-01-02 .. 9999-12-31, a day of margin at the
+# start for time zones), as the server does.
+MIN_EPOCH = -62_135_510_400
 MAX_EPOCH = 253_402_300_799
 
 
@@ -149,15 +151,12 @@ def _text_rule(components: dict[str, Any]) -> None:
             _constrain_strings(components[model]["properties"][field], STORABLE_TEXT_PATTERN)
     items = components["ItemIn"]["properties"]
     items["categories"]["items"] = dict(text)
-    for model, field in (
-        ("EventIn", "context"),
-        ("ItemIn", "attributes"),
-        ("UserIn", "attributes"),
-    ):
-        components[model]["properties"][field] = {
-            **free_form,
-            "description": components[model]["properties"][field].get("description", ""),
-        }
+    fields = (("EventIn", "context"), ("ItemIn", "attributes"), ("UserIn", "attributes"))
+    for model, field in fields:
+        description = components[model]["properties"][field].get("description", "")
+        # An event's null context is an empty one; catalog attributes are an object.
+        shape = {"anyOf": [free_form, {"type": "null"}]} if model == "EventIn" else free_form
+        components[model]["properties"][field] = {**shape, "description": description}
 
 
 def _constrain_strings(node: dict[str, Any], pattern: str) -> None:
@@ -171,7 +170,7 @@ def _catalog_time() -> dict[str, Any]:
     return {
         "anyOf": [
             {"type": "string", "pattern": iso_pattern("[1-9][0-9]{3}")},
-            {"type": "number", "minimum": 0, "maximum": MAX_EPOCH},
+            {"type": "number", "minimum": MIN_EPOCH, "maximum": MAX_EPOCH},
             {"type": "null"},
         ],
         "description": "ISO-8601 or epoch seconds (an empty string is refused, "
