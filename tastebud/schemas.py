@@ -18,9 +18,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,45 +36,70 @@ from pydantic_core import PydanticCustomError
 
 from tastebud.config import EventRules
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 EVENT_SCHEMA_VERSION = 2
-TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+ARROW_SCHEMA_NAMES = ("TIMESTAMP_TYPE", "EVENT_SCHEMA", "ITEM_SCHEMA", "USER_SCHEMA")
 
-EVENT_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("value", pa.float64()),
-        pa.field("timestamp", TIMESTAMP_TYPE, nullable=False),
-        pa.field("session_id", pa.string()),
-        pa.field("device_type", pa.string()),
-        pa.field("locale", pa.string()),
-        pa.field("schema_version", pa.int8(), nullable=False),
-        pa.field("context", pa.string()),  # JSON text; null when empty
-        pa.field("received_at", TIMESTAMP_TYPE),
-    ]
-)
 
-ITEM_SCHEMA = pa.schema(
-    [
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("title", pa.string()),
-        pa.field("creator", pa.string()),
-        pa.field("categories", pa.list_(pa.string())),
-        pa.field("created_at", TIMESTAMP_TYPE),
-        pa.field("attributes", pa.string()),  # JSON text
-        pa.field("active", pa.bool_(), nullable=False),
-    ]
-)
+@lru_cache(maxsize=1)
+def arrow_schemas() -> dict[str, Any]:
+    """The Arrow schemas, built on first use: pyarrow (with numpy) is a fifth of a second of
+    start-up that commands without Arrow need not pay (docs/benchmarks.md, CLI start-up)."""
+    import pyarrow as pa  # lazy: see the docstring
 
-USER_SCHEMA = pa.schema(
-    [
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("created_at", TIMESTAMP_TYPE),
-        pa.field("attributes", pa.string()),  # JSON text
-    ]
-)
+    timestamp = pa.timestamp("us", tz="UTC")
+
+    events = pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("user_id", pa.string(), nullable=False),
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("event_type", pa.string(), nullable=False),
+            pa.field("value", pa.float64()),
+            pa.field("timestamp", timestamp, nullable=False),
+            pa.field("session_id", pa.string()),
+            pa.field("device_type", pa.string()),
+            pa.field("locale", pa.string()),
+            pa.field("schema_version", pa.int8(), nullable=False),
+            pa.field("context", pa.string()),  # JSON text; null when empty
+            pa.field("received_at", timestamp),
+        ]
+    )
+
+    items = pa.schema(
+        [
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("title", pa.string()),
+            pa.field("creator", pa.string()),
+            pa.field("categories", pa.list_(pa.string())),
+            pa.field("created_at", timestamp),
+            pa.field("attributes", pa.string()),  # JSON text
+            pa.field("active", pa.bool_(), nullable=False),
+        ]
+    )
+
+    users = pa.schema(
+        [
+            pa.field("user_id", pa.string(), nullable=False),
+            pa.field("created_at", timestamp),
+            pa.field("attributes", pa.string()),  # JSON text
+        ]
+    )
+    return {
+        "TIMESTAMP_TYPE": timestamp,
+        "EVENT_SCHEMA": events,
+        "ITEM_SCHEMA": items,
+        "USER_SCHEMA": users,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """``from tastebud.schemas import EVENT_SCHEMA`` resolves here (PEP 562), lazily."""
+    if name in ARROW_SCHEMA_NAMES:
+        return arrow_schemas()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DeviceType(StrEnum):
@@ -567,7 +591,10 @@ class User(CatalogRecord):
 
 
 def events_to_arrow(events: Sequence[Event]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA.names}
+    import pyarrow as pa  # lazy: see arrow_schemas
+
+    schema = arrow_schemas()["EVENT_SCHEMA"]
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     for event in events:
         columns["event_id"].append(event.event_id)
         columns["user_id"].append(event.user_id)
@@ -581,12 +608,12 @@ def events_to_arrow(events: Sequence[Event]) -> pa.Table:
         columns["schema_version"].append(event.schema_version)
         columns["context"].append(context_json(event.context))
         columns["received_at"].append(event.received_at)
-    return pa.table(columns, schema=EVENT_SCHEMA)
+    return pa.table(columns, schema=schema)
 
 
 def events_from_arrow(table: pa.Table) -> list[Event]:
     """Rows of a stored events table back to models (no re-validation: stores hold valid rows)."""
-    rows = table.select(EVENT_SCHEMA.names).to_pylist()
+    rows = table.select(arrow_schemas()["EVENT_SCHEMA"].names).to_pylist()
     events = []
     for row in rows:
         row["context"] = json.loads(row["context"]) if row["context"] else {}

@@ -1,5 +1,8 @@
 """Job outputs: versioned tables in the artifact store, then a pointer in the online store.
 
+The online side (keys, documents, the newer-wins rule) belongs to the store:
+``tastebud.stores.published``, which serving reads through; jobs publish through it here.
+
 A result is first written completely as a Parquet table under ``{prefix}/{as_of}.parquet``
 (atomic on local disk), and only then published to the online store, all keys in one
 ``set_many``. A run that fails before publishing leaves the previous result serving; a run
@@ -9,7 +12,6 @@ over an older interval (a backfill) never replaces a newer published result.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,12 +20,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastebud.jobs.base import JobContext
-from tastebud.observability import get_logger
 from tastebud.schemas import Item
 from tastebud.stores import ArtifactStore, CatalogStore, OnlineStore
-
-log = get_logger("tastebud.jobs.outputs")
-ALL = "*"
+from tastebud.stores.published import (  # noqa: F401  (re-exported for the job definitions)
+    ALL,
+    PublishedOutputs,
+    index_key,
+    list_key,
+    read_published,
+)
 
 
 def version_key(prefix: str, as_of: datetime) -> str:
@@ -53,22 +58,6 @@ def prune_versions(artifacts: ArtifactStore, prefix: str, keep: int, protect: st
     return removed
 
 
-def index_key(namespace: str) -> str:
-    return f"{namespace}:index"
-
-
-def list_key(namespace: str, category: str | None) -> str:
-    return f"{namespace}:{category or ALL}"
-
-
-def read_published(
-    online: OnlineStore, namespace: str, category: str | None = None
-) -> dict[str, Any] | None:
-    """The published document for a category (``None``/``"*"``: all items), or None."""
-    raw = online.get(list_key(namespace, category))
-    return None if raw is None else json.loads(raw)
-
-
 def publish_lists(
     context: JobContext | None,
     online: OnlineStore,
@@ -79,42 +68,17 @@ def publish_lists(
     version: str,
     extra: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Publish ``lists`` (category -> entries) as the current result; False when a newer
-    result is already serving (the older one stays in the artifact store only). A serving
-    placeholder (``refused`` in its header: an empty list saying why there is no result)
-    never blocks a real result, whatever its time."""
-    current = online.get(index_key(namespace))
-    previous: dict[str, Any] = json.loads(current) if current else {}
-    newer = previous.get("as_of") and datetime.fromisoformat(previous["as_of"]) > as_of
-    if newer and not previous.get("refused"):
-        log.info("newer result already published", namespace=namespace, serving=previous["as_of"])
-        return False
-    computed_at = datetime.now(UTC).isoformat()
-    header = {
-        "as_of": as_of.isoformat(),
-        "computed_at": computed_at,
-        "version": version,
-        **(extra or {}),
-    }
-    values: dict[str, bytes] = {}
-    categories = sorted(lists)
-    for category in categories:
-        document = {**header, "category": category, "items": lists[category]}
-        values[list_key(namespace, category)] = _encode(document)
-    # Categories that had a list before but have none now get an empty one, in the same write.
-    for category in set(previous.get("categories", [])) - set(lists):
-        values[list_key(namespace, category)] = _encode(
-            {**header, "category": category, "items": []}
-        )
-    values[index_key(namespace)] = _encode({**header, "categories": categories})
-    if context is not None:
-        context.check()  # an abandoned (timed-out) attempt must not publish
-    online.set_many(values)
-    return True
-
-
-def _encode(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), default=str).encode()
+    """Publish ``lists`` (category -> entries) through the store's published outputs
+    (``tastebud.stores.published``); False when a newer result is already serving. An
+    abandoned (timed-out) attempt raises before it writes."""
+    return PublishedOutputs(online).publish(
+        namespace,
+        lists,
+        as_of=as_of,
+        version=version,
+        extra=extra,
+        before_write=context.check if context is not None else None,
+    )
 
 
 def lookup_items(catalog: CatalogStore, item_ids: list[str], chunk: int = 1_000) -> dict[str, Item]:

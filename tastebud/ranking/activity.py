@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from tastebud.config import EventTypeSpec
 from tastebud.observability import get_logger, metrics
-from tastebud.ranking.pipeline import Activity
+from tastebud.ranking.types import Activity
 from tastebud.stores import OnlineStore
 
 log = get_logger("tastebud.ranking.activity")

@@ -1,5 +1,7 @@
 """Re-ranking: score normalisation, the recency boost, and one greedy selection that does
-MMR diversity, creator caps and category balance together.
+MMR diversity, creator caps and category balance together; and the rerankers, the
+pipeline's components that configure that selection (``Mmr``, ``CreatorCap``,
+``CategoryBalance``, each with its settings).
 
 Why one loop: MMR already picks items one at a time, so a cap is a mask on what the next
 pick may be. Re-ranking first and capping after would undo part of MMR's choices.
@@ -9,9 +11,14 @@ product per pick), never as a full candidates x candidates matrix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
+
+from tastebud.ranking.config import RankingSettings
+from tastebud.ranking.work import Work
 
 
 def minmax(values: np.ndarray) -> np.ndarray:
@@ -114,3 +121,67 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     similarity = vectors @ vectors.T
     upper = similarity[np.triu_indices(n, k=1)]
     return float(np.mean(1.0 - upper))
+
+
+class Reranker(Protocol):
+    """A component of the greedy selection: the ``select`` options it sets."""
+
+    name: str
+
+    def options(self, work: Work) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Mmr:
+    """``[ranking.mmr]``: trade relevance for novelty against the items already picked."""
+
+    diversity: float
+    name: str = "mmr"
+
+    def options(self, work: Work) -> dict[str, Any]:
+        return {"vectors": work.vectors(), "diversity": self.diversity}
+
+
+@dataclass(frozen=True)
+class CreatorCap:
+    """``[ranking.creator_cap]``: at most ``max_share`` of a list per creator."""
+
+    max_share: float
+    name: str = "creator_cap"
+
+    def options(self, work: Work) -> dict[str, Any]:
+        creators = work.snapshot.catalog.creators[work.positions]
+        return {"creators": creators, "creator_share": self.max_share}
+
+
+@dataclass(frozen=True)
+class CategoryBalance:
+    """``[ranking.category_balance]``: at most ``max_share`` of a list per primary category."""
+
+    max_share: float
+    name: str = "category_balance"
+
+    def options(self, work: Work) -> dict[str, Any]:
+        categories = work.snapshot.catalog.primary_category[work.positions]
+        return {"categories": categories, "category_share": self.max_share}
+
+
+def rerankers(settings: RankingSettings) -> Sequence[Reranker]:
+    """The rerankers the settings enable."""
+    chosen: list[Reranker] = []
+    if settings.mmr.enabled:
+        chosen.append(Mmr(settings.mmr.diversity))
+    if settings.creator_cap.enabled:
+        chosen.append(CreatorCap(settings.creator_cap.max_share))
+    if settings.category_balance.enabled:
+        chosen.append(CategoryBalance(settings.category_balance.max_share))
+    return tuple(chosen)
+
+
+def rerank(chosen: Sequence[Reranker], work: Work) -> None:
+    """Pick the list: one greedy ``select`` with every reranker's options."""
+    options: dict[str, Any] = {}
+    for reranker in chosen:
+        options.update(reranker.options(work))
+    selection = select(work.relevance, work.request.k, **options)
+    work.order, work.relaxed = selection.order, selection.relaxed

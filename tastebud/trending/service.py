@@ -1,17 +1,17 @@
 """Reading the published trending lists: what the HTTP route and the ranking pipeline call.
 
-Serving never runs the detector; it reads the list the ``trending`` job published last, so a
-failed or stale run leaves the previous list in place.
+Serving never runs the detector; it reads the list the ``trending`` job published last
+(through ``tastebud.stores.published``, not through ``jobs``), so a failed or stale run
+leaves the previous list in place.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tastebud.jobs.outputs import ALL, index_key, read_published
 from tastebud.stores import OnlineStore
+from tastebud.stores.published import ALL, PublishedOutputs
 
 NAMESPACE = "trending"
 
@@ -35,12 +35,12 @@ def trending_items(online: OnlineStore, category: str | None = None, k: int = 20
     A category without trending items gets an empty list; NothingPublished is raised only
     when the trending job has never published.
     """
-    document = read_published(online, NAMESPACE, category)
+    published = PublishedOutputs(online)
+    document = published.read(NAMESPACE, category)
     if document is None:
-        index = online.get(index_key(NAMESPACE))
-        if index is None:
+        header = published.read_index(NAMESPACE)
+        if header is None:
             raise NothingPublished("no trending list has been published yet")
-        header = json.loads(index)
         return TrendingList(
             category or ALL, header.get("as_of"), header.get("computed_at"), [], header.get("note")
         )

@@ -205,7 +205,7 @@ def test_old_inactive_or_unreadable_lists_are_not_served(
     item = world.stores.catalog.get_item(first)
     assert item is not None
     world.stores.catalog.upsert_items([item.model_copy(update={"active": False})])
-    service._catalog_at = 0.0  # the next refresh rereads the catalog
+    service.lifecycle.expire_catalog()  # the next refresh rereads the catalog
     assert service.refresh()
     before = outcomes()
     items, precomputed = listed(service, "u4")

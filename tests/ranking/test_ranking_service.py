@@ -90,7 +90,10 @@ def test_the_cf_weight_grows_with_a_new_users_interactions(
     # No content embeddings here, so the personal part is CF alone: ramp = n / 5.
     assert ratios == [("cold", 0.2), ("cold", 0.6), ("warm", 1.0)]
     listed = ids(service, "fresh5", k=10, ranking=PLAIN)
-    assert all(cluster(item) == 0 for item in listed[:3])  # five plays of cluster 0
+    # Five plays of cluster 0. The fold-in weighs them as ALS trains (confidence alpha*r =
+    # 2 each, not 1 + alpha*r), as a training user with five items would be: mostly, not
+    # only, cluster 0 next to the popularity prior.
+    assert sum(cluster(item) == 0 for item in listed[:5]) >= 4
 
 
 def test_a_new_event_changes_the_next_list_without_retraining(
@@ -126,7 +129,7 @@ def test_category_exclude_and_inactive_filters(
     with pytest.raises(UnknownCategory):
         service.recommend("u0", RankRequest(category="polka"))
     world.stores.catalog.upsert_items([Item(item_id=top[1], categories=["rock"], active=False)])
-    service._catalog_at = 0.0  # the next refresh rereads the catalog
+    service.lifecycle.expire_catalog()  # the next refresh rereads the catalog
     assert service.refresh()
     assert top[1] not in ids(service, "u0", k=20)
     assert top[1] not in [entry["item_id"] for entry in service.popular(None, 60)[0]]
@@ -134,7 +137,7 @@ def test_category_exclude_and_inactive_filters(
 
 def test_catalog_refresh_applies_only_changes(service: RecommendationService, world: World) -> None:
     snapshot = service.snapshot
-    service._catalog_at = 0.0  # due now; the rows just loaded are re-read in the overlap
+    service.lifecycle.expire_catalog()  # due now; the rows just loaded are re-read in the overlap
     assert not service.refresh()
     assert service.snapshot is snapshot
     retired = world.stores.catalog.get_item("i4")
@@ -145,16 +148,17 @@ def test_catalog_refresh_applies_only_changes(service: RecommendationService, wo
             Item(item_id="brandnew", title="Brand new", creator="x", categories=["polka"]),
         ]
     )
-    service._catalog_at = 0.0
+    service.lifecycle.expire_catalog()
     assert service.refresh()
     fresh = service.snapshot
     assert fresh is not snapshot and fresh.catalog_loaded
     assert not fresh.catalog.active[fresh.items.index_of("i4")]
     assert "brandnew" in fresh.items and fresh.category_known("polka")
     assert len(fresh.items) == len(snapshot.items) + 1
-    assert list(service._catalog) == sorted(service._catalog)
+    held = [item.item_id for item in service.lifecycle.catalog_items]
+    assert held == sorted(held)
     assert "i4" not in ids(service, "u1", k=60)
-    service._catalog_at = 0.0
+    service.lifecycle.expire_catalog()
     assert not service.refresh() and service.snapshot is fresh
 
 

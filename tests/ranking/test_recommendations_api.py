@@ -272,7 +272,7 @@ def test_postgres_reads_failing_give_a_degraded_list(tmp_path: Path, postgres_ur
                 connection.execute(f'ALTER SCHEMA "{schema}" RENAME TO "{schema}_gone"')
             try:
                 service = client.http.app.state.recommendations  # type: ignore[attr-defined]
-                service._catalog_at = 0.0
+                service.lifecycle.expire_catalog()
                 service.refresh()  # what the watcher does on its next poll
                 response = client.get("/v1/users/u0/recommendations", k=5)
                 assert response.status_code == 200, response.text
