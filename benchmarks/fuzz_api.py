@@ -130,7 +130,14 @@ def summarize(
         "seconds": round(seconds, 1),
         "schemathesis_exit": run.returncode,
         "schemathesis_summary": run.stdout[run.stdout.rfind("SUMMARY") :][:2000],
+        # The failures section names each failing operation and its curl reproduction.
+        "schemathesis_failures": _failures_section(run.stdout),
     }
+
+
+def _failures_section(stdout: str) -> str:
+    start = stdout.find("FAILURES")
+    return "" if start < 0 else stdout[start : stdout.rfind("SUMMARY")][:20_000]
 
 
 def main() -> int:
