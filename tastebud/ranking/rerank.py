@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -119,8 +120,15 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     if n < 2:
         return 0.0
     similarity = vectors @ vectors.T
-    upper = similarity[np.triu_indices(n, k=1)]
+    upper = similarity[_upper_triangle(n)]
     return float(np.mean(1.0 - upper))
+
+
+@lru_cache(maxsize=16)
+def _upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, k=1)``, built once per list length (it cost as much as the
+    diversity itself)."""
+    return np.triu_indices(n, k=1)
 
 
 class Reranker(Protocol):

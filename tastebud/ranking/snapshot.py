@@ -151,6 +151,10 @@ class Snapshot:
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     catalog_loaded: bool = False
     inactive_ids: frozenset[str] = frozenset()  # checked against stored lists per request
+    # (id of a tuple of ids, n) -> (the tuple, positions of its first n): see head_positions
+    _heads: dict[tuple[int, int], tuple[tuple[str, ...], np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def model_version(self) -> str | None:
@@ -158,6 +162,23 @@ class Snapshot:
 
     def positions(self, item_ids: Sequence[str]) -> np.ndarray:
         return self.items.index(list(item_ids))
+
+    def head_positions(self, ids: Sequence[str], n: int) -> np.ndarray:
+        """Positions of ``ids[:n]`` (-1: unknown). A tuple's answer is remembered: the
+        published and popular lists are the same tuples for every request for seconds, so
+        a request does not look the same hundred ids up again. Read-only."""
+        if not isinstance(ids, tuple):
+            return self.positions(list(ids[:n]))
+        key = (id(ids), n)
+        hit = self._heads.get(key)
+        if hit is not None and hit[0] is ids:
+            return hit[1]
+        positions = self.positions(list(ids[:n]))
+        positions.flags.writeable = False
+        if len(self._heads) >= 256:
+            self._heads.clear()
+        self._heads[key] = (ids, positions)
+        return positions
 
     def category_known(self, category: str) -> bool:
         return category in self.catalog.members
