@@ -78,29 +78,38 @@ def select(
     n = len(relevance)
     k = min(k, n)
     order = np.empty(k, dtype=np.int64)
-    available = np.ones(n, dtype=bool)
-    blocked = np.zeros(n, dtype=bool)
     use_mmr = diversity > 0 and vectors is not None and len(vectors) == n
     # The highest cosine to any pick so far; a negative one is kept (an item pointing away
     # from everything picked is the most novel), not floored at 0.
     max_sim = np.full(n, -np.inf, dtype=np.float32)
+    scaled = (1.0 - diversity) * relevance if use_mmr else relevance
+    # Added to the gain: -inf rules a candidate out (``closed``: picked or capped; ``taken``:
+    # picked), 0 leaves its gain exactly as it is. One add per pick, no masks rebuilt.
+    closed = np.zeros(n, dtype=np.float32)
+    taken = np.zeros(n, dtype=np.float32)
+    gain = np.empty(n, dtype=np.float32)
+    still_open = n  # candidates neither picked nor capped
     limits = []
     for codes, share in ((creators, creator_share), (categories, category_share)):
         if codes is not None and share is not None:
             limits.append((np.asarray(codes), max(1, int(share * k)), {}))
     relaxed = 0
     for step in range(k):
-        allowed = available & ~blocked
-        if not allowed.any():
-            allowed = available
+        penalty = closed
+        if not still_open:
+            penalty = taken
             relaxed += 1
         if use_mmr and step:
-            gain = (1.0 - diversity) * relevance - diversity * max_sim
+            np.multiply(max_sim, diversity, out=gain)
+            np.subtract(scaled, gain, out=gain)
+            np.add(gain, penalty, out=gain)
         else:
-            gain = relevance
-        pick = int(np.argmax(np.where(allowed, gain, -np.inf)))
+            np.add(relevance, penalty, out=gain)
+        pick = int(np.argmax(gain))
         order[step] = pick
-        available[pick] = False
+        if closed[pick] == 0:
+            still_open -= 1
+        closed[pick] = taken[pick] = -np.inf
         if use_mmr:
             assert vectors is not None
             np.maximum(max_sim, vectors @ vectors[pick], out=max_sim)
@@ -109,8 +118,10 @@ def select(
             if code < 0:
                 continue
             counts[code] = counts.get(code, 0) + 1
-            if counts[code] >= limit:
-                blocked |= codes == code
+            if counts[code] == limit:
+                newly = (codes == code) & (closed == 0)
+                still_open -= int(np.count_nonzero(newly))
+                closed[newly] = -np.inf
     return Selection(order, relaxed)
 
 
