@@ -83,22 +83,15 @@ def select(
     # from everything picked is the most novel), not floored at 0.
     max_sim = np.full(n, -np.inf, dtype=np.float32)
     scaled = (1.0 - diversity) * relevance if use_mmr else relevance
-    # Added to the gain: -inf rules a candidate out (``closed``: picked or capped; ``taken``:
-    # picked), 0 leaves its gain exactly as it is. One add per pick, no masks rebuilt.
-    closed = np.zeros(n, dtype=np.float32)
-    taken = np.zeros(n, dtype=np.float32)
+    caps = [
+        (np.asarray(codes), max(1, int(share * k)))
+        for codes, share in ((creators, creator_share), (categories, category_share))
+        if codes is not None and share is not None
+    ]
+    left = _Open(n, caps)
     gain = np.empty(n, dtype=np.float32)
-    still_open = n  # candidates neither picked nor capped
-    limits = []
-    for codes, share in ((creators, creator_share), (categories, category_share)):
-        if codes is not None and share is not None:
-            limits.append((np.asarray(codes), max(1, int(share * k)), {}))
-    relaxed = 0
     for step in range(k):
-        penalty = closed
-        if not still_open:
-            penalty = taken
-            relaxed += 1
+        penalty = left.penalty()
         if use_mmr and step:
             np.multiply(max_sim, diversity, out=gain)
             np.subtract(scaled, gain, out=gain)
@@ -107,22 +100,44 @@ def select(
             np.add(relevance, penalty, out=gain)
         pick = int(np.argmax(gain))
         order[step] = pick
-        if closed[pick] == 0:
-            still_open -= 1
-        closed[pick] = taken[pick] = -np.inf
+        left.take(pick)
         if use_mmr:
             assert vectors is not None
             np.maximum(max_sim, vectors @ vectors[pick], out=max_sim)
-        for codes, limit, counts in limits:
+    return Selection(order, left.relaxed)
+
+
+class _Open:
+    """Which candidates the next pick may be, as penalties added to the gain: -inf rules a
+    candidate out, 0 leaves its gain exactly as it is (one add per pick, no masks rebuilt).
+    ``closed``: picked or capped; ``taken``: picked (used once every open one is capped)."""
+
+    def __init__(self, n: int, caps: list[tuple[np.ndarray, int]]) -> None:
+        self.closed = np.zeros(n, dtype=np.float32)
+        self.taken = np.zeros(n, dtype=np.float32)
+        self.still_open = n  # candidates neither picked nor capped
+        self.caps = [(codes, limit, {}) for codes, limit in caps]
+        self.relaxed = 0
+
+    def penalty(self) -> np.ndarray:
+        if self.still_open:
+            return self.closed
+        self.relaxed += 1
+        return self.taken
+
+    def take(self, pick: int) -> None:
+        if self.closed[pick] == 0:
+            self.still_open -= 1
+        self.closed[pick] = self.taken[pick] = -np.inf
+        for codes, limit, counts in self.caps:
             code = int(codes[pick])
             if code < 0:
                 continue
             counts[code] = counts.get(code, 0) + 1
             if counts[code] == limit:
-                newly = (codes == code) & (closed == 0)
-                still_open -= int(np.count_nonzero(newly))
-                closed[newly] = -np.inf
-    return Selection(order, relaxed)
+                newly = (codes == code) & (self.closed == 0)
+                self.still_open -= int(np.count_nonzero(newly))
+                self.closed[newly] = -np.inf
 
 
 def intra_list_diversity(vectors: np.ndarray) -> float:

@@ -232,33 +232,9 @@ class Snapshot:
         space = Vocabulary.from_ids(pa.concat_arrays([p.cast(pa.string()) for p in parts]))
         ids = np.asarray(space.ids.to_pylist(), dtype=object)
         catalog = CatalogView.build(space, catalog_items)
-        n = len(space)
-        model_column = np.full(n, -1, dtype=np.int64)
-        model_to_space = np.zeros(0, dtype=np.int64)
-        popular = np.zeros(0, dtype=np.int64)
-        vectors: np.ndarray | None = None
-        vector_source = None
-        if model is not None:
-            items = model.model.items_
-            model_to_space = space.index(items.ids)
-            model_column[model_to_space] = np.arange(len(items))
-            order = np.argsort(-model.model.popularity_, kind="stable")[:POPULAR_FALLBACK]
-            order = order[model.model.popularity_[order] > 0]
-            popular = model_to_space[order]
-        content_row = np.full(n, -1, dtype=np.int64)
-        if content is not None and len(content):
-            positions = space.index(content.items.ids)
-            content_row[positions] = np.arange(len(positions))
-            vectors = np.zeros((n, content.vectors.shape[1]), dtype=np.float32)
-            vectors[positions] = content.vectors
-            vector_source = "content"
-        elif model is not None and model.factors is not None:
-            factors = model.factors.item_factors_
-            unit = factors / (np.linalg.norm(factors, axis=1, keepdims=True) + 1e-9)
-            vectors = np.zeros((n, factors.shape[1]), dtype=np.float32)
-            vectors[model_to_space] = unit
-            vector_source = "cf"
-        cold_row = np.full(n, -1, dtype=np.int64)
+        model_column, model_to_space, popular = _model_positions(space, model)
+        content_row, vectors, vector_source = _vectors(space, model, content, model_to_space)
+        cold_row = np.full(len(space), -1, dtype=np.int64)
         cold_factors = None
         if model is not None and model.factors is not None and content is not None:
             cold = np.flatnonzero((model_column < 0) & (content_row >= 0))
@@ -288,6 +264,47 @@ class Snapshot:
             catalog_loaded=catalog_loaded,
             inactive_ids=frozenset(ids[~catalog.active].tolist()),
         )
+
+
+def _model_positions(
+    space: Vocabulary, model: ServingModel | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(model column per position, position per model column, the model's most popular
+    positions, best first)."""
+    model_column = np.full(len(space), -1, dtype=np.int64)
+    if model is None:
+        return model_column, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    items = model.model.items_
+    model_to_space = space.index(items.ids)
+    model_column[model_to_space] = np.arange(len(items))
+    order = np.argsort(-model.model.popularity_, kind="stable")[:POPULAR_FALLBACK]
+    order = order[model.model.popularity_[order] > 0]
+    return model_column, model_to_space, model_to_space[order]
+
+
+def _vectors(
+    space: Vocabulary,
+    model: ServingModel | None,
+    content: ContentSimilarity | None,
+    model_to_space: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """(content row per position, a unit vector per position, where the vectors come from):
+    content embeddings when there are any, else the model's normalised item factors."""
+    n = len(space)
+    content_row = np.full(n, -1, dtype=np.int64)
+    if content is not None and len(content):
+        positions = space.index(content.items.ids)
+        content_row[positions] = np.arange(len(positions))
+        vectors = np.zeros((n, content.vectors.shape[1]), dtype=np.float32)
+        vectors[positions] = content.vectors
+        return content_row, vectors, "content"
+    if model is not None and model.factors is not None:
+        factors = model.factors.item_factors_
+        unit = factors / (np.linalg.norm(factors, axis=1, keepdims=True) + 1e-9)
+        vectors = np.zeros((n, factors.shape[1]), dtype=np.float32)
+        vectors[model_to_space] = unit
+        return content_row, vectors, "cf"
+    return content_row, None, None
 
 
 def _cold_factors(
