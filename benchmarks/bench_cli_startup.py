@@ -87,7 +87,7 @@ def main() -> None:
     if not (home / "artifacts").exists():
         print("setting up a quickstart world (once)...", file=sys.stderr)
         subprocess.run(
-            [sys.executable, "-m", "tastebud", "quickstart"],
+            [sys.executable, "-m", "tastebud", "quickstart", "--no-serve"],
             check=True,
             env=env,
             stdout=subprocess.DEVNULL,

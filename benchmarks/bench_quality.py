@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -50,7 +51,18 @@ from tastebud.evaluation import evaluate_rankings, make_splitter, relevance_matr
 from tastebud.training.holdout import positive_rows
 from tastebud.training.pipeline import train
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# ../shared/datasets from the main checkout, ../../shared/datasets from a worktree under wt/.
+DATASETS = Path(
+    os.environ.get("TASTEBUD_DATASETS")
+    or next(
+        (
+            str(parent / "shared" / "datasets")
+            for parent in Path(__file__).resolve().parents[1:4]
+            if (parent / "shared" / "datasets").is_dir()
+        ),
+        str(Path(__file__).resolve().parents[2] / "shared" / "datasets"),
+    )
+)
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
 K = 10
 

@@ -137,6 +137,20 @@ class GatewaySettings(BaseModel):
     )
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="Requests per key.")
     rate_limit_burst: float = Field(default=400.0, ge=1)
+    key_miss_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a worker remembers an unknown key, answering its repeats "
+        "without a store lookup (a key created meanwhile works after this).",
+    )
+    auth_failures_per_second: float = Field(
+        default=1.0, gt=0, description="Failed key checks per client address, then 429."
+    )
+    auth_failure_burst: float = Field(default=20.0, ge=1)
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Total size of a request's headers (else 431)."
+    )
+    max_headers: int = Field(default=100, ge=8, description="Headers per request (else 431).")
     cors_origins: list[str] = Field(default_factory=list)
     store_retries: int = Field(default=3, ge=0, description="Retries of a transient failure.")
     retry_base_seconds: float = Field(default=0.05, ge=0)

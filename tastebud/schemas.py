@@ -12,14 +12,16 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,49 +29,75 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from tastebud.config import EventRules
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 EVENT_SCHEMA_VERSION = 2
-TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+ARROW_SCHEMA_NAMES = ("TIMESTAMP_TYPE", "EVENT_SCHEMA", "ITEM_SCHEMA", "USER_SCHEMA")
 
-EVENT_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("value", pa.float64()),
-        pa.field("timestamp", TIMESTAMP_TYPE, nullable=False),
-        pa.field("session_id", pa.string()),
-        pa.field("device_type", pa.string()),
-        pa.field("locale", pa.string()),
-        pa.field("schema_version", pa.int8(), nullable=False),
-        pa.field("context", pa.string()),  # JSON text; null when empty
-        pa.field("received_at", TIMESTAMP_TYPE),
-    ]
-)
 
-ITEM_SCHEMA = pa.schema(
-    [
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("title", pa.string()),
-        pa.field("creator", pa.string()),
-        pa.field("categories", pa.list_(pa.string())),
-        pa.field("created_at", TIMESTAMP_TYPE),
-        pa.field("attributes", pa.string()),  # JSON text
-        pa.field("active", pa.bool_(), nullable=False),
-    ]
-)
+@lru_cache(maxsize=1)
+def arrow_schemas() -> dict[str, Any]:
+    """The Arrow schemas, built on first use: pyarrow (with numpy) is a fifth of a second of
+    start-up that commands without Arrow need not pay (docs/benchmarks.md, CLI start-up)."""
+    import pyarrow as pa  # lazy: see the docstring
 
-USER_SCHEMA = pa.schema(
-    [
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("created_at", TIMESTAMP_TYPE),
-        pa.field("attributes", pa.string()),  # JSON text
-    ]
-)
+    timestamp = pa.timestamp("us", tz="UTC")
+
+    events = pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("user_id", pa.string(), nullable=False),
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("event_type", pa.string(), nullable=False),
+            pa.field("value", pa.float64()),
+            pa.field("timestamp", timestamp, nullable=False),
+            pa.field("session_id", pa.string()),
+            pa.field("device_type", pa.string()),
+            pa.field("locale", pa.string()),
+            pa.field("schema_version", pa.int8(), nullable=False),
+            pa.field("context", pa.string()),  # JSON text; null when empty
+            pa.field("received_at", timestamp),
+        ]
+    )
+
+    items = pa.schema(
+        [
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("title", pa.string()),
+            pa.field("creator", pa.string()),
+            pa.field("categories", pa.list_(pa.string())),
+            pa.field("created_at", timestamp),
+            pa.field("attributes", pa.string()),  # JSON text
+            pa.field("active", pa.bool_(), nullable=False),
+        ]
+    )
+
+    users = pa.schema(
+        [
+            pa.field("user_id", pa.string(), nullable=False),
+            pa.field("created_at", timestamp),
+            pa.field("attributes", pa.string()),  # JSON text
+        ]
+    )
+    return {
+        "TIMESTAMP_TYPE": timestamp,
+        "EVENT_SCHEMA": events,
+        "ITEM_SCHEMA": items,
+        "USER_SCHEMA": users,
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """``from tastebud.schemas import EVENT_SCHEMA`` resolves here (PEP 562), lazily."""
+    if name in ARROW_SCHEMA_NAMES:
+        return arrow_schemas()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DeviceType(StrEnum):
@@ -173,6 +201,54 @@ def check_id(value: str, field: str, rules: EventRules) -> str:
     return value
 
 
+# The rules an ``ExternalId`` is checked against while a request is served: the API's request
+# middleware sets them from the app's settings (FastAPI validates parameters without a
+# validation context), so every route applies ``events.max_id_length`` and ``events.id_pattern``
+# the same way, with the same 422.
+_active_rules: ContextVar[EventRules | None] = ContextVar("tastebud_rules", default=None)
+ID_SCHEMA_MARK = "x-tastebud-id"
+
+
+@contextmanager
+def rules_in_force(rules: EventRules) -> Iterator[None]:
+    """Check ``ExternalId`` values under ``rules`` inside this block."""
+    token = _active_rules.set(rules)
+    try:
+        yield
+    finally:
+        _active_rules.reset(token)
+
+
+def active_rules() -> EventRules:
+    """The rules in force (``rules_in_force``), else the defaults."""
+    return _active_rules.get() or _default_rules()
+
+
+def _external_id(value: str, info: ValidationInfo) -> str:
+    return check_id(value, info.field_name or "id", active_rules())
+
+
+def _storable_text(value: str) -> str:
+    if not storable(value):
+        raise PydanticCustomError(
+            "invalid_text", "text holds a character no store can keep (NUL or a lone surrogate)"
+        )
+    return value
+
+
+ExternalId = Annotated[
+    str,
+    AfterValidator(_external_id),
+    # The limits are the settings' (filled in by the app's OpenAPI builder, ``ID_SCHEMA_MARK``).
+    WithJsonSchema({"type": "string", "minLength": 1, ID_SCHEMA_MARK: True}),
+]
+"""A user, item, session or event id: what every route and request schema accepts."""
+
+StorableText = Annotated[str, AfterValidator(_storable_text)]
+"""Free text a request carries into a store (a category, a feature name): no NUL, no lone
+surrogate (``UNSTORABLE_TEXT``)."""
+
+
 def required_id(value: Any, field: str) -> Any:
     """A present id, numbers read as text (42 and 42.0 both mean "42")."""
     if value is None:
@@ -181,6 +257,54 @@ def required_id(value: Any, field: str) -> Any:
         return str(int(value))
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    return value
+
+
+# --- the rule for text ------------------------------------------------------------------
+# NUL cannot be stored in a PostgreSQL text or jsonb value, and a lone surrogate (which JSON's
+# "\ud800" escape decodes to) cannot be encoded as UTF-8 by any store; both are refused at
+# this layer so every backend and every route answers the same 422 (``invalid_text``).
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """Whether every backend can store ``text``: no NUL, no lone surrogate."""
+    if text.isascii():
+        return "\x00" not in text
+    return UNSTORABLE_TEXT.search(text) is None
+
+
+def unstorable_field(value: Any, where: str = "") -> str | None:
+    """The path of the first string (value or key) in ``value`` no backend can store, or
+    None. Walks dicts and lists, as JSON decodes them."""
+    if isinstance(value, str):
+        return None if storable(value) else where or "value"
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            name = str(key)
+            path = f"{where}.{name}" if where else name
+            if isinstance(key, str) and not storable(key):
+                return where or "key"
+            found = unstorable_field(inner, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, inner in enumerate(value):
+            found = unstorable_field(inner, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def check_storable(value: Any) -> Any:
+    """Raise ``invalid_text`` if any string in ``value`` is unstorable (see UNSTORABLE_TEXT)."""
+    where = unstorable_field(value)
+    if where is not None:
+        raise PydanticCustomError(
+            "invalid_text",
+            "{field} holds a character no store can keep (NUL or a lone surrogate)",
+            {"field": UNSTORABLE_TEXT.sub("?", where)[:80]},
+        )
     return value
 
 
@@ -213,6 +337,11 @@ class Event(BaseModel):
     def from_payload(cls, payload: dict[str, Any], rules: EventRules | None = None) -> Event:
         """Validate an untrusted payload (v1 or v2) under the given rules."""
         return cls.model_validate(payload, context={"rules": rules or _default_rules()})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return check_storable(data)
 
     @field_validator("user_id", "item_id", "event_type", mode="before")
     @classmethod
@@ -299,6 +428,8 @@ class Event(BaseModel):
                 value = json.loads(value)
             except ValueError:
                 value = None
+            else:  # JSON escapes decode to what the raw text did not show
+                check_storable({"context": value})
         if not isinstance(value, dict):
             raise PydanticCustomError("context_invalid", "context must be a JSON object")
         return value
@@ -375,6 +506,11 @@ class CatalogRecord(BaseModel):
     created_at: datetime | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return check_storable(data)
+
     @field_validator("created_at", mode="before")
     @classmethod
     def _parse_time(cls, value: Any) -> Any:
@@ -420,7 +556,10 @@ class User(CatalogRecord):
 
 
 def events_to_arrow(events: Sequence[Event]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in EVENT_SCHEMA.names}
+    import pyarrow as pa  # lazy: see arrow_schemas
+
+    schema = arrow_schemas()["EVENT_SCHEMA"]
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     for event in events:
         columns["event_id"].append(event.event_id)
         columns["user_id"].append(event.user_id)
@@ -434,12 +573,12 @@ def events_to_arrow(events: Sequence[Event]) -> pa.Table:
         columns["schema_version"].append(event.schema_version)
         columns["context"].append(context_json(event.context))
         columns["received_at"].append(event.received_at)
-    return pa.table(columns, schema=EVENT_SCHEMA)
+    return pa.table(columns, schema=schema)
 
 
 def events_from_arrow(table: pa.Table) -> list[Event]:
     """Rows of a stored events table back to models (no re-validation: stores hold valid rows)."""
-    rows = table.select(EVENT_SCHEMA.names).to_pylist()
+    rows = table.select(arrow_schemas()["EVENT_SCHEMA"].names).to_pylist()
     events = []
     for row in rows:
         row["context"] = json.loads(row["context"]) if row["context"] else {}

@@ -32,6 +32,7 @@ from tastebud.schemas import (
     DeviceType,
     context_json,
     parse_timestamp,
+    unstorable_field,
 )
 
 REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
@@ -106,6 +107,21 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
             pa.string(),
         )
     return column.cast(pa.string())
+
+
+def _check_text(verdicts: _Verdicts, raw: pa.Table) -> None:
+    """The model's first rule (``schemas.check_storable``): no NUL in any text column. Arrow
+    strings are valid UTF-8, so a lone surrogate can only come from a JSON escape inside a
+    context, which ``_contexts`` checks."""
+    for name in raw.column_names:
+        column = raw.column(name)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        verdicts.fail(
+            _mask(pc.match_substring(column, "\x00")),
+            "invalid_text",
+            lambda _, name=name: f"{name} holds a character no store can keep (NUL)",
+        )
 
 
 def _check_ids(
@@ -187,6 +203,13 @@ def _contexts(column: pa.ChunkedArray, verdicts: _Verdicts, rules: EventRules) -
             continue
         try:
             parsed = json.loads(value) if is_text else value
+            if unstorable_field(parsed) is not None:
+                if verdicts.reason[index] == "":
+                    verdicts.reason[index] = "invalid_text"
+                    verdicts.message[index] = (
+                        "context holds a character no store can keep (NUL or a lone surrogate)"
+                    )
+                continue
             if not isinstance(parsed, dict):
                 raise TypeError("not an object")
             encoded = context_json(parsed)
@@ -235,6 +258,7 @@ def validate_event_table(
     verdicts = _Verdicts(size)
     now = time.time() if now is None else now
 
+    _check_text(verdicts, raw)
     ids = {name: _as_text(_column(raw, name)) for name in ID_FIELDS}
     for name in ("user_id", "item_id"):
         _check_ids(verdicts, name, ids[name], rules, required=True)

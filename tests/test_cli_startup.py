@@ -44,13 +44,12 @@ if args:
         app(args, prog_name="tastebud")
     except SystemExit as exit:
         code = exit.code or 0
-roots = sorted({name.split(".")[0] for name in sys.modules})
-print(json.dumps({"code": code, "modules": roots}))
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def loaded_after(args: list[str], home: Path) -> set[str]:
-    """The top-level packages a fresh interpreter has imported after running ``args``."""
+def modules_after(args: list[str], home: Path) -> set[str]:
+    """The modules a fresh interpreter has imported after running ``args``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
     env["TASTEBUD_HOME"] = str(home)
     done = subprocess.run(
@@ -65,6 +64,11 @@ def loaded_after(args: list[str], home: Path) -> set[str]:
     document = json.loads(done.stdout.strip().splitlines()[-1])
     assert document["code"] == 0, done.stdout + done.stderr
     return set(document["modules"])
+
+
+def loaded_after(args: list[str], home: Path) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``args``."""
+    return {name.split(".")[0] for name in modules_after(args, home)}
 
 
 def test_importing_the_cli_and_its_help_import_nothing_heavy(tmp_path: Path) -> None:
@@ -88,6 +92,12 @@ def test_light_commands_import_only_what_they_use(
 ) -> None:
     loaded = loaded_after(args, tmp_path)
     assert loaded & (MODEL_LIBRARIES | DATA_LIBRARIES) <= allowed
+
+
+def test_stats_reads_without_arrows_compute_and_parquet_modules(tmp_path: Path) -> None:
+    """They are a tenth of a second of start-up; only writing or merging segments needs them."""
+    loaded = modules_after(["stats"], tmp_path)
+    assert {"pyarrow.compute", "pyarrow.parquet"} & loaded == set()
 
 
 def test_names_spelled_out_for_help_agree_with_their_source() -> None:

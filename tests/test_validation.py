@@ -22,8 +22,8 @@ NOW = time.time()
 FIELD_VALUES: dict[str, list[Any]] = {
     "event_id": [None, "ev-1", "", "bad id", "x" * 129, "a/b:c@d"],
     "user_id": [None, "u1", "", "user 1", "ü", "y" * 200, "U-9"],
-    "item_id": [None, "i1", "item#7", "bad\nid"],
-    "event_type": [None, "play", "rating", "explode", "", "PLAY"],
+    "item_id": [None, "i1", "item#7", "bad\nid", "nul\x00id"],
+    "event_type": [None, "play", "rating", "explode", "", "PLAY", "pl\x00ay"],
     "value": [None, "4.5", "abc", "nan", "inf", "", "1e3", "-2"],
     "timestamp": [
         None,
@@ -43,7 +43,16 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "device_type": [None, "web", "mobile", "other", "tablet", ""],
     "locale": [None, "en-US", "pt_BR", "x", "en-US-with-a-very-long-tail-that-never-ends"],
     "schema_version": [None, "1", "2", "3", "two"],
-    "context": [None, "", '{"page":"home"}', "[1,2]", "{bad json", '{"k":"' + "z" * 80 + '"}'],
+    "context": [
+        None,
+        "",
+        '{"page":"home"}',
+        "[1,2]",
+        "{bad json",
+        '{"k":"' + "z" * 80 + '"}',
+        '{"k":"a\\u0000b"}',  # text no store can keep, behind JSON escapes
+        '{"a\\ud800":1}',
+    ],
 }
 
 rows = st.fixed_dictionaries(

@@ -37,7 +37,7 @@ from tastebud.api.schemas import (
     UserIn,
     error_responses,
 )
-from tastebud.config import BudgetSettings, Settings, load_settings
+from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
 from tastebud.features import routes as feature_routes
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
@@ -49,6 +49,7 @@ from tastebud.ranking import routes as ranking_routes
 from tastebud.ranking.activity import RecentActivity
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
+from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
 from tastebud.stores import open_stores
 from tastebud.stores.budget import within_budget
 from tastebud.trending import routes as trending_routes
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
                     stores.database.gateway.keys,
                     settings.gateway.key_cache_seconds,
                     outage_seconds=settings.gateway.key_outage_seconds,
+                    miss_seconds=settings.gateway.key_miss_cache_seconds,
                 ),
                 limiter=RateLimiter(),
             )
@@ -156,6 +158,9 @@ def create_app(settings: Settings) -> FastAPI:
         RequestMiddleware,
         max_body_bytes=settings.gateway.max_body_bytes,
         budgets=settings.budgets,
+        rules=settings.events,
+        max_header_bytes=settings.gateway.max_header_bytes,
+        max_headers=settings.gateway.max_headers,
     )
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
@@ -194,17 +199,29 @@ class RequestMiddleware:
     body size is over the limit. Pure ASGI: a BaseHTTPMiddleware would cost a task and a
     queue per request."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, budgets: BudgetSettings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        budgets: BudgetSettings,
+        rules: EventRules,
+        max_header_bytes: int = 16 * 1024,
+        max_headers: int = 100,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.budgets = budgets
+        self.rules = rules
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope.get("headers") or [])
+        raw_headers = scope.get("headers") or []
+        headers = dict(raw_headers)
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.fullmatch(given) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -225,10 +242,17 @@ class RequestMiddleware:
 
         try:
             declared = headers.get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._too_large(send_with_id, request_id)
+            if len(raw_headers) > self.max_headers:
+                message = f"more than {self.max_headers} request headers"
+                await self._refuse(send_with_id, request_id, 431, "headers_too_large", message)
+            elif sum(len(k) + len(v) + 4 for k, v in raw_headers) > self.max_header_bytes:
+                message = f"the request headers are larger than {self.max_header_bytes} bytes"
+                await self._refuse(send_with_id, request_id, 431, "headers_too_large", message)
+            elif declared.isdigit() and int(declared) > self.max_body_bytes:
+                message = f"the body is larger than {self.max_body_bytes} bytes"
+                await self._refuse(send_with_id, request_id, 413, "body_too_large", message)
             else:
-                with within_budget(self.budgets):
+                with within_budget(self.budgets), rules_in_force(self.rules):
                     await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
@@ -245,22 +269,19 @@ class RequestMiddleware:
             )
             clear_context()
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
+    async def _refuse(
+        self, send: Send, request_id: str, status: int, code: str, message: str
+    ) -> None:
+        """Answer before the app sees the request (and close the connection)."""
         import json
 
         body = json.dumps(
-            {
-                "error": {
-                    "code": "body_too_large",
-                    "message": f"the body is larger than {self.max_body_bytes} bytes",
-                    "request_id": request_id,
-                }
-            }
+            {"error": {"code": code, "message": message, "request_id": request_id}}
         ).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -295,9 +316,23 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     batches = (("EventBatchIn", "events"), ("ItemBatchIn", "items"), ("UserBatchIn", "users"))
     for batch, field in batches:
         components[batch]["properties"][field]["maxItems"] = limit
+    _document_ids(schema, settings)
     _document_security(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+def _document_ids(node: Any, settings: Settings) -> None:
+    """Every ``ExternalId`` (parameters and bodies) with the configured length and pattern."""
+    if isinstance(node, dict):
+        if node.pop(ID_SCHEMA_MARK, False):
+            node["maxLength"] = settings.events.max_id_length
+            node["pattern"] = settings.events.id_pattern
+        for value in node.values():
+            _document_ids(value, settings)
+    elif isinstance(node, list):
+        for value in node:
+            _document_ids(value, settings)
 
 
 def _document_security(app: FastAPI, schema: dict[str, Any]) -> None:

@@ -74,11 +74,29 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
                 "send an API key as `Authorization: Bearer KEY` or `X-API-Key: KEY`",
                 headers=UNAUTHORIZED,
             )
-        key = state.keys.cached(secret) or await run_in_threadpool(state.keys.authenticate, secret)
+        key = state.keys.cached(secret)
         if key is None:
-            raise ApiError(
-                401, "invalid_api_key", "the API key is unknown or revoked", headers=UNAUTHORIZED
+            # A client whose keys keep failing (a scan, a leaked-key hunt) is slowed down per
+            # address before its lookups reach the key store.
+            client = request.client.host if request.client else "unknown"
+            failures = f"authfail:{client}"
+            wait = state.limiter.wait(
+                failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
             )
+            if wait > 0:
+                raise _too_many(wait, "too many failed API-key checks from this address")
+            if not state.keys.known_unknown(secret):
+                key = await run_in_threadpool(state.keys.authenticate, secret)
+            if key is None:
+                state.limiter.check(
+                    failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
+                )
+                raise ApiError(
+                    401,
+                    "invalid_api_key",
+                    "the API key is unknown or revoked",
+                    headers=UNAUTHORIZED,
+                )
         request.state.key_id = key.key_id
         bind_context(key_id=key.key_id)
         if not key.allows(scope):
@@ -117,12 +135,16 @@ def api_key_of(request: Request) -> str | None:
 def _limit(state: AppState, bucket: str, rate: float, burst: float) -> None:
     wait = state.limiter.check(bucket, rate, burst)
     if wait > 0:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many requests; retry in {wait:.2f} s",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
+        raise _too_many(wait, "too many requests")
+
+
+def _too_many(wait: float, what: str) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"{what}; retry in {wait:.2f} s",
+        headers={"Retry-After": retry_after_header(wait)},
+    )
 
 
 IngestKey = Annotated[ApiKey | None, Depends(require("ingest"))]

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tastebud.gateway.ingestion import GatewayUnavailable
 from tastebud.gateway.ratelimit import retry_after_header
 from tastebud.observability import get_logger
-from tastebud.stores import StoreError
+from tastebud.stores import StoreDataError, StoreError
 
 log = get_logger("tastebud.api")
 
@@ -84,6 +84,9 @@ STATUS_CODES = {
 }
 
 
+RULE_CODES = frozenset({"invalid_id", "id_too_long", "invalid_text"})
+
+
 def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
     """FastAPI's error list without the offending input (it may hold secrets or be huge)."""
     return [
@@ -110,13 +113,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(
-            422,
-            "invalid_request",
-            "the request's parameters are invalid",
-            request,
-            details=_validation_details(error),
+        details = _validation_details(error)
+        # An id or text rule broken anywhere answers with the code a body field gets
+        # (``invalid_id``, ``id_too_long``, ``invalid_text``): the same 422 on every route.
+        named = [d for d in details if d["type"] in RULE_CODES]
+        code = named[0]["type"] if named else "invalid_request"
+        message = (
+            f"{named[0]['loc'][-1]}: {named[0]['msg']}"
+            if named and named[0]["loc"]
+            else "the request's parameters are invalid"
         )
+        return error_response(422, code, message, request, details=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -124,6 +131,14 @@ def install(app: FastAPI) -> None:
         message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
         return error_response(
             error.status_code, code, message, request, headers=dict(error.headers or {})
+        )
+
+    @app.exception_handler(StoreDataError)
+    async def _refused(request: Request, error: StoreDataError) -> JSONResponse:
+        # Permanent: the store refused the data itself. Not a 503 (a retry cannot help).
+        log.warning("store_refused_data", error=str(error)[:300])
+        return error_response(
+            422, "unstorable", "a store refused the data; nothing was changed", request
         )
 
     @app.exception_handler(GatewayUnavailable)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ID_PATTERN = r"^[A-Za-z0-9_.:@/+=#~|-]+$"
+from tastebud.schemas import ExternalId
 
 EVENT_EXAMPLE: dict[str, Any] = {
     "event_id": "evt-2025-03-01-000042",
@@ -25,10 +25,10 @@ EVENT_EXAMPLE: dict[str, Any] = {
 
 
 def _id(description: str, *, required: bool = True) -> Any:
-    extra = {"min_length": 1, "max_length": 128, "pattern": ID_PATTERN}
+    """An ``ExternalId`` field: its length and pattern are the settings' (``app._openapi``)."""
     if required:
-        return Field(description=description, **extra)  # type: ignore[arg-type]
-    return Field(default=None, description=description, **extra)  # type: ignore[arg-type]
+        return Field(description=description)
+    return Field(default=None, description=description)
 
 
 class EventIn(BaseModel):
@@ -37,13 +37,13 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EVENT_EXAMPLE]})
 
-    event_id: str | None = _id(
+    event_id: ExternalId | None = _id(
         "Idempotency key: a replay is reported as `duplicate` and stored once. When absent, "
         "one is derived from the event's content.",
         required=False,
     )
-    user_id: str = _id("External user id.")
-    item_id: str = _id("External item id.")
+    user_id: ExternalId = _id("External user id.")
+    item_id: ExternalId = _id("External item id.")
     event_type: str = Field(description="A configured event type (play, like, view...).")
     value: float | None = Field(default=None, description="Rating, seconds played, price...")
     timestamp: str | float | None = Field(
@@ -52,7 +52,7 @@ class EventIn(BaseModel):
         "event is dated when the gateway received it, unless `events.require_timestamp` is "
         "set, which rejects it (`missing_field`).",
     )
-    session_id: str | None = _id(
+    session_id: ExternalId | None = _id(
         "Assigned by a per-user inactivity gap when absent.", required=False
     )
     device_type: Literal["web", "mobile", "other"] | None = Field(
@@ -92,7 +92,7 @@ class ItemIn(BaseModel):
         },
     )
 
-    item_id: str = _id("External item id.")
+    item_id: ExternalId = _id("External item id.")
     title: str | None = None
     creator: str | None = Field(default=None, description="Artist, brand, director.")
     categories: list[str] = Field(default_factory=list)
@@ -107,7 +107,7 @@ class UserIn(BaseModel):
         json_schema_extra={"examples": [{"user_id": "u1", "attributes": {"country": "FR"}}]},
     )
 
-    user_id: str = _id("External user id.")
+    user_id: ExternalId = _id("External user id.")
     created_at: str | float | None = Field(default=None, description="ISO-8601 or epoch.")
     attributes: dict[str, Any] = Field(default_factory=dict)
 
@@ -248,7 +248,10 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
-    checks: dict[str, str] = Field(description="Each store: ok, or its error.")
+    checks: dict[str, str] = Field(
+        description="Each store: ok, or its error; `model`: ok, `ok, degraded: ...` (an "
+        "earlier version serves in place of the one the alias names), or `no model: ...`."
+    )
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -7,6 +7,9 @@ delayed ACK: ~40 ms per keep-alive request, measured (docs/benchmarks.md).
 
 ``http_protocol()`` picks httptools (a C parser, from ``uvicorn[standard]``) when it is
 installed, and the pure-Python h11 otherwise.
+
+These subclass uvicorn's internal protocol classes, so pyproject.toml pins uvicorn to the
+releases ``tests/api/test_uvicorn_internals.py`` has passed on.
 """
 
 from __future__ import annotations

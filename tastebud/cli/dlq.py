@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tastebud.cli.common import (
     EXIT_STORE,
+    console,
     fail,
     gateway_stores_for,
     out,
@@ -147,12 +148,21 @@ def retry(
             raise fail(f"{error} (retried before the failure: {summary})", EXIT_STORE) from None
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
-        return
-    out.print(
-        f"stored {len(report.stored)}, already stored {len(report.duplicates)},"
-        f" still invalid {len(report.still_invalid)}",
-        highlight=False,
-    )
+    else:
+        out.print(
+            f"stored {len(report.stored)}, already stored {len(report.duplicates)},"
+            f" still invalid {len(report.still_invalid)}",
+            highlight=False,
+        )
+    if report.still_invalid:
+        # Each letter that could not be stored is reported and kept (the others were
+        # stored); the exit code says some failed, for scripts and cron.
+        for entry_id, reasons in sorted(report.still_invalid.items())[:20]:
+            console.print(f"entry {entry_id}: not stored ({', '.join(reasons)})", highlight=False)
+        raise typer.Exit(EXIT_NOT_STORED)
+
+
+EXIT_NOT_STORED = 1  # some letters are still invalid or refused by the store: kept
 
 
 def _merge(total: RetryReport, part: RetryReport) -> None:

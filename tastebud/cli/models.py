@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -112,26 +112,53 @@ def show(
     out.print_json(json.dumps(document))
 
 
+@contextmanager
+def _refusal(alias: str, before: str | None) -> Iterator[None]:
+    """A version that fails validation: say so, and that the alias did not move."""
+    from tastebud.registry import ModelLoadError
+
+    try:
+        yield
+    except ModelLoadError as error:
+        where = f"{alias} still points to {before}" if before else f"{alias} is unchanged"
+        raise fail(f"refused: {error.reason} ({where})", EXIT_REGISTRY) from None
+
+
+def _validation() -> dict[str, Any]:
+    """How a version is checked before an alias moves to it: loaded as a recommender (its
+    arrays' shapes checked) and asked for one recommendation."""
+    # Imported here, not at the top: numpy, implicit (CLI start-up).
+    from tastebud.cli.recommend import smoke_recommendation
+    from tastebud.models.base import Recommender
+
+    return {"loader": Recommender.load, "smoke": smoke_recommendation}
+
+
 @app.command("promote")
 def promote(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="A version, or an alias whose version to promote.")],
     alias: AliasOption = "production",
 ) -> None:
-    """Point an alias at a version (the alias remembers where it pointed, for rollback)."""
+    """Point an alias at a version (the alias remembers where it pointed, for rollback),
+    once the version is validated: checksums, loaded (shapes checked), one smoke
+    recommendation. A version that would not serve is refused (exit 1), the alias left."""
     with registry_for(ctx) as registry:
         before = registry.aliases().get(alias)
-        manifest = registry.promote(ref, alias)
+        with _refusal(alias, before):
+            manifest = registry.promote(ref, alias, **_validation())
     was = f" (was {before})" if before and before != manifest.model_version else ""
     out.print(f"{alias} -> {manifest.model_version}{was}")
 
 
 @app.command("rollback")
 def rollback(ctx: typer.Context, alias: AliasOption = "production") -> None:
-    """Point an alias back at the version it pointed to before its last change."""
+    """Point an alias back at the version it pointed to before its last change, once that
+    version is validated as `promote` does (refused with exit 1 if it would not serve)."""
     with registry_for(ctx) as registry:
         before = registry.aliases().get(alias)
-        manifest = registry.rollback(alias)
+        with _refusal(alias, before):
+            manifest = registry.rollback(alias, **_validation())
     out.print(f"{alias} -> {manifest.model_version} (was {before})")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ def serve(
     # Imported here, not at the top: FastAPI and the stores (CLI start-up).
     from tastebud.api.server import http_protocol
     from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
-    from tastebud.gateway.keys import bootstrap_admin_key
+    from tastebud.gateway.keys import bootstrap_admin_key, write_admin_key
     from tastebud.observability import configure_logging
 
     settings = settings_from_context(ctx)
@@ -43,11 +44,20 @@ def serve(
     with stores_for(settings) as stores:
         secret = bootstrap_admin_key(settings, stores.database)
     if secret is not None:
-        console.print(
-            "[bold]Created the first admin API key.[/] It is shown this once; store it now."
-            " Create narrower keys with `tastebud keys create --scope ingest`."
-        )
-        out.print(secret, soft_wrap=True, highlight=False)
+        if sys.stdout.isatty():
+            console.print(
+                "[bold]Created the first admin API key.[/] It is shown this once; store it now."
+                " Create narrower keys with `tastebud keys create --scope ingest`."
+            )
+            out.print(secret, soft_wrap=True, highlight=False)
+        else:  # the output goes to a log: the key must not
+            path = write_admin_key(secret, settings.home)
+            console.print(
+                f"[bold]Created the first admin API key[/] in {path} (readable only by you);"
+                " store it elsewhere and delete the file.",
+                soft_wrap=True,
+                highlight=False,
+            )
     configure_logging(settings.log_level, settings.log_format)
 
     import uvicorn

@@ -136,7 +136,7 @@ def train_command(
     except (InteractionsError, ModelError) as error:
         raise fail(str(error)) from None
     if result.fallback:
-        console.print(f"[yellow]note:[/] {result.fallback}")
+        console.print(f"[yellow]warning:[/] {result.fallback}")
     if result.search is not None:
         console.print(
             f"AutoML: {len(result.search.trials)} trials, best validation NDCG@10 "

@@ -1,35 +1,43 @@
 """Download public recommendation datasets into a local cache (``tastebud datasets fetch``).
 
-A fetch is all-or-nothing: the archive is downloaded and unpacked inside a hidden temporary
-folder in the cache and only renamed to ``cache_dir/<name>`` once every check has passed, so
-an interrupted or failed fetch never leaves a half-populated dataset folder behind. A
-manifest (``.tastebud-fetch.json``) records where the copy came from and its checksum; a copy
-without one is treated as unverified and fetched again.
+pooch does the transfer: the download (requests, streamed, with a per-operation timeout),
+the sha256 check against a known hash, and unpacking (its ``Unzip`` processor, here refusing
+entries that point outside the folder). What is ours is what pooch does not do: a fetch is
+all-or-nothing: the archive is downloaded and unpacked inside a hidden temporary folder in
+the cache and only renamed to ``cache_dir/<name>`` once every check has passed (required
+files found at whatever nesting the archive has), so an interrupted or failed fetch never
+leaves a half-populated dataset folder behind. A manifest (``.tastebud-fetch.json``)
+records where the copy came from and its checksum; a copy without one is treated as
+unverified and fetched again. Every failure becomes a ``FetchError`` whose message is meant
+for the user (a CLI message, not a traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.client import HTTPException
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import pooch
+import requests
 
 MANIFEST_NAME = ".tastebud-fetch.json"
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
 USER_AGENT = "tastebud-datasets-fetch/0.1 (+https://github.com/tastebud)"
 IGNORED_ARCHIVE_FOLDERS = frozenset({"__MACOSX"})
+EXTRACTED = "extracted"  # the folder the archive is unpacked into, inside the work folder
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -118,8 +126,9 @@ def fetch_dataset(
     A copy already there with its manifest and required files is reused unless ``force``.
     ``mirror`` is a base URL (``http(s)://`` or ``file://``) that serves the archive under its
     upstream file name, for offline installs and tests. ``progress(bytes_done, total)`` is
-    called per downloaded chunk; ``total`` is None when the server does not say. ``timeout``
-    bounds each network operation, not the whole download. Raises FetchError.
+    called as the download goes (``bytes_done`` only grows); ``total`` is None when the
+    server does not say. ``timeout`` bounds each network operation, not the whole download.
+    Raises FetchError.
     """
     spec = _spec_for(name)
     cache_dir = Path(cache_dir)
@@ -135,14 +144,10 @@ def fetch_dataset(
         raise FetchError(f"cannot create the dataset cache in {cache_dir}: {error}") from error
     try:
         archive = workdir / _archive_file_name(spec.url)
-        digest, size = _download(url, archive, progress=progress, timeout=timeout)
-        if spec.sha256 is not None and digest != spec.sha256.lower():
-            raise FetchError(
-                f"checksum mismatch for {url}: expected sha256 {spec.sha256.lower()}, "
-                f"got {digest}; the download is corrupt or the file changed upstream"
-            )
-        dataset_root = _extract_dataset(archive, workdir / "extracted", spec, url)
-        archive.unlink()
+        _retrieve(spec, url, archive, progress=progress, timeout=timeout)
+        digest = spec.sha256.lower() if spec.sha256 else pooch.file_hash(str(archive))
+        size = archive.stat().st_size
+        dataset_root = _find_dataset_root(workdir / EXTRACTED, spec, url)
         try:
             _write_manifest(dataset_root, url=url, sha256=digest, size_bytes=size)
         except OSError as error:
@@ -197,69 +202,162 @@ def _is_verified(folder: Path, spec: DatasetSpec) -> bool:
     return all((folder / relative).is_file() for relative in spec.required_files)
 
 
-def _download(
-    url: str, destination: Path, *, progress: ProgressCallback | None, timeout: float
-) -> tuple[str, int]:
-    """Stream ``url`` into ``destination``; return its sha256 and size in bytes."""
-    response = _open(url, timeout)
-    digest = hashlib.sha256()
-    bytes_done = 0
-    with response, destination.open("wb") as archive_file:
-        total = _content_length(response.headers.get("Content-Length"))
-        while chunk := _read_chunk(response, url, timeout):
-            try:
-                archive_file.write(chunk)
-            except OSError as error:
-                raise FetchError(
-                    f"cannot write the download to {destination.parent}: {error}"
-                ) from error
-            digest.update(chunk)
-            bytes_done += len(chunk)
-            if progress is not None:
-                progress(bytes_done, total)
-    if total is not None and bytes_done != total:
-        raise FetchError(
-            f"download of {url} was cut short: got {bytes_done} of {total} bytes; try again"
+def _retrieve(
+    spec: DatasetSpec,
+    url: str,
+    archive: Path,
+    *,
+    progress: ProgressCallback | None,
+    timeout: float,
+) -> None:
+    """Download ``url`` to ``archive`` with pooch (checked against ``spec.sha256`` when
+    known) and unpack it into ``archive.parent / EXTRACTED``; every failure is a FetchError."""
+    downloader: Callable[..., None]
+    if urlsplit(url).scheme == "file":
+        downloader = _FileCopy(progress)
+    else:
+        downloader = pooch.HTTPDownloader(
+            progressbar=_Progress(progress) if progress is not None else False,
+            chunk_size=DOWNLOAD_CHUNK_BYTES,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
         )
-    return digest.hexdigest(), bytes_done
-
-
-def _open(url: str, timeout: float) -> Any:
-    """Open ``url``, translating every way that can fail into a FetchError."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        with error:
-            raise FetchError(f"HTTP {error.code} {error.reason} fetching {url}") from error
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, TimeoutError):
-            raise FetchError(f"timed out after {timeout:g}s connecting to {url}") from error
-        raise FetchError(f"could not reach {url}: {error.reason}") from error
-    except TimeoutError as error:
-        raise FetchError(f"timed out after {timeout:g}s connecting to {url}") from error
-    except (OSError, HTTPException) as error:
-        raise FetchError(f"network error fetching {url}: {error!r}") from error
-    except ValueError as error:
-        raise FetchError(f"invalid dataset URL {url!r}: {error}") from error
+        with _quiet_pooch():
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{spec.sha256.lower()}" if spec.sha256 else None,
+                fname=archive.name,
+                path=archive.parent,
+                processor=_SafeUnzip(url),
+                downloader=downloader,
+            )
+    except requests.exceptions.RequestException as error:
+        if error.response is not None:  # pooch streams and leaves a failed response open
+            error.response.close()
+        raise _network_error(error, url, timeout) from error
+    except zipfile.BadZipFile as error:
+        raise FetchError(
+            f"{url} did not return a zip archive ({archive.stat().st_size} bytes; "
+            f"starts with {_first_bytes(archive)!r}); check the URL or mirror"
+        ) from error
+    except ValueError as error:  # pooch's hash check: the only ValueError it raises here
+        raise FetchError(f"checksum mismatch for {url}: {error}") from error
+    except OSError as error:
+        raise FetchError(f"cannot download or unpack {url} in {archive.parent}: {error}") from error
 
 
-def _read_chunk(response: Any, url: str, timeout: float) -> bytes:
-    """Read one chunk, turning socket failures mid-download into FetchError."""
+def _network_error(
+    error: requests.exceptions.RequestException, url: str, timeout: float
+) -> FetchError:
+    """A one-line message for what went wrong on the wire (requests' own are nested reprs)."""
+    cause = _root_cause(error)
+    if isinstance(error, requests.exceptions.HTTPError) and error.response is not None:
+        response = error.response
+        return FetchError(f"HTTP {response.status_code} {response.reason} fetching {url}")
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return FetchError(f"timed out after {timeout:g}s connecting to {url}")
+    if isinstance(error, requests.exceptions.Timeout) or isinstance(cause, TimeoutError):
+        return FetchError(f"timed out after {timeout:g}s downloading {url}")
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return FetchError(f"download of {url} was cut short ({cause}); try again")
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return FetchError(f"could not reach {url}: {cause}")
+    if isinstance(error, ValueError):  # InvalidURL, MissingSchema, InvalidSchema
+        return FetchError(f"invalid dataset URL {url!r}: {error}")
+    return FetchError(f"network error fetching {url}: {cause}")
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost error under requests' and urllib3's wrappers."""
+    seen = {id(error)}
+    while True:
+        reason = getattr(error, "reason", None)
+        inner = next(
+            (
+                candidate
+                for candidate in (error.__cause__, reason, error.__context__)
+                if isinstance(candidate, BaseException) and id(candidate) not in seen
+            ),
+            None,
+        )
+        if inner is None:
+            return error
+        seen.add(id(inner))
+        error = inner
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """pooch logs each download at INFO on stderr; the CLI has its own progress bar."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
-        return response.read(DOWNLOAD_CHUNK_BYTES)
-    except TimeoutError as error:
-        raise FetchError(f"timed out after {timeout:g}s downloading {url}") from error
-    except (OSError, HTTPException) as error:
-        raise FetchError(f"network error downloading {url}: {error!r}") from error
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def _content_length(header: str | None) -> int | None:
-    try:
-        length = int(header) if header is not None else None
-    except ValueError:
-        return None
-    return length if length is not None and length >= 0 else None
+class _Progress:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) turned into
+    ``progress(bytes_done, total)`` calls. pooch counts whole chunks and, at the end, resets
+    and adds the total: bytes are capped at the total and only reported when they grow."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self.callback = callback
+        self.total = 0  # set by pooch from Content-Length; 0 when the server does not say
+        self.counted = 0
+        self.reported = 0
+
+    def update(self, step: int) -> None:
+        self.counted += step
+        done = min(self.counted, self.total) if self.total else self.counted
+        if done > self.reported:
+            self.reported = done
+            self.callback(done, self.total or None)
+
+    def reset(self) -> None:
+        self.counted = 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _FileCopy:
+    """A pooch downloader for ``file://`` mirrors (pooch knows only network protocols)."""
+
+    def __init__(self, progress: ProgressCallback | None) -> None:
+        self.progress = progress
+
+    def __call__(self, url: str, output_file: str, _pooch: object) -> None:
+        source = Path(url2pathname(urlsplit(url).path))
+        try:
+            shutil.copyfile(source, output_file)
+        except OSError as error:
+            raise FetchError(f"could not read {url}: {error.strerror or error}") from error
+        if self.progress is not None:
+            size = source.stat().st_size
+            self.progress(size, size)
+
+
+class _SafeUnzip(pooch.Unzip):
+    """pooch's Unzip into ``EXTRACTED``, refusing entries that would land outside it (zip
+    slip: zipfile would rewrite them silently; such an archive is not a dataset we know)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(extract_dir=EXTRACTED)
+        self.url = url
+
+    def _extract_file(self, fname: str, extract_dir: str) -> None:
+        with zipfile.ZipFile(fname) as zip_file:
+            unsafe = [name for name in zip_file.namelist() if _is_unsafe_member(name)]
+        if unsafe:
+            raise FetchError(
+                f"refusing to extract the archive from {self.url}: it has entries that point "
+                f"outside its folder: {', '.join(unsafe[:5])}"
+            )
+        super()._extract_file(fname, extract_dir)
 
 
 def _is_unsafe_member(member_name: str) -> bool:
@@ -272,31 +370,12 @@ def _is_unsafe_member(member_name: str) -> bool:
     )
 
 
-def _extract_dataset(archive: Path, destination: Path, spec: DatasetSpec, url: str) -> Path:
-    """Unpack ``archive`` and return the folder inside it that holds the required files."""
-    try:
-        destination.mkdir()
-        with zipfile.ZipFile(archive) as zip_file:
-            unsafe = [name for name in zip_file.namelist() if _is_unsafe_member(name)]
-            if unsafe:
-                raise FetchError(
-                    f"refusing to extract the archive from {url}: it has entries that point "
-                    f"outside its folder: {', '.join(unsafe[:5])}"
-                )
-            zip_file.extractall(destination)
-    except zipfile.BadZipFile as error:
-        raise FetchError(
-            f"{url} did not return a zip archive ({archive.stat().st_size} bytes; "
-            f"starts with {_first_bytes(archive)!r}); check the URL or mirror"
-        ) from error
-    except OSError as error:
-        raise FetchError(f"cannot extract the archive from {url}: {error}") from error
-    return _find_dataset_root(destination, spec, url)
-
-
 def _first_bytes(path: Path, count: int = 16) -> bytes:
-    with path.open("rb") as file:
-        return file.read(count)
+    try:
+        with path.open("rb") as file:
+            return file.read(count)
+    except OSError:
+        return b""
 
 
 def _find_dataset_root(extracted: Path, spec: DatasetSpec, url: str) -> Path:

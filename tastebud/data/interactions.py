@@ -3,7 +3,8 @@
 An interaction log is an Arrow table with the columns of ``LOG_SCHEMA``. The event store
 already holds validated events; a file (the batch CLI's ``--interactions``) is checked here:
 rows without ids, with NaN or infinite weights or unreadable timestamps are dropped and
-counted, and unknown columns are ignored and named, so a messy export still trains.
+counted (an empty timestamp is no time, kept), and unknown columns are ignored and named, so
+a messy export still trains.
 """
 
 from __future__ import annotations
@@ -231,7 +232,15 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
     if rating is not None:
         require(pc.or_kleene(pc.is_null(rating), pc.is_finite(rating)), "rating_not_finite")
     if "timestamp" in names:
-        require(pc.is_valid(timestamp), "timestamp_invalid")
+        # An empty cell is a row without a time (kept: models train without one); only a
+        # value that was given and cannot be read is dropped.
+        raw = table.column("timestamp")
+        given = pc.is_valid(raw)
+        if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+            given = pc.and_kleene(
+                given, pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)
+            )
+        require(pc.or_(pc.invert(given), pc.is_valid(timestamp)), "timestamp_invalid")
 
     log = pa.table(
         {

@@ -54,10 +54,21 @@ class MatrixOptions(BaseModel):
     rating_max: float | None = Field(
         default=None, gt=0, description="The rating scale's maximum; None reads it off the data."
     )
-    transform: Literal["none", "binary", "log"] = Field(
-        default="none", description="Confidence from summed weight w: w, 1, or 1 + alpha*log1p(w)."
+    transform: Literal["none", "binary", "log", "saturate", "bm25"] = Field(
+        default="none",
+        description="Confidence from summed weight w: w; 1; 1 + alpha*log1p(w); `saturate`: "
+        "w up to one event's worth and 1 + ln(w) above (repeats count logarithmically, rating "
+        "strengths keep their contrast); or `bm25`: an item's weight falls with its "
+        "popularity and a user's with the length of their history.",
+    )
+    normalize: bool = Field(
+        default=False,
+        description="Divide the confidences by their median, so a typical interaction "
+        "weighs 1 and a model's regularization means the same on every data shape.",
     )
     alpha: float = Field(default=1.0, gt=0)
+    bm25_k1: float = Field(default=100.0, gt=0, description="BM25 saturation of repeats.")
+    bm25_b: float = Field(default=0.8, ge=0, le=1, description="BM25 length normalisation.")
     min_user_interactions: int = Field(default=1, ge=1)
     min_item_interactions: int = Field(default=1, ge=1)
 
@@ -284,6 +295,23 @@ def _confidence(matrix: sp.csr_matrix, options: MatrixOptions) -> sp.csr_matrix:
         result.data = np.ones_like(result.data)
     elif options.transform == "log":
         result.data = 1.0 + options.alpha * np.log1p(result.data)
+    elif options.transform == "saturate":
+        # Continuous with a continuous slope at w = 1 (Hu, Koren & Volinsky's log scaling of
+        # repeats, leaving single events and rating strengths as they are).
+        data = result.data
+        result.data = np.where(data <= 1.0, data, 1.0 + np.log(np.maximum(data, 1.0)))
+    elif options.transform == "bm25":
+        from implicit.nearest_neighbours import bm25_weight  # only when asked for (start-up)
+
+        # implicit's BM25 weighting (rows = users as documents, items as terms). An item in
+        # every history gets idf 0; a small floor keeps it a preference rather than a hole.
+        weighted = bm25_weight(result, K1=options.bm25_k1, B=options.bm25_b).tocsr()
+        weighted.data = np.maximum(weighted.data, 1e-3 * max(float(weighted.data.max()), 1e-9))
+        result = weighted
+    if options.normalize and result.nnz:
+        median = float(np.median(result.data))
+        if median > 0:
+            result.data = result.data / median
     return result
 
 

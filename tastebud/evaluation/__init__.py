@@ -14,7 +14,13 @@ from tastebud.evaluation.evaluate import evaluate_rankings
 from tastebud.evaluation.metrics.coverage import FactorCoverage, factor_coverage
 from tastebud.evaluation.relevance import RelevanceMatrix, relevance_matrix
 from tastebud.evaluation.report import EvaluationReport, summarize_interactions
-from tastebud.evaluation.splitting import PROTOCOLS, ConfiguredSplitter, Split, make_splitter
+from tastebud.evaluation.splitting import (
+    PROTOCOLS,
+    ConfiguredSplitter,
+    Split,
+    make_splitter,
+    time_status,
+)
 
 __all__ = [
     "PROTOCOLS",
@@ -28,4 +34,5 @@ __all__ = [
     "make_splitter",
     "relevance_matrix",
     "summarize_interactions",
+    "time_status",
 ]

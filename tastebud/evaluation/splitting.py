@@ -2,8 +2,12 @@
 
 Every splitter takes a ``pyarrow.Table`` with at least ``user_id`` (string), ``item_id``
 (string) and ``timestamp`` (a timestamp; tz-naive values are read as UTC) and returns a
-:class:`Split`. Other columns (``rating``, ``weight``, ``event_type``...) ride along
-unchanged and every part keeps the input's row order, so a split is a partition of the rows.
+:class:`Split`. ``random-holdout`` (and ``strong-generalization`` with ``order="random"``)
+never look at time, so for them ``timestamp`` may be missing or null: data without time
+(plain pairs, play counts) can still be split. ``time_status`` says whether a table's times
+can order a temporal split at all. Other columns (``rating``, ``weight``, ``event_type``...)
+ride along unchanged and every part keeps the input's row order, so a split is a partition
+of the rows.
 
 Per-user splitters (``user-temporal``, ``leave-last-one``, ``random-holdout``,
 ``strong-generalization``) only test users with at least ``min_user_interactions``
@@ -92,11 +96,13 @@ def _check_min_interactions(value: int) -> int:
     return value
 
 
-def _rows(table: pa.Table) -> _Rows:
-    """Validate the input and encode users and times once for all splitters."""
+def _rows(table: pa.Table, *, need_time: bool = True) -> _Rows:
+    """Validate the input and encode users and times once for all splitters; without
+    ``need_time`` (random protocols) the timestamp column may be absent or null."""
     if not isinstance(table, pa.Table):
         raise ValueError(f"expected a pyarrow.Table of interactions, got {type(table).__name__}")
-    missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
+    required = REQUIRED_COLUMNS if need_time else ("user_id", "item_id")
+    missing = [name for name in required if name not in table.column_names]
     if missing:
         raise ValueError(
             f"interactions table is missing column(s) {', '.join(missing)}; "
@@ -104,21 +110,55 @@ def _rows(table: pa.Table) -> _Rows:
         )
     if table.num_rows == 0:
         raise ValueError("interactions table is empty: nothing to split")
-    for name in REQUIRED_COLUMNS:
+    for name in required:
         if table.column(name).null_count:
             raise ValueError(f"column {name} has {table.column(name).null_count} null value(s)")
-    timestamp = table.column("timestamp")
-    if not pa.types.is_timestamp(timestamp.type):
-        raise ValueError(f"column timestamp must be a timestamp type, got {timestamp.type}")
     for name in ("user_id", "item_id"):
         kind = table.column(name).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise ValueError(f"column {name} must be a string column, got {kind}")
     encoded = pc.dictionary_encode(table.column("user_id").combine_chunks())
     users = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    n_users = len(encoded.dictionary)
+    if not need_time:  # the random protocols order by a random key, never by time
+        return _Rows(users=users, times=np.zeros(len(users), np.int64), n_users=n_users,
+                     per_second=1)  # fmt: skip
+    timestamp = table.column("timestamp")
+    if not pa.types.is_timestamp(timestamp.type):
+        raise ValueError(f"column timestamp must be a timestamp type, got {timestamp.type}")
     times = np.asarray(timestamp.cast(pa.int64()).to_numpy(), dtype=np.int64)
     per_second = PER_SECOND[timestamp.type.unit]
-    return _Rows(users=users, times=times, n_users=len(encoded.dictionary), per_second=per_second)
+    return _Rows(users=users, times=times, n_users=n_users, per_second=per_second)
+
+
+TimeStatus = Literal["usable", "absent", "partial", "constant"]
+
+
+def time_status(table: pa.Table, *, min_ordered_share: float = 0.5) -> TimeStatus:
+    """Whether ``timestamp`` can order a per-user temporal split.
+
+    ``absent``: no column or every value null; ``partial``: some rows null (their order is
+    unknown); ``constant``: fewer than ``min_ordered_share`` of the users with 2+ rows have
+    rows at more than one time (one load date stamped on everything, where "the latest
+    rows" would only be the file's row order); otherwise ``usable``.
+    """
+    if "timestamp" not in table.column_names or table.num_rows == 0:
+        return "absent"
+    column = table.column("timestamp")
+    if column.null_count == len(column):
+        return "absent"
+    if column.null_count:
+        return "partial"
+    users = pc.dictionary_encode(table.column("user_id").combine_chunks()).indices
+    pairs = pa.table({"u": users, "t": column.cast(pa.int64())})
+    per_user = pairs.group_by("u").aggregate([("t", "count"), ("t", "count_distinct")])
+    rows = per_user.column("t_count").to_numpy()
+    distinct = per_user.column("t_count_distinct").to_numpy()
+    several = rows >= 2
+    if not several.any():
+        return "usable"
+    ordered = float((distinct[several] > 1).mean())
+    return "usable" if ordered >= min_ordered_share else "constant"
 
 
 def _micros(moment: datetime) -> int:
@@ -260,7 +300,7 @@ def random_holdout(
     ``user_temporal``); ignores time, so it measures fit rather than forecasting."""
     fraction = _check_fraction("fraction", fraction)
     minimum = _check_min_interactions(min_user_interactions)
-    rows = _rows(table)
+    rows = _rows(table, need_time=False)
     key = np.random.default_rng(random_state).random(len(rows.times))
     mask = _tail_mask(rows, key, lambda n: _n_test(n, fraction), minimum)
     options = {
@@ -293,7 +333,7 @@ def strong_generalization(
     minimum = _check_min_interactions(min_user_interactions)
     if order not in ("time", "random"):
         raise ValueError(f"order must be 'time' or 'random', got {order!r}")
-    rows = _rows(table)
+    rows = _rows(table, need_time=order == "time")
     rng = np.random.default_rng(random_state)
     counts = np.bincount(rows.users, minlength=rows.n_users)
     eligible = np.flatnonzero(counts >= minimum)

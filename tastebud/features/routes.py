@@ -23,16 +23,15 @@ from tastebud.api.errors import ApiError
 from tastebud.features.registry import ManifestError
 from tastebud.features.service import FeatureService
 from tastebud.features.store import FeatureStore, open_feature_store
+from tastebud.schemas import ExternalId, StorableText
 
 MAX_ENTITIES = 1_000
 MAX_FEATURES = 500
 _lock = threading.Lock()
 
-EntityId = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/+=#~|-]+$")
-]
-FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-EntityType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+EntityId = ExternalId
+FeatureName = Annotated[StorableText, StringConstraints(min_length=1, max_length=200)]
+EntityType = Annotated[StorableText, StringConstraints(min_length=1, max_length=64)]
 
 EXAMPLE = {
     "entities": {"user": ["u42"], "item": ["i7", "i9"]},

@@ -20,6 +20,7 @@ from tastebud.gateway.metrics import DLQ_ADDED, DLQ_ALERTS, RETRY_SUCCESS
 from tastebud.observability import get_logger
 from tastebud.schemas import Event, events_to_arrow
 from tastebud.stores import Database
+from tastebud.stores.errors import is_permanent
 from tastebud.stores.gateway import DeadLetter, DeadLetterStore
 from tastebud.validation import content_event_ids, pydantic_reasons
 
@@ -167,11 +168,35 @@ def event_from_entry(entry: DeadLetter, settings: Settings) -> Event:
     return event.model_copy(update=update) if update else event
 
 
+def _append_isolating(database: Database, events: list[Event]) -> tuple[set[str], dict[str, str]]:
+    """Append ``events``; if the store refuses the data (``is_permanent``), append them one
+    by one so only the refused ones stay out. Returns the ids stored before and the refused
+    ids with the store's message. An outage (``StoreUnavailable``) propagates."""
+    unique: dict[str, Event] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)
+    try:
+        return set(database.events.append(list(unique.values())).duplicates), {}
+    except Exception as error:
+        if not is_permanent(error):
+            raise
+    stored_before: set[str] = set()
+    refused: dict[str, str] = {}
+    for event_id, event in unique.items():
+        try:
+            stored_before.update(database.events.append([event]).duplicates)
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            refused[event_id] = f"{type(error).__name__}: {error}"
+    return stored_before, refused
+
+
 def retry_entries(
     database: Database, settings: Settings, entries: Sequence[DeadLetter]
 ) -> RetryReport:
-    """Store what now validates and delete it from the queue. A store failure propagates
-    (nothing is deleted that was not stored)."""
+    """Store what now validates and delete it from the queue; what the store refuses stays,
+    as ``unstorable``. An outage propagates (nothing is deleted that was not stored)."""
     report = RetryReport()
     good: list[tuple[DeadLetter, Event]] = []
     for entry in entries:
@@ -184,25 +209,32 @@ def retry_entries(
             database.gateway.dead_letters.record_attempt(
                 entry.entry_id, reasons, error.errors()[0]["msg"]
             )
-        except ValueError as error:
+        except (ValueError, TypeError) as error:  # TypeError: a field of the wrong shape
             report.still_invalid[entry.entry_id] = ["malformed_payload"]
             database.gateway.dead_letters.record_attempt(
                 entry.entry_id, ["malformed_payload"], str(error)[:200]
             )
     if good:
-        unique: dict[str, Event] = {}
-        for _, event in good:
-            unique.setdefault(event.event_id, event)
-        stored_before = set(database.events.append(list(unique.values())).duplicates)
+        stored_before, refused = _append_isolating(database, [event for _, event in good])
         seen: set[str] = set()
+        done: list[int] = []
         for entry, event in good:
             assert entry.entry_id is not None
+            if event.event_id in refused:
+                # The store refused this event's data: kept, with the reason, never retried
+                # as an outage; the others are stored.
+                report.still_invalid[entry.entry_id] = ["unstorable"]
+                database.gateway.dead_letters.record_attempt(
+                    entry.entry_id, ["unstorable"], refused[event.event_id][:200]
+                )
+                continue
             if event.event_id in stored_before or event.event_id in seen:
                 report.duplicates.append(entry.entry_id)
             else:
                 report.stored.append(entry.entry_id)
             seen.add(event.event_id)
-        database.gateway.dead_letters.delete([entry.entry_id for entry, _ in good])  # type: ignore[misc]
+            done.append(entry.entry_id)
+        database.gateway.dead_letters.delete(done)
         if report.stored:
             RETRY_SUCCESS.labels(source="dlq").inc(len(report.stored))
     return report

@@ -36,8 +36,9 @@ from tastebud.gateway.metrics import (
 from tastebud.observability import get_logger
 from tastebud.ranking.activity import RECORDED as ACTIVITY_RECORDED
 from tastebud.ranking.activity import RecentActivity
-from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow
+from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow, storable
 from tastebud.stores import AppendResult, Stores
+from tastebud.stores.errors import is_permanent
 from tastebud.stores.gateway import DeadLetter
 from tastebud.validation import content_event_ids, pydantic_reasons
 
@@ -105,7 +106,7 @@ class EventGateway:
         def reject(index: int, reasons: list[str], message: str) -> None:
             payload = payloads[index]
             event_id = payload.get("event_id") if isinstance(payload, dict) else None
-            event_id = event_id if isinstance(event_id, str) else None
+            event_id = event_id if isinstance(event_id, str) and storable(event_id) else None
             outcomes[index] = EventOutcome(index, "rejected", event_id, reasons, message)
             invalid.append(
                 (
@@ -139,31 +140,44 @@ class EventGateway:
         transient: list[tuple[int, DeadLetter]] = []
         if table.num_rows:
             table = self._enrich(table, request)
-            result, error = self._append(table)
             unique = [ids[row] for row in keep]
-            if result is not None:
-                stored_before = set(result.duplicates)
-                for event_id in unique:
-                    index = first[event_id]
-                    status: Status = "duplicate" if event_id in stored_before else "accepted"
-                    outcomes[index] = EventOutcome(index, status, event_id)
-                self._record_activity(table, stored_before)
+            result, error, permanent = self._append(table)
+            if result is None and permanent and table.num_rows > 1:
+                # The store refused some row's data: store the rows one by one, so only the
+                # bad ones are rejected (a data error is not an outage: nothing is retried).
+                parts = [
+                    (self._append(table.slice(row, 1)), [event_id], table.slice(row, 1))
+                    for row, event_id in enumerate(unique)
+                ]
             else:
-                for event_id, row in zip(unique, table.to_pylist(), strict=True):
-                    transient.append(
-                        (
-                            first[event_id],
-                            DeadLetter(
-                                kind="transient",
-                                payload=_dump_row(row),
-                                reasons=("store_unavailable",),
-                                message=error,
-                                event_id=event_id,
-                                key_id=caller.key_id,
-                                request_id=caller.request_id,
-                            ),
-                        )
+                parts = [((result, error, permanent), unique, table)]
+            for (part_result, part_error, part_permanent), part_ids, part in parts:
+                if part_result is not None:
+                    stored_before = set(part_result.duplicates)
+                    for event_id in part_ids:
+                        index = first[event_id]
+                        status: Status = "duplicate" if event_id in stored_before else "accepted"
+                        outcomes[index] = EventOutcome(index, status, event_id)
+                    self._record_activity(part, stored_before)
+                    continue
+                for event_id, row in zip(part_ids, part.to_pylist(), strict=True):
+                    index = first[event_id]
+                    letter = DeadLetter(
+                        kind="invalid" if part_permanent else "transient",
+                        payload=_dump_row(row),
+                        reasons=("unstorable",) if part_permanent else ("store_unavailable",),
+                        message=part_error,
+                        event_id=event_id,
+                        key_id=caller.key_id,
+                        request_id=caller.request_id,
                     )
+                    if part_permanent:
+                        outcomes[index] = EventOutcome(
+                            index, "rejected", event_id, ["unstorable"], part_error[:200]
+                        )
+                        invalid.append((index, letter))
+                    else:
+                        transient.append((index, letter))
         self._dead_letter(invalid, transient, outcomes)
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(payloads)
@@ -275,18 +289,25 @@ class EventGateway:
         ENRICH_SECONDS.observe((time.perf_counter() - started) / table.num_rows)
         return enriched
 
-    def _append(self, table: pa.Table) -> tuple[AppendResult | None, str]:
-        """Append, retrying transient failures with exponential backoff and full jitter."""
+    def _append(self, table: pa.Table) -> tuple[AppendResult | None, str, bool]:
+        """Append, retrying transient failures with exponential backoff and full jitter.
+        Returns the result, or the error and whether it is permanent (the store refused the
+        data: ``stores.errors.is_permanent``), which is never retried."""
         attempts = self.gateway.store_retries + 1
         error_text = ""
         for attempt in range(attempts):
             try:
                 with self._append_lock:
                     result = self.stores.events.append_arrow(table)
-            except PROGRAMMING_ERRORS:
-                raise
+            except PROGRAMMING_ERRORS as error:
+                if not is_permanent(error):
+                    raise
+                return None, f"{type(error).__name__}: {str(error)[:300]}", True
             except Exception as error:
                 error_text = f"{type(error).__name__}: {str(error)[:300]}"
+                if is_permanent(error):
+                    log.warning("event_append_refused", events=table.num_rows, error=error_text)
+                    return None, error_text, True
                 log.warning(
                     "event_append_failed", attempt=attempt + 1, of=attempts, error=error_text
                 )
@@ -300,8 +321,8 @@ class EventGateway:
                 continue
             if attempt:
                 RETRY_SUCCESS.labels(source="request").inc(result.inserted)
-            return result, ""
-        return None, error_text
+            return result, "", False
+        return None, error_text, False
 
     def _dead_letter(
         self,
@@ -365,5 +386,7 @@ def _dump_row(row: dict[str, Any]) -> str:
 
 
 def _dump(payload: Any) -> str:
-    """The payload as the client sent it (decoded JSON, re-encoded)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    """The payload as the client sent it (decoded JSON, re-encoded); all-ASCII when it holds
+    text no store can keep, which JSON's escapes then carry (``schemas.UNSTORABLE_TEXT``)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return text if storable(text) else json.dumps(payload, separators=(",", ":"))

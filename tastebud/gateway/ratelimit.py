@@ -45,6 +45,16 @@ class RateLimiter:
                 return 0.0
             return (cost - bucket.tokens) / rate
 
+    def wait(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        """Like ``check`` without taking anything: 0 if ``cost`` tokens are there."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
+        return 0.0 if tokens >= cost else (cost - tokens) / rate
+
 
 def retry_after_header(seconds: float) -> str:
     """Retry-After takes whole seconds; never 0, or clients retry at once."""

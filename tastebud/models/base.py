@@ -119,6 +119,14 @@ class Recommender:
             rows = np.full(histories.shape[0], -1, dtype=np.int64)
         return np.asarray(self._score(np.asarray(rows, np.int64), histories), dtype=np.float32)
 
+    def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        """User factors for histories (rows over this model's items), for models that have
+        them; item-based models (EASE, kNN) score a history directly (``score_histories``)."""
+        raise ModelError(
+            f"{type(self).__name__} has no user factors to fold in; score_histories scores a "
+            "history directly"
+        )
+
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         """Scores for known users by index (len(rows) x n_items)."""
         self._check_fitted()

@@ -186,7 +186,7 @@ def user_scores(
         if history.model_history is not None:
             if history.model_history.nnz == 0:
                 return None, None
-            return factors._fold_in(history.model_history)[0], None
+            return factors.fold_in(history.model_history)[0], None
         if history.row >= 0:
             return factors.user_factors_[history.row], None
         return None, None

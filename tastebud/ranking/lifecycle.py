@@ -58,6 +58,8 @@ class ModelLifecycle:
         self._catalog_watermark: float | None = None  # None: not read yet
         self.catalog_error: str | None = None
         self._failed: dict[tuple[str, str], float] = {}
+        # Why the alias's version is not what serves (None when it is): /readyz says it.
+        self.model_problem: str | None = None
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,16 +137,39 @@ class ModelLifecycle:
         except Exception as error:
             self._failed[("model", version)] = time.monotonic()
             MODEL_LOADS.labels(kind="model", outcome="refused").inc()
-            log.error(
-                "model_refused",
-                version=version,
-                serving=current,
-                error=f"{type(error).__name__}: {error}",
-            )
-            return False
+            reason = f"{type(error).__name__}: {error}"
+            log.error("model_refused", version=version, serving=current, error=reason)
+            alias = self.serving.model_alias
+            self.model_problem = f"{alias} -> {version} cannot be loaded ({reason[:300]})"
+            return current is None and self._fall_back(version)
         MODEL_LOADS.labels(kind="model", outcome="loaded").inc()
         log.info("model_swapped", version=version, previous=current)
+        self.model_problem = None
         return True
+
+    def _fall_back(self, refused: str) -> bool:
+        """With nothing serving and the alias's version refused, serve the last version the
+        alias pointed to that loads (its rollback targets, newest first) and say so in
+        ``model_problem``; with none, nothing serves and /readyz reports not ready."""
+        try:
+            earlier = self.registry.alias_state(self.serving.model_alias).previous
+        except Exception as error:
+            log.warning("model_alias_unreadable", error=f"{type(error).__name__}: {error}")
+            return False
+        for version in reversed(earlier):
+            if version == refused or not self._should_try("model", version):
+                continue
+            try:
+                self._model = self.load_model(version)
+            except Exception as error:
+                self._failed[("model", version)] = time.monotonic()
+                log.error("model_refused", version=version, error=f"{error}")
+                continue
+            MODEL_LOADS.labels(kind="model", outcome="fallback").inc()
+            log.error("model_fallback", refused=refused, serving=version)
+            self.model_problem = f"{self.model_problem}; serving {version}, the last that loads"
+            return True
+        return False
 
     def load_model(self, version: str) -> ServingModel:
         """Fetch, verify, load and smoke-test one version (raises on any failure)."""

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
 
 from tastebud.api.errors import ApiError
 from tastebud.ranking.pipeline import RankRequest
@@ -27,11 +28,11 @@ from tastebud.ranking.service import (
     UnknownCategory,
     UnknownItem,
 )
+from tastebud.schemas import ExternalId, StorableText, active_rules, check_id
 
-ID_PATTERN = r"^[A-Za-z0-9_.:@/+=#~|-]+$"
 MAX_EXCLUDE = 1_000
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Id = ExternalId
+Category = Annotated[StorableText, StringConstraints(min_length=1, max_length=128)]
 
 
 METADATA_DESCRIPTION = (
@@ -175,11 +176,9 @@ router = APIRouter(tags=["recommendations"])
 @router.get("/v1/users/{user_id:path}/recommendations", response_model=RecommendationsResponse)
 async def get_recommendations(
     request: Request,
-    user_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],
+    user_id: Annotated[Id, Path()],
     k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
-    category: Annotated[str | None, Query(max_length=128, description="Only this category.")] = (
-        None
-    ),
+    category: Annotated[Category | None, Query(description="Only this category.")] = None,
     exclude: Annotated[
         list[str] | None,
         Query(description="Item ids never to return (repeat, or separate with commas)."),
@@ -212,9 +211,12 @@ def _split_ids(values: list[str]) -> frozenset[str]:
     ids = [part.strip() for value in values for part in value.split(",") if part.strip()]
     if len(ids) > MAX_EXCLUDE:
         raise ApiError(422, "too_many_excluded", f"at most {MAX_EXCLUDE} excluded items")
+    rules = active_rules()
     for item_id in ids:
-        if len(item_id) > 128:
-            raise ApiError(422, "invalid_item_id", "item ids are at most 128 characters")
+        try:
+            check_id(item_id, "exclude", rules)
+        except PydanticCustomError as error:
+            raise ApiError(422, error.type, error.message()) from None
     return frozenset(ids)
 
 
@@ -270,7 +272,7 @@ async def post_recommendations(request: Request, body: BatchRequest) -> Response
 @router.get("/v1/items/{item_id:path}/similar", response_model=SimilarResponse)
 async def get_similar(
     request: Request,
-    item_id: Annotated[str, Path(max_length=128, pattern=ID_PATTERN)],
+    item_id: Annotated[Id, Path()],
     k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
     metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
 ) -> Response:
@@ -292,7 +294,7 @@ async def get_similar(
 @router.get("/v1/popular", response_model=PopularResponse)
 async def get_popular(
     request: Request,
-    category: Annotated[str | None, Query(max_length=128)] = None,
+    category: Annotated[Category | None, Query()] = None,
     k: Annotated[int, Query(description="How many items (1..serving.max_k).")] = 20,
     metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
 ) -> Response:

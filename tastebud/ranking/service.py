@@ -91,6 +91,11 @@ class RecommendationService:
         return self.lifecycle.catalog_error
 
     @property
+    def model_problem(self) -> str | None:
+        """Why the alias's version is not what serves (None when it is): /readyz says it."""
+        return self.lifecycle.model_problem
+
+    @property
     def registry(self) -> ModelRegistry:
         return self.lifecycle.registry
 

@@ -274,10 +274,34 @@ class ModelRegistry:
     def _locked(self) -> Any:
         return alias_lock(self._lock_key, self._lock_file)
 
-    def promote(self, ref: str, alias: str = "production") -> ModelVersion:
+    def validate(
+        self,
+        ref: str,
+        loader: Callable[[Path], T],
+        smoke: Callable[[T], object] | None = None,
+    ) -> ModelVersion:
+        """Check that ``ref`` would serve: fetched and checksum-verified, built by ``loader``
+        (which checks the arrays' shapes) and answering ``smoke``. Raises ``ModelLoadError``
+        with the reason; returns the manifest."""
+        manifest = self.get(ref)
+        self.load(manifest.model_version, loader, smoke)
+        return manifest
+
+    def promote(
+        self,
+        ref: str,
+        alias: str = "production",
+        *,
+        loader: Callable[[Path], T] | None = None,
+        smoke: Callable[[T], object] | None = None,
+    ) -> ModelVersion:
         """Point ``alias`` at the version ``ref`` names (a version, or another alias: promote
-        ``canary`` to ``production``). Promoting the current version changes nothing."""
+        ``canary`` to ``production``). Promoting the current version changes nothing. With a
+        ``loader``, the version is validated first (``validate``) and a version that would
+        not serve is refused (``ModelLoadError``), the alias left as it was."""
         check_alias(alias)
+        if loader is not None:
+            ref = self.validate(ref, loader, smoke).model_version  # outside the lock: slow
         with self._locked():
             manifest = self.get(ref)
             book = self._read_aliases()
@@ -288,9 +312,20 @@ class ModelRegistry:
                 log.info("model_promoted", alias=alias, model_version=manifest.model_version)
         return manifest
 
-    def rollback(self, alias: str = "production") -> ModelVersion:
-        """Point ``alias`` back at the version it pointed to before its last change."""
+    def rollback(
+        self,
+        alias: str = "production",
+        *,
+        loader: Callable[[Path], T] | None = None,
+        smoke: Callable[[T], object] | None = None,
+    ) -> ModelVersion:
+        """Point ``alias`` back at the version it pointed to before its last change; with a
+        ``loader``, only once that version is validated (as ``promote`` does)."""
         check_alias(alias)
+        if loader is not None:
+            previous = self.alias_state(alias).previous
+            if previous and self.artifacts.exists(self._manifest_key(previous[-1])):
+                self.validate(previous[-1], loader, smoke)
         with self._locked():
             book = self._read_aliases()
             state = book.state(alias)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tastebud.lazy import lazy_exports
-from tastebud.stores.errors import Closeable, StoreError, StoreUnavailable
+from tastebud.stores.errors import Closeable, StoreDataError, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
@@ -42,6 +42,7 @@ __all__ = [
     "EventStore",
     "OnlineStore",
     "PushStore",
+    "StoreDataError",
     "StoreError",
     "StoreUnavailable",
     "Stores",

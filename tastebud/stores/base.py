@@ -12,14 +12,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Self
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Literal, Self
 
 from tastebud.schemas import (
-    EVENT_SCHEMA,
     Event,
     Item,
     User,
@@ -29,6 +24,13 @@ from tastebud.schemas import (
 from tastebud.stores.errors import Closeable
 from tastebud.stores.errors import StoreError as StoreError  # re-exported: backends import it here
 from tastebud.stores.errors import StoreUnavailable as StoreUnavailable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where a table is made, not here: the interfaces are imported by every
+# command, and light ones (``tastebud stats``) answer in under 0.5 s without Arrow's compute
+# and Parquet modules (docs/benchmarks.md, CLI start-up).
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,18 @@ def dedupe_batch(table: pa.Table) -> tuple[pa.Table, list[str]]:
             repeats.append(event_id)
         else:
             first[event_id] = index
+    import pyarrow as pa  # lazy: see the imports
+
     return table.take(pa.array(list(first.values()), pa.int64())), repeats
 
 
 def conform_events(table: pa.Table) -> pa.Table:
     """Cast a table to EVENT_SCHEMA (column order, types); missing optional columns are null."""
+    import pyarrow as pa  # lazy: see the imports
+    import pyarrow.compute as pc
+
+    from tastebud.schemas import EVENT_SCHEMA
+
     columns = []
     for schema_field in EVENT_SCHEMA:
         if schema_field.name in table.column_names:
@@ -182,6 +191,10 @@ class EventStore(Closeable, ABC):
 
     def export_parquet(self, path: str | Path, query: EventQuery | None = None) -> int:
         """Write matching events to one Parquet file, streaming; returns the row count."""
+        import pyarrow.parquet as pq  # lazy: see the imports
+
+        from tastebud.schemas import EVENT_SCHEMA
+
         rows = 0
         with pq.ParquetWriter(str(path), EVENT_SCHEMA, compression="zstd") as writer:
             for batch in self.iter_batches(query):

@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tastebud.stores.budget import CircuitBreaker, current_budget
-from tastebud.stores.errors import StoreUnavailable
+from tastebud.stores.errors import StoreDataError, StoreUnavailable, is_permanent
 
 MIGRATION_LOCK = 0x7A57EB0D  # any constant shared by every tastebud process
 RECONNECT_SECONDS = 2.0
@@ -69,6 +69,10 @@ class PostgresDatabase:
                     yield connection
             except (PoolTimeout, psycopg.OperationalError) as error:
                 raise StoreUnavailable(f"PostgreSQL: {error}") from error
+            except (psycopg.Error, UnicodeError) as error:
+                if is_permanent(error):
+                    raise StoreDataError(f"PostgreSQL refused the data: {error}") from error
+                raise
             return
         self.breaker.admit(budget)
         limits = budget.settings
@@ -85,6 +89,11 @@ class PostgresDatabase:
             if isinstance(error, psycopg.OperationalError):
                 self.pool.check()  # drop the other connections a restart broke, at once
             raise StoreUnavailable(f"PostgreSQL: {error}") from error
+        except (psycopg.Error, UnicodeError) as error:
+            self.breaker.succeeded()  # the database answered; the error is the data's
+            if is_permanent(error):
+                raise StoreDataError(f"PostgreSQL refused the data: {error}") from error
+            raise
         except BaseException:
             self.breaker.succeeded()  # the database answered; the error is the caller's
             raise

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from tastebud.stores.errors import StoreUnavailable
+from tastebud.stores.errors import StoreDataError, StoreUnavailable, is_permanent
 
 BUSY_TIMEOUT_MS = 30_000
 # Page cache per connection, and there is a connection per thread and file: a server's
@@ -111,8 +111,10 @@ class SqliteDatabase:
                     raise StoreUnavailable(f"{self.path}: {error}") from error
                 try:
                     yield connection
-                except BaseException:
+                except BaseException as error:
                     connection.execute("ROLLBACK")
+                    if isinstance(error, sqlite3.Error | UnicodeError) and is_permanent(error):
+                        raise StoreDataError(f"{self.path} refused the data: {error}") from error
                     raise
                 else:
                     connection.execute("COMMIT")

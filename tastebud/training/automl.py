@@ -29,13 +29,13 @@ import pyarrow.compute as pc
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError
 from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
-from tastebud.evaluation import make_splitter
+from tastebud.evaluation import make_splitter, time_status
 from tastebud.models import make_model, normalise
 from tastebud.models.base import ModelError, Recommender
 from tastebud.models.factors import ALSRecommender
 from tastebud.observability import get_logger
 from tastebud.training.configuration import Configuration
-from tastebud.training.holdout import Holdout
+from tastebud.training.holdout import Holdout, positive_rows
 
 log = get_logger(__name__)
 
@@ -44,11 +44,19 @@ FAMILIES = ("ease", "als", "itemknn", "bpr", "popularity")
 # Ratio of the budget given to the single-model phase; the rest goes to the blend.
 MODEL_PHASE_SHARE = 0.8
 EVAL_CHUNKS = 4
+TRANSFORMS = ("saturate", "none", "log", "binary", "bm25")
 BLEND_BYTES = 1 << 30
+
+
+TRIAL_ERRORS = (ModelError, InteractionsError, np.linalg.LinAlgError, MemoryError)
 
 
 class BudgetTooSmall(ValueError):
     """Not even one trial fits into the budget."""
+
+
+class SearchFailed(ValueError):
+    """Every trial that ran failed (each one's error is named)."""
 
 
 @dataclass
@@ -87,7 +95,16 @@ def _suggest_matrix(trial: optuna.Trial, family: str, has_ratings: bool, has_tim
     if has_time and trial.suggest_categorical("decay", [False, True]):
         options["half_life_days"] = trial.suggest_float("half_life_days", 7.0, 3650.0, log=True)
     if family in ("als", "ease", "itemknn"):
-        options["transform"] = trial.suggest_categorical("transform", ["none", "log", "binary"])
+        # Confidence shapes for every kind of data: as given, saturated or logarithmic
+        # repeats (counts), plain presence (binary), BM25 (popular items and long histories
+        # weigh less); normalised so one typical interaction weighs 1.
+        transform = trial.suggest_categorical("transform", list(TRANSFORMS))
+        options["transform"] = transform
+        if transform == "bm25":
+            options["bm25_k1"] = trial.suggest_float("matrix_bm25_k1", 0.5, 200.0, log=True)
+            options["bm25_b"] = trial.suggest_float("matrix_bm25_b", 0.0, 1.0)
+        if transform != "binary":
+            options["normalize"] = trial.suggest_categorical("normalize", [True, False])
     return options
 
 
@@ -121,12 +138,15 @@ def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, 
 
 
 SEEDS: list[dict[str, Any]] = [
+    # The default configuration first: the search only ever returns something better.
     {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "none"},
+     "transform": "saturate", "normalize": True},
+    {"family": "ease", "l2": 500.0, "unliked_rating_weight": 0.2, "decay": False,
+     "transform": "binary"},
     {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
-     "unliked_rating_weight": 0.2, "decay": False, "transform": "log"},
+     "unliked_rating_weight": 0.2, "decay": False, "transform": "log", "normalize": False},
     {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
-     "unliked_rating_weight": 0.2, "decay": False, "transform": "none"},
+     "unliked_rating_weight": 0.2, "decay": False, "transform": "saturate", "normalize": True},
     {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
      "decay": False},
 ]  # fmt: skip
@@ -156,26 +176,61 @@ class AutoML:
         self.on_trial = on_trial
 
     # -- data ----------------------------------------------------------------------------
-    def _validation_split(self, data: InteractionLog) -> tuple[InteractionLog, pa.Table, str]:
+    def _validation_split(
+        self, data: InteractionLog
+    ) -> tuple[InteractionLog, pa.Table, dict[str, Any]]:
+        """Each user's latest ``validation_fraction`` when times order the rows; a seeded
+        random share per user when they cannot (absent, partial or constant times)."""
         table = data.table
-        has_time = table.column("timestamp").null_count < table.num_rows
-        protocol = "user-temporal" if has_time else "random-holdout"
-        options = {"fraction": self.validation_fraction}
-        if not has_time:
-            options["random_state"] = self.random_state
-        rows = table.append_column("_row", pa.array(np.arange(table.num_rows)))
-        try:
-            split = make_splitter(protocol, **options)(rows)
-        except ValueError:  # e.g. no user with 2 interactions: the test part would be empty
-            split = None
-        if split is None or split.test.num_rows == 0:
+        status = time_status(table)
+        if status == "usable":
+            protocol, options = "user-temporal", {"fraction": self.validation_fraction}
+        else:
+            protocol = "random-holdout"
+            options = {"fraction": self.validation_fraction, "random_state": self.random_state}
+        counts = pc.value_counts(table.column("user_id")).field("counts").to_numpy()
+        eligible = int((counts >= 2).sum())
+        if eligible == 0:
             raise InteractionsError(
-                "too little data for a validation split: every user needs at least 2 "
-                "interactions; train without --auto to fit the default configuration"
+                f"too little data for a validation split: none of the {len(counts):,} users "
+                "has 2 or more interactions (one is needed as history, one as target)"
             )
+        rows = table.append_column("_row", pa.array(np.arange(table.num_rows)))
+        split = make_splitter(protocol, **options)(rows)
         keep = np.zeros(table.num_rows, dtype=bool)
         keep[split.train.column("_row").to_numpy()] = True
-        return data.slice_rows(keep, "automl-train"), split.test.drop(["_row"]), protocol
+        described = {
+            "protocol": protocol,
+            "timestamps": status,
+            "fraction": self.validation_fraction,
+            "users_split": eligible,
+        }
+        if protocol == "random-holdout":
+            described["random_state"] = self.random_state
+            described["reason"] = {
+                "absent": "the data has no timestamps",
+                "partial": "some rows have no timestamp, so their order is unknown",
+                "constant": "most users' rows share one timestamp, so time orders nothing",
+            }[status]
+        return data.slice_rows(keep, "automl-train"), split.test.drop(["_row"]), described
+
+    def _check_holdout(self) -> None:
+        """Refuse, with the true cause, a validation part no trial could be judged on."""
+        holdout = self._holdout(self._matrix({}))
+        if len(holdout):
+            return
+        positives = positive_rows(self._valid, self.event_types).num_rows
+        if positives == 0:
+            cause = (
+                f"none of the {self._valid.num_rows:,} held-out interactions is a positive "
+                "signal (their ratings are below 'liked' or their event types weigh <= 0)"
+            )
+        else:
+            cause = (
+                f"none of the {positives:,} positive held-out interactions is on an item "
+                "seen in the rest of the data"
+            )
+        raise InteractionsError(f"no validation set to search on: {cause}")
 
     def _matrix(self, options: dict[str, Any]) -> InteractionMatrix:
         key = MatrixOptions(**options).model_dump_json()
@@ -198,9 +253,10 @@ class AutoML:
     def search(self, data: InteractionLog) -> SearchResult:
         started = time.monotonic()
         deadline = started + self.budget_seconds
-        self._train, self._valid, protocol = self._validation_split(data)
+        self._train, self._valid, validation = self._validation_split(data)
         self._matrices: dict[str, InteractionMatrix] = {}
         self._holdouts: dict[str, Holdout] = {}
+        self._check_holdout()
         values = self._train.table.column("value")
         has_ratings = values.null_count < len(values)
         has_time = self._train.table.column("timestamp").null_count < self._train.table.num_rows
@@ -215,7 +271,9 @@ class AutoML:
                 seed=self.random_state, multivariate=True, group=True
             )
         pruner = optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=0)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Failed trials are recorded in the result; Optuna would also log each one with its
+        # traceback at WARNING, which is noise to a user of `train --auto`.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
         for seed in SEEDS:
             if seed["family"] in families:
@@ -230,20 +288,27 @@ class AutoML:
             family = trial.suggest_categorical("family", families)
             options = _suggest_matrix(trial, family, has_ratings, has_time)
             params = _suggest_model(trial, family, n_items)
-            matrix = self._matrix(options)
-            holdout = self._holdout(matrix)
-            if len(holdout) == 0:
-                raise InteractionsError(
-                    "the validation split has no relevant interactions for known items"
-                )
-            model = make_model(family, **params)
             trial.set_user_attr("matrix", options)
             trial.set_user_attr("params", params)
             trial_start = time.monotonic()
-            if isinstance(model, ALSRecommender):
-                model.fit_with_callback(matrix, self._als_pruning(trial, model, holdout, deadline))
-            else:
-                model.fit(matrix)
+            try:
+                matrix = self._matrix(options)
+                holdout = self._holdout(matrix)
+                if len(holdout) == 0:
+                    raise InteractionsError(
+                        "these matrix options leave no held-out user with a relevant item"
+                    )
+                model = make_model(family, **params)
+                if isinstance(model, ALSRecommender):
+                    pruning = self._als_pruning(trial, model, holdout, deadline)
+                    model.fit_with_callback(matrix, pruning)
+                else:
+                    model.fit(matrix)
+            except TRIAL_ERRORS as error:
+                # Recorded with the trial (and counted if every trial fails); Optuna's own
+                # report of it, a traceback, is silenced below.
+                trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+                raise
             users = len(holdout)
             bounds = np.linspace(0, users, EVAL_CHUNKS + 1).astype(int)
             hits = 0.0
@@ -268,6 +333,8 @@ class AutoML:
                 "params": trial.user_attrs.get("params"),
                 "seconds": round(trial.duration.total_seconds(), 3) if trial.duration else None,
             }
+            if trial.user_attrs.get("error"):
+                entry["error"] = trial.user_attrs["error"]
             trials.append(entry)
             log.info("automl.trial", **{k: v for k, v in entry.items() if k != "params"})
             if self.on_trial:
@@ -278,10 +345,16 @@ class AutoML:
             objective,
             timeout=max(model_deadline - time.monotonic(), 0.001),
             callbacks=[record],
-            catch=(ModelError, np.linalg.LinAlgError, MemoryError),
+            catch=TRIAL_ERRORS,
             gc_after_trial=True,
         )
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+        if not completed and failed:
+            errors = sorted({t.user_attrs.get("error", "unknown error") for t in failed})
+            raise SearchFailed(
+                f"all {len(failed)} AutoML trials that ran failed: {'; '.join(errors[:3])}"
+            )
         if not completed:
             raise BudgetTooSmall(
                 f"no trial finished within the budget of {self.budget_seconds:.0f}s; give a "
@@ -296,7 +369,7 @@ class AutoML:
             float(best.value),
             trials,
             budget_seconds=self.budget_seconds,
-            validation={"protocol": protocol, "fraction": self.validation_fraction,
+            validation={**validation,
                         "users": len(self._holdout(self._matrix(configuration.matrix)))},
         )  # fmt: skip
         if time.monotonic() < deadline:

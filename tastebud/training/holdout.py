@@ -2,10 +2,12 @@
 
 Used by AutoML (on a validation split carved from the training data) and by the
 ``evaluate`` command (on a test split). What counts as relevant in held-out data:
-explicit ratings at or above ``liked_rating`` of the scale, and any event whose type has a
-positive weight (plays, likes, purchases...). Items unknown at training time cannot be
-ranked, so they are dropped (and counted by the relevance builder) rather than scored as
-misses; that is the standard full-ranking protocol.
+explicit ratings at or above ``liked_rating`` of the scale, and any other row whose own
+weight, or else its type's weight, is positive (plays, likes, purchases...). Plain pairs and
+counts (no rating, no event type) are therefore relevant, as a user would expect: an
+interaction is a positive signal unless its type or rating says otherwise. Items unknown at
+training time cannot be ranked, so they are dropped (and counted by the relevance builder)
+rather than scored as misses; that is the standard full-ranking protocol.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ def positive_rows(
         threshold = liked_rating * scale if scale else 0.0
     else:
         threshold = min_rating
-    liked = pc.and_(is_rating, pc.greater_equal(values, threshold))
+    # Null-safe throughout: a row without a rating (plain pairs, play counts) must not turn
+    # "liked or positive" into null, which the filter would read as "not relevant".
+    liked = pc.fill_null(pc.and_(is_rating, pc.greater_equal(values, threshold)), False)
     explicit_weight = table.column("weight")
     other = pc.and_(
         pc.invert(is_rating),
@@ -60,7 +64,7 @@ def positive_rows(
             pc.is_in(table.column("event_type"), pa.array(positive_types)),
         ),
     )
-    return table.filter(pc.fill_null(pc.or_(liked, other), False))
+    return table.filter(pc.or_(liked, pc.fill_null(other, False)))
 
 
 @dataclass

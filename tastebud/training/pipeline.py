@@ -29,7 +29,7 @@ from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
 from tastebud.registry import ModelRegistry, ModelVersion
-from tastebud.training.automl import AutoML, BudgetTooSmall, SearchResult
+from tastebud.training.automl import AutoML, BudgetTooSmall, SearchFailed, SearchResult
 from tastebud.training.configuration import Configuration, fit_configuration
 
 TRAINING_FILE = "training.json"
@@ -38,11 +38,19 @@ DEFAULT_EASE_MAX_ITEMS = 15_000
 
 
 def default_configuration(n_items: int) -> Configuration:
-    """What ``train`` fits without ``--auto``: EASE on rating-aware weights while the
-    catalog's dense item x item matrix is cheap, implicit ALS above that."""
+    """What ``train`` fits without ``--auto``: EASE (λ = 200, its paper's order of magnitude)
+    while the catalog's dense item x item matrix is cheap, implicit ALS above that.
+
+    EASE's matrix is chosen on principle, not fitted to a benchmark: rating strengths and
+    single events keep their weight, repeats beyond one event's worth count logarithmically
+    (``saturate``; summed repeat plays otherwise drown everything else), and confidences are
+    divided by their median (``normalize``), so λ is in units of one typical interaction and
+    means the same on pairs, counts, ratings and mixed events. On binary pairs this is plain
+    EASE exactly; docs/benchmarks.md has the comparison on every shape."""
     options = MatrixOptions().model_dump()
     if n_items <= DEFAULT_EASE_MAX_ITEMS:
-        return Configuration(options, "ease", {"l2": 200.0})
+        return Configuration({**options, "transform": "saturate", "normalize": True}, "ease",
+                             {"l2": 200.0})  # fmt: skip
     return Configuration(
         {**options, "transform": "log"},
         "als",
@@ -127,10 +135,8 @@ def train(
             try:
                 search = automl.search(log)
                 configuration = search.configuration
-            except BudgetTooSmall as error:
-                fallback = f"{error}; fitted the default configuration instead"
-            except InteractionsError as error:
-                fallback = f"AutoML could not run ({error}); fitted the default configuration"
+            except (BudgetTooSmall, SearchFailed, InteractionsError) as error:
+                fallback = f"AutoML chose nothing ({error}); fitted the default configuration"
             timings["search_seconds"] = time.monotonic() - started
     started = time.monotonic()
     model, matrix = fit_configuration(log, configuration, event_types, matrix_cache)

@@ -16,7 +16,13 @@ def test_health_ready_and_metrics(embedded_api: Api) -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "checks": {"events": "ok", "catalog": "ok", "online": "ok", "dead_letters": "ok"},
+        "checks": {
+            "events": "ok",
+            "catalog": "ok",
+            "online": "ok",
+            "dead_letters": "ok",
+            "model": "ok",
+        },
     }
     embedded_api.post_events(
         {

@@ -88,7 +88,7 @@ def _with(**changes: Any) -> dict[str, Any]:
         (_with(auth=b64url(b"short")), "invalid_subscription", "16 bytes"),
         (_with(timezone="Mars/Olympus"), "invalid_timezone", "Mars/Olympus"),
         (_with(replaces="ftp://old"), "invalid_subscription", "replaces"),
-        ({**_with(), "user_id": "bad id"}, "invalid_request", "user_id"),
+        ({**_with(), "user_id": "bad id"}, "invalid_id", "user_id"),
         ({"user_id": "u1"}, "invalid_request", "subscription"),
         ({**_with(), "extra": 1}, "invalid_request", "extra"),
     ],

@@ -352,6 +352,13 @@ def test_file_mirror_works_offline(tmp_path: Path, cache_dir: Path) -> None:
     assert (folder / "u.data").is_file()
 
 
+def test_file_mirror_without_the_archive_is_a_clear_error(tmp_path: Path, cache_dir: Path) -> None:
+    with pytest.raises(FetchError, match=r"could not read .*ml-100k\.zip: No such file"):
+        fetch_dataset("ml-100k", cache_dir, mirror=(tmp_path / "empty").as_uri())
+
+    assert_nothing_left(cache_dir)
+
+
 def test_unknown_dataset_lists_known_names(cache_dir: Path) -> None:
     with pytest.raises(FetchError, match="unknown dataset") as caught:
         fetch_dataset("ml-100", cache_dir)

@@ -399,3 +399,50 @@ def test_movielens_latest_small_real_copy(
     toy_story = stores.catalog.get_item("1")
     assert toy_story is not None and "pixar" in toy_story.attributes["tags"]
     assert toy_story.attributes["imdb_id"] == "0114709"
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def any_backend(request: pytest.FixtureRequest, home: Path) -> Iterator[tuple[Stores, Settings]]:
+    url = None if request.param == "embedded" else request.getfixturevalue("postgres_url")
+    settings = load_settings(home=home, database_url=url)
+    with open_stores(settings) as opened:
+        yield opened, settings
+
+
+def test_text_no_store_can_keep_is_rejected_per_row_on_every_backend(
+    tmp_path: Path, any_backend: tuple[Stores, Settings]
+) -> None:
+    """NUL (raw in CSV, escaped in JSON) and lone surrogates (JSON escapes): the row is
+    rejected with ``invalid_text``, the others are stored (issue 16: PostgreSQL 500s)."""
+    stores, settings = any_backend
+    items = tmp_path / "items.csv"
+    items.write_bytes(b"item_id,title,artist\ni1,Fine,Band\ni2,Nul\x00here,Band\ni3,Ok,B\x00nd\n")
+    report = run(items, stores, settings, kind="items").sources[0]
+    assert report.stored == 1
+    assert [(r.row, r.reason) for r in report.rejections] == [
+        (3, "invalid_text"),
+        (4, "invalid_text"),
+    ]
+    users = write(
+        tmp_path / "users.jsonl",
+        '{"user_id": "u1", "city": "ok"}\n'
+        '{"user_id": "u2", "city": "a\\u0000b"}\n'
+        '{"user_id": "u3", "city": "a\\ud800b"}\n',
+    )
+    report = run(users, stores, settings, kind="users").sources[0]
+    assert report.stored == 1
+    assert {r.reason for r in report.rejections} == {"invalid_text"}
+    events = write(
+        tmp_path / "events.jsonl",
+        '{"user_id": "u1", "item_id": "i1", "event_type": "play", "timestamp": 1714557600}\n'
+        '{"user_id": "u1", "item_id": "i1", "event_type": "play", "timestamp": 1714557601,'
+        ' "context": {"page": "a\\u0000b"}}\n'
+        '{"user_id": "u1", "item_id": "i1", "event_type": "play", "timestamp": 1714557602,'
+        ' "context": {"page": "a\\ud800b"}}\n'
+        '{"user_id": "u1", "item_id": "i1", "event_type": "pl\\u0000ay",'
+        ' "timestamp": 1714557603}\n',
+    )
+    report = run(events, stores, settings, kind="events").sources[0]
+    assert report.stored == 1
+    assert [r.reason for r in report.rejections] == ["invalid_text"] * 3
+    assert stores.events.count() == 1

@@ -22,6 +22,7 @@ from tastebud.evaluation.splitting import (
     make_splitter,
     random_holdout,
     strong_generalization,
+    time_status,
     user_temporal,
 )
 
@@ -191,10 +192,11 @@ def test_bad_input_is_a_clear_value_error(name: str, small: pa.Table) -> None:
     splitter = make_splitter(name)
     with pytest.raises(ValueError, match="empty"):
         splitter(small.slice(0, 0))
-    with pytest.raises(ValueError, match=r"missing column.*timestamp"):
-        splitter(small.drop_columns(["timestamp"]))
-    with pytest.raises(ValueError, match="timestamp type"):
-        splitter(small.set_column(2, "timestamp", pa.array(range(small.num_rows))))
+    if name != "random-holdout":  # the one protocol that never reads time (tested below)
+        with pytest.raises(ValueError, match=r"missing column.*timestamp"):
+            splitter(small.drop_columns(["timestamp"]))
+        with pytest.raises(ValueError, match="timestamp type"):
+            splitter(small.set_column(2, "timestamp", pa.array(range(small.num_rows))))
     with_null = small.set_column(0, "user_id", pa.array([None, *["u"] * 7], pa.string()))
     with pytest.raises(ValueError, match="null"):
         splitter(with_null)
@@ -265,3 +267,41 @@ def test_a_million_rows_split_in_seconds() -> None:
     split = user_temporal(table)
     assert time.perf_counter() - started < 10
     assert split.train.num_rows + split.test.num_rows == n
+
+
+def test_random_protocols_split_data_without_time() -> None:
+    """Plain pairs and play counts carry no timestamp: the random protocols need none."""
+    table = random_interactions(300, 30, 40, seed=3)
+    stamped = random_holdout(table, random_state=5)
+    for without in (
+        table.drop_columns(["timestamp"]),
+        table.set_column(
+            table.column_names.index("timestamp"),
+            "timestamp",
+            pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC")),
+        ),
+    ):
+        split = random_holdout(without, random_state=5)
+        assert rows_of(split.test) == rows_of(stamped.test)  # time played no part
+        strong = strong_generalization(without, order="random", random_state=1)
+        assert strong.test.num_rows and strong.fold_in.num_rows
+        with pytest.raises(ValueError, match="timestamp"):
+            user_temporal(without)
+
+
+def test_time_status_names_what_is_wrong_with_the_times() -> None:
+    base = [("u1", "a", 0), ("u1", "b", 1), ("u2", "a", 2), ("u2", "c", 3), ("u3", "d", 4)]
+    table = interactions(base)
+    assert time_status(table) == "usable"
+    assert time_status(table.drop_columns(["timestamp"])) == "absent"
+    kind = table.schema.field("timestamp").type
+    position = table.column_names.index("timestamp")
+    nulls = table.set_column(position, "timestamp", pa.nulls(table.num_rows, kind))
+    assert time_status(nulls) == "absent"
+    some = pa.array([T0, None, T0, T0, T0], kind)
+    assert time_status(table.set_column(position, "timestamp", some)) == "partial"
+    same = pa.array([T0] * 5, kind)
+    assert time_status(table.set_column(position, "timestamp", same)) == "constant"
+    # one user ordered, one stamped at a single moment: half the users are enough
+    half = pa.array([T0, T0 + timedelta(hours=1), T0, T0, T0], kind)
+    assert time_status(table.set_column(position, "timestamp", half)) == "usable"

@@ -172,6 +172,50 @@ def test_fold_in_history_personalises_an_anonymous_session(
         assert np.mean([cluster_of(item) == 0 for item in ids[0]]) >= 0.6
 
 
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_fold_in_of_a_training_history_gives_back_the_trained_user(
+    name: str, matrix: InteractionMatrix
+) -> None:
+    """The public, batched fold-in solves the training objective: a training user's own
+    history gives back their trained factors (ALS), and scoring a history equals scoring
+    the user. Models without user factors say so."""
+    model = make_model(name, **SETTINGS[name]).fit(matrix)
+    rows = np.arange(0, 40)
+    histories = model.user_items_[rows]
+    if name != "bpr":  # BPR has no closed-form fold-in: it averages the history's items
+        np.testing.assert_allclose(
+            model.score_histories(histories), model.score_users(rows), rtol=1e-3, atol=1e-3
+        )
+    if not hasattr(model, "user_factors_"):
+        with pytest.raises(ModelError, match="no user factors"):
+            model.fold_in(histories)
+        return
+    folded = model.fold_in(histories)
+    assert folded.shape == (len(rows), model.item_factors_.shape[1])
+    if name == "als":
+        error = np.linalg.norm(folded - model.user_factors_[rows], axis=1)
+        assert (error <= 1e-4 * np.linalg.norm(model.user_factors_[rows], axis=1)).all()
+    with pytest.raises(ModelError, match="item columns"):
+        model.fold_in(histories[:, :-1])
+
+
+def test_als_fold_in_is_implicit_confidence_alpha_times_value(matrix: InteractionMatrix) -> None:
+    """Hu-Koren-Volinsky as implicit trains it: confidence alpha*r on observed items (not
+    1 + alpha*r), 1 elsewhere; checked against the normal equations solved here."""
+    model = make_model("als", factors=8, iterations=8, alpha=3.0, regularization=0.1)
+    model.fit(matrix)
+    items = model.item_factors_.astype(np.float64)
+    history = model.user_items_[7]
+    confidence = 3.0 * history.data.astype(np.float64)
+    chosen = items[history.indices]
+    a = items.T @ items + 0.1 * np.eye(8) + (chosen.T * (confidence - 1.0)) @ chosen
+    b = (chosen.T * confidence).sum(axis=1)
+    np.testing.assert_allclose(model.fold_in(history)[0], np.linalg.solve(a, b), rtol=1e-3,
+                               atol=1e-5)  # fmt: skip
+    ones_plus = np.linalg.solve(a + chosen.T @ chosen, (chosen.T * (1 + confidence)).sum(axis=1))
+    assert not np.allclose(model.fold_in(history)[0], ones_plus, rtol=1e-2)
+
+
 def test_ease_refuses_or_approximates_a_catalog_above_its_limit(matrix: InteractionMatrix) -> None:
     from tastebud.models import CatalogTooLarge, EASERecommender
 

@@ -90,7 +90,10 @@ def test_the_cf_weight_grows_with_a_new_users_interactions(
     # No content embeddings here, so the personal part is CF alone: ramp = n / 5.
     assert ratios == [("cold", 0.2), ("cold", 0.6), ("warm", 1.0)]
     listed = ids(service, "fresh5", k=10, ranking=PLAIN)
-    assert all(cluster(item) == 0 for item in listed[:3])  # five plays of cluster 0
+    # Five plays of cluster 0. The fold-in weighs them as ALS trains (confidence alpha*r =
+    # 2 each, not 1 + alpha*r), as a training user with five items would be: mostly, not
+    # only, cluster 0 next to the popularity prior.
+    assert sum(cluster(item) == 0 for item in listed[:5]) >= 4
 
 
 def test_a_new_event_changes_the_next_list_without_retraining(

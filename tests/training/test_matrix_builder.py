@@ -76,6 +76,29 @@ def test_confidence_transforms() -> None:
     assert cell(logged, "a", "x") == pytest.approx(1 + 2 * np.log1p(5.0), rel=1e-5)
 
 
+def test_counts_saturate_and_normalise_to_one_typical_interaction() -> None:
+    """Play counts: one play keeps its weight, 100 plays count as 1 + ln(100), not 100; with
+    ``normalize`` the median confidence is 1, so plain pairs become plain binary EASE input."""
+    counts = pa.table({"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "x", "y"],
+                       "weight": [1.0, 100.0, 0.5, 3.0]})  # fmt: skip
+    saturated = build_matrix(from_table(counts), MatrixOptions(transform="saturate"))
+    assert cell(saturated, "a", "x") == 1.0 and cell(saturated, "b", "x") == 0.5
+    assert cell(saturated, "a", "y") == pytest.approx(1 + np.log(100.0), rel=1e-6)
+    normal = build_matrix(from_table(counts), MatrixOptions(transform="saturate", normalize=True))
+    assert np.median(normal.matrix.data) == pytest.approx(1.0)
+    pairs = log_of([("a", "x"), ("a", "y"), ("b", "x")], ("user_id", "item_id"))
+    plain = build_matrix(pairs, MatrixOptions(transform="saturate", normalize=True))
+    assert set(plain.matrix.data) == {1.0}  # "view" pairs weigh 0.5 before normalising
+
+
+def test_bm25_weighs_down_popular_items_and_long_histories() -> None:
+    rows = [(f"u{u}", "everyone", "play") for u in range(6)] + [("u0", "rare", "play")]
+    rows += [("u1", f"long{i}", "play") for i in range(8)] + [("u1", "rare", "play")]
+    matrix = build_matrix(log_of(rows), MatrixOptions(transform="bm25", bm25_k1=1.2))
+    assert cell(matrix, "u0", "rare") > cell(matrix, "u0", "everyone") > 0  # idf, floored
+    assert cell(matrix, "u0", "rare") > cell(matrix, "u1", "rare")  # longer history
+
+
 def test_minimum_counts_filter_rare_items_then_users() -> None:
     rows = [(f"u{u}", "common", "play") for u in range(5)]
     rows += [("u0", "rare", "play"), ("loner", "rare2", "play")]
@@ -117,12 +140,14 @@ def test_files_drop_bad_rows_and_name_ignored_columns(tmp_path: Path) -> None:
         "b,y,nan,2024-01-01T00:00:00Z,blue\n"
         "c,z,2,not-a-time,blue\n"
         "d,z,2,1704067200,green\n"
+        "e,z,1,,green\n"
     )
     log = read_interactions_file(path)
-    assert log.table.column("user_id").to_pylist() == ["a", "d"]
+    assert log.table.column("user_id").to_pylist() == ["a", "d", "e"]  # e: no time, kept
     assert log.dropped == {"missing_user_id": 1, "weight_not_finite": 1, "timestamp_invalid": 1}
     assert log.ignored_columns == ["colour"]
-    assert log.table.column("weight").to_pylist() == [1.5, 2.0]
+    assert log.table.column("weight").to_pylist() == [1.5, 2.0, 1.0]
+    assert log.table.column("timestamp")[2].as_py() is None
 
 
 def test_files_without_id_columns_are_refused(tmp_path: Path) -> None:

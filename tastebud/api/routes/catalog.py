@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -19,7 +20,8 @@ from tastebud.api.schemas import (
     error_responses,
 )
 from tastebud.config import EventRules
-from tastebud.schemas import Item, User
+from tastebud.schemas import ExternalId, Item, User, storable
+from tastebud.stores import StoreDataError
 from tastebud.validation import pydantic_reasons
 
 router = APIRouter(tags=["catalog"])
@@ -52,7 +54,7 @@ def _validate(
         entry_id = entry.get(id_field) if isinstance(entry, dict) else None
         result: dict[str, Any] = {
             "index": index,
-            "id": entry_id if isinstance(entry_id, str) else None,
+            "id": entry_id if isinstance(entry_id, str) and storable(entry_id) else None,
             "reasons": [],
             "message": None,
         }
@@ -78,6 +80,28 @@ def _validate(
     return valid, results
 
 
+def _store_isolating(
+    upsert: Callable[[list[Any]], Any], valid: list[Any], results: list[dict[str, Any]]
+) -> list[Any]:
+    """Upsert the batch; if the store refuses some entry's data (``StoreDataError``, a gap in
+    the text rule), upsert them one by one and reject only the refused ones."""
+    try:
+        upsert(valid)
+        return valid
+    except StoreDataError:
+        pass
+    stored: list[Any] = []
+    upserted = [result for result in results if result["status"] == "upserted"]
+    for record, result in zip(valid, upserted, strict=True):
+        try:
+            upsert([record])
+        except StoreDataError as error:
+            result.update(status="rejected", reasons=["unstorable"], message=str(error)[:200])
+        else:
+            stored.append(record)
+    return stored
+
+
 async def _upsert(request: Request, state: State, field: str) -> JSONResponse:
     body = await read_json(request, state.settings.gateway.max_body_bytes)
     entries = _entries(body, field, state.settings.gateway.max_batch_events)
@@ -86,7 +110,7 @@ async def _upsert(request: Request, state: State, field: str) -> JSONResponse:
     if valid:
         catalog = state.stores.catalog
         upsert = catalog.upsert_items if field == "items" else catalog.upsert_users
-        await run_in_threadpool(upsert, valid)
+        valid = await run_in_threadpool(_store_isolating, upsert, valid, results)
     document: dict[str, Any] = {
         "upserted": len(valid),
         "rejected": len(results) - len(valid),
@@ -141,7 +165,7 @@ async def put_users(request: Request, state: State, key: IngestKey) -> JSONRespo
 
 
 READ_RESPONSES = error_responses(401, 403, 404, 422, 429, 503)
-CatalogId = Annotated[str, Path(min_length=1, max_length=1024)]
+CatalogId = Annotated[ExternalId, Path()]
 
 
 @router.get(

@@ -70,10 +70,27 @@ async def readyz(request: Request, state: State) -> JSONResponse:
     verdicts = await asyncio.gather(*(verdict(check) for check in checks.values()))
     results = dict(zip(checks, verdicts, strict=True))
     ready = all(value == "ok" for value in results.values())
+    model_ok, results["model"] = _model_verdict(request.app)
+    ready = ready and model_ok
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": results},
         status_code=200 if ready else 503,
     )
+
+
+def _model_verdict(app: FastAPI) -> tuple[bool, str]:
+    """Whether a model serves: ready when the alias's version does (or no version is
+    promoted yet: the cold-start lists serve), or an earlier one does in its place (said in
+    the verdict); not ready when the alias names a version and none loads, rather than
+    answering empty lists that look healthy."""
+    service = getattr(app.state, "recommendations", None)
+    problem = getattr(service, "model_problem", None)
+    if problem is None:
+        return True, "ok"
+    serving = service.snapshot.model_version  # type: ignore[union-attr]
+    if serving is None:
+        return False, f"no model: {problem}"
+    return True, f"ok, degraded: {problem}"
 
 
 def _ready_limiter(app: FastAPI) -> anyio.CapacityLimiter:

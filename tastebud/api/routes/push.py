@@ -23,14 +23,15 @@ from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import IngestKey, State
 from tastebud.api.errors import ApiError
-from tastebud.api.schemas import ID_PATTERN, error_responses
+from tastebud.api.schemas import error_responses
 from tastebud.config import check_timezone
+from tastebud.schemas import ExternalId, StorableText
 from tastebud.stores.push import PushSubscription
 
 MAX_ENDPOINT = 2048
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
-Endpoint = Annotated[str, StringConstraints(min_length=9, max_length=MAX_ENDPOINT)]
-Base64Url = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+UserId = ExternalId
+Endpoint = Annotated[StorableText, StringConstraints(min_length=9, max_length=MAX_ENDPOINT)]
+Base64Url = Annotated[StorableText, StringConstraints(min_length=1, max_length=200)]
 
 
 class SubscriptionKeys(BaseModel):

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastebud.data.formats import FORMATS
+from tastebud.schemas import UNSTORABLE_TEXT, unstorable_field
 from tastebud.validation import Rejection
 
 
@@ -234,6 +235,11 @@ def read_jsonl(path: Path, *, batch_size: int = 100_000) -> Iterator[RawBatch]:
             continue
         if not isinstance(record, dict):
             rejections.append(Rejection(number, "malformed_row", "a line must be a JSON object"))
+            continue
+        where = unstorable_field(record)
+        if where is not None:  # the models' first rule, before Arrow (which refuses surrogates)
+            message = f"{UNSTORABLE_TEXT.sub('?', where)[:80]} holds a character no store can keep"
+            rejections.append(Rejection(number, "invalid_text", message))
             continue
         records.append(record)
         numbers.append(number)

@@ -59,6 +59,8 @@ def run(context: JobContext) -> dict[str, Any]:
         event_types=settings.events.types,
     )
     outcome: dict[str, Any] = {"model": result.configuration.model, "rows": len(log)}
+    if result.fallback:
+        outcome["fallback"] = result.fallback
     promote = True
     try:
         current = registry.get("production")
