@@ -152,7 +152,7 @@ def _anchors_for(
 @dataclass(frozen=True)
 class _Ranked:
     """A similarity matrix (items x anchors) read as Python lists, computed for all rows at
-    once (a per-row ``argsort`` cost ~40% of explaining): each row's anchors best first
+    once (a per-row ``argsort`` cost about half of explaining): each row's anchors best first
     (NaN last, stable), which are usable (finite and > 0), whether any is finite."""
 
     order: list[list[int]]

@@ -72,7 +72,7 @@ def select(
     for items with no embedding). ``creators``/``categories`` are integer codes (-1: none);
     no code may hold more than ``max(1, floor(share * k))`` places while other candidates
     remain. When only capped candidates are left the cap is relaxed and counted, so a
-    short catalog still fills the list.
+    short catalog still fills the list. ``relevance`` is finite (the blend's scores are).
     """
     relevance = np.asarray(relevance, dtype=np.float32)
     n = len(relevance)
