@@ -162,14 +162,15 @@ class Database(Closeable):
         """Web push subscriptions and VAPID keys, opened on first use. Embedded: ``push.db``
         in the database folder; PostgreSQL: tables on the event store's connection pool."""
         from tastebud.stores.postgres_events import PostgresEventStore
+        from tastebud.stores.push import PushStore
 
         if isinstance(self.events, PostgresEventStore):
-            from tastebud.stores.postgres_push import PostgresPushStore
+            from tastebud.stores.postgres import PostgresBackend
 
-            return PostgresPushStore(self.events.database)
-        from tastebud.stores.embedded_push import EmbeddedPushStore
+            return PushStore(PostgresBackend(self.events.database))
+        from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
-        return EmbeddedPushStore(local_path(self.url) / "push.db")
+        return PushStore(SqliteBackend(SqliteDatabase(local_path(self.url) / "push.db")))
 
     def close(self) -> None:
         if "push" in self.__dict__:
@@ -183,20 +184,24 @@ class Database(Closeable):
 def open_database(url: str) -> Database:
     scheme = urlsplit(url).scheme
     if scheme == "embedded":
-        from tastebud.stores.embedded_catalog import EmbeddedCatalogStore
+        from tastebud.stores.catalog import SqlCatalogStore
         from tastebud.stores.embedded_events import EmbeddedEventStore
+        from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
         root = local_path(url)
         events = EmbeddedEventStore(root / "events", **_embedded_tuning(url))
-        return Database(url, events, EmbeddedCatalogStore(root / "catalog.db"))
+        catalog = SqlCatalogStore(SqliteBackend(SqliteDatabase(root / "catalog.db")))
+        return Database(url, events, catalog)
     if scheme in POSTGRES_SCHEMES:
-        from tastebud.stores.postgres import PostgresDatabase
-        from tastebud.stores.postgres_catalog import PostgresCatalogStore
+        from tastebud.stores.catalog import SqlCatalogStore
+        from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
         from tastebud.stores.postgres_events import PostgresEventStore
 
         pool = PostgresDatabase(url)
         return Database(
-            url, PostgresEventStore(pool, owns_database=True), PostgresCatalogStore(pool)
+            url,
+            PostgresEventStore(pool, owns_database=True),
+            SqlCatalogStore(PostgresBackend(pool)),
         )
     raise StoreError(
         f"unsupported database URL scheme {scheme!r}: use embedded:///path or postgresql://..."

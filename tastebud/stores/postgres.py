@@ -12,7 +12,7 @@ database was back); the next request that finds no connection starts a new one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -126,11 +126,14 @@ class PostgresDialect(Dialect):
     def sql(self, text: str) -> str:
         return _pyformat(text)
 
-    def json(self, value: Any) -> Any:
-        return None if value is None else Jsonb(value, dumps=dumps)
+    def json(self, value: Any, encode: Callable[[Any], str] = dumps) -> Any:
+        return None if value is None else Jsonb(value, dumps=encode)
 
-    def text_list(self, values: Sequence[str]) -> Any:
+    def text_list(self, values: Sequence[str], encode: Callable[[Any], str] = dumps) -> Any:
         return list(values)
+
+    def boolean(self, value: bool) -> Any:
+        return bool(value)
 
     def timestamp(self, moment: datetime) -> Any:
         return moment
@@ -142,6 +145,11 @@ class PostgresDialect(Dialect):
 
     def lock(self, sql: Sql, key: int) -> None:
         sql.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+
+    def clock(self, sql: Sql) -> float:
+        """``now()``: the transaction's start, before every later statement's snapshot."""
+        row = sql.one("SELECT extract(epoch FROM now())::float8")
+        return float(row[0])  # type: ignore[index]
 
 
 @lru_cache(maxsize=1024)

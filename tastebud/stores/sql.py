@@ -22,9 +22,10 @@ differs between the backends is small and listed here: the placeholder, a few co
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,9 @@ TYPES = {
         "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     ),
     "bigint": ("INTEGER", "BIGINT"),
+    "boolean": ("INTEGER", "BOOLEAN"),
+    "true": ("1", "TRUE"),
+    "empty_list": ("'[]'", "'{}'"),
     "real": ("REAL", "DOUBLE PRECISION"),
     "json": ("TEXT", "JSONB"),
     "text_list": ("TEXT", "TEXT[]"),
@@ -47,6 +51,9 @@ TYPES = {
 def dumps(value: Any) -> str:
     """JSON text as the stores have always written it (sorted keys; dates as text)."""
     return json.dumps(value, sort_keys=True, default=str)
+
+
+plain = json.dumps  # a name the ``Dialect.json`` method does not hide
 
 
 class Dialect:
@@ -67,13 +74,17 @@ class Dialect:
         """A statement written with ``?`` placeholders, as this backend takes it."""
         return text
 
-    def json(self, value: Any) -> Any:
-        """The parameter for a ``{json}`` column."""
-        return None if value is None else dumps(value)
+    def json(self, value: Any, encode: Callable[[Any], str] = dumps) -> Any:
+        """The parameter for a ``{json}`` column (``encode``: how SQLite's text is written)."""
+        return None if value is None else encode(value)
 
-    def text_list(self, values: Sequence[str]) -> Any:
+    def text_list(self, values: Sequence[str], encode: Callable[[Any], str] = plain) -> Any:
         """The parameter for a ``{text_list}`` column."""
-        return json.dumps(list(values))
+        return encode(list(values))
+
+    def boolean(self, value: bool) -> Any:
+        """The parameter for a ``{boolean}`` column."""
+        return int(value)
 
     def timestamp(self, moment: datetime) -> Any:
         """The parameter for a ``{timestamp}`` column: fixed-width UTC text, so text order
@@ -89,6 +100,11 @@ class Dialect:
     def lock(self, sql: Sql, key: int) -> None:
         """Serialize writers on ``key`` until the transaction ends. SQLite's write
         transaction already excludes every other writer."""
+
+    def clock(self, sql: Sql) -> float:
+        """The database's time (epoch seconds) for a watermark read before the reads that
+        follow. SQLite has no server clock: the process's, read now."""
+        return time.time()
 
 
 def loads(value: Any) -> Any:
@@ -114,6 +130,11 @@ class Sql:
 
     def all(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.execute(text, params).fetchall()  # type: ignore[no-any-return]
+
+    def many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for each of ``rows`` (psycopg pipelines them: one round trip)."""
+        with closing(self._connection.cursor()) as cursor:
+            cursor.executemany(self._convert(text), rows)
 
 
 class SqlBackend(Closeable, ABC):
