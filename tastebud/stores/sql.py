@@ -1,11 +1,12 @@
 """SQL written once per store, the dialect chosen per backend.
 
-The metadata stores (API keys, dead letters, job history) run the same statements on SQLite
-and PostgreSQL. Each writes its SQL once: ``?`` placeholders in statements, ``{real}``,
-``{json}``... type words in its DDL. A ``Dialect`` turns them into what its backend takes and
-adapts the few values the two hold differently (JSON, lists of text, timestamps); a
-``SqlBackend`` gives the store transactions on it. SQLite (3.35 and later) takes
-``RETURNING`` and ``ON CONFLICT`` as PostgreSQL does, so those are written once too.
+The stores of plain rows (catalog, API keys, dead letters, push state, job history) run the
+same statements on SQLite and PostgreSQL. Each writes its SQL once: ``?`` placeholders in
+statements, ``{real}``, ``{json}``... type words in its DDL. A ``Dialect`` turns them into
+what its backend takes and adapts the few values the two hold differently (JSON, lists of
+text, timestamps, booleans); a ``SqlBackend`` gives the store transactions on it. SQLite
+(3.35 and later) takes ``RETURNING`` and ``ON CONFLICT`` as PostgreSQL does, so those are
+written once too.
 
 Why not SQLAlchemy Core, the field's tool (installed with Optuna): its engine would replace
 the plumbing the stores are built on and measured with, the per-thread SQLite connections
@@ -16,7 +17,8 @@ transactions carry a request's budget, statement timeout and circuit breaker
 compile at every call (its compiled cache lives in its own ``Connection``), and it would
 still not choose the column types these tables already have in deployed databases. What
 differs between the backends is small and listed here: the placeholder, a few column types,
-``= ANY(array)`` against chunked ``IN`` lists, and locks.
+``= ANY(array)`` against chunked ``IN`` lists, locks and the clock; what differs for one
+store only stays in that store (the catalog's ``Spelling``).
 """
 
 from __future__ import annotations
