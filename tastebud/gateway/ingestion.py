@@ -38,8 +38,8 @@ from tastebud.ranking.activity import RECORDED as ACTIVITY_RECORDED
 from tastebud.ranking.activity import RecentActivity
 from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow, storable
 from tastebud.stores import AppendResult, Stores
+from tastebud.stores.dead_letters import DeadLetter
 from tastebud.stores.errors import is_permanent
-from tastebud.stores.gateway import DeadLetter
 from tastebud.validation import content_event_ids, pydantic_reasons
 
 log = get_logger("tastebud.gateway")

@@ -15,7 +15,7 @@ import httpx
 from api.gateway_testing import Api, ServerProcess, free_port, server_env
 from tastebud.gateway.keys import ADMIN_KEY_FILE, KeyAuthenticator
 from tastebud.stores import open_database
-from tastebud.stores.gateway import ApiKey
+from tastebud.stores.keys import ApiKey
 
 EVENT = {"user_id": "u1", "item_id": "i1", "event_type": "like", "timestamp": 1.7e9}
 
