@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The optional extras the tests cover: the Spark engine and the neural models.
+EXTRAS_STAMP := $(VENV)/.extras-installed
+# The neural models' PyTorch, pinned to the CPU build this machine keeps on disk (pip finds it
+# there; an unpinned torch pulls several GB of CUDA libraries). Override for a GPU machine.
+TORCH ?= torch==2.13.0
 
-.PHONY: run test lint format bench clean chromium
+.PHONY: run test lint format bench clean chromium java
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tastebud needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
@@ -18,8 +23,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tastebud quickstart
 
-test: $(STAMP) chromium
+test: $(STAMP) $(EXTRAS_STAMP) chromium java
 	$(BIN)/python -m pytest
+
+# The optional extras (tastebud[spark], tastebud[neural]): their tests run in `make test` and
+# CI; `make run` needs neither.
+$(EXTRAS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark,neural]' '$(TORCH)'
+	@touch $(EXTRAS_STAMP)
+
+# The Spark engine's tests need a Java runtime: Debian's openjdk-17, installed when missing.
+java:
+	@bash scripts/install-java.sh
 
 # The app's browser tests (tests/webapp) drive Debian's chromium; installed when missing.
 chromium:

@@ -1,19 +1,26 @@
 """Recommendation quality: tastebud against the usual libraries tuned by hand, one protocol.
 
 Protocol (the models issue's quality bar): per-user temporal 80/20 split (each user's last
-20% of interactions by time are the test set); relevant = test ratings >= 4 on items seen in
-training; full ranking over the training catalog; training items excluded; K = 10.
+20% of interactions by time are the test set); for data without usable time (pairs, play
+counts) a seeded random 80/20 per user instead. Relevant = test ratings >= 4 on items seen in
+training (explicit data), any held-out interaction otherwise; full ranking over the training
+catalog; training items excluded; K = 10.
 
 Peers, called directly (implicit, numpy), as an engineer would wire them:
-* implicit ALS, BPR and BM25 item-kNN at their defaults; popularity;
+* implicit ALS, BPR and BM25 item-kNN at their defaults; popularity; EASE at its default
+  lambda (200) on binary data, the floor for tastebud's default configuration;
 * EASE at its best lambda ON THE TEST SET; implicit ALS at its best grid point ON THE TEST SET
-  (factors 32/64/128 x regularization 0.01/0.1/1 x alpha 1/10/40). Tuned on the test set,
-  these are an upper bound for a hand-tuned peer.
+  (factors 32/64/128 x regularization 0.01/0.1/1 x alpha 1/10/40; on play counts the grid is
+  also run on BM25-weighted counts, implicit's own last.fm recipe, and the best is kept).
+  Tuned on the test set, these are an upper bound for a hand-tuned peer.
 tastebud: the default configuration (`tastebud train`) and `tastebud train --auto` with the
-default budget, which only ever sees the training part.
+given budget, which only ever sees the training part.
 
-Datasets: MovieLens 100K and latest-small from ../shared/datasets (skipped when absent), and
-a synthetic world (implicit feedback, relevant = positive events) that no default was tuned on.
+Datasets: MovieLens 100K and latest-small from ../shared/datasets (skipped when absent);
+``ml-100k-binary`` (MovieLens 100K without timestamps, ratings >= 4 as plain pairs); a
+synthetic world (implicit feedback of several event types) and ``playcounts`` (a heavy-tailed
+play-count world from the generator: user_id,item_id,weight; no time, no event type). No
+default was tuned on the synthetic ones.
 
 Run:  .venv/bin/python benchmarks/bench_quality.py [--budget 300] [--datasets ml-100k,...]
 """
@@ -38,7 +45,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 from implicit.als import AlternatingLeastSquares
 from implicit.bpr import BayesianPersonalizedRanking
-from implicit.nearest_neighbours import BM25Recommender
+from implicit.nearest_neighbours import BM25Recommender, bm25_weight
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,7 +54,7 @@ from machine import describe
 from tastebud.data.interactions import from_table
 from tastebud.data.synthetic import WorldSpec, generate_world
 from tastebud.data.vocabulary import Vocabulary
-from tastebud.evaluation import evaluate_rankings, make_splitter, relevance_matrix
+from tastebud.evaluation import evaluate_rankings, make_splitter, relevance_matrix, time_status
 from tastebud.training.holdout import positive_rows
 from tastebud.training.pipeline import train
 
@@ -107,14 +114,46 @@ def synthetic(cache: Path) -> pa.Table:
     )
 
 
+def movielens_binary(name: str) -> pa.Table:
+    """MovieLens as an implicit-feedback export: ratings >= 4 as plain pairs, no time."""
+    table = movielens(name)
+    liked = table.filter(pc.greater_equal(table.column("rating"), 4.0))
+    return liked.select(["user_id", "item_id"])
+
+
+def playcounts(cache: Path) -> pa.Table:
+    """A heavy-tailed play-count world from the generator, as a last.fm-style export:
+    user_id,item_id,weight (plays per pair); no timestamp, no event type."""
+    folder = cache / "playcounts"
+    if not (folder / "events.parquet").exists():
+        spec = WorldSpec(users=1500, items=4000, days=60, seed=5, play_share=0.95,
+                         rating_share=0.0, popularity_exponent=0.8, taste_concentration=0.08,
+                         activity_sigma=1.2)  # fmt: skip
+        generate_world(spec, folder)
+    table = pq.read_table(folder / "events.parquet", columns=["user_id", "item_id", "event_type"])
+    plays = table.filter(pc.equal(table.column("event_type"), "play"))
+    counts = plays.group_by(["user_id", "item_id"]).aggregate([("event_type", "count")])
+    return pa.table(
+        {
+            "user_id": counts.column("user_id"),
+            "item_id": counts.column("item_id"),
+            "weight": counts.column("event_type_count").cast(pa.float64()),
+        }
+    )
+
+
 class Judge:
     """The protocol, fixed once per dataset: split, binary train matrix, relevance."""
 
     def __init__(self, table: pa.Table, explicit: bool) -> None:
-        split = make_splitter("user-temporal", fraction=0.2)(table)
+        table = from_table(table).table  # the package's reading of the columns
+        self.time = time_status(table)
+        if self.time == "usable":
+            split = make_splitter("user-temporal", fraction=0.2)(table)
+        else:
+            split = make_splitter("random-holdout", fraction=0.2, random_state=0)(table)
         self.train_table = split.train
-        train_log = from_table(split.train)
-        positive_train = train_log.table
+        positive_train = split.train
         self.users = Vocabulary.from_ids(positive_train.column("user_id"))
         self.items = Vocabulary.from_ids(positive_train.column("item_id"))
         rows = self.users.index(positive_train.column("user_id"))
@@ -123,13 +162,22 @@ class Judge:
             (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(self.users), len(self.items))
         )
         self.binary.data[:] = 1.0
-        test = from_table(split.test).table
-        liked = positive_rows(test, min_rating=4.0 if explicit else None)
+        # Summed weights (play counts) where the data has them, for the count-aware peers.
+        weights = split.train.column("weight").to_numpy(zero_copy_only=False)
+        self.counts = None
+        if not np.isnan(weights).all():
+            self.counts = sp.csr_matrix(
+                (np.nan_to_num(weights, nan=1.0).astype(np.float32), (rows, cols)),
+                shape=self.binary.shape,
+            )
+        liked = positive_rows(split.test, min_rating=4.0 if explicit else None)
         relevance = relevance_matrix(liked, self.users, self.items)
         self.eval_users = np.flatnonzero(np.diff(relevance.matrix.indptr) > 0)
         self.relevant = relevance.matrix[self.eval_users]
         self.popularity = np.asarray(self.binary.sum(axis=0)).ravel()
         self.summary = {
+            "split": split.protocol,
+            "timestamps": self.time,
             "train_rows": split.train.num_rows,
             "test_rows": split.test.num_rows,
             "users": len(self.users),
@@ -204,18 +252,22 @@ def run_dataset(name: str, table: pa.Table, explicit: bool, budget: float) -> di
             record(label, judge.implicit_top(model), time.monotonic() - started)
 
         started = time.monotonic()
-        best_als: tuple[float, dict[str, float], np.ndarray] | None = None
-        for factors, regularization, alpha in itertools.product(
-            (32, 64, 128), (0.01, 0.1, 1.0), (1.0, 10.0, 40.0)
+        best_als: tuple[float, dict[str, Any], np.ndarray] | None = None
+        inputs = {"binary": judge.binary}
+        if judge.counts is not None:
+            inputs["bm25(counts)"] = bm25_weight(judge.counts, K1=100, B=0.8).tocsr()
+        for (kind, matrix), factors, regularization, alpha in itertools.product(
+            inputs.items(), (32, 64, 128), (0.01, 0.1, 1.0), (1.0, 10.0, 40.0)
         ):
             model = AlternatingLeastSquares(
                 factors=factors, regularization=regularization, alpha=alpha, random_state=42
             )
-            model.fit(judge.binary, show_progress=False)
+            model.fit(matrix, show_progress=False)
             ranked = judge.implicit_top(model)
             value = judge.metrics(ranked)["ndcg@10"]
             if best_als is None or value > best_als[0]:
-                params = {"factors": factors, "regularization": regularization, "alpha": alpha}
+                params = {"input": kind, "factors": factors, "regularization": regularization,
+                          "alpha": alpha}  # fmt: skip
                 best_als = (value, params, ranked)
         assert best_als is not None
         record("implicit ALS (best on test)", best_als[2], time.monotonic() - started,
@@ -226,6 +278,10 @@ def run_dataset(name: str, table: pa.Table, explicit: bool, budget: float) -> di
         np.broadcast_to(judge.popularity, (len(judge.eval_users), len(judge.popularity)))
     )
     record("popularity", ranked, time.monotonic() - started)
+
+    started = time.monotonic()
+    ranked = judge.top_from_scores(ease_scores(judge.binary, 200.0, judge.eval_users))
+    record("EASE (default lambda 200)", ranked, time.monotonic() - started, params={"l2": 200.0})
 
     started = time.monotonic()
     best_ease: tuple[float, float, np.ndarray] | None = None
@@ -253,6 +309,11 @@ def run_dataset(name: str, table: pa.Table, explicit: bool, budget: float) -> di
            trials=len(search["trials"]) if search else 0,
            validation_ndcg=search["validation_ndcg@10"] if search else None)  # fmt: skip
 
+    default_value = results["models"]["tastebud train (default)"]["metrics"]["ndcg@10"]
+    plain = results["models"]["EASE (default lambda 200)"]["metrics"]["ndcg@10"]
+    results["default_over_plain_ease"] = default_value / plain - 1
+    print(f"{name}: default {default_value:.4f} vs plain EASE {plain:.4f} "
+          f"({results['default_over_plain_ease']:+.1%})", flush=True)  # fmt: skip
     peers = [
         (label, entry["metrics"]["ndcg@10"])
         for label, entry in results["models"].items()
@@ -270,7 +331,9 @@ def run_dataset(name: str, table: pa.Table, explicit: bool, budget: float) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=300.0, help="AutoML budget, seconds")
-    parser.add_argument("--datasets", default="ml-100k,ml-latest-small,synthetic")
+    parser.add_argument(
+        "--datasets", default="ml-100k,ml-latest-small,synthetic,ml-100k-binary,playcounts"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     run: dict[str, Any] = {"machine": describe(), "budget_seconds": args.budget, "datasets": []}
@@ -279,12 +342,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for name in args.datasets.split(","):
             if name.startswith("ml-"):
-                if not (DATASETS / name).exists():
-                    print(f"skipping {name}: {DATASETS / name} is absent")
+                base = name.removesuffix("-binary")
+                if not (DATASETS / base).exists():
+                    print(f"skipping {name}: {DATASETS / base} is absent")
                     continue
-                table, explicit = movielens(name), True
-            else:
+                if name.endswith("-binary"):
+                    table, explicit = movielens_binary(base), False
+                else:
+                    table, explicit = movielens(name), True
+            elif name == "playcounts":
+                table, explicit = playcounts(Path(cache)), False
+            elif name == "synthetic":
                 table, explicit = synthetic(Path(cache)), False
+            else:
+                parser.error(f"unknown dataset {name!r}")
             result = run_dataset(name, table, explicit, args.budget)
             result["machine"] = describe()
             run["datasets"] = [d for d in run["datasets"] if d["dataset"] != name] + [result]

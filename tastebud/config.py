@@ -234,6 +234,24 @@ class JobsSettings(BaseModel):
     affinity_min_events: int = Field(
         default=50, ge=1, description="Fewer events in the window: the run is refused."
     )
+    engine: Literal["local", "spark"] = Field(
+        default="local",
+        description="Where batch jobs run: in this process (DuckDB/numpy) or on Apache Spark "
+        "(tastebud[spark]; master from spark_master / TASTEBUD_SPARK_MASTER).",
+    )
+    engines: dict[str, Literal["local", "spark"]] = Field(
+        default_factory=dict, description="Per-job engine, overriding `engine` (job -> engine)."
+    )
+    spark_events_url: str | None = Field(
+        default=None,
+        description="A Parquet event log partitioned by day (`tastebud export events`) that "
+        "Spark jobs read instead of exporting their window on each run.",
+    )
+    spark_staging_url: str | None = Field(
+        default=None,
+        description="Where Spark jobs stage the event log as Parquet (any fsspec URL its "
+        "executors also read). Default: {home}/spark-staging.",
+    )
     train_auto: bool = Field(default=True, description="The train job searches with AutoML.")
     train_budget_seconds: float = Field(default=600.0, gt=0, description="AutoML budget.")
     train_gate_tolerance: float = Field(
@@ -388,6 +406,11 @@ class Settings(BaseSettings):
     artifacts_url: str | None = None
     datasets_cache: Path | None = None
     datasets_mirror: str | None = None
+    spark_master: str = Field(
+        default="local[*]",
+        description="The Spark master of jobs run on Spark: local[N], spark://host:port, "
+        "k8s://https://host:port.",
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     events: EventRules = Field(default_factory=EventRules)

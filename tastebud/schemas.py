@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -244,9 +246,42 @@ ExternalId = Annotated[
 ]
 """A user, item, session or event id: what every route and request schema accepts."""
 
-StorableText = Annotated[str, AfterValidator(_storable_text)]
+
+class _StorableTextSchema:
+    """States the text rule in the JSON schema too (a pattern without NUL or surrogates)."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
+        schema = handler(core_schema)
+        schema["pattern"] = STORABLE_TEXT_PATTERN
+        return schema
+
+
+# NUL only: ECMA regexes (OpenAPI's) cannot name lone surrogates, which a URL cannot carry.
+STORABLE_TEXT_PATTERN = "^[^\\u0000]*$"
+StorableText = Annotated[str, AfterValidator(_storable_text), _StorableTextSchema()]
 """Free text a request carries into a store (a category, a feature name): no NUL, no lone
 surrogate (``UNSTORABLE_TEXT``)."""
+
+
+def _json_int(value: Any) -> Any:
+    """JSON's integers: 13 and 13.0 (JSON Schema calls both an integer), never ``true``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[StrictInt, BeforeValidator(_json_int)]
+"""An integer as JSON Schema means it: a boolean is not one, 13.0 is."""
+
+
+def json_integers(value: Any) -> Any:
+    """``value`` with its integral floats as ints (``JsonInt`` for nested JSON, before a
+    strict validation)."""
+    if isinstance(value, dict):
+        return {key: json_integers(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [json_integers(inner) for inner in value]
+    return _json_int(value)
 
 
 def required_id(value: Any, field: str) -> Any:

@@ -105,7 +105,7 @@ def test_names_spelled_out_for_help_agree_with_their_source() -> None:
     from tastebud.cli.keys import SCOPE_NAMES
     from tastebud.cli.train import PROTOCOL_NAMES
     from tastebud.evaluation import PROTOCOLS
-    from tastebud.stores.gateway import SCOPES
+    from tastebud.stores.keys import SCOPES
 
     assert SCOPES == SCOPE_NAMES
     assert tuple(PROTOCOLS) == PROTOCOL_NAMES

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import tastebud
 from tastebud.api import errors
 from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
+from tastebud.api.openapi_limits import document_limits
 from tastebud.api.routes import app as app_routes
 from tastebud.api.routes import catalog, events, health, push
 from tastebud.api.schemas import (
@@ -317,6 +318,7 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     for batch, field in batches:
         components[batch]["properties"][field]["maxItems"] = limit
     _document_ids(schema, settings)
+    document_limits(schema, settings)
     _document_security(app, schema)
     app.openapi_schema = schema
     return schema

@@ -19,7 +19,7 @@ from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.ratelimit import RateLimiter, retry_after_header
 from tastebud.observability import bind_context
 from tastebud.stores import Stores
-from tastebud.stores.gateway import ApiKey
+from tastebud.stores.keys import ApiKey
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tastebud.gateway.ingestion import GatewayUnavailable
@@ -99,6 +100,18 @@ def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path: Starlette names only the first route's,
+    and a path may be served by several (POST and DELETE /v1/push/subscriptions)."""
+    methods: set[str] = set()
+    path = request.url.path
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -129,9 +142,10 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(error.status_code, "http_error")
         message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
-        return error_response(
-            error.status_code, code, message, request, headers=dict(error.headers or {})
-        )
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(error.status_code, code, message, request, headers=headers)
 
     @app.exception_handler(StoreDataError)
     async def _refused(request: Request, error: StoreDataError) -> JSONResponse:

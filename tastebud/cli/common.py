@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 
     from tastebud.config import Settings
     from tastebud.jobs.clock import DataClock
-    from tastebud.stores import Database, Stores
-    from tastebud.stores.gateway import GatewayStores
+    from tastebud.stores import Database, GatewayStores, Stores
 
 console = Console(stderr=True)
 out = Console()

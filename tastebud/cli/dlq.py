@@ -23,7 +23,7 @@ from tastebud.cli.common import (
 
 if TYPE_CHECKING:
     from tastebud.gateway.dlq import RetryReport
-    from tastebud.stores.gateway import DeadLetterKind
+    from tastebud.stores.dead_letters import DeadLetterKind
 
 app = typer.Typer(
     help="Inspect and replay events the gateway could not store.", no_args_is_help=True

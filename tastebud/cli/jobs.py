@@ -80,6 +80,21 @@ def describe_outcome(outcome: RunOutcome) -> str:
     )
 
 
+def with_engine(settings: Settings, name: str, engine: str) -> Settings:
+    """``settings`` with job ``name`` on ``engine``; a usage error when it cannot run there."""
+    from tastebud.engines import ENGINES, SPARK_JOBS  # lazy: pyarrow (CLI start-up)
+
+    if engine not in ENGINES:
+        raise fail(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "spark" and name not in SPARK_JOBS:
+        raise fail(
+            f"{name} has no Spark implementation; jobs that run on Spark: "
+            f"{', '.join(sorted(SPARK_JOBS))}"
+        )
+    jobs = settings.jobs.model_copy(update={"engines": {**settings.jobs.engines, name: engine}})
+    return settings.model_copy(update={"jobs": jobs})
+
+
 @contextmanager
 def history_for(settings: Settings) -> Iterator[RunHistory]:
     from tastebud.jobs import open_run_history  # lazy: stores (CLI start-up)
@@ -149,6 +164,13 @@ def run_job(
             "or the newest event when the store is historical (jobs.historical_after_hours).",
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the job runs: local or spark (popularity, affinity, trending). "
+            "Default: [jobs] engines / engine.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Run one job over one data interval [start, end), with its retries and timeout.
@@ -175,6 +197,8 @@ def run_job(
         registry.runnable(name)
     except (UnknownJob, JobNotAvailable) as error:
         raise fail(str(error)) from None
+    if engine is not None:
+        settings = with_engine(settings, name, engine)
     if start_at is None and end_at is None:
         clock = clock_for(settings, as_of_at)
         as_of_at = clock.as_of

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tastebud.cli.common import EXIT_STORE, fail, gateway_stores_for, out, settings_from_context
 
-# The scopes of ``tastebud.stores.gateway.SCOPES``, named here so that help does not import
+# The scopes of ``tastebud.stores.keys.SCOPES``, named here so that help does not import
 # the stores (CLI start-up); tests/test_cli_startup.py checks that they agree.
 SCOPE_NAMES = ("ingest", "read", "admin")
 
@@ -40,7 +40,7 @@ def create(
 ) -> None:
     """Create a key; the key itself is printed once, on the last line."""
     from tastebud.stores import StoreError  # lazy: stores bring pyarrow (CLI start-up)
-    from tastebud.stores.gateway import check_scopes
+    from tastebud.stores.keys import check_scopes
 
     settings = settings_from_context(ctx)
     try:

@@ -10,6 +10,7 @@ from tastebud.cli import (
     data,
     datasets,
     dlq,
+    export,
     features,
     jobs,
     keys,
@@ -38,6 +39,7 @@ app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(content.app, name="content")
 app.add_typer(features.app, name="features")
+app.add_typer(export.app, name="export")
 app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)

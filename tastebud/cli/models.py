@@ -49,8 +49,22 @@ def registry_for(ctx: typer.Context) -> Iterator[ModelRegistry]:
         raise fail(f"artifact store: {error}", EXIT_STORE) from None
 
 
+VALIDATION_METRIC = "cf.validation.ndcg@10"
+GATE_METRICS = ("cf.gate.candidate.ndcg@10", "cf.gate.production.ndcg@10")
+
+
 def _format_metric(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _format_gate(metrics: dict[str, float | None]) -> str:
+    """The train job's gate: the candidate's NDCG@10 against production's, same data."""
+    candidate, production = (metrics.get(name) for name in GATE_METRICS)
+    if candidate is None and production is None:
+        return "-"
+    low = "-" if candidate is None else f"{candidate:.3f}"
+    high = "-" if production is None else f"{production:.3f}"
+    return f"{low}/{high}"
 
 
 @app.command("list")
@@ -59,7 +73,11 @@ def list_versions(
     metric: Annotated[str, typer.Option(help="Metric shown in the table.")] = KEY_METRIC,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Registered versions, newest first, with the aliases pointing at them."""
+    """Registered versions, newest first, with their metrics and aliases.
+
+    Columns: the chosen metric (offline evaluation), AutoML's validation NDCG@10
+    (``valid.``), and the train job's quality gate (``gate``: candidate/production NDCG@10
+    fitted and judged on the same held-out data); the last two when a version has them."""
     with registry_for(ctx) as registry:
         versions = registry.list_versions()
         aliases = registry.aliases()
@@ -84,17 +102,28 @@ def list_versions(
     table.add_column("users", justify="right", no_wrap=True)
     table.add_column("items", justify="right", no_wrap=True)
     table.add_column(metric.removeprefix("cf.offline."), justify="right", no_wrap=True)
+    # Validation and gate columns only when some version has the figures (80 columns).
+    validated = any(VALIDATION_METRIC in item.metrics for item in versions)
+    gated = any(name in item.metrics for item in versions for name in GATE_METRICS)
+    if validated:
+        table.add_column("valid.", justify="right", no_wrap=True)
+    if gated:
+        table.add_column("gate", justify="right", no_wrap=True)
     table.add_column("aliases", min_width=10, overflow="fold")
     for item in versions:
-        table.add_row(
+        cells = [
             item.model_version,
             item.created_at.strftime("%Y-%m-%d %H:%M"),
             item.model,
             f"{item.user_count:,}",
             f"{item.item_count:,}",
             _format_metric(item.metrics.get(metric)),
-            " ".join(sorted(by_version.get(item.model_version, []))),
-        )
+        ]
+        if validated:
+            cells.append(_format_metric(item.metrics.get(VALIDATION_METRIC)))
+        if gated:
+            cells.append(_format_gate(item.metrics))
+        table.add_row(*cells, " ".join(sorted(by_version.get(item.model_version, []))))
     out.print(table)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from tastebud.cli.common import (
     EXIT_STORE,
@@ -134,7 +135,7 @@ def train_command(
                 matrix_cache=MatrixCache(settings.home / "cache" / "matrices"),
             )
     except (InteractionsError, ModelError) as error:
-        raise fail(str(error)) from None
+        raise fail(escape(str(error))) from None  # plain text, not markup
     if result.fallback:
         console.print(f"[yellow]warning:[/] {result.fallback}")
     if result.search is not None:
@@ -176,6 +177,7 @@ def evaluate_command(
         typer.Option(
             "--model",
             help="Models to compare (repeatable): popularity, itemknn, als, bpr, ease, "
+            "mult-vae, two-tower, ncf (these three need tastebud[neural]), "
             "tastebud (default configuration), auto (AutoML on the train part).",
         ),
     ] = None,
@@ -236,7 +238,7 @@ def evaluate_command(
             on_model=show,
         )
     except (InteractionsError, ModelError, ValueError) as error:
-        raise fail(str(error)) from None
+        raise fail(escape(str(error))) from None  # plain text, not markup
     out_dir.mkdir(parents=True, exist_ok=True)
     report.main_k = k
     report.to_json(out_dir / "report.json")

@@ -1,29 +1,39 @@
 """Audio extraction in worker processes, one file at a time each, with a per-file timeout.
 
 ``concurrent.futures.ProcessPoolExecutor`` cannot stop one hung task (a decoder stuck on a
-broken file): its ``result(timeout=)`` only stops waiting. Here each worker has its own pipe
-and runs one file at a time, so the parent knows when each file started; a worker past the
-timeout is killed and replaced, a worker that dies (a crash inside a C decoder) is replaced,
-and either way the file is reported with its reason and the batch goes on.
+broken file): its ``result(timeout=)`` only stops waiting. pebble's ``ProcessPool`` can: it
+times each task from the moment a worker takes it, kills the worker past the timeout
+(SIGTERM, then SIGKILL for one stuck in C code) and starts another, and reports a worker
+that died mid-file (a crash inside a C decoder) as ``ProcessExpired``. Either way the file
+is reported with its reason and the batch goes on. Files are handed over no faster than
+workers free up, so after ``stop_at`` nothing new starts.
 
 Workers start with ``spawn`` (no fork of a parent holding DuckDB or database threads) and warm
-librosa up (imports, numba's compiled kernels) before their first file, so the timeout and
-the latency histogram measure files, not start-up.
+librosa up (imports, numba's compiled kernels) in pebble's initializer, before their first
+file, so the timeout and the latency histogram measure files, not start-up.
 
 librosa's kernels are compiled by numba and cached on disk. Workers that compile at the same
 time race on that cache (a known numba problem: an index written by one while another reads
 it), and a corrupt cache then crashes every later start. So the cache lives in a folder of
 our own (``cache_dir``), each worker warms up holding an exclusive lock on it (the first
-compiles, the others load what it wrote), and a worker that dies while warming up gets the
-cache cleared and one more try. Workers that still cannot start leave audio out: every file
-comes back with reason ``audio_unavailable`` and the build goes on without audio.
+compiles, the others load what it wrote). pebble knows nothing of start-up failures: a
+worker that dies while no file is running breaks its pool (``BrokenProcessPool``), and one
+hung in its initializer just never takes a file. What is ours is that policy: a pool broken,
+or with no file started for ``STARTUP_TIMEOUT``, gets the cache cleared and one fresh pool;
+if that one fails to start too, audio is left out: every remaining file comes back with
+reason ``audio_unavailable`` and the build goes on without audio.
+
+pebble's one weak spot here: a worker takes a file under a lock shared by the pool, and one
+killed from outside in that instant (not a decoder crash, which happens mid-file) leaves the
+lock held; the next worker then gives up after pebble's 60 s lock timeout and the pool breaks,
+which the policy above handles as a failed start. The hand-written pool this replaced had no
+such window, but a window of microseconds is not worth 270 lines of process management.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import math
 import multiprocessing as mp
 import os
 import shutil
@@ -31,12 +41,14 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from pebble import ProcessExpired, ProcessPool
 
 from tastebud.content.audio import MAX_SECONDS, SAMPLE_RATE, AudioResult, analyse
 
@@ -46,6 +58,7 @@ DEFAULT_TIMEOUT = 60.0
 STARTUP_TIMEOUT = 300.0
 UNAVAILABLE = "audio_unavailable"
 LOCK_NAME = ".lock"
+POLL_SECONDS = 1.0  # how often the parent looks for a start-up that makes no progress
 
 
 def default_cache_dir() -> Path:
@@ -80,8 +93,9 @@ def clear_cache(cache_dir: Path) -> None:
                     entry.unlink()
 
 
-def _serve(connection: Connection, max_seconds: float, cache_dir: str) -> None:
-    """Worker loop: warm up, say ready, then analyse one path per message until None."""
+def _warm_up(cache_dir: str) -> None:
+    """pebble's initializer, in each worker before its first file: point numba at our cache,
+    limit threads, and compile or load librosa's kernels under the cache lock."""
     # Before librosa (and numba) are imported: numba reads it once, at import.
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
     if "numba" in sys.modules:  # imported by the parent's main module on spawn
@@ -100,43 +114,10 @@ def _serve(connection: Connection, max_seconds: float, cache_dir: str) -> None:
     warm_up = rng.standard_normal(SAMPLE_RATE * 3).astype(np.float32) * 0.1
     with cache_lock(Path(cache_dir)):
         features_from_signal(warm_up, 3.0)
-    connection.send("ready")
-    while True:
-        try:
-            message = connection.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        key, path = message
-        connection.send((key, analyse(path, max_seconds)))
 
 
-class _Worker:
-    def __init__(self, context: Any, max_seconds: float, cache_dir: Path) -> None:
-        self.connection, child = context.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(child, max_seconds, str(cache_dir)), daemon=True
-        )
-        self.process.start()
-        child.close()
-        self.ready = False
-        self.task: tuple[str, str] | None = None
-        self.spawned = self.started = time.monotonic()
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
-        else:
-            try:
-                self.connection.send(None)
-            except (BrokenPipeError, OSError):
-                self.process.kill()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self.connection.close()
+class _StartFailed(Exception):
+    """The pool's workers died or hung before any file started."""
 
 
 class AudioPool:
@@ -145,7 +126,8 @@ class AudioPool:
     ``run(paths)`` yields ``(key, AudioResult)`` as files finish (any order). A file past
     ``timeout`` seconds gives reason ``timeout``; a worker that died gives ``worker_crashed``;
     once no worker can start, the remaining files give ``audio_unavailable``.
-    ``cache_dir``: numba's kernel cache (default ``default_cache_dir()``).
+    ``cache_dir``: numba's kernel cache (default ``default_cache_dir()``). The workers start
+    with the first batch, as many as it has files (up to ``workers``), and serve later ones.
     """
 
     def __init__(
@@ -161,8 +143,10 @@ class AudioPool:
         self.max_seconds = max_seconds
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self._context = mp.get_context(start_method)
-        self._pool: list[_Worker] = []
-        self._cleared_at: float | None = None
+        self._pool: ProcessPool | None = None
+        self._size = 0
+        self._cleared = False
+        self._in_flight: dict[Future[AudioResult], tuple[str, str, float]] = {}
         self.unavailable: str | None = None  # why no more workers are started, once so
 
     def __enter__(self) -> AudioPool:
@@ -172,38 +156,75 @@ class AudioPool:
         self.close()
 
     def close(self) -> None:
-        for worker in self._pool:
-            worker.stop()
-        self._pool.clear()
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join()
+            self._pool = None
 
-    def _spawn(self) -> _Worker:
-        return _Worker(self._context, self.max_seconds, self.cache_dir)
+    @property
+    def in_progress(self) -> list[str]:
+        """Keys of the files a worker is analysing now."""
+        return [key for future, (key, _, _) in list(self._in_flight.items()) if future.running()]
 
-    def _failed_start(self, worker: _Worker, reason: str) -> None:
-        """A worker died or hung while warming up. The first time, the kernel cache may be
-        corrupt (left by a race in an older run): clear it and start again. A worker that
-        started after the clear and fails too means audio cannot run here: stop starting
-        workers (those already running finish the batch)."""
-        if self._cleared_at is None:
+    def _ready_pool(self, files: int) -> ProcessPool:
+        """The running pool, started (with the cache lock warm-up) if there is none."""
+        if self._pool is not None and not self._pool.active:  # broken while idle
+            self.close()
+        if self._pool is None:
+            self._size = min(self.workers, files)
+            self._pool = ProcessPool(
+                max_workers=self._size,
+                initializer=_warm_up,
+                initargs=(str(self.cache_dir),),
+                context=self._context,
+            )
+        return self._pool
+
+    def _failed_start(self, reason: str) -> None:
+        """The pool's workers died or hung while warming up. The first time, the kernel cache
+        may be corrupt (left by a race in an older run): clear it and start a fresh pool. A
+        fresh pool that fails too means audio cannot run here: start no more workers."""
+        self.close()
+        if not self._cleared:
             clear_cache(self.cache_dir)
-            self._cleared_at = time.monotonic()
-        elif worker.spawned >= self._cleared_at:
+            self._cleared = True
+        else:
             self.unavailable = f"audio workers could not start ({reason}, with a fresh cache)"
+
+    def _outcome(self, future: Future[AudioResult], path: str, handed_at: float) -> AudioResult:
+        """The file's result, or why it has none; raises _StartFailed for a broken pool."""
+        try:
+            return future.result()
+        except BrokenProcessPool as error:
+            raise _StartFailed("died while starting") from error
+        except FutureTimeout:
+            reason, seconds = "timeout", self.timeout
+        except ProcessExpired:
+            reason, seconds = "worker_crashed", time.monotonic() - handed_at
+        except Exception as error:  # analyse never raises; this is pebble or pickling
+            detail = f"{Path(path).name}: {type(error).__name__}: {error}"
+            return AudioResult(None, "extract_error", detail)
+        return AudioResult(None, reason, f"{Path(path).name} after {seconds:.1f} s", seconds)
 
     def run(
         self, paths: Mapping[str, str | Path], stop_at: float | None = None
     ) -> Iterator[tuple[str, AudioResult]]:
         """Results as files finish. After ``stop_at`` (``time.monotonic()``) no new file is
         started: files in progress finish, the others come back with reason ``deferred``."""
-        pending = deque((key, str(path)) for key, path in paths.items())
-        if not pending:
-            return
-        if self.unavailable is None:
-            while len(self._pool) < min(self.workers, len(pending)):
-                self._pool.append(self._spawn())
-        busy = 0
-        while pending or busy:
-            if not self._pool:  # none could start: the files go without audio
+        try:
+            yield from self._run(deque((key, str(path)) for key, path in paths.items()), stop_at)
+        finally:  # the caller stopped early: files in progress are abandoned (pebble kills)
+            for future in self._in_flight:
+                future.cancel()
+            self._in_flight.clear()
+
+    def _run(
+        self, pending: deque[tuple[str, str]], stop_at: float | None
+    ) -> Iterator[tuple[str, AudioResult]]:
+        in_flight = self._in_flight
+        progress_at = time.monotonic()  # a file started or finished, or the pool started
+        while pending or in_flight:
+            if self.unavailable is not None:  # none could start: the files go without audio
                 while pending:
                     key, path = pending.popleft()
                     detail = f"{Path(path).name}: {self.unavailable}"
@@ -214,57 +235,25 @@ class AudioPool:
                     key, path = pending.popleft()
                     yield key, AudioResult(None, "deferred", Path(path).name)
                 continue
-            for worker in self._pool:
-                if worker.ready and worker.task is None and pending:
-                    worker.task = pending.popleft()
-                    worker.started = time.monotonic()
-                    worker.connection.send(worker.task)
-                    busy += 1
-            now = time.monotonic()
-            # Only a file in progress or a start-up can time out; an idle worker cannot.
-            deadlines = [
-                w.started + (self.timeout if w.ready else STARTUP_TIMEOUT)
-                if w.task is not None or not w.ready
-                else math.inf
-                for w in self._pool
-            ]
-            soonest = min(deadlines)
-            timeout = None if soonest == math.inf else max(0.0, soonest - now)
-            ready = wait([w.connection for w in self._pool], timeout=timeout)
-            finished: list[tuple[int, str, AudioResult]] = []
-            for index, worker in enumerate(self._pool):
-                if worker.connection in ready:
-                    try:
-                        message = worker.connection.recv()
-                    except (EOFError, OSError):
-                        finished.append((index, "worker_crashed", AudioResult(None)))
-                        continue
-                    if message == "ready":
-                        worker.ready = True
-                        continue
-                    key, result = message
-                    worker.task = None
-                    busy -= 1
+            try:
+                pool = self._ready_pool(len(pending) + len(in_flight))
+                while pending and len(in_flight) < self._size:
+                    key, path = pending.popleft()
+                    future = pool.schedule(analyse, (path, self.max_seconds), timeout=self.timeout)
+                    in_flight[future] = (key, path, time.monotonic())
+                done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                if done or any(future.running() for future in in_flight):
+                    progress_at = time.monotonic()
+                elif time.monotonic() - progress_at > STARTUP_TIMEOUT:
+                    raise _StartFailed(f"no file started in {STARTUP_TIMEOUT:g} s")
+                for future in done:
+                    key, path, handed_at = in_flight[future]
+                    result = self._outcome(future, path, handed_at)
+                    del in_flight[future]
                     yield key, result
-                elif time.monotonic() > deadlines[index]:
-                    finished.append((index, "timeout", AudioResult(None)))
-            gone: list[int] = []
-            for index, reason, result in finished:
-                worker = self._pool[index]
-                worker.stop(kill=True)
-                if not worker.ready:  # died or hung while starting up
-                    self._failed_start(worker, reason)
-                if self.unavailable is None:
-                    self._pool[index] = self._spawn()
-                else:
-                    gone.append(index)
-                if worker.task is None:
-                    continue
-                busy -= 1
-                seconds = time.monotonic() - worker.started
-                result.reason = reason
-                result.detail = f"{Path(worker.task[1]).name} after {seconds:.1f} s"
-                result.seconds = seconds
-                yield worker.task[0], result
-            for index in sorted(gone, reverse=True):
-                del self._pool[index]
+            except (_StartFailed, RuntimeError) as error:  # RuntimeError: pebble's pool broke
+                reason = str(error) if isinstance(error, _StartFailed) else "died while starting"
+                pending.extendleft(reversed([(k, p) for k, p, _ in in_flight.values()]))
+                in_flight.clear()
+                self._failed_start(reason)
+                progress_at = time.monotonic()

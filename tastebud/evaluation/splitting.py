@@ -112,7 +112,14 @@ def _rows(table: pa.Table, *, need_time: bool = True) -> _Rows:
         raise ValueError("interactions table is empty: nothing to split")
     for name in required:
         if table.column(name).null_count:
-            raise ValueError(f"column {name} has {table.column(name).null_count} null value(s)")
+            hint = (
+                "; a temporal protocol needs a time on every row (random-holdout needs none)"
+                if name == "timestamp"
+                else ""
+            )
+            raise ValueError(
+                f"column {name} has {table.column(name).null_count} null value(s){hint}"
+            )
     for name in ("user_id", "item_id"):
         kind = table.column(name).type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):

@@ -20,8 +20,8 @@ from tastebud.gateway.metrics import DLQ_ADDED, DLQ_ALERTS, RETRY_SUCCESS
 from tastebud.observability import get_logger
 from tastebud.schemas import Event, events_to_arrow
 from tastebud.stores import Database
+from tastebud.stores.dead_letters import DeadLetter, DeadLetterStore
 from tastebud.stores.errors import is_permanent
-from tastebud.stores.gateway import DeadLetter, DeadLetterStore
 from tastebud.validation import content_event_ids, pydantic_reasons
 
 log = get_logger("tastebud.gateway.dlq")

@@ -37,8 +37,8 @@ from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow, storable
 from tastebud.stores import AppendResult, Stores
 from tastebud.stores.activity import RECORDED as ACTIVITY_RECORDED
 from tastebud.stores.activity import RecentActivity
+from tastebud.stores.dead_letters import DeadLetter
 from tastebud.stores.errors import is_permanent
-from tastebud.stores.gateway import DeadLetter
 from tastebud.stores.retry import RetryPolicy, retrying
 from tastebud.validation import content_event_ids, pydantic_reasons
 

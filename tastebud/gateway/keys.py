@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from tastebud.config import Settings
 from tastebud.observability import metrics
 from tastebud.stores import Database, StoreUnavailable
-from tastebud.stores.gateway import ApiKey, ApiKeyStore, hash_key
+from tastebud.stores.keys import ApiKey, ApiKeyStore, hash_key
 
 FROM_OUTAGE_CACHE = metrics.counter(
     "gateway",

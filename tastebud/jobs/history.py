@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from tastebud.config import Settings
 from tastebud.stores import POSTGRES_SCHEMES, Closeable, StoreError, local_path
+from tastebud.stores.sql import SqlBackend, where
 
 STATUSES = ("running", "succeeded", "failed", "timeout", "skipped", "refused")
 
@@ -51,10 +52,39 @@ class RunRecord:
         }
 
 
-class RunHistory(Closeable, ABC):
-    """Attempts of job runs, and the per-job locks that keep two runs apart."""
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS {table} (
+    id {identity},
+    run_id TEXT NOT NULL,
+    job_name TEXT NOT NULL,
+    interval_start {timestamp} NOT NULL,
+    interval_end {timestamp} NOT NULL,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    started_at {timestamp} NOT NULL,
+    finished_at {timestamp},
+    duration_seconds {real},
+    error TEXT,
+    error_kind TEXT,
+    output {json}
+);
+CREATE INDEX IF NOT EXISTS {table}_by_job ON {table} (job_name, id);
+CREATE INDEX IF NOT EXISTS {table}_by_interval ON {table} (job_name, interval_end, status);
+"""
 
-    @abstractmethod
+
+class RunHistory(Closeable, ABC):
+    """Attempts of job runs, and the per-job locks that keep two runs apart.
+
+    The attempts are rows of ``table`` in a SQL backend, their SQL written once
+    (``stores/sql.py``); the locks are each backend's own (``lock``)."""
+
+    def __init__(self, backend: SqlBackend, table: str) -> None:
+        self.backend = backend
+        self.table = table
+        backend.apply_schema("jobs", backend.dialect.ddl(SCHEMA, table=table))
+
     def start_attempt(
         self,
         *,
@@ -67,8 +97,16 @@ class RunHistory(Closeable, ABC):
         started_at: datetime,
     ) -> int:
         """Record an attempt as running; returns its id."""
+        at = self.backend.dialect.timestamp
+        with self.backend.write() as sql:
+            row = sql.one(
+                f"INSERT INTO {self.table} (run_id, job_name, interval_start, interval_end,"
+                " attempt, status, trigger, started_at)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
+                (run_id, job_name, at(start), at(end), attempt, trigger, at(started_at)),
+            )
+        return int(row[0])  # type: ignore[index]
 
-    @abstractmethod
     def finish_attempt(
         self,
         attempt_id: int,
@@ -79,21 +117,54 @@ class RunHistory(Closeable, ABC):
         error: str | None = None,
         error_kind: str | None = None,
         output: dict[str, Any] | None = None,
-    ) -> None: ...
+    ) -> None:
+        check_status(status)
+        dialect = self.backend.dialect
+        with self.backend.write() as sql:
+            sql.execute(
+                f"UPDATE {self.table} SET status = ?, finished_at = ?, duration_seconds = ?,"
+                " error = ?, error_kind = ?, output = ? WHERE id = ?",
+                (
+                    status,
+                    dialect.timestamp(finished_at),
+                    duration_seconds,
+                    error,
+                    error_kind,
+                    dialect.json(output),
+                    attempt_id,
+                ),
+            )
 
-    @abstractmethod
     def list_runs(
         self, *, job_name: str | None = None, status: str | None = None, limit: int = 50
     ) -> list[RunRecord]:
         """Attempts, newest first."""
+        clause, params = where([("job_name = ?", job_name), ("status = ?", status)])
+        with self.backend.read(short=False) as sql:
+            rows = sql.all(
+                f"SELECT {COLUMNS} FROM {self.table}{clause} ORDER BY id DESC LIMIT ?",
+                [*params, int(limit)],
+            )
+        return [record_from_row(row) for row in rows]
 
-    @abstractmethod
     def succeeded(self, job_name: str, start: datetime, end: datetime) -> bool:
         """Whether some attempt over exactly this interval succeeded."""
+        at = self.backend.dialect.timestamp
+        with self.backend.read(short=False) as sql:
+            row = sql.one(
+                f"SELECT 1 FROM {self.table} WHERE job_name = ? AND interval_start = ?"
+                " AND interval_end = ? AND status = 'succeeded' LIMIT 1",
+                (job_name, at(start), at(end)),
+            )
+        return row is not None
 
-    @abstractmethod
     def last_interval_end(self, job_name: str) -> datetime | None:
         """The end of the newest interval any attempt of this job covered."""
+        with self.backend.read(short=False) as sql:
+            row = sql.one(
+                f"SELECT max(interval_end) FROM {self.table} WHERE job_name = ?", (job_name,)
+            )
+        return moment(row[0]) if row else None
 
     @abstractmethod
     @contextmanager
@@ -101,14 +172,13 @@ class RunHistory(Closeable, ABC):
         """Hold ``name`` exclusively across processes, or raise JobAlreadyRunning at once."""
         yield
 
+    def close(self) -> None:
+        self.backend.close()
+
 
 def check_status(status: str) -> None:
     if status not in STATUSES:
         raise ValueError(f"unknown run status {status!r}")
-
-
-def output_json(output: dict[str, Any] | None) -> str | None:
-    return None if output is None else json.dumps(output, sort_keys=True, default=str)
 
 
 COLUMNS = (

@@ -5,6 +5,7 @@ from tastebud.models.ease import CatalogTooLarge, EASERecommender
 from tastebud.models.factors import ALSRecommender, BPRRecommender, gpu_available
 from tastebud.models.hybrid import HybridRecommender, normalise
 from tastebud.models.knn import ItemKNNRecommender
+from tastebud.models.neural import MultVAERecommender, NCFRecommender, TwoTowerRecommender
 from tastebud.models.popularity import PopularityRecommender
 
 MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
@@ -12,7 +13,8 @@ MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
 
 def make_model(name: str, **params: object) -> Recommender:
     """A model by its registered name (``popularity``, ``itemknn``, ``als``, ``bpr``,
-    ``ease``, ``hybrid``) with hyperparameters."""
+    ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``,
+    ``ncf``) with hyperparameters."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}: use {', '.join(sorted(MODELS))}")
     return MODELS[name](**params)
@@ -32,9 +34,12 @@ __all__ = [
     "HybridRecommender",
     "ItemKNNRecommender",
     "ModelError",
+    "MultVAERecommender",
+    "NCFRecommender",
     "NotFittedError",
     "PopularityRecommender",
     "Recommender",
+    "TwoTowerRecommender",
     "gpu_available",
     "load_model",
     "make_model",

@@ -80,7 +80,7 @@ class TrendingSource:
     def propose(self, work: Work) -> None:
         ids = work.context.trending
         if ids:
-            listed = work.snapshot.positions(list(ids[: self.limit]))
+            listed = work.snapshot.head_positions(ids, self.limit)
             work.listed[TRENDING] = work.found.add(listed, TRENDING)
 
 
@@ -100,7 +100,7 @@ class PopularSource:
             if work.in_category is not None:
                 positions = positions[work.in_category[positions]]
         else:  # only the first ``limit`` ids are used: look up no more
-            positions = snapshot.positions(list(ids[:limit]))
+            positions = snapshot.head_positions(ids, limit)
         work.listed[POPULAR] = work.found.add(positions[:limit], POPULAR)
 
 

@@ -110,8 +110,11 @@ class RankingSettings(_Section):
         pydantic's ValidationError naming the field on a bad value or unknown name."""
         if not overrides:
             return self
-        merged = _merge(self.model_dump(), overrides)
-        return type(self).model_validate(merged)
+        from tastebud.schemas import json_integers  # here: schemas imports the settings
+
+        # Strict, as JSON Schema reads JSON: a boolean is not 0, 413.0 is an integer.
+        merged = _merge(self.model_dump(), json_integers(overrides))
+        return type(self).model_validate(merged, strict=True)
 
 
 class ServingSettings(BaseModel):

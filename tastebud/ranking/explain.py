@@ -129,22 +129,45 @@ def _anchors_for(
     cap = -(-len(personal) // len(anchors))  # ceil: each anchor's share of the list
     used = [0] * len(anchors)
     chosen: list[int | None] = [None] * len(positions)
+    ranked_content, ranked_model = _ranked(by_content), _ranked(by_model)
+    content_first = snapshot.vector_source == "content"
     for row in personal:
         first, second = (
-            (by_content, by_model)
-            if content_led[row] and snapshot.vector_source == "content"
-            else (by_model, by_content)
+            (ranked_content, ranked_model)
+            if content_led[row] and content_first
+            else (ranked_model, ranked_content)
         )
-        similarity = first if first is not None and np.isfinite(first[row]).any() else second
-        if similarity is None:
+        ranked = first if first is not None and first.any_finite[row] else second
+        if ranked is None:
             continue
-        scores = similarity[row]
-        for anchor in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable").tolist():
-            if used[anchor] < cap and np.isfinite(scores[anchor]) and scores[anchor] > 0:
+        usable = ranked.usable[row]
+        for anchor in ranked.order[row]:
+            if used[anchor] < cap and usable[anchor]:
                 chosen[row] = anchor
                 used[anchor] += 1
                 break
     return chosen
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A similarity matrix (items x anchors) read as Python lists, computed for all rows at
+    once (a per-row ``argsort`` cost about half of explaining): each row's anchors best first
+    (NaN last, stable), which are usable (finite and > 0), whether any is finite."""
+
+    order: list[list[int]]
+    usable: list[list[bool]]
+    any_finite: list[bool]
+
+
+def _ranked(similarity: np.ndarray | None) -> _Ranked | None:
+    if similarity is None:
+        return None
+    finite = np.isfinite(similarity)
+    order = np.argsort(-np.nan_to_num(similarity, nan=-np.inf), axis=1, kind="stable")
+    with np.errstate(invalid="ignore"):
+        usable = finite & (similarity > 0)
+    return _Ranked(order.tolist(), usable.tolist(), finite.any(axis=1).tolist())
 
 
 def _vector_similarity(

@@ -24,8 +24,8 @@ from tastebud.content.service import registry_for
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.models.base import Recommender
 from tastebud.observability import get_logger
+from tastebud.ranking.index_artifact import load_index
 from tastebud.ranking.metrics import MODEL_LOADS
-from tastebud.ranking.retrieval import load_index
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.registry.registry import ModelRegistry, open_registry
 from tastebud.schemas import Item

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -71,46 +72,72 @@ def select(
     for items with no embedding). ``creators``/``categories`` are integer codes (-1: none);
     no code may hold more than ``max(1, floor(share * k))`` places while other candidates
     remain. When only capped candidates are left the cap is relaxed and counted, so a
-    short catalog still fills the list.
+    short catalog still fills the list. ``relevance`` is finite (the blend's scores are).
     """
     relevance = np.asarray(relevance, dtype=np.float32)
     n = len(relevance)
     k = min(k, n)
     order = np.empty(k, dtype=np.int64)
-    available = np.ones(n, dtype=bool)
-    blocked = np.zeros(n, dtype=bool)
     use_mmr = diversity > 0 and vectors is not None and len(vectors) == n
     # The highest cosine to any pick so far; a negative one is kept (an item pointing away
     # from everything picked is the most novel), not floored at 0.
     max_sim = np.full(n, -np.inf, dtype=np.float32)
-    limits = []
-    for codes, share in ((creators, creator_share), (categories, category_share)):
-        if codes is not None and share is not None:
-            limits.append((np.asarray(codes), max(1, int(share * k)), {}))
-    relaxed = 0
+    scaled = (1.0 - diversity) * relevance if use_mmr else relevance
+    caps = [
+        (np.asarray(codes), max(1, int(share * k)))
+        for codes, share in ((creators, creator_share), (categories, category_share))
+        if codes is not None and share is not None
+    ]
+    left = _Open(n, caps)
+    gain = np.empty(n, dtype=np.float32)
     for step in range(k):
-        allowed = available & ~blocked
-        if not allowed.any():
-            allowed = available
-            relaxed += 1
+        penalty = left.penalty()
         if use_mmr and step:
-            gain = (1.0 - diversity) * relevance - diversity * max_sim
+            np.multiply(max_sim, diversity, out=gain)
+            np.subtract(scaled, gain, out=gain)
+            np.add(gain, penalty, out=gain)
         else:
-            gain = relevance
-        pick = int(np.argmax(np.where(allowed, gain, -np.inf)))
+            np.add(relevance, penalty, out=gain)
+        pick = int(np.argmax(gain))
         order[step] = pick
-        available[pick] = False
+        left.take(pick)
         if use_mmr:
             assert vectors is not None
             np.maximum(max_sim, vectors @ vectors[pick], out=max_sim)
-        for codes, limit, counts in limits:
+    return Selection(order, left.relaxed)
+
+
+class _Open:
+    """Which candidates the next pick may be, as penalties added to the gain: -inf rules a
+    candidate out, 0 leaves its gain exactly as it is (one add per pick, no masks rebuilt).
+    ``closed``: picked or capped; ``taken``: picked (used once every open one is capped)."""
+
+    def __init__(self, n: int, caps: list[tuple[np.ndarray, int]]) -> None:
+        self.closed = np.zeros(n, dtype=np.float32)
+        self.taken = np.zeros(n, dtype=np.float32)
+        self.still_open = n  # candidates neither picked nor capped
+        self.caps = [(codes, limit, {}) for codes, limit in caps]
+        self.relaxed = 0
+
+    def penalty(self) -> np.ndarray:
+        if self.still_open:
+            return self.closed
+        self.relaxed += 1
+        return self.taken
+
+    def take(self, pick: int) -> None:
+        if self.closed[pick] == 0:
+            self.still_open -= 1
+        self.closed[pick] = self.taken[pick] = -np.inf
+        for codes, limit, counts in self.caps:
             code = int(codes[pick])
             if code < 0:
                 continue
             counts[code] = counts.get(code, 0) + 1
-            if counts[code] >= limit:
-                blocked |= codes == code
-    return Selection(order, relaxed)
+            if counts[code] == limit:
+                newly = (codes == code) & (self.closed == 0)
+                self.still_open -= int(np.count_nonzero(newly))
+                self.closed[newly] = -np.inf
 
 
 def intra_list_diversity(vectors: np.ndarray) -> float:
@@ -119,8 +146,15 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     if n < 2:
         return 0.0
     similarity = vectors @ vectors.T
-    upper = similarity[np.triu_indices(n, k=1)]
+    upper = similarity[_upper_triangle(n)]
     return float(np.mean(1.0 - upper))
+
+
+@lru_cache(maxsize=16)
+def _upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, k=1)``, built once per list length (it cost as much as the
+    diversity itself)."""
+    return np.triu_indices(n, k=1)
 
 
 class Reranker(Protocol):

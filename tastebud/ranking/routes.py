@@ -4,7 +4,7 @@ list, similar items and the popular list.
 Documented fallbacks, never errors: an unknown user gets the popular and trending list; a
 store that is down gives a list marked ``"degraded": true``. Errors (JSON, ``{"error":
 {"code", "message"}}``): k outside 1..``serving.max_k`` and malformed parameters are 422,
-an unknown category 422 ``unknown_category``, an unknown item 404 ``unknown_item``.
+an unknown category 404 ``unknown_category``, an unknown item 404 ``unknown_item``.
 Ranking runs off the event loop, on at most two threads per worker (as feature lookups do);
 a precomputed list is looked up on the loop when the online store's reads are local.
 """
@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from tastebud.api.errors import ApiError
@@ -28,7 +35,7 @@ from tastebud.ranking.service import (
     UnknownCategory,
     UnknownItem,
 )
-from tastebud.schemas import ExternalId, StorableText, active_rules, check_id
+from tastebud.schemas import ExternalId, JsonInt, StorableText, active_rules, check_id
 
 MAX_EXCLUDE = 1_000
 Id = ExternalId
@@ -88,11 +95,11 @@ class BatchRequest(BaseModel):
     recent_items: list[Id] | None = Field(
         default=None, max_length=200, description="An anonymous session's recent items."
     )
-    k: int = Field(default=20, ge=1)
+    k: JsonInt = Field(default=20, ge=1)  # "k": true is not 1
     category: Category | None = None
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUDE)
-    explain: bool = True
-    metadata: bool = Field(default=True, description=METADATA_DESCRIPTION)
+    explain: StrictBool = True
+    metadata: StrictBool = Field(default=True, description=METADATA_DESCRIPTION)
     ranking: dict[str, Any] | None = Field(
         default=None,
         description='Overrides of the [ranking] settings, e.g. {"mmr": {"diversity": 0.5}}.',
@@ -167,7 +174,8 @@ def _json(document: Any) -> Response:
 
 
 def _unknown_category(error: UnknownCategory) -> ApiError:
-    return ApiError(422, "unknown_category", f"no catalog item is in category {error.args[0]!r}")
+    # 404, as for an unknown item: the category is well-formed, there is just none such.
+    return ApiError(404, "unknown_category", f"no catalog item is in category {error.args[0]!r}")
 
 
 router = APIRouter(tags=["recommendations"])

@@ -33,7 +33,7 @@ from tastebud.ranking.metrics import (  # noqa: F401  (MODEL_LOADS: re-exported)
     RECENCY,
     SEGMENTS,
 )
-from tastebud.ranking.pipeline import pipeline_for
+from tastebud.ranking.pipeline import Pipeline, pipeline_for
 from tastebud.ranking.precomputed import PrecomputedList
 from tastebud.ranking.rerank import minmax
 from tastebud.ranking.snapshot import ServingModel, Snapshot
@@ -77,6 +77,7 @@ class RecommendationService:
         self.lifecycle = ModelLifecycle(settings, stores, registry=registry, embeddings=embeddings)
         self.contexts = ContextReader(stores.online, self.activity, features)
         self.stored = StoredLists(settings, stores.online, self.activity)
+        self.pipeline = Pipeline.from_settings(settings.ranking)  # overrides: pipeline_for
 
     # -- lifecycle (tastebud.ranking.lifecycle) ------------------------------------------
 
@@ -231,7 +232,8 @@ class RecommendationService:
             catalog_error=self.lifecycle.catalog_error,
         )
         context_ms = (time.perf_counter() - started) * 1000
-        ranked = pipeline_for(settings).run(snapshot, context, request)
+        pipeline = self.pipeline if ranking is None else pipeline_for(settings)
+        ranked = pipeline.run(snapshot, context, request)
         ranked.timings_ms = {"context": context_ms, **ranked.timings_ms}
         ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
         used_affinity = bool(context.category_affinity)

@@ -151,6 +151,10 @@ class Snapshot:
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     catalog_loaded: bool = False
     inactive_ids: frozenset[str] = frozenset()  # checked against stored lists per request
+    # (id of a tuple of ids, n) -> (the tuple, positions of its first n): see head_positions
+    _heads: dict[tuple[int, int], tuple[tuple[str, ...], np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def model_version(self) -> str | None:
@@ -158,6 +162,23 @@ class Snapshot:
 
     def positions(self, item_ids: Sequence[str]) -> np.ndarray:
         return self.items.index(list(item_ids))
+
+    def head_positions(self, ids: Sequence[str], n: int) -> np.ndarray:
+        """Positions of ``ids[:n]`` (-1: unknown). A tuple's answer is remembered: the
+        published and popular lists are the same tuples for every request for seconds, so
+        a request does not look the same hundred ids up again. Read-only."""
+        if not isinstance(ids, tuple):
+            return self.positions(list(ids[:n]))
+        key = (id(ids), n)
+        hit = self._heads.get(key)
+        if hit is not None and hit[0] is ids:
+            return hit[1]
+        positions = self.positions(list(ids[:n]))
+        positions.flags.writeable = False
+        if len(self._heads) >= 256:
+            self._heads.clear()
+        self._heads[key] = (ids, positions)
+        return positions
 
     def category_known(self, category: str) -> bool:
         return category in self.catalog.members
@@ -211,33 +232,9 @@ class Snapshot:
         space = Vocabulary.from_ids(pa.concat_arrays([p.cast(pa.string()) for p in parts]))
         ids = np.asarray(space.ids.to_pylist(), dtype=object)
         catalog = CatalogView.build(space, catalog_items)
-        n = len(space)
-        model_column = np.full(n, -1, dtype=np.int64)
-        model_to_space = np.zeros(0, dtype=np.int64)
-        popular = np.zeros(0, dtype=np.int64)
-        vectors: np.ndarray | None = None
-        vector_source = None
-        if model is not None:
-            items = model.model.items_
-            model_to_space = space.index(items.ids)
-            model_column[model_to_space] = np.arange(len(items))
-            order = np.argsort(-model.model.popularity_, kind="stable")[:POPULAR_FALLBACK]
-            order = order[model.model.popularity_[order] > 0]
-            popular = model_to_space[order]
-        content_row = np.full(n, -1, dtype=np.int64)
-        if content is not None and len(content):
-            positions = space.index(content.items.ids)
-            content_row[positions] = np.arange(len(positions))
-            vectors = np.zeros((n, content.vectors.shape[1]), dtype=np.float32)
-            vectors[positions] = content.vectors
-            vector_source = "content"
-        elif model is not None and model.factors is not None:
-            factors = model.factors.item_factors_
-            unit = factors / (np.linalg.norm(factors, axis=1, keepdims=True) + 1e-9)
-            vectors = np.zeros((n, factors.shape[1]), dtype=np.float32)
-            vectors[model_to_space] = unit
-            vector_source = "cf"
-        cold_row = np.full(n, -1, dtype=np.int64)
+        model_column, model_to_space, popular = _model_positions(space, model)
+        content_row, vectors, vector_source = _vectors(space, model, content, model_to_space)
+        cold_row = np.full(len(space), -1, dtype=np.int64)
         cold_factors = None
         if model is not None and model.factors is not None and content is not None:
             cold = np.flatnonzero((model_column < 0) & (content_row >= 0))
@@ -269,12 +266,58 @@ class Snapshot:
         )
 
 
+def _model_positions(
+    space: Vocabulary, model: ServingModel | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(model column per position, position per model column, the model's most popular
+    positions, best first)."""
+    model_column = np.full(len(space), -1, dtype=np.int64)
+    if model is None:
+        return model_column, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    items = model.model.items_
+    model_to_space = space.index(items.ids)
+    model_column[model_to_space] = np.arange(len(items))
+    order = np.argsort(-model.model.popularity_, kind="stable")[:POPULAR_FALLBACK]
+    order = order[model.model.popularity_[order] > 0]
+    return model_column, model_to_space, model_to_space[order]
+
+
+def _vectors(
+    space: Vocabulary,
+    model: ServingModel | None,
+    content: ContentSimilarity | None,
+    model_to_space: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """(content row per position, a unit vector per position, where the vectors come from):
+    content embeddings when there are any, else the model's normalised item factors."""
+    n = len(space)
+    content_row = np.full(n, -1, dtype=np.int64)
+    if content is not None and len(content):
+        positions = space.index(content.items.ids)
+        content_row[positions] = np.arange(len(positions))
+        vectors = np.zeros((n, content.vectors.shape[1]), dtype=np.float32)
+        vectors[positions] = content.vectors
+        return content_row, vectors, "content"
+    if model is not None and model.factors is not None:
+        factors = model.factors.item_factors_
+        unit = factors / (np.linalg.norm(factors, axis=1, keepdims=True) + 1e-9)
+        vectors = np.zeros((n, factors.shape[1]), dtype=np.float32)
+        vectors[model_to_space] = unit
+        return content_row, vectors, "cf"
+    return content_row, None, None
+
+
 def _cold_factors(
     model: FactorRecommender, content: ContentSimilarity, item_ids: list[str]
 ) -> np.ndarray | None:
     """CF vectors for items the model has never seen, mapped from their content embeddings
     by a ridge regression learned on the items both know (issue 6's ``ColdItemScorer``), so
-    a new item competes on the CF score rather than on content alone."""
+    a new item competes on the CF score rather than on content alone. A model with a
+    content tower of its own (the two-tower model) places them itself."""
+    own = getattr(model, "content_item_factors", None)
+    if own is not None and getattr(model, "content_dim_", 0) == content.vectors.shape[1]:
+        vectors, _ = content.vectors_for(item_ids)
+        return own(vectors)
     try:
         scorer = ColdItemScorer(model, content).fit()
     except ValueError:  # fewer than two items have both: no mapping to learn

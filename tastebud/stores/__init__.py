@@ -27,8 +27,10 @@ if TYPE_CHECKING:
         EventStore,
         OnlineStore,
     )
-    from tastebud.stores.gateway import GatewayStores
+    from tastebud.stores.dead_letters import DeadLetterStore
+    from tastebud.stores.keys import ApiKeyStore
     from tastebud.stores.push import PushStore
+    from tastebud.stores.sql import SqlBackend
 
 __all__ = [
     "AppendResult",
@@ -40,6 +42,7 @@ __all__ = [
     "EventQuery",
     "EventStats",
     "EventStore",
+    "GatewayStores",
     "OnlineStore",
     "PushStore",
     "StoreDataError",
@@ -66,7 +69,6 @@ __getattr__ = lazy_exports(
         "OnlineStore": "base",
         "ArtifactNotFound": "artifacts",
         "ArtifactStore": "artifacts",
-        "GatewayStores": "gateway",
         "PushStore": "push",
     },
 )
@@ -107,6 +109,34 @@ def _embedded_tuning(url: str) -> dict[str, float]:
 
 
 @dataclass
+class GatewayStores(Closeable):
+    """The gateway's metadata stores (API keys, dead letters) on one SQL backend."""
+
+    keys: ApiKeyStore
+    dead_letters: DeadLetterStore
+    backend: SqlBackend
+
+    @classmethod
+    def on(cls, backend: SqlBackend) -> GatewayStores:
+        from tastebud.stores.dead_letters import DeadLetterStore
+        from tastebud.stores.keys import ApiKeyStore
+
+        return cls(ApiKeyStore(backend), DeadLetterStore(backend), backend)
+
+    def close(self) -> None:
+        """Close the backend (a no-op for a pool another store owns)."""
+        self.backend.close()
+
+
+def _embedded_gateway(url: str) -> GatewayStores:
+    """Keys and letters in ``gateway.db``, its own file so key lookups and DLQ writes never
+    wait behind an event append."""
+    from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
+
+    return GatewayStores.on(SqliteBackend(SqliteDatabase(local_path(url) / "gateway.db")))
+
+
+@dataclass
 class Database(Closeable):
     """The stores behind one database URL (events, catalog; later the metadata stores of
     jobs, keys and the model registry). On PostgreSQL they share one connection pool."""
@@ -119,34 +149,28 @@ class Database(Closeable):
     def gateway(self) -> GatewayStores:
         """API keys and the dead-letter queue, opened on first use. Embedded: ``gateway.db``
         in the database folder; PostgreSQL: tables on the event store's connection pool."""
-        from tastebud.stores.gateway import GatewayStores
         from tastebud.stores.postgres_events import PostgresEventStore
 
         if isinstance(self.events, PostgresEventStore):
-            from tastebud.stores.postgres_gateway import (
-                PostgresApiKeyStore,
-                PostgresDeadLetterStore,
-            )
+            from tastebud.stores.postgres import PostgresBackend
 
-            pool = self.events.database
-            return GatewayStores(PostgresApiKeyStore(pool), PostgresDeadLetterStore(pool))
-        from tastebud.stores.embedded_gateway import open_embedded_gateway
-
-        return GatewayStores(*open_embedded_gateway(local_path(self.url) / "gateway.db"))
+            return GatewayStores.on(PostgresBackend(self.events.database))
+        return _embedded_gateway(self.url)
 
     @cached_property
     def push(self) -> PushStore:
         """Web push subscriptions and VAPID keys, opened on first use. Embedded: ``push.db``
         in the database folder; PostgreSQL: tables on the event store's connection pool."""
         from tastebud.stores.postgres_events import PostgresEventStore
+        from tastebud.stores.push import PushStore
 
         if isinstance(self.events, PostgresEventStore):
-            from tastebud.stores.postgres_push import PostgresPushStore
+            from tastebud.stores.postgres import PostgresBackend
 
-            return PostgresPushStore(self.events.database)
-        from tastebud.stores.embedded_push import EmbeddedPushStore
+            return PushStore(PostgresBackend(self.events.database))
+        from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
-        return EmbeddedPushStore(local_path(self.url) / "push.db")
+        return PushStore(SqliteBackend(SqliteDatabase(local_path(self.url) / "push.db")))
 
     def close(self) -> None:
         if "push" in self.__dict__:
@@ -160,20 +184,24 @@ class Database(Closeable):
 def open_database(url: str) -> Database:
     scheme = urlsplit(url).scheme
     if scheme == "embedded":
-        from tastebud.stores.embedded_catalog import EmbeddedCatalogStore
+        from tastebud.stores.catalog import SqlCatalogStore
         from tastebud.stores.embedded_events import EmbeddedEventStore
+        from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
         root = local_path(url)
         events = EmbeddedEventStore(root / "events", **_embedded_tuning(url))
-        return Database(url, events, EmbeddedCatalogStore(root / "catalog.db"))
+        catalog = SqlCatalogStore(SqliteBackend(SqliteDatabase(root / "catalog.db")))
+        return Database(url, events, catalog)
     if scheme in POSTGRES_SCHEMES:
-        from tastebud.stores.postgres import PostgresDatabase
-        from tastebud.stores.postgres_catalog import PostgresCatalogStore
+        from tastebud.stores.catalog import SqlCatalogStore
+        from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
         from tastebud.stores.postgres_events import PostgresEventStore
 
         pool = PostgresDatabase(url)
         return Database(
-            url, PostgresEventStore(pool, owns_database=True), PostgresCatalogStore(pool)
+            url,
+            PostgresEventStore(pool, owns_database=True),
+            SqlCatalogStore(PostgresBackend(pool)),
         )
     raise StoreError(
         f"unsupported database URL scheme {scheme!r}: use embedded:///path or postgresql://..."
@@ -220,19 +248,13 @@ def open_gateway_stores(url: str) -> GatewayStores:
     """Only the API keys and dead letters of a database URL, for the commands that need
     nothing else (``tastebud keys``, ``dlq``): the event store's pyarrow and DuckDB are not
     imported, so they start quickly. On PostgreSQL the stores own their connection pool."""
-    from tastebud.stores.gateway import GatewayStores
-
     scheme = urlsplit(url).scheme
     if scheme == "embedded":
-        from tastebud.stores.embedded_gateway import open_embedded_gateway
-
-        return GatewayStores(*open_embedded_gateway(local_path(url) / "gateway.db"))
+        return _embedded_gateway(url)
     if scheme in POSTGRES_SCHEMES:
-        from tastebud.stores.postgres import PostgresDatabase
-        from tastebud.stores.postgres_gateway import PostgresApiKeyStore, PostgresDeadLetterStore
+        from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
 
-        pool = PostgresDatabase(url)
-        return GatewayStores(PostgresApiKeyStore(pool), PostgresDeadLetterStore(pool), pool)
+        return GatewayStores.on(PostgresBackend(PostgresDatabase(url), owned=True))
     raise StoreError(
         f"unsupported database URL scheme {scheme!r}: use embedded:///path or postgresql://..."
     )

@@ -12,14 +12,19 @@ database was back); the next request that finds no connection starts a new one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tastebud.stores.budget import CircuitBreaker, current_budget
 from tastebud.stores.errors import StoreDataError, StoreUnavailable, is_permanent
+from tastebud.stores.sql import Dialect, Sql, SqlBackend, dumps
 
 MIGRATION_LOCK = 0x7A57EB0D  # any constant shared by every tastebud process
 RECONNECT_SECONDS = 2.0
@@ -109,6 +114,79 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.pool.close()
+
+
+class PostgresDialect(Dialect):
+    """What PostgreSQL says otherwise than SQLite (``stores/sql.py``)."""
+
+    name = "postgresql"
+    column = 1
+    for_update = " FOR UPDATE"
+
+    def sql(self, text: str) -> str:
+        return _pyformat(text)
+
+    def json(self, value: Any, encode: Callable[[Any], str] = dumps) -> Any:
+        return None if value is None else Jsonb(value, dumps=encode)
+
+    def text_list(self, values: Sequence[str], encode: Callable[[Any], str] = dumps) -> Any:
+        return list(values)
+
+    def boolean(self, value: bool) -> Any:
+        return bool(value)
+
+    def timestamp(self, moment: datetime) -> Any:
+        return moment
+
+    def any_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """One array parameter: one statement text, whatever the count (prepared once)."""
+        if values:
+            yield f"{column} = ANY(?)", [list(values)]
+
+    def lock(self, sql: Sql, key: int) -> None:
+        sql.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+
+    def clock(self, sql: Sql) -> float:
+        """``now()``: the transaction's start, before every later statement's snapshot."""
+        row = sql.one("SELECT extract(epoch FROM now())::float8")
+        return float(row[0])  # type: ignore[index]
+
+
+@lru_cache(maxsize=1024)
+def _pyformat(text: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled), once per statement."""
+    return text.replace("%", "%%").replace("?", "%s")
+
+
+POSTGRES = PostgresDialect()
+
+
+class PostgresBackend(SqlBackend):
+    """A PostgreSQL database for the SQL stores (``stores/sql.py``), on its pool and under
+    its budgets; ``owned``: closing the backend closes the pool."""
+
+    dialect = POSTGRES
+
+    def __init__(self, database: PostgresDatabase, *, owned: bool = False) -> None:
+        self.database = database
+        self.owned = owned
+
+    def apply_schema(self, name: str, ddl: str) -> None:
+        self.database.apply_schema(name, ddl)
+
+    @contextmanager
+    def write(self) -> Iterator[Sql]:
+        with self.database.transaction() as connection:
+            yield Sql(connection, POSTGRES)
+
+    @contextmanager
+    def read(self, *, short: bool = True) -> Iterator[Sql]:
+        with self.database.transaction(read_only=short) as connection:
+            yield Sql(connection, POSTGRES)
+
+    def close(self) -> None:
+        if self.owned:
+            self.database.close()
 
 
 # SQLSTATE classes of a database that cannot serve: connection exceptions, the server

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tastebud.stores.errors import StoreDataError, StoreUnavailable, is_permanent
+from tastebud.stores.sql import Dialect, Sql, SqlBackend
 
 BUSY_TIMEOUT_MS = 30_000
 # Page cache per connection, and there is a connection per thread and file: a server's
@@ -140,6 +141,34 @@ class SqliteDatabase:
         if self._lock_file is not None and self._lock_file[0] == os.getpid():
             os.close(self._lock_file[1])
         self._lock_file = None
+
+
+SQLITE = Dialect()
+
+
+class SqliteBackend(SqlBackend):
+    """A SQLite file for the SQL stores (``stores/sql.py``); closing it closes the file."""
+
+    dialect = SQLITE
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    def apply_schema(self, name: str, ddl: str) -> None:
+        self.db.connection().executescript(ddl)
+
+    @contextmanager
+    def write(self) -> Iterator[Sql]:
+        with self.db.write() as connection:
+            yield Sql(connection, SQLITE)
+
+    @contextmanager
+    def read(self, *, short: bool = True) -> Iterator[Sql]:
+        """Each statement on its own (autocommit), as the reads always ran: no BEGIN."""
+        yield Sql(self.db.connection(), SQLITE)
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def placeholders(count: int) -> str:

@@ -68,6 +68,8 @@ class SearchResult:
     budget_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     validation: dict[str, Any] = field(default_factory=dict)
+    # Accuracy at 10 of the chosen configuration on the validation users.
+    validation_metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         best_so_far, curve = -math.inf, []
@@ -79,6 +81,7 @@ class SearchResult:
         return {
             "best": self.configuration.to_dict(),
             "validation_ndcg@10": self.validation_ndcg,
+            "validation_metrics": self.validation_metrics,
             "trials": self.trials,
             "curve_best_so_far": curve,
             "blend": self.blend,
@@ -110,7 +113,10 @@ def _suggest_matrix(trial: optuna.Trial, family: str, has_ratings: bool, has_tim
 
 def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, Any]:
     if family == "ease":
-        return {"l2": trial.suggest_float("l2", 1.0, 5000.0, log=True)}
+        params = {"l2": trial.suggest_float("l2", 1.0, 5000.0, log=True)}
+        if trial.suggest_categorical("ease_dropout", [False, True]):  # EDLAE
+            params["dropout"] = trial.suggest_float("dropout", 0.05, 0.75)
+        return params
     if family == "als":
         return {
             "factors": trial.suggest_categorical("factors", [16, 32, 64, 128, 192]),
@@ -140,15 +146,16 @@ def _suggest_model(trial: optuna.Trial, family: str, n_items: int) -> dict[str, 
 SEEDS: list[dict[str, Any]] = [
     # The default configuration first: the search only ever returns something better.
     {"family": "ease", "l2": 200.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "saturate", "normalize": True},
-    {"family": "ease", "l2": 500.0, "unliked_rating_weight": 0.2, "decay": False,
-     "transform": "binary"},
+     "transform": "saturate", "normalize": True, "ease_dropout": False},
+    # The floor every model must beat; milliseconds to fit.
+    {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
+     "decay": False},
     {"family": "als", "factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15,
      "unliked_rating_weight": 0.2, "decay": False, "transform": "log", "normalize": False},
     {"family": "itemknn", "neighbors": 100, "similarity": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75,
      "unliked_rating_weight": 0.2, "decay": False, "transform": "saturate", "normalize": True},
-    {"family": "popularity", "popularity_half_life_days": 30.0, "unliked_rating_weight": 0.2,
-     "decay": False},
+    {"family": "ease", "l2": 100.0, "unliked_rating_weight": 0.2, "decay": False,
+     "transform": "saturate", "normalize": True, "ease_dropout": True, "dropout": 0.25},
 ]  # fmt: skip
 
 
@@ -311,17 +318,20 @@ class AutoML:
                 raise
             users = len(holdout)
             bounds = np.linspace(0, users, EVAL_CHUNKS + 1).astype(int)
-            hits = 0.0
+            sums: dict[str, float] = {}
             for step in range(EVAL_CHUNKS):
                 part = slice(bounds[step], bounds[step + 1])
-                hits += holdout.ndcg(model, 10, part) * (bounds[step + 1] - bounds[step])
-                running = hits / max(bounds[step + 1], 1)
+                size = bounds[step + 1] - bounds[step]
+                for name, value in holdout.accuracy(model, 10, part).items():
+                    sums[name] = sums.get(name, 0.0) + value * size
+                running = sums.get("ndcg@10", 0.0) / max(bounds[step + 1], 1)
                 trial.report(running, 100 + step)
                 if step < EVAL_CHUNKS - 1 and trial.should_prune():
                     raise optuna.TrialPruned()
-            value = hits / users
+            metrics = {name: total / users for name, total in sums.items()}
+            trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("seconds", time.monotonic() - trial_start)
-            return value
+            return metrics["ndcg@10"]
 
         def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             entry = {
@@ -371,6 +381,7 @@ class AutoML:
             budget_seconds=self.budget_seconds,
             validation={**validation,
                         "users": len(self._holdout(self._matrix(configuration.matrix)))},
+            validation_metrics=dict(best.user_attrs.get("metrics", {})),
         )  # fmt: skip
         if time.monotonic() < deadline:
             self._blend(result, completed, deadline)
@@ -432,7 +443,9 @@ class AutoML:
                 trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(1, len(models))
             ]
             total = sum(w * s for w, s in zip(weights, scores, strict=True))
-            return holdout.ndcg_from_scores(total)
+            metrics = holdout.accuracy_from_scores(total)
+            trial.set_user_attr("metrics", metrics)
+            return metrics["ndcg@10"]
 
         study = optuna.create_study(
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.random_state)
@@ -460,3 +473,4 @@ class AutoML:
                 },
             )
             result.validation_ndcg = float(best.value)
+            result.validation_metrics = dict(best.user_attrs["metrics"])

@@ -26,6 +26,7 @@ from tastebud.evaluation import evaluate_rankings, relevance_matrix
 from tastebud.models.base import Recommender
 
 DEFAULT_LIKED_RATING = 0.7
+ACCURACY_NAMES = ("ndcg", "recall", "precision", "map", "mrr", "hitrate")
 
 
 def positive_rows(
@@ -128,22 +129,35 @@ class Holdout:
 
     def ndcg(self, model: Recommender, k: int = 10, chunk: slice | None = None) -> float:
         """Mean NDCG@k over (a chunk of) the held-out users: AutoML's objective."""
+        return self.accuracy(model, k, chunk).get(f"ndcg@{k}", float("nan"))
+
+    def accuracy(
+        self, model: Recommender, k: int = 10, chunk: slice | None = None
+    ) -> dict[str, float]:
+        """Accuracy metrics at k (ndcg, recall, precision, map, mrr, hitrate) over (a chunk
+        of) the held-out users; empty when the chunk has no user."""
         chunk = chunk or slice(None)
         users = self.users[chunk]
         if len(users) == 0:
-            return float("nan")
+            return {}
         ranked = self.rank(model, k, users)
-        return evaluate_rankings(ranked, self.relevant[chunk], ks=(k,))[f"ndcg@{k}"]
+        metrics = evaluate_rankings(ranked, self.relevant[chunk], ks=(k,))
+        return {f"{name}@{k}": metrics[f"{name}@{k}"] for name in ACCURACY_NAMES}
 
     def ndcg_from_scores(self, scores: np.ndarray, k: int = 10) -> float:
         """NDCG@k from precomputed scores of ``self.users`` (the blend search reuses them)."""
+        return self.accuracy_from_scores(scores, k)[f"ndcg@{k}"]
+
+    def accuracy_from_scores(self, scores: np.ndarray, k: int = 10) -> dict[str, float]:
+        """Accuracy metrics at k from precomputed scores of ``self.users``."""
         scores = np.array(scores, dtype=np.float32, copy=True)
         seen = sp.coo_matrix(self.seen[self.users])
         scores[seen.row, seen.col] = -np.inf
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
         ranked = np.take_along_axis(part, order, axis=1)
-        return evaluate_rankings(ranked, self.relevant, ks=(k,))[f"ndcg@{k}"]
+        metrics = evaluate_rankings(ranked, self.relevant, ks=(k,))
+        return {f"{name}@{k}": metrics[f"{name}@{k}"] for name in ACCURACY_NAMES}
 
     def full_metrics(self, model: Recommender, ks: Sequence[int] = (5, 10, 20)) -> dict[str, float]:
         """Accuracy and trade-off metrics at every K, for reports."""

@@ -31,6 +31,10 @@ BASELINES: dict[str, Configuration] = {
     "als": Configuration({"transform": "binary"}, "als", {}),
     "bpr": Configuration({"transform": "binary"}, "bpr", {}),
     "ease": Configuration({"transform": "binary"}, "ease", {}),
+    # The neural models (issue 23; tastebud[neural]) at their defaults.
+    "mult-vae": Configuration({"transform": "binary"}, "mult-vae", {}),
+    "two-tower": Configuration({"transform": "binary"}, "two-tower", {}),
+    "ncf": Configuration({"transform": "binary"}, "ncf", {}),
 }
 EXTRA_MODELS = ("tastebud", "auto")  # the default configuration; AutoML on the train part
 DEFAULT_MODELS = ("popularity", "itemknn", "als", "ease", "tastebud")

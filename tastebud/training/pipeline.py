@@ -248,11 +248,22 @@ def register_training(
 ) -> ModelVersion:
     """Save the model into a scratch folder and register it (manifest fields from the run,
     plus ``extra``); the registry writes the manifest last, so a failure registers nothing."""
+    manifest = {**manifest_for(result, log), **(extra or {})}
+    gate = manifest.get("gate")
+    if isinstance(gate, dict):  # the train job's quality gate, as figures `models list` shows
+        manifest["metrics"] = {**manifest["metrics"], **gate_metrics(gate)}
     with tempfile.TemporaryDirectory(prefix="tastebud-train-") as scratch:
         folder = save_training(result, log, Path(scratch) / "model")
-        return registry.register(
-            folder, {**manifest_for(result, log), **(extra or {})}, aliases=aliases
-        )
+        return registry.register(folder, manifest, aliases=aliases)
+
+
+def gate_metrics(gate: dict[str, Any]) -> dict[str, float]:
+    """The gate's NDCG@10 of the candidate and of production, fitted on the same data."""
+    return {
+        f"cf.gate.{side}.ndcg@10": float(gate[side])
+        for side in ("candidate", "production")
+        if isinstance(gate.get(side), int | float)
+    }
 
 
 def manifest_for(result: TrainingResult, log: InteractionLog) -> dict[str, Any]:
@@ -260,6 +271,8 @@ def manifest_for(result: TrainingResult, log: InteractionLog) -> dict[str, Any]:
     start, end = log.time_range
     metrics: dict[str, float] = {f"cf.coverage.{k}": v for k, v in result.coverage.items()}
     if result.search is not None:
+        for name, value in result.search.validation_metrics.items():
+            metrics[f"cf.validation.{name}"] = value
         metrics["cf.validation.ndcg@10"] = result.search.validation_ndcg
     return {
         "model": result.configuration.model,

@@ -148,6 +148,104 @@ def check_freshness(newest: datetime | None, as_of: datetime, params: TrendingSe
         )
 
 
+@dataclass(frozen=True)
+class TrendingAggregates:
+    """The three scans of the event window the detector needs, computed by DuckDB here
+    (``aggregate``) or by another engine (``tastebud.engines.spark``) with the same columns:
+
+    * ``recent``: item_id, users, w, w2, n over the recent window (per-user hourly bursts);
+    * ``hourly``: item_id, h (hours since the window's origin), w, n for supported items;
+    * ``by_hour``: hod, w (baseline only), newest, oldest, n, recent_n over the window."""
+
+    recent: pa.Table
+    hourly: pa.Table
+    by_hour: pa.Table
+
+    @property
+    def events(self) -> int:
+        return int(pc.sum(self.by_hour.column("n")).as_py() or 0)
+
+    @property
+    def recent_events(self) -> int:
+        return int(pc.sum(self.by_hour.column("recent_n")).as_py() or 0)
+
+    @property
+    def newest_us(self) -> int | None:
+        return pc.max(self.by_hour.column("newest")).as_py() if self.by_hour.num_rows else None
+
+    @property
+    def oldest_us(self) -> int | None:
+        return pc.min(self.by_hour.column("oldest")).as_py() if self.by_hour.num_rows else None
+
+
+def bounds(as_of: datetime, params: TrendingSettings) -> tuple[int, int, int]:
+    """(origin, recent start, as_of) in epoch microseconds: the window and its recent part."""
+    as_of_us = _micros(as_of)
+    origin = as_of_us - (params.baseline_days * 24 + params.recent_hours) * HOUR_US
+    return origin, as_of_us - params.recent_hours * HOUR_US, as_of_us
+
+
+def aggregate(events: pa.Table, as_of: datetime, params: TrendingSettings) -> TrendingAggregates:
+    """The detector's scans of engagement rows (see ``engagement``), in DuckDB."""
+    origin, recent_start, as_of_us = bounds(as_of, params)
+    connection = _duckdb().cursor()
+    try:
+        connection.register("engagement", events)
+        # One user's engagement with an item within an hour arrives as one burst (a view, a
+        # click, a purchase): users, not events, are the independent arrivals, so the
+        # variance is built from per-user sums (over the recent window: cheap, and current).
+        recent = connection.sql(
+            f"""
+            SELECT item_id, count(DISTINCT user_id) AS users, sum(b) AS w, sum(b * b) AS w2,
+                   CAST(sum(n) AS BIGINT) AS n
+            FROM (
+                SELECT item_id, user_id, ts_us // {HOUR_US} AS h, sum(weight) AS b,
+                       count(*) AS n
+                FROM engagement WHERE ts_us >= {recent_start} AND ts_us < {as_of_us}
+                GROUP BY ALL
+            ) GROUP BY item_id
+            """
+        ).to_arrow_table()
+        # Hour by hour only for the items with enough recent support: a catalog of 50k items
+        # over 8 days is 10M (item, hour) groups, the supported few thousand a fraction.
+        supported = supported_items(recent, params)
+        connection.register("supported", supported)
+        hourly = connection.sql(
+            f"""
+            SELECT item_id, CAST((ts_us - {origin}) // {HOUR_US} AS BIGINT) AS h,
+                   sum(weight) AS w, count(*) AS n
+            FROM engagement
+            WHERE ts_us >= {origin} AND ts_us < {as_of_us}
+              AND item_id IN (SELECT item_id FROM supported)
+            GROUP BY ALL
+            """
+        ).to_arrow_table()
+        # The catalog's hour-of-day profile over the baseline (the same hours of previous
+        # days), and the newest and oldest event and the counts, in one scan.
+        by_hour = connection.sql(
+            f"""
+            SELECT CAST((ts_us // {HOUR_US}) % 24 AS BIGINT) AS hod,
+                   coalesce(sum(weight) FILTER (WHERE ts_us < {recent_start}), 0) AS w,
+                   max(ts_us) AS newest, min(ts_us) AS oldest, count(*) AS n,
+                   count(*) FILTER (WHERE ts_us >= {recent_start}) AS recent_n
+            FROM engagement WHERE ts_us >= {origin} AND ts_us < {as_of_us} GROUP BY ALL
+            """
+        ).to_arrow_table()
+    finally:
+        connection.close()
+    return TrendingAggregates(recent=recent, hourly=hourly, by_hour=by_hour)
+
+
+def supported_items(recent: pa.Table, params: TrendingSettings) -> pa.Table:
+    """item_id of the items with enough recent events and users to be judged."""
+    return recent.filter(
+        pc.and_(
+            pc.greater_equal(recent.column("n"), params.min_events),
+            pc.greater_equal(recent.column("users"), params.min_users),
+        )
+    ).select(["item_id"])
+
+
 def detect(
     events: pa.Table,
     as_of: datetime,
@@ -167,62 +265,32 @@ def detect(
     ``keep_all`` returns every judged candidate (with a ``trending`` flag) instead of only
     the trending ones, for analysis.
     """
-    as_of_us = _micros(as_of)
+    return detect_aggregates(
+        aggregate(events, as_of, params),
+        as_of,
+        params,
+        item_created=item_created,
+        item_categories=item_categories,
+        keep_all=keep_all,
+    )
+
+
+def detect_aggregates(
+    aggregates: TrendingAggregates,
+    as_of: datetime,
+    params: TrendingSettings,
+    *,
+    item_created: CreatedTimes = None,
+    item_categories: ItemCategories = None,
+    keep_all: bool = False,
+) -> TrendingResult:
+    """``detect`` from the window's scans, whichever engine computed them."""
+    origin, _, _ = bounds(as_of, params)
     n_baseline = params.baseline_days * 24
     n_recent = params.recent_hours
-    origin = as_of_us - (n_baseline + n_recent) * HOUR_US
-    connection = _duckdb().cursor()
-    try:
-        connection.register("engagement", events)
-        recent_start = as_of_us - n_recent * HOUR_US
-        # One user's engagement with an item within an hour arrives as one burst (a view, a
-        # click, a purchase): users, not events, are the independent arrivals, so the
-        # variance is built from per-user sums (over the recent window: cheap, and current).
-        recent = connection.sql(
-            f"""
-            SELECT item_id, count(DISTINCT user_id) AS users, sum(b) AS w, sum(b * b) AS w2,
-                   CAST(sum(n) AS BIGINT) AS n
-            FROM (
-                SELECT item_id, user_id, ts_us // {HOUR_US} AS h, sum(weight) AS b,
-                       count(*) AS n
-                FROM engagement WHERE ts_us >= {recent_start} AND ts_us < {as_of_us}
-                GROUP BY ALL
-            ) GROUP BY item_id
-            """
-        ).to_arrow_table()
-        # Hour by hour only for the items with enough recent support: a catalog of 50k items
-        # over 8 days is 10M (item, hour) groups, the supported few thousand a fraction.
-        supported = recent.filter(
-            pc.and_(
-                pc.greater_equal(recent.column("n"), params.min_events),
-                pc.greater_equal(recent.column("users"), params.min_users),
-            )
-        ).select(["item_id"])
-        connection.register("supported", supported)
-        hourly = connection.sql(
-            f"""
-            SELECT item_id, CAST((ts_us - {origin}) // {HOUR_US} AS BIGINT) AS h,
-                   sum(weight) AS w, count(*) AS n
-            FROM engagement
-            WHERE ts_us >= {origin} AND ts_us < {as_of_us}
-              AND item_id IN (SELECT item_id FROM supported)
-            GROUP BY ALL
-            """
-        ).to_arrow_table()
-        # The catalog's hour-of-day profile over the baseline (the same hours of previous
-        # days), and the newest event and the count, in one scan.
-        by_hour = connection.sql(
-            f"""
-            SELECT CAST((ts_us // {HOUR_US}) % 24 AS BIGINT) AS hod,
-                   coalesce(sum(weight) FILTER (WHERE ts_us < {recent_start}), 0) AS w,
-                   max(ts_us) AS newest, count(*) AS n
-            FROM engagement WHERE ts_us >= {origin} AND ts_us < {as_of_us} GROUP BY ALL
-            """
-        ).to_arrow_table()
-    finally:
-        connection.close()
-    newest_us = pc.max(by_hour.column("newest")).as_py() if by_hour.num_rows else None
-    total = int(pc.sum(by_hour.column("n")).as_py() or 0)
+    by_hour = aggregates.by_hour
+    newest_us = aggregates.newest_us
+    total = aggregates.events
     newest_event = _datetime(newest_us) if newest_us is not None else None
     catalog_profile = np.zeros(24)
     catalog_profile[by_hour.column("hod").to_numpy()] = by_hour.column("w").to_numpy()
@@ -231,8 +299,8 @@ def detect(
     else:
         catalog_profile[:] = 1 / 24
     scored, candidates = _score(
-        hourly,
-        recent,
+        aggregates.hourly,
+        aggregates.recent,
         catalog_profile,
         origin,
         n_baseline,

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from tastebud.schemas import StorableText
 from tastebud.stores import OnlineStore, StoreError
 from tastebud.trending.service import NothingPublished, trending_items
 
@@ -83,7 +84,7 @@ def get_trending(
     request: Request,
     online: Online,
     category: Annotated[
-        str | None, Query(max_length=128, description="A category; omit for all items.")
+        StorableText | None, Query(max_length=128, description="A category; omit for all items.")
     ] = None,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")] = 20,
     metadata: Annotated[

@@ -155,3 +155,11 @@ def test_an_entry_the_store_refuses_is_rejected_alone(
     assert api.database.catalog.get_item("good") is not None
     alone = _put(api, "/v1/items", {"items": items[1:]})
     assert alone.status_code == 422 and alone.json()["results"][0]["reasons"] == ["unstorable"]
+
+
+def test_a_trending_category_with_nul_is_refused(embedded_api: Api) -> None:
+    response = embedded_api.client.get(
+        "/v1/trending?category=a%00b", headers=embedded_api.headers("read")
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_text"

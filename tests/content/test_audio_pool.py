@@ -18,6 +18,16 @@ from tastebud.content.audio_pool import AudioPool
 from tastebud.content.pipeline import AudioSettings, build, pool_runner
 
 
+def audio_workers() -> list[psutil.Process]:
+    """This process's live audio worker processes (started with spawn)."""
+    workers = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+    return workers
+
+
 def test_pool_extracts_and_reports_failures(tmp_path: Path) -> None:
     paths = {
         f"bpm{bpm}": write(tmp_path / f"{bpm}.wav", click_track(bpm, seconds=10))
@@ -56,7 +66,9 @@ def test_timeout_kills_the_file_not_the_batch(tmp_path: Path) -> None:
 
 
 def test_a_dying_worker_is_replaced(tmp_path: Path) -> None:
-    # Stands in for a crash inside a C decoder: the worker process dies mid-file.
+    # Stands in for a crash inside a C decoder: the worker process dies mid-file (a second
+    # into it: the 240 s file takes longer, and the worker has let go of pebble's channel lock,
+    # which it holds for the instant of taking a file; see audio_pool's docstring).
     import threading
     import time
 
@@ -67,9 +79,10 @@ def test_a_dying_worker_is_replaced(tmp_path: Path) -> None:
         def kill_when_busy() -> None:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                workers = list(pool._pool)
-                if workers and workers[0].task is not None:
-                    workers[0].process.kill()
+                if pool.in_progress == ["long"]:
+                    time.sleep(1)
+                    (worker,) = audio_workers()
+                    worker.kill()
                     return
                 time.sleep(0.01)
 
@@ -107,7 +120,7 @@ def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     with AudioPool(workers=3, timeout=120, cache_dir=cache) as pool:
         results = dict(pool.run(paths))
-        assert len(pool._pool) == 3 and pool.unavailable is None
+        assert len(audio_workers()) == 3 and pool.unavailable is None
     assert {key: result.reason for key, result in results.items()} == dict.fromkeys(paths)
     assert all(result.features is not None for result in results.values())
     assert list(cache.rglob("*.nbi")), "the workers did not write numba's cache"
@@ -165,3 +178,40 @@ def test_workers_that_cannot_start_leave_audio_out_and_the_build_goes_on(
     failures = {(f.item_id, f.stage, f.reason) for f in result.failures}
     assert failures == {(items[i].item_id, "audio", "audio_unavailable") for i in audio}
     assert all("could not start" in f.detail for f in result.failures)
+
+
+def suspend_starting_workers(stop: threading.Event) -> None:
+    """Freeze this process's audio workers as they start: a warm-up that hangs, every time."""
+    me = psutil.Process()
+    while not stop.is_set():
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.status() != psutil.STATUS_STOPPED and "spawn_main" in " ".join(
+                    child.cmdline()
+                ):
+                    child.suspend()
+        time.sleep(0.02)
+
+
+def test_workers_that_hang_while_starting_leave_audio_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tastebud.content import audio_pool
+
+    monkeypatch.setattr(audio_pool, "STARTUP_TIMEOUT", 2.0)
+    short = write(tmp_path / "short.wav", click_track(120, seconds=3))
+    stop = threading.Event()
+    freezer = threading.Thread(target=suspend_starting_workers, args=(stop,), daemon=True)
+    freezer.start()
+    try:
+        with AudioPool(workers=2, timeout=60, cache_dir=tmp_path / "numba") as pool:
+            results = dict(pool.run({"a": short, "b": short}))
+            assert pool.unavailable is not None and "no file started in 2 s" in pool.unavailable
+    finally:
+        stop.set()
+        freezer.join()
+    assert {key: result.reason for key, result in results.items()} == {
+        "a": "audio_unavailable",
+        "b": "audio_unavailable",
+    }
+    assert audio_workers() == []

@@ -32,8 +32,8 @@ from tastebud.stores import (
     open_database,
     open_stores,
 )
+from tastebud.stores.dead_letters import DeadLetter
 from tastebud.stores.errors import is_permanent, is_transient
-from tastebud.stores.gateway import DeadLetter
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tastebud.jobs import JobRegistry, JobRunner, RetryPolicy, RunHistory
 from tastebud.jobs.definitions import build_registry
 from tastebud.models import ALSRecommender, PopularityRecommender, Recommender
 from tastebud.ranking import retrieval
-from tastebud.ranking.retrieval import load_index
+from tastebud.ranking.index_artifact import load_index
 from tastebud.registry import open_registry
 from tastebud.stores import Stores
 

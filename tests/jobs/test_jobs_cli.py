@@ -123,6 +123,14 @@ def test_train_registers_promotes_reuses_and_gates(
     assert result["gate"]["candidate"] < result["gate"]["production"]
     still = json.loads(runner.invoke(app, ["models", "show", "production"]).stdout)
     assert still["model_version"] == output["version"]
+    # The gate's figures are the version's metrics, and `models list` shows them.
+    candidate = json.loads(runner.invoke(app, ["models", "show", result["version"]]).stdout)
+    gate = result["gate"]
+    assert candidate["metrics"]["cf.gate.candidate.ndcg@10"] == pytest.approx(gate["candidate"])
+    assert candidate["metrics"]["cf.gate.production.ndcg@10"] == pytest.approx(gate["production"])
+    listed = runner.invoke(app, ["models", "list"], terminal_width=140).output
+    line = next(line for line in listed.splitlines() if result["version"] in line)
+    assert f"{gate['candidate']:.3f}/{gate['production']:.3f}" in line
 
 
 def test_trending_end_to_end(ingested: Path) -> None:

@@ -8,17 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tastebud.ranking.retrieval import (
+from tastebud.ranking.index_artifact import (
     INDEX_NAME,
-    ExactRetriever,
-    HnswRetriever,
     IndexChecksumError,
     IndexShapeError,
+    load_index,
+    save_index,
+)
+from tastebud.ranking.retrieval import (
+    ExactRetriever,
+    HnswRetriever,
     RetrievalError,
     Retriever,
     build_retriever,
-    load_index,
-    save_index,
     top_k,
 )
 from tastebud.stores import ArtifactStore

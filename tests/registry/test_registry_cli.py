@@ -147,3 +147,30 @@ def test_an_unusable_artifact_store_is_a_store_error(
     assert result.exit_code == 3, result.output
     assert "cannot open the artifact store" in result.output
     assert "Traceback" not in result.output
+
+
+def test_list_shows_validation_metrics_and_the_gate(
+    cli_registry: ModelRegistry, make_model: ModelFactory
+) -> None:
+    """An AutoML version carries its validation NDCG@10, a train-job version its gate
+    figures; a version with neither shows '-' (it used to show '-' for everything)."""
+    automl = _register(
+        cli_registry, make_model, metrics={"cf.validation.ndcg@10": 0.3125,
+                                           "cf.validation.recall@10": 0.4}
+    )  # fmt: skip
+    gated = _register(
+        cli_registry,
+        make_model,
+        metrics={"cf.gate.candidate.ndcg@10": 0.0912, "cf.gate.production.ndcg@10": 0.0884},
+    )
+    bare = _register(cli_registry, make_model, metrics={})
+    result = runner.invoke(app, ["models", "list"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "valid." in result.output and "gate" in result.output
+    lines = result.output.splitlines()
+    automl_line = next(line for line in lines if automl in line)
+    gated_line = next(line for line in lines if gated in line)
+    bare_line = next(line for line in lines if bare in line)
+    assert "0.3125" in automl_line
+    assert "0.091/0.088" in gated_line
+    assert bare_line.split()[-3:] == ["-", "-", "-"]

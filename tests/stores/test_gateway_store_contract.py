@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tastebud.stores import Database, open_database, open_gateway_stores
-from tastebud.stores.gateway import DeadLetter, hash_key
+from tastebud.stores.dead_letters import DeadLetter
+from tastebud.stores.keys import hash_key
 
 
 @pytest.fixture(params=["embedded", "postgres"])

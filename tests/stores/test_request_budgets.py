@@ -18,9 +18,9 @@ from chaos.services import PostgresCluster, RedisServer, need
 from tastebud.config import BudgetSettings
 from tastebud.stores import StoreUnavailable
 from tastebud.stores.budget import CircuitBreaker, CircuitOpen, RequestBudget, within_budget
+from tastebud.stores.keys import ApiKeyStore
 from tastebud.stores.online import RedisOnlineStore
-from tastebud.stores.postgres import PostgresDatabase
-from tastebud.stores.postgres_gateway import PostgresApiKeyStore
+from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
 
 LIMITS = BudgetSettings(online_ms=50, database_ms=50, breaker_failures=3, breaker_reset_seconds=0.5)
 
@@ -163,7 +163,7 @@ def cluster() -> Iterator[PostgresCluster]:
 
 def test_stopped_postgres_fails_fast_and_the_pool_comes_back(cluster: PostgresCluster) -> None:
     database = PostgresDatabase(cluster.url)
-    keys = PostgresApiKeyStore(database)
+    keys = ApiKeyStore(PostgresBackend(database))
     try:
         created = keys.create(["read"], "budget")
         assert created is not None
@@ -192,7 +192,7 @@ def test_stopped_postgres_fails_fast_and_the_pool_comes_back(cluster: PostgresCl
 
 def test_a_locked_table_times_out_without_opening_the_breaker(cluster: PostgresCluster) -> None:
     database = PostgresDatabase(cluster.url)
-    keys = PostgresApiKeyStore(database)
+    keys = ApiKeyStore(PostgresBackend(database))
     try:
         created = keys.create(["read"], "locked")
         assert created is not None

@@ -12,7 +12,7 @@ from tastebud.data.interactions import InteractionsError, from_table
 from tastebud.data.matrix import build_matrix
 from tastebud.training.automl import AutoML, BudgetTooSmall, SearchFailed
 from tastebud.training.holdout import Holdout
-from tastebud.training.pipeline import train
+from tastebud.training.pipeline import manifest_for, train
 
 
 def test_search_finds_a_configuration_that_beats_popularity() -> None:
@@ -156,6 +156,9 @@ def test_automl_searches_pairs_and_counts_without_usable_time(shape: str, timest
     assert len(complete) >= 3 and result.search.validation_ndcg > 0.2  # planted clusters
     summary = result.summary(log)
     assert summary["search"]["validation"]["timestamps"] == timestamps
+    metrics = manifest_for(result, log)["metrics"]  # what `models list` shows
+    assert metrics["cf.validation.ndcg@10"] == result.search.validation_ndcg
+    assert 0 < metrics["cf.validation.recall@10"] <= 1 and "cf.validation.hitrate@10" in metrics
     # seeded: the same split again
     again = AutoML(budget_seconds=1, families=("popularity",))._validation_split(log)[1]
     first = AutoML(budget_seconds=1, families=("popularity",))._validation_split(log)[1]

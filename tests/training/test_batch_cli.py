@@ -188,3 +188,40 @@ def test_evaluate_refuses_unknown_models_before_fitting_any(interactions: Path) 
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "wizard" in result.output
     assert "ease " not in result.output  # nothing was fitted first
+
+
+@pytest.mark.parametrize("columns", [("user_id", "item_id"), ("user_id", "item_id", "weight")])
+def test_train_auto_searches_pairs_and_play_counts_without_timestamps(
+    columns: tuple[str, ...], home: Path, tmp_path: Path
+) -> None:
+    """The files that never searched: plain pairs and play counts, no time, no type."""
+    path = tmp_path / "shape.csv"
+    table = clustered_table(n_users=90, n_items=45, per_user=12, seed=7, ratings=False)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for n, row in enumerate(table.to_pylist()):
+            writer.writerow([row["user_id"], row["item_id"], 1 + n % 7][: len(columns)])
+    result = runner.invoke(
+        app, ["train", "--interactions", str(path), "--out", "m", "--auto", "--budget", "5s"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr and "Traceback" not in result.stderr
+    training = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert training["fallback"] is None
+    validation = training["search"]["validation"]
+    assert validation["protocol"] == "random-holdout" and validation["timestamps"] == "absent"
+    assert validation["reason"] == "the data has no timestamps"
+
+
+def test_train_auto_fallback_is_a_warning_with_its_true_cause(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "one-each.csv"
+    path.write_text("user_id,item_id\n" + "".join(f"u{n},i{n % 4}\n" for n in range(12)))
+    result = runner.invoke(
+        app, ["train", "--interactions", str(path), "--out", "m", "--auto", "--budget", "5s"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "Traceback" not in result.stderr
+    assert "none of the 12 users has 2 or more interactions" in " ".join(result.stderr.split())
+    training = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert "none of the 12 users" in training["fallback"] and training["search"] is None

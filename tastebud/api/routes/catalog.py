@@ -62,7 +62,9 @@ def _validate(
             result.update(status="rejected", reasons=["invalid_type"], message="not an object")
         else:
             try:
-                record = model.model_validate(entry, context={"rules": rules})
+                # Strict: a boolean is a boolean ("active": "yes" or 1 is refused), as the
+                # OpenAPI schema says; files go through the loaders, which read text.
+                record = model.model_validate(entry, strict=True, context={"rules": rules})
             except TypeError as error:  # a validator met a type it did not expect
                 result.update(status="rejected", reasons=["invalid_type"], message=str(error)[:100])
             except ValidationError as error:

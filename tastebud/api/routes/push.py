@@ -59,7 +59,11 @@ class SubscribeIn(BaseModel):
                     "subscription": {
                         "endpoint": "https://push.example.net/send/abc123",
                         "expirationTime": None,
-                        "keys": {"p256dh": "BNcRd...", "auth": "tBHI..."},
+                        "keys": {
+                            "p256dh": "BNHh2ZsP77dmKXY4u9SopiZ3DpRZX7rXMBMyyPMIrDIZuBP2mGd"
+                            "gaxwN45MO9DwmZAmm--eN1A5LdcYfNriMI7M",
+                            "auth": "V3uLfpGY8gChZFG78cfjyg",
+                        },
                     },
                     "timezone": "Europe/Paris",
                 }
@@ -148,7 +152,10 @@ def check_subscription(body: SubscribeIn) -> PushSubscription:
     summary="Opt a browser in to web push",
     description="201 for a new subscription, 200 when the endpoint was subscribed already "
     "(it is updated: another user may have signed in on that browser).",
-    responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    responses={
+        200: {"model": SubscriptionOut, "description": "The endpoint was subscribed already."},
+        **error_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    },
 )
 async def subscribe(state: State, key: IngestKey, body: SubscribeIn) -> JSONResponse:
     subscription = check_subscription(body)

@@ -19,14 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.jobs.base import EmptyWindow, JobContext
-from tastebud.jobs.definitions.common import (
-    decay_column,
-    event_weights,
-    micros,
-    refusal,
-    weight_column,
-    window_batches,
-)
+from tastebud.jobs.definitions.common import engine, event_weights, refusal, source
 from tastebud.jobs.outputs import catalog_table, prune_versions, write_version
 
 PREFIX = "jobs/affinity"
@@ -40,37 +33,6 @@ def compute(context: JobContext) -> pa.Table:
     settings = context.settings.jobs
     end = context.end
     start = end - timedelta(days=settings.affinity_window_days)
-    weights = event_weights(context.settings)
-    end_us = micros(end)
-    partials = []
-    events = 0
-    for batch in window_batches(context, start, end):
-        events += batch.num_rows
-        score = weight_column(batch, weights) * decay_column(
-            batch, end_us, settings.affinity_half_life_days
-        )
-        part = pa.table(
-            {
-                "user_id": batch.column("user_id"),
-                "item_id": batch.column("item_id"),
-                "score": score,
-            }
-        )
-        partials.append(part.group_by(["user_id", "item_id"]).aggregate([("score", "sum")]))
-    if not partials:
-        raise EmptyWindow(f"no events between {start.isoformat()} and {end.isoformat()}")
-    if events < settings.affinity_min_events:
-        raise refusal(
-            context,
-            f"affinity: {events:,} events between {start.isoformat()} and {end.isoformat()}; "
-            f"publishing needs at least {settings.affinity_min_events:,}",
-            details={"events": events, "min_events": settings.affinity_min_events},
-        )
-    pairs = (
-        pa.concat_tables(partials)
-        .group_by(["user_id", "item_id"])
-        .aggregate([("score_sum", "sum")])
-    )
     catalog = catalog_table(context.stores.catalog)
     flat = catalog.select(["item_id", "categories"]).flatten()
     parents = pc.list_parent_indices(catalog.column("categories"))
@@ -80,9 +42,23 @@ def compute(context: JobContext) -> pa.Table:
             "category": pc.list_flatten(flat.column("categories")),
         }
     )
-    joined = pairs.join(item_categories, "item_id", join_type="inner")
-    totals = joined.group_by(["user_id", "category"]).aggregate([("score_sum_sum", "sum")])
-    totals = totals.rename_columns(["user_id", "category", "score"])
+    totals, events = engine(context).category_scores(
+        source(context),
+        start,
+        end,
+        weights=event_weights(context.settings),
+        half_life_days=settings.affinity_half_life_days,
+        item_categories=item_categories,
+    )
+    if events == 0:
+        raise EmptyWindow(f"no events between {start.isoformat()} and {end.isoformat()}")
+    if events < settings.affinity_min_events:
+        raise refusal(
+            context,
+            f"affinity: {events:,} events between {start.isoformat()} and {end.isoformat()}; "
+            f"publishing needs at least {settings.affinity_min_events:,}",
+            details={"events": events, "min_events": settings.affinity_min_events},
+        )
     totals = totals.filter(pc.greater(totals.column("score"), 0))
     user_totals = totals.group_by("user_id").aggregate([("score", "sum")])
     totals = totals.join(user_totals, "user_id")

@@ -17,7 +17,7 @@ from tastebud.jobs.base import JobContext
 from tastebud.models import Recommender
 from tastebud.models.factors import FactorRecommender
 from tastebud.ranking import retrieval
-from tastebud.ranking.retrieval import IndexIntegrityError, load_index, save_index
+from tastebud.ranking.index_artifact import IndexIntegrityError, load_index, save_index
 from tastebud.registry import VersionNotFound, open_registry
 
 SKIP_EXACT = "exact scoring serves this model"  # the run's "skipped" entry

@@ -21,14 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.jobs.base import EmptyWindow, JobContext
-from tastebud.jobs.definitions.common import (
-    decay_column,
-    event_weights,
-    micros,
-    refusal,
-    weight_column,
-    window_batches,
-)
+from tastebud.jobs.definitions.common import engine, event_weights, refusal, source
 from tastebud.jobs.outputs import (
     ALL,
     lookup_items,
@@ -54,31 +47,24 @@ def score_window(context: JobContext, window_days: float | None, *, decay: bool 
     interval's end; EmptyWindow when it holds no event. Without ``decay`` the score is the
     plain weighted engagement (the fills: a 7-day half-life would round a year-old window
     to zero)."""
-    settings = context.settings.jobs
     end = context.end
     start = None if window_days is None else end - timedelta(days=window_days)
-    weights = event_weights(context.settings)
-    end_us = micros(end)
-    partials = []
-    for batch in window_batches(context, start, end):
-        score = weight_column(batch, weights)
-        if decay:
-            score = score * decay_column(batch, end_us, settings.popularity_half_life_days)
-        part = pa.table({"item_id": batch.column("item_id"), "score": score})
-        partials.append(part.group_by("item_id").aggregate([("score", "sum"), ("score", "count")]))
-    if not partials:
+    half_life = context.settings.jobs.popularity_half_life_days if decay else None
+    scores = engine(context).item_scores(
+        source(context),
+        start,
+        end,
+        weights=event_weights(context.settings),
+        half_life_days=half_life,
+    )
+    if scores.num_rows == 0:
         since = "the first event" if start is None else start.isoformat()
         raise EmptyWindow(f"no events between {since} and {end.isoformat()}")
-    combined = (
-        pa.concat_tables(partials)
-        .group_by("item_id")
-        .aggregate([("score_sum", "sum"), ("score_count", "sum")])
-    )
     table = pa.table(
         {
-            "item_id": combined.column("item_id"),
-            "score": pc.round(combined.column("score_sum_sum"), 6),
-            "events": pc.cast(combined.column("score_count_sum"), pa.int64()),
+            "item_id": scores.column("item_id"),
+            "score": pc.round(scores.column("score"), 6),
+            "events": scores.column("events"),
         }
     )
     order = pc.sort_indices(table, [("score", "descending"), ("item_id", "ascending")])

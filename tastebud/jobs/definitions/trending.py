@@ -17,17 +17,15 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from tastebud.config import TrendingSettings
 from tastebud.jobs.base import InsufficientData, JobContext
 from tastebud.jobs.definitions.common import (
+    engine,
     event_weights,
     from_micros,
     micros,
     refusal,
-    window_batches,
+    source,
 )
 from tastebud.jobs.outputs import (
     index_key,
@@ -39,10 +37,10 @@ from tastebud.jobs.outputs import (
 from tastebud.observability import metrics
 from tastebud.trending.detector import (
     StaleDataError,
+    TrendingAggregates,
     TrendingResult,
     check_freshness,
-    detect,
-    engagement,
+    detect_aggregates,
     window,
 )
 
@@ -62,11 +60,11 @@ CANDIDATES = metrics.gauge(
 FINAL = metrics.gauge("trending", "items_final", "count", "Items the last detection flagged.")
 
 
-def check_support(context: JobContext, events: pa.Table) -> None:
+def check_support(context: JobContext, scans: TrendingAggregates) -> None:
     """Refuse (InsufficientData) a window the detector cannot judge; see the docstring."""
     params = context.settings.trending
     as_of = context.end
-    newest_us = pc.max(events.column("ts_us")).as_py() if events.num_rows else None
+    newest_us = scans.newest_us
     newest = None if newest_us is None else from_micros(newest_us)
     try:
         check_freshness(newest, as_of, params)
@@ -75,9 +73,7 @@ def check_support(context: JobContext, events: pa.Table) -> None:
             context, f"trending: {error}", namespace=NAMESPACE, reason="stale_data"
         ) from None
     recent_start = as_of - timedelta(hours=params.recent_hours)
-    recent = int(
-        pc.sum(pc.greater_equal(events.column("ts_us"), micros(recent_start))).as_py() or 0
-    )
+    recent = scans.recent_events
     if recent < params.min_recent_events:
         raise refusal(
             context,
@@ -86,7 +82,7 @@ def check_support(context: JobContext, events: pa.Table) -> None:
             namespace=NAMESPACE,
             details={"recent_events": recent, "min_recent_events": params.min_recent_events},
         )
-    oldest_us = int(pc.min(events.column("ts_us")).as_py())
+    oldest_us = int(scans.oldest_us or 0)
     needed = recent_start - timedelta(hours=params.min_history_hours)
     if oldest_us > micros(needed):
         oldest = from_micros(oldest_us)
@@ -136,18 +132,18 @@ def run(context: JobContext) -> dict[str, Any]:
     params = context.settings.trending
     as_of = context.end
     start, end = window(as_of, params)
-    weights = event_weights(context.settings)
-    parts = [engagement(batch, weights) for batch in window_batches(context, start, end)]
-    events = pa.concat_tables(parts) if parts else engagement(_no_events(), weights)
+    scans = engine(context).trending_aggregates(
+        source(context), weights=event_weights(context.settings), as_of=as_of, params=params
+    )
     try:
-        if events.num_rows == 0:
+        if scans.events == 0:
             raise refusal(
                 context,
                 f"trending: no engagement between {start.isoformat()} and {end.isoformat()}",
                 namespace=NAMESPACE,
                 reason="empty_window",
             )
-        check_support(context, events)
+        check_support(context, scans)
     except InsufficientData as refused:
         refused.details["placeholder_published"] = publish_placeholder(context, refused)
         raise
@@ -159,7 +155,9 @@ def run(context: JobContext) -> dict[str, Any]:
     def categories(ids: list[str]) -> dict[str, list[str]]:
         return {key: item.categories for key, item in lookup_items(catalog, ids).items()}
 
-    result = detect(events, as_of, params, item_created=created, item_categories=categories)
+    result = detect_aggregates(
+        scans, as_of, params, item_created=created, item_categories=categories
+    )
     CANDIDATES.set(result.candidate_count)
     FINAL.set(result.final_count)
     explanation = note(result, params)
@@ -192,9 +190,3 @@ def run(context: JobContext) -> dict[str, Any]:
     if explanation:
         summary["note"] = explanation
     return summary
-
-
-def _no_events() -> pa.Table:
-    from tastebud.schemas import EVENT_SCHEMA
-
-    return EVENT_SCHEMA.empty_table()

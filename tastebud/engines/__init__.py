@@ -1,0 +1,53 @@
+"""Where batch work runs: ``local`` (this process; the default) or ``spark`` (Apache Spark,
+the optional extra ``tastebud[spark]``), chosen per job by ``[jobs] engine`` /
+``[jobs] engines`` or ``tastebud jobs run NAME --engine``. pyspark is imported only by
+``tastebud.engines.spark``, and only when a job runs there."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tastebud.engines.base import Engine, EngineError, EventSource
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+
+__all__ = [
+    "ENGINES",
+    "SPARK_JOBS",
+    "Engine",
+    "EngineError",
+    "EventSource",
+    "engine_name",
+    "open_engine",
+]
+
+ENGINES = ("local", "spark")
+#: The jobs with a Spark implementation; the others always run locally. In ``materialize``
+#: and ``backfill`` the feature views that reuse a job's computation (item_popularity,
+#: user_category_affinity) run on the job's engine; SQL views run in DuckDB either way.
+SPARK_JOBS = frozenset(
+    {"popularity", "affinity", "trending", "materialize", "backfill", "recommendations"}
+)
+
+
+def engine_name(settings: Settings, job: str) -> str:
+    """The engine ``job`` runs on: its own ``[jobs] engines`` entry, else ``[jobs] engine``
+    (a job without a Spark implementation runs locally whatever the default says)."""
+    chosen = settings.jobs.engines.get(job)
+    if chosen is not None:
+        return chosen
+    return settings.jobs.engine if job in SPARK_JOBS else "local"
+
+
+def open_engine(settings: Settings, name: str) -> Engine:
+    """The engine called ``name``; EngineError when it cannot run here."""
+    if name == "local":
+        from tastebud.engines.local import LocalEngine
+
+        return LocalEngine()
+    if name == "spark":
+        from tastebud.engines.spark import SparkEngine
+
+        return SparkEngine.from_settings(settings)
+    raise EngineError(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")

@@ -1,0 +1,147 @@
+"""The training matrix from pre-aggregated parts, for engines that scan the event log
+elsewhere (Spark): ``tastebud.data.matrix.build_matrix`` needs every row in this process,
+while its result only needs, per (user, item, UTC day), the summed signed weight, the summed
+positive weight, the earliest time and the row count. An engine computes those parts on
+its executors (``MATRIX_PARTS``); ``assemble`` builds the same ``InteractionMatrix`` from
+them that ``build_matrix`` builds from the rows (held equal by tests/engines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from tastebud.data.interactions import InteractionsError
+from tastebud.data.matrix import (
+    SECONDS_PER_DAY,
+    InteractionMatrix,
+    MatrixOptions,
+    _confidence,
+    _encode,
+    _filter_counts,
+)
+from tastebud.data.vocabulary import Vocabulary
+
+MATRIX_PARTS = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("day", pa.int64()),  # floor(seconds / 86400): the UTC day number
+        ("weight", pa.float64()),  # sum of signed (decayed) weights
+        ("positive", pa.float64()),  # sum of max(weight, 0)
+        ("first", pa.float64()),  # earliest time, epoch seconds
+        ("rows", pa.int64()),
+    ]
+)
+
+
+def event_store_snapshot(last_seq: int, rows: int, query: object) -> str:
+    """The snapshot id ``read_event_store`` gives the same read of the event store."""
+    return hashlib.sha256(f"events:{last_seq}:{rows}:{query!r}".encode()).hexdigest()[:16]
+
+
+def assemble(
+    parts: pa.Table,
+    *,
+    reference: float,
+    snapshot: str,
+    options: MatrixOptions,
+    users: Vocabulary | None = None,
+    items: Vocabulary | None = None,
+) -> InteractionMatrix:
+    """``build_matrix``'s result from ``MATRIX_PARTS`` (``reference``: the newest event's
+    epoch seconds, the time decay's origin)."""
+    if parts.num_rows == 0:
+        raise InteractionsError("no interactions to learn from: the data is empty")
+    counts = parts.column("rows").to_numpy()
+    stats = {"rows": int(counts.sum())}
+    user_vocab, rows = _encode(parts.column("user_id"), users)
+    item_vocab, cols = _encode(parts.column("item_id"), items)
+    weight = parts.column("weight").to_numpy()
+    positive_weight = parts.column("positive").to_numpy()
+    day = parts.column("day").to_numpy()
+    first = parts.column("first").to_numpy()
+    known = (rows >= 0) & (cols >= 0)
+    if not known.all():
+        stats["rows_outside_vocabulary"] = int(counts[~known].sum())
+        rows, cols = rows[known], cols[known]
+        weight, positive_weight, day, first = (
+            weight[known],
+            positive_weight[known],
+            day[known],
+            first[known],
+        )
+
+    shape = (len(user_vocab), len(item_vocab))
+    summed = sp.csr_matrix((weight, (rows, cols)), shape=shape, dtype=np.float64)
+    summed.sum_duplicates()
+    positive = summed.copy()
+    positive.data = np.where(positive.data > 0, positive.data, 0.0)
+    positive.eliminate_zeros()
+    negative = summed.copy()
+    negative.data = np.where(negative.data <= 0, 1.0, 0.0)
+    negative.eliminate_zeros()
+
+    if (
+        users is None
+        and items is None
+        and (options.min_item_interactions > 1 or options.min_user_interactions > 1)
+    ):
+        positive, negative, user_vocab, item_vocab, keep_rows, keep_cols = _filter_counts(
+            positive, negative, user_vocab, item_vocab, options, stats
+        )
+        row_map = np.full(shape[0], -1)
+        row_map[keep_rows] = np.arange(len(keep_rows))
+        col_map = np.full(shape[1], -1)
+        col_map[keep_cols] = np.arange(len(keep_cols))
+        rows, cols = row_map[rows], col_map[cols]
+        kept = (rows >= 0) & (cols >= 0)
+        rows, cols, positive_weight, day, first = (
+            rows[kept],
+            cols[kept],
+            positive_weight[kept],
+            day[kept],
+            first[kept],
+        )
+        shape = positive.shape
+    if positive.nnz == 0:
+        raise InteractionsError(
+            "no positive signal left: every interaction has zero or negative weight "
+            "(or was filtered by the minimum counts)"
+        )
+
+    day0 = math.floor(float(first.min()) / SECONDS_PER_DAY) * SECONDS_PER_DAY
+    offset = day - int(day0 // SECONDS_PER_DAY)
+    item_days = sp.csr_matrix(
+        (positive_weight, (cols, offset)), shape=(shape[1], int(offset.max()) + 1)
+    )
+    item_days.sum_duplicates()
+
+    stats.update(users=shape[0], items=shape[1], preferences=positive.nnz, negatives=negative.nnz)
+    return InteractionMatrix(
+        matrix=_confidence(positive, options).astype(np.float32),
+        users=user_vocab,
+        items=item_vocab,
+        negatives=negative.tocsr().astype(np.float32),
+        item_days=item_days,
+        day0=day0,
+        reference_time=reference,
+        snapshot=snapshot,
+        options=options,
+        stats=stats,
+    )
+
+
+def unknown_types(types: pa.Array | list[str], known: set[str]) -> None:
+    """InteractionsError for event types the settings do not know (as ``row_weights``)."""
+    unknown = set(pc.unique(pa.array(types, pa.string())).to_pylist()) - known
+    if unknown:
+        raise InteractionsError(
+            f"unknown event types {sorted(unknown)}; configure them under [events.types] "
+            f"(known: {', '.join(sorted(known))})"
+        )
