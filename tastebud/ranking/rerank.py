@@ -44,7 +44,11 @@ def recency_boost(
     age = np.asarray(age_days, dtype=np.float64)
     boost = np.zeros(age.shape, dtype=np.float32)
     known = np.isfinite(age)
-    boost[known] = np.minimum(cap, weight * np.exp2(-np.maximum(age[known], 0) / half_life_days))
+    # A tiny half-life (a request override) overflows age / half_life to inf: 2^-inf is 0,
+    # the right boost, so numpy's overflow warning says nothing worth logging.
+    with np.errstate(over="ignore"):
+        decay = np.exp2(-np.maximum(age[known], 0) / half_life_days)
+    boost[known] = np.minimum(cap, weight * decay)
     return boost
 
 

@@ -26,6 +26,16 @@ def test_recency_boost_decays_and_is_capped() -> None:
     assert boost[4] == pytest.approx(0.15)  # a future date counts as new
 
 
+def test_a_tiny_half_life_gives_no_boost_to_old_items_without_a_warning() -> None:
+    """Fuzzing sent half_life_days=5e-324 as an override: age / half_life overflowed."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        boost = recency_boost(np.array([0.0, 3.0, 400.0]), 0.2, 5e-324, 0.15)
+    assert boost[0] == pytest.approx(0.15) and boost[1] == 0.0 and boost[2] == 0.0
+
+
 def test_without_diversity_or_caps_selection_is_the_relevance_order() -> None:
     relevance = np.random.default_rng(1).random(50)
     chosen = select(relevance, 10, vectors=unit_rows(50, 8), diversity=0.0).order
