@@ -219,38 +219,18 @@ def build_matrix(
         stats["rows_outside_vocabulary"] = int((~known).sum())
         rows, cols, weights, seconds = rows[known], cols[known], weights[known], seconds[known]
 
-    shape = (len(user_vocab), len(item_vocab))
-    summed = sp.csr_matrix((weights, (rows, cols)), shape=shape, dtype=np.float64)
-    summed.sum_duplicates()
-    positive = summed.copy()
-    positive.data = np.where(positive.data > 0, positive.data, 0.0)
-    positive.eliminate_zeros()
-    negative = summed.copy()
-    negative.data = np.where(negative.data <= 0, 1.0, 0.0)  # rejected, or no weight
-    negative.eliminate_zeros()
-
-    if (
-        users is None
-        and items is None
-        and (options.min_item_interactions > 1 or options.min_user_interactions > 1)
-    ):
-        positive, negative, user_vocab, item_vocab, keep_rows, keep_cols = _filter_counts(
-            positive, negative, user_vocab, item_vocab, options, stats
-        )
-        row_map = np.full(shape[0], -1)
-        row_map[keep_rows] = np.arange(len(keep_rows))
-        col_map = np.full(shape[1], -1)
-        col_map[keep_cols] = np.arange(len(keep_cols))
-        rows, cols = row_map[rows], col_map[cols]
-        kept = (rows >= 0) & (cols >= 0)
-        rows, cols, weights, seconds = rows[kept], cols[kept], weights[kept], seconds[kept]
-        shape = positive.shape
-    if positive.nnz == 0:
-        raise InteractionsError(
-            "no positive signal left: every interaction has zero or negative weight "
-            "(or was filtered by the minimum counts)"
-        )
-
+    positive, negative, user_vocab, item_vocab, rows, cols, (weights, seconds) = signed_matrices(
+        rows,
+        cols,
+        weights,
+        user_vocab,
+        item_vocab,
+        options,
+        stats,
+        filter_counts=users is None and items is None,
+        columns=(weights, seconds),
+    )
+    shape = positive.shape
     day0 = math.floor(float(seconds.min()) / SECONDS_PER_DAY) * SECONDS_PER_DAY
     day = ((seconds - day0) // SECONDS_PER_DAY).astype(np.int64)
     item_days = sp.csr_matrix(
@@ -313,6 +293,60 @@ def _confidence(matrix: sp.csr_matrix, options: MatrixOptions) -> sp.csr_matrix:
         if median > 0:
             result.data = result.data / median
     return result
+
+
+def signed_matrices(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    weights: np.ndarray,
+    user_vocab: Vocabulary,
+    item_vocab: Vocabulary,
+    options: MatrixOptions,
+    stats: dict[str, int],
+    *,
+    filter_counts: bool,
+    columns: tuple[np.ndarray, ...],
+) -> tuple[
+    sp.csr_matrix,
+    sp.csr_matrix,
+    Vocabulary,
+    Vocabulary,
+    np.ndarray,
+    np.ndarray,
+    tuple[np.ndarray, ...],
+]:
+    """Each (user, item)'s summed weight split into the positive signal and the rejected
+    items, then (``filter_counts``) the minimum counts applied, the per-row ``rows``,
+    ``cols`` and ``columns`` following the kept users and items. One step for
+    ``build_matrix`` and the engines' matrix (``tastebud.engines.matrix``)."""
+    shape = (len(user_vocab), len(item_vocab))
+    summed = sp.csr_matrix((weights, (rows, cols)), shape=shape, dtype=np.float64)
+    summed.sum_duplicates()
+    positive = summed.copy()
+    positive.data = np.where(positive.data > 0, positive.data, 0.0)
+    positive.eliminate_zeros()
+    negative = summed.copy()
+    negative.data = np.where(negative.data <= 0, 1.0, 0.0)  # rejected, or no weight
+    negative.eliminate_zeros()
+
+    if filter_counts and (options.min_item_interactions > 1 or options.min_user_interactions > 1):
+        positive, negative, user_vocab, item_vocab, keep_rows, keep_cols = _filter_counts(
+            positive, negative, user_vocab, item_vocab, options, stats
+        )
+        row_map = np.full(shape[0], -1)
+        row_map[keep_rows] = np.arange(len(keep_rows))
+        col_map = np.full(shape[1], -1)
+        col_map[keep_cols] = np.arange(len(keep_cols))
+        rows, cols = row_map[rows], col_map[cols]
+        kept = (rows >= 0) & (cols >= 0)
+        rows, cols = rows[kept], cols[kept]
+        columns = tuple(column[kept] for column in columns)
+    if positive.nnz == 0:
+        raise InteractionsError(
+            "no positive signal left: every interaction has zero or negative weight "
+            "(or was filtered by the minimum counts)"
+        )
+    return positive, negative, user_vocab, item_vocab, rows, cols, columns
 
 
 def _filter_counts(

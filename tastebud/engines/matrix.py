@@ -23,7 +23,7 @@ from tastebud.data.matrix import (
     MatrixOptions,
     _confidence,
     _encode,
-    _filter_counts,
+    signed_matrices,
 )
 from tastebud.data.vocabulary import Vocabulary
 
@@ -77,44 +77,20 @@ def assemble(
             first[known],
         )
 
-    shape = (len(user_vocab), len(item_vocab))
-    summed = sp.csr_matrix((weight, (rows, cols)), shape=shape, dtype=np.float64)
-    summed.sum_duplicates()
-    positive = summed.copy()
-    positive.data = np.where(positive.data > 0, positive.data, 0.0)
-    positive.eliminate_zeros()
-    negative = summed.copy()
-    negative.data = np.where(negative.data <= 0, 1.0, 0.0)
-    negative.eliminate_zeros()
-
-    if (
-        users is None
-        and items is None
-        and (options.min_item_interactions > 1 or options.min_user_interactions > 1)
-    ):
-        positive, negative, user_vocab, item_vocab, keep_rows, keep_cols = _filter_counts(
-            positive, negative, user_vocab, item_vocab, options, stats
+    positive, negative, user_vocab, item_vocab, rows, cols, (positive_weight, day, first) = (
+        signed_matrices(
+            rows,
+            cols,
+            weight,
+            user_vocab,
+            item_vocab,
+            options,
+            stats,
+            filter_counts=users is None and items is None,
+            columns=(positive_weight, day, first),
         )
-        row_map = np.full(shape[0], -1)
-        row_map[keep_rows] = np.arange(len(keep_rows))
-        col_map = np.full(shape[1], -1)
-        col_map[keep_cols] = np.arange(len(keep_cols))
-        rows, cols = row_map[rows], col_map[cols]
-        kept = (rows >= 0) & (cols >= 0)
-        rows, cols, positive_weight, day, first = (
-            rows[kept],
-            cols[kept],
-            positive_weight[kept],
-            day[kept],
-            first[kept],
-        )
-        shape = positive.shape
-    if positive.nnz == 0:
-        raise InteractionsError(
-            "no positive signal left: every interaction has zero or negative weight "
-            "(or was filtered by the minimum counts)"
-        )
-
+    )
+    shape = positive.shape
     day0 = math.floor(float(first.min()) / SECONDS_PER_DAY) * SECONDS_PER_DAY
     offset = day - int(day0 // SECONDS_PER_DAY)
     item_days = sp.csr_matrix(
