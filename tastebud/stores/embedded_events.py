@@ -4,7 +4,8 @@ through DuckDB for scans and analytics.
 Layout under the store's folder::
 
     events.db            event_ids (the dedup index), tail (recent small appends),
-                         segments (the registry of Parquet files), meta (counters)
+                         segments (the registry of Parquet files), meta (counters),
+                         summary_* (what ``stats`` reports, see ``event_summary``)
     segments/seg-N.parquet
 
 Why this shape: SQLite gives multi-process writes with one writer at a time and readers that
