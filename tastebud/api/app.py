@@ -46,7 +46,7 @@ from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
-from tastebud.gateway.ratelimit import RateLimiter
+from tastebud.gateway.shared_ratelimit import limiter_for
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
                     outage_seconds=settings.gateway.key_outage_seconds,
                     miss_seconds=settings.gateway.key_miss_cache_seconds,
                 ),
-                limiter=RateLimiter(),
+                limiter=limiter_for(stores.online, settings.budgets),
             )
             recommendations = RecommendationService(
                 settings, stores, features=lambda: feature_routes.feature_store(app).service
@@ -110,6 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
             if recommendations is not None:
                 recommendations.stop()
             feature_routes.close_feature_store(app)
+            state = getattr(app.state, "tastebud", None)
+            if state is not None:
+                await state.limiter.aclose()
             stores.close()
 
     app = FastAPI(
