@@ -25,14 +25,16 @@ from threadpoolctl import threadpool_limits
 
 from tastebud.observability import get_logger
 from tastebud.ranking.screen import FactorScreen
+from tastebud.ranking_config import CandidateSettings
 
 log = get_logger(__name__)
 
-# Move into settings later (see the serving issue); the index job and serving read these.
-EXACT_THRESHOLD = 200_000
+# The defaults of [ranking.candidates], one value each (serving and the index job pass the
+# configured ones); the graph's build parameters are the index job's own.
+EXACT_THRESHOLD = CandidateSettings().exact_threshold
+EF_SEARCH = CandidateSettings().ann_ef_search
 M = 32
 EF_CONSTRUCTION = 200
-EF_SEARCH = 128
 
 BLOCK_BYTES = 64 * 1024 * 1024  # score matrix per block of a batched exact search
 SAMPLE_MIN = 2048  # sampled scores used to guess a selection threshold
