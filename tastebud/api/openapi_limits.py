@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from tastebud.config import Settings
-from tastebud.ranking.config import RankingSettings
+from tastebud.ranking_config import RankingSettings
 from tastebud.schemas import LOCALE_RE, STORABLE_TEXT_PATTERN
 
 # Epoch seconds that datetime can represent (0001-01-02 .. 9999-12-31, a day of margin at the
