@@ -104,7 +104,11 @@ def create_app(settings: Settings) -> FastAPI:
                     outage_seconds=settings.gateway.key_outage_seconds,
                     miss_seconds=settings.gateway.key_miss_cache_seconds,
                 ),
-                limiter=limiter_for(stores.online, settings.budgets),
+                limiter=limiter_for(
+                    stores.online,
+                    settings.budgets,
+                    shared=settings.gateway.shared_rate_limits,
+                ),
             )
             recommendations = RecommendationService(
                 settings, stores, features=lambda: feature_routes.feature_store(app).service
