@@ -163,12 +163,14 @@ class QualityResultStore(Closeable):
         check: str | None = None,
         status: str | None = None,
         since: datetime | None = None,
+        run_id: str | None = None,
         limit: int = 100,
     ) -> list[StoredResult]:
-        """Results newest first, optionally of one check, one status, or checked since."""
+        """Results newest first, optionally of one check, status or run, or checked since."""
         dialect = self.backend.dialect
         clause, params = where(
             [
+                ("run_id = ?", run_id),
                 ("check_name = ?", check),
                 ("status = ?", status),
                 ("checked_at >= ?", None if since is None else dialect.timestamp(since)),
