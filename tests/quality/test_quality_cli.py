@@ -65,3 +65,17 @@ def test_bad_options_and_rules_files_are_refused(
     refused = runner.invoke(app, ["quality", "check", "--as-of", END.isoformat()])
     assert refused.exit_code == 2
     assert str(rules) in refused.output and "volume.dorp" in refused.output
+
+
+def test_ingest_with_quality_reports_broken_values(home: Path, world: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    events = negative_plays(pq.read_table(world / "events.parquet"))
+    path = tmp_path / "events.parquet"
+    pq.write_table(events, path)
+    done = runner.invoke(app, ["ingest", str(path), "--quality", "--json"])
+    assert done.exit_code == 0, done.output
+    quality = json.loads(done.stdout)["quality"]
+    assert quality["events"] == events.num_rows
+    assert [failure["column"] for failure in quality["failures"]] == ["seconds_value"]
+    assert 0 < quality["invalid_share"] < 0.1
