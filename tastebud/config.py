@@ -486,10 +486,11 @@ class QualitySettings(BaseModel):
     freshness_max_lag_minutes: float = Field(
         default=60.0, gt=0, description="A source's newest event may be this old."
     )
-    freshness_gap_factor: float = Field(
+    freshness_expected_users: float = Field(
         default=20.0,
         gt=0,
-        description="...or this many of its mean gaps between events, if longer (rare sources).",
+        description="...or, if longer, the time in which the same hours of previous days "
+        "saw this many users of the source (so a quiet source at night is not stale).",
     )
     freshness_lookback_hours: float = Field(
         default=168.0, gt=0, description="A source silent for longer is gone, not stalled."
@@ -504,7 +505,7 @@ class QualitySettings(BaseModel):
         default=50.0, gt=0, description="A baseline hour smaller than this is not judged."
     )
     volume_alpha: float = Field(
-        default=0.001,
+        default=0.0001,
         gt=0,
         lt=1,
         description="An hour is anomalous only if a Poisson count this far off is this unlikely.",

@@ -79,33 +79,37 @@ def check_schema(inputs: Inputs, tally: SchemaTally) -> CheckResult:
 
 
 def check_freshness(inputs: Inputs) -> CheckResult:
-    """Per source: minutes since its newest event against what its own rate allows."""
+    """Per source: the age of its newest event against what the source's own history
+    allows: ``freshness_max_lag_minutes``, or longer, the time back from now in which the
+    same clock hours of the previous days brought ``freshness_expected_users`` users of
+    that source. Users, not events: events arrive in bursts (a session), users one by one.
+    So a rare source, or any source at night, must be silent for longer to be stale."""
     settings, as_of_us = inputs.settings, micros(inputs.as_of)
-    lookback_us = int(settings.freshness_lookback_hours * 3600 * 1e6)
+    lookback_us = int(settings.freshness_lookback_hours * 3600e6)
     since_hour = (as_of_us - lookback_us) // HOUR_US
-    sources: dict[tuple[str, str], list[int]] = {}
     rows = [row for row in _rows(inputs.scan.groups) if row["hour"] >= since_hour]
-    for row in rows:
-        for dimension in settings.freshness_sources:
-            value = row[dimension]
-            if value is None:
-                continue
-            newest, count = sources.get((dimension, value), [0, 0])
-            sources[(dimension, value)] = [max(newest, row["newest"]), count + row["n"]]
-    if not sources:
+    if not rows:
         hours = settings.freshness_lookback_hours
         return failed_to_run(inputs, "freshness", f"no events in the last {hours:g} hours")
-    # The span the rates are measured over: the lookback, or less on a younger store.
-    span_minutes = (as_of_us - max(since_hour, min(row["hour"] for row in rows)) * HOUR_US) / 6e7
+    newest: dict[tuple[str, str], int] = {}
+    for row in rows:
+        for dimension in settings.freshness_sources:
+            if row[dimension] is not None:
+                key = (dimension, row[dimension])
+                newest[key] = max(newest.get(key, 0), row["newest"])
+    users: dict[tuple[str, str], dict[int, int]] = {}
+    for row in _rows(inputs.scan.sources):
+        if row["hour"] >= since_hour:
+            users.setdefault((row["dimension"], row["value"]), {})[row["hour"]] = row["users"]
+    first_hour = min(row["hour"] for row in rows)
     report = []
-    for (dimension, value), (newest, count) in sorted(sources.items()):
-        mean_gap = span_minutes / max(count, 1)
-        allowed = max(settings.freshness_max_lag_minutes, settings.freshness_gap_factor * mean_gap)
-        lag = max(0.0, (as_of_us - newest) / MINUTE_US)
+    for key, last in sorted(newest.items()):
+        allowed = allowed_minutes(users.get(key, {}), as_of_us, first_hour, settings)
+        lag = max(0.0, (as_of_us - last) / MINUTE_US)
         report.append(
             {
-                "source": f"{dimension}={value}",
-                "newest": from_micros(newest).isoformat(),
+                "source": f"{key[0]}={key[1]}",
+                "newest": from_micros(last).isoformat(),
                 "lag_minutes": round(lag, 1),
                 "allowed_minutes": round(allowed, 1),
                 "lag_ratio": round(lag / allowed, 3),
@@ -120,6 +124,38 @@ def check_freshness(inputs: Inputs) -> CheckResult:
     return judged(
         inputs, "freshness", {"freshness.lag_ratio": stalest["lag_ratio"]}, message, sources=report
     )
+
+
+def allowed_minutes(
+    hourly_users: dict[int, int], as_of_us: int, first_hour: int, settings: QualitySettings
+) -> float:
+    """How far back from ``as_of`` the previous days' same hours held the expected number
+    of users (at least the configured lag; at most the lookback)."""
+    days = max(1, min(int(settings.freshness_lookback_hours // 24), 60))
+
+    def rate(hour: int) -> float:  # mean users in this clock hour on the previous days
+        seen = [hourly_users.get(hour - 24 * d, 0) for d in range(1, days + 1)]
+        known = [
+            value
+            for hour_back, value in zip(range(1, days + 1), seen, strict=True)
+            if hour - 24 * hour_back >= first_hour
+        ]
+        return sum(known) / len(known) if known else 0.0
+
+    needed, minutes, moment = settings.freshness_expected_users, 0.0, as_of_us
+    limit = settings.freshness_lookback_hours * 60
+    while needed > 0 and minutes < limit:
+        hour = (moment - 1) // HOUR_US
+        span = (moment - hour * HOUR_US) / MINUTE_US  # minutes of this hour before moment
+        expected = rate(hour) * span / 60
+        if expected >= needed:
+            minutes += needed / rate(hour) * 60
+            needed = 0.0
+        else:
+            minutes += span
+            needed -= expected
+        moment = hour * HOUR_US
+    return max(settings.freshness_max_lag_minutes, min(minutes, limit))
 
 
 def check_completeness(

@@ -59,6 +59,15 @@ SELECT item_id,
        count(*) FILTER (WHERE epoch_us("timestamp") < {window}) AS baseline_n
 FROM batch WHERE epoch_us("timestamp") >= {baseline} GROUP BY item_id
 """
+SOURCES = """
+SELECT epoch_us("timestamp") // {hour} AS hour, 'event_type' AS dimension,
+       event_type AS value, count(DISTINCT user_id) AS users
+FROM batch GROUP BY ALL
+UNION ALL
+SELECT epoch_us("timestamp") // {hour} AS hour, 'device_type' AS dimension,
+       device_type AS value, count(DISTINCT user_id) AS users
+FROM batch WHERE device_type IS NOT NULL GROUP BY ALL
+"""
 USERS = """
 SELECT user_id, count(*) AS n FROM batch
 WHERE epoch_us("timestamp") >= {window} GROUP BY user_id
@@ -70,6 +79,7 @@ class Partials:
     """The partial aggregates of the batches read so far."""
 
     groups: list[pa.Table] = field(default_factory=list)
+    sources: list[pa.Table] = field(default_factory=list)
     items: list[pa.Table] = field(default_factory=list)
     users: list[pa.Table] = field(default_factory=list)
     rows: int = 0
@@ -81,6 +91,9 @@ class Scan:
 
     bounds: Bounds
     groups: pa.Table  # hour, event_type, device_type, n, newest, with_session/device/locale
+    # hour, dimension (event_type or device_type), value, users: distinct users per batch (a
+    # user whose hour spans two batches counts twice, rarely)
+    sources: pa.Table
     items: pa.Table  # item_id, window_n, baseline_n
     users: pa.Table  # user_id, n (judged window only)
     rows: int
@@ -125,6 +138,7 @@ def reduce_batch(
     try:
         values = {"hour": HOUR_US, "window": bounds.window, "baseline": bounds.baseline}
         partials.groups.append(connection.sql(GROUPS.format(**values)).to_arrow_table())
+        partials.sources.append(connection.sql(SOURCES.format(**values)).to_arrow_table())
         partials.items.append(connection.sql(ITEMS.format(**values)).to_arrow_table())
         partials.users.append(connection.sql(USERS.format(**values)).to_arrow_table())
     finally:
@@ -157,6 +171,14 @@ def finish(connection: duckdb.DuckDBPyConnection, bounds: Bounds, partials: Part
                   0::BIGINT AS n, 0::BIGINT AS newest, 0::BIGINT AS with_session,
                   0::BIGINT AS with_device, 0::BIGINT AS with_locale LIMIT 0""",
     )
+    sources = _combined(
+        connection,
+        partials.sources,
+        """SELECT hour, dimension, value, sum(users)::BIGINT AS users
+           FROM parts GROUP BY ALL""",
+        """SELECT 0::BIGINT AS hour, ''::VARCHAR AS dimension, ''::VARCHAR AS value,
+                  0::BIGINT AS users LIMIT 0""",
+    )
     items = _combined(
         connection,
         partials.items,
@@ -170,4 +192,4 @@ def finish(connection: duckdb.DuckDBPyConnection, bounds: Bounds, partials: Part
         "SELECT user_id, sum(n)::BIGINT AS n FROM parts GROUP BY user_id",
         "SELECT ''::VARCHAR AS user_id, 0::BIGINT AS n LIMIT 0",
     )
-    return Scan(bounds, groups, items, users, partials.rows)
+    return Scan(bounds, groups, sources, items, users, partials.rows)
