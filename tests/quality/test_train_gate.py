@@ -3,6 +3,7 @@ job records its runs; bad rules files are refused naming the file and the field.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +41,16 @@ def test_a_failed_critical_check_refuses_training(build) -> None:
     assert len(registry.list_versions()) == 1  # nothing was trained
     with open_results(stores) as results:
         assert results.latest()[0].status == "fail"
+
+
+def test_the_quality_job_alerts_a_failing_check_once(build) -> None:
+    stores, settings = build(negative_plays)
+    runner = runner_for(stores, settings)
+    first = runner.run("quality", end=END)
+    assert first.status == "succeeded" and first.output["blocking"] == ["schema"]
+    assert first.output["alerted"] == ["schema"]
+    again = runner.run("quality", end=END + timedelta(minutes=1))
+    assert again.output["blocking"] == ["schema"] and again.output["alerted"] == []
 
 
 def test_the_quality_job_records_a_run(build) -> None:

@@ -1,22 +1,30 @@
 """``quality``: the data-quality checks on a schedule, as of the interval's end, recorded in
 the result history (``tastebud quality history``, ``GET /v1/quality``) and exported as
-metrics. The train job runs the same checks as its gate (``gate_training``)."""
+metrics. A check that turns ``fail`` or ``error`` alerts once (the job alert hook: an error
+log line, and the webhook of ``[jobs] alert_webhook_url``), not again while it stays so.
+The train job runs the same checks as its gate (``gate_training``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tastebud.jobs.alerts import AlertHook
 from tastebud.jobs.base import InsufficientData, JobContext, JobError
+from tastebud.observability import get_logger
 from tastebud.quality.results import QualityReport
 from tastebud.quality.rules import RulesError
 from tastebud.quality.runner import open_results, run_checks
 
+log = get_logger(__name__)
 
-def checked(context: JobContext) -> QualityReport:
-    """Run and record the checks as of the job's interval end."""
+
+def checked(context: JobContext) -> tuple[QualityReport, list[str]]:
+    """Run and record the checks as of the job's interval end; alert the checks that newly
+    failed or could not run. Returns the report and the checks alerted."""
     results = open_results(context.stores)
     try:
-        return run_checks(
+        before = {row.check: row.status for row in results.latest()}
+        report = run_checks(
             context.stores,
             context.settings,
             as_of=context.end,
@@ -27,6 +35,25 @@ def checked(context: JobContext) -> QualityReport:
         raise JobError(str(error)) from None
     finally:
         results.close()
+    alerted = [
+        check
+        for check in report.checks
+        if check.status in ("fail", "error") and before.get(check.check) != check.status
+    ]
+    hook = AlertHook(context.settings.jobs.alert_webhook_url)
+    for check in alerted:
+        payload = {
+            "alert": "quality_check",
+            "check": check.check,
+            "status": check.status,
+            "critical": check.critical,
+            "message": check.message,
+            "run_id": report.run_id,
+            "as_of": report.as_of.isoformat(),
+        }
+        log.error("quality check alert", **payload)
+        hook.send(payload)
+    return report, [check.check for check in alerted]
 
 
 def outcome(report: QualityReport) -> dict[str, Any]:
@@ -39,13 +66,14 @@ def outcome(report: QualityReport) -> dict[str, Any]:
 
 
 def run(context: JobContext) -> dict[str, Any]:
-    return outcome(checked(context))
+    report, alerted = checked(context)
+    return {**outcome(report), "alerted": alerted}
 
 
 def gate_training(context: JobContext, production: str | None) -> dict[str, Any]:
     """The train job's gate: a failed critical check refuses the run (nothing is trained or
     promoted; ``production`` keeps serving), naming the checks and what they found."""
-    report = checked(context)
+    report, _ = checked(context)
     if report.blocking:
         found = "; ".join(f"{check.check}: {check.message}" for check in report.blocking)
         serving = (
