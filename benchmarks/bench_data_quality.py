@@ -1,11 +1,12 @@
 """Data-quality checks over a large generated store (issue 19: under 60 s at 20M events).
 
-Generates a 30-day world (``--users`` sets its size), stores it in a fresh embedded store,
-registers a production model (popularity, trained on all but the last day: the drift and
-cold-start reference), then times ``run_checks`` as of the world's end, ``--repeats`` times
-(median). The checks read the judged day, the 7 days before it and the reference day, so
-their cost grows with the events in those days; the report extrapolates linearly to a
-20M-event store of the same shape (events per day x 20M / events).
+Generates a 30-day world (``--users`` and ``--items`` set its size; 160,000 and 50,000
+make the 20M-event world of bench_generate.py), stores it in a fresh embedded store,
+registers a production model (popularity, trained on the week before the last day: the
+drift and cold-start reference), then times ``run_checks`` as of the world's end,
+``--repeats`` times (median). The checks read the judged day, the 7 days before it and the
+reference day, so their cost grows with the events in those days; for a smaller world the
+report also extrapolates linearly to a 20M-event store of the same shape.
 
     .venv/bin/python benchmarks/bench_data_quality.py --users 20000 --repeats 3
 """
@@ -41,11 +42,12 @@ END = datetime(2026, 3, 9, tzinfo=UTC)
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=160_000)
+    parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    spec = WorldSpec.ending(END, users=args.users, items=5_000, days=30, seed=7)
+    spec = WorldSpec.ending(END, users=args.users, items=args.items, days=30, seed=7)
     with tempfile.TemporaryDirectory(prefix="bench-dq-") as scratch:
         root = Path(scratch)
         started = time.perf_counter()
@@ -55,7 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             for batch in pq.ParquetFile(root / "world" / "events.parquet").iter_batches(1_000_000):
                 stores.events.append_arrow(pa.Table.from_batches([batch]))
             events = stores.events.count()
-            log = read_event_store(stores.events, EventQuery(end=END - timedelta(days=1)))
+            cut = END - timedelta(days=1)
+            log = read_event_store(
+                stores.events, EventQuery(start=cut - timedelta(days=7), end=cut)
+            )
             result = train(
                 log, configuration=Configuration(matrix={}, model="popularity", params={})
             )
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "machine": describe(),
         "events": events,
         "users": args.users,
+        "items": args.items,
         "setup_seconds": round(setup, 1),
         "check_seconds": [round(t, 2) for t in timings],
         "median_seconds": round(median, 2),

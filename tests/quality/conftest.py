@@ -49,8 +49,14 @@ def build(world: Path, tmp_path: Path) -> Iterator[Callable[..., tuple[Stores, S
     its catalog, with a production model trained on the events before the last day."""
     opened: list[Stores] = []
 
-    def make(seed: Seed | None = None, *, model: bool = True, **quality: object):
-        settings = load_settings(home=tmp_path / "home", quality=quality)
+    def make(
+        seed: Seed | None = None,
+        *,
+        model: bool = True,
+        database_url: str | None = None,
+        **quality: object,
+    ):
+        settings = load_settings(home=tmp_path / "home", database_url=database_url, quality=quality)
         stores = open_stores(settings)
         opened.append(stores)
         events = pq.read_table(world / "events.parquet")

@@ -43,6 +43,25 @@ def test_a_failed_critical_check_refuses_training(build) -> None:
         assert results.latest()[0].status == "fail"
 
 
+@pytest.mark.postgres
+def test_checks_run_and_record_on_postgresql(build, postgres_url: str) -> None:
+    """The same checks over the PostgreSQL event store, the history in its table."""
+    stores, settings = build(negative_plays, database_url=postgres_url)
+    with open_results(stores) as results:
+        report = run_checks(stores, settings, as_of=END, results=results)
+        stored = results.latest()
+    statuses = {check.check: check.status for check in report.checks}
+    assert statuses == {
+        "schema": "fail",
+        "freshness": "pass",
+        "completeness": "pass",
+        "volume": "pass",
+        "drift": "pass",
+        "cold_start": "pass",
+    }
+    assert {row.check: row.status for row in stored} == statuses
+
+
 def test_the_quality_job_alerts_a_failing_check_once(build) -> None:
     stores, settings = build(negative_plays)
     runner = runner_for(stores, settings)
