@@ -403,8 +403,17 @@ QUALITY_METRICS: dict[str, tuple[Literal["above", "below"], float | None, float 
     "drift.user_activity.psi": ("above", 0.1, 0.25),
     "cold_start.user_share": ("above", 0.2, 0.4),
     "cold_start.item_share": ("above", 0.2, 0.4),
+    "model.staleness_hours": ("above", 48.0, 168.0),
 }
-QUALITY_CHECKS = ("schema", "freshness", "completeness", "volume", "drift", "cold_start")
+QUALITY_CHECKS = (
+    "schema",
+    "freshness",
+    "completeness",
+    "volume",
+    "drift",
+    "cold_start",
+    "staleness",
+)
 
 
 class QualityThreshold(BaseModel):

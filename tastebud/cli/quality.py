@@ -27,7 +27,15 @@ app = typer.Typer(
 )
 
 # Spelled out so that help needs no import of tastebud.quality (CLI start-up).
-CHECK_NAMES = ("schema", "freshness", "completeness", "volume", "drift", "cold_start")
+CHECK_NAMES = (
+    "schema",
+    "freshness",
+    "completeness",
+    "volume",
+    "drift",
+    "cold_start",
+    "staleness",
+)
 STATUS_NAMES = ("pass", "warn", "error", "fail")
 STYLES = {"pass": "green", "warn": "yellow", "error": "magenta", "fail": "bold red"}
 EXIT_CRITICAL = 1

@@ -25,6 +25,8 @@ from tastebud.quality.schema import SchemaTally
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from tastebud.registry import ModelVersion
+
 MINUTE_US = 60_000_000
 FIELDS = {"session": "with_session", "device": "with_device", "locale": "with_locale"}
 
@@ -365,3 +367,23 @@ def check_cold_start(inputs: Inputs, reference: Reference) -> CheckResult:
         f"{metrics['cold_start.item_share']:.1%} on items {reference.version} does not know"
     )
     return judged(inputs, "cold_start", metrics, message, reference=_describe(reference))
+
+
+def check_staleness(inputs: Inputs, manifest: ModelVersion) -> CheckResult:
+    """The production model's age against the end of its training data: how much newer
+    behaviour it has not seen. Not critical by default (retraining is the remedy)."""
+    version = manifest.model_version
+    if manifest.time_range is None or manifest.time_range.end is None:
+        return failed_to_run(inputs, "staleness", f"{version} records no training time range")
+    end = manifest.time_range.end
+    hours = max(0.0, (inputs.as_of - end).total_seconds() / 3600)
+    message = f"{version} was trained on data up to {end.isoformat()}, {hours:.1f} hours ago"
+    return judged(
+        inputs,
+        "staleness",
+        {"model.staleness_hours": round(hours, 2)},
+        message,
+        version=version,
+        data_end=end.isoformat(),
+        registered_at=manifest.registered_at.isoformat(),
+    )

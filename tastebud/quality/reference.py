@@ -20,6 +20,7 @@ from tastebud.quality.scan import Bounds, Scan, micros, scan
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from tastebud.registry import ModelVersion
     from tastebud.stores import Stores
 
 
@@ -37,17 +38,23 @@ class Reference:
     items: pa.Array
 
 
-def production_reference(stores: Stores, settings: Settings) -> Reference:
-    """The production version's reference, or ``NoReference`` saying why there is none."""
+def production_manifest(stores: Stores, settings: Settings) -> ModelVersion:
+    """The production version's manifest, or ``NoReference`` saying why there is none."""
+    from tastebud.registry import RegistryError, open_registry
+
+    try:
+        return open_registry(settings, stores.artifacts).get("production")
+    except RegistryError as error:
+        raise NoReference(f"no production model to compare with ({error})") from None
+
+
+def production_reference(stores: Stores, settings: Settings, manifest: ModelVersion) -> Reference:
+    """The reference of the production version ``manifest``, or ``NoReference``."""
     import pyarrow.parquet as pq
 
     from tastebud.registry import RegistryError, open_registry
 
     registry = open_registry(settings, stores.artifacts)
-    try:
-        manifest = registry.get("production")
-    except RegistryError as error:
-        raise NoReference(f"no production model to compare with ({error})") from None
     version = manifest.model_version
     if manifest.time_range is None or manifest.time_range.end is None:
         raise NoReference(f"production version {version} records no training time range")

@@ -10,16 +10,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tastebud.config import Settings
+from tastebud.config import QUALITY_CHECKS, Settings
 from tastebud.observability import get_logger, metrics
 from tastebud.quality import checks
-from tastebud.quality.reference import NoReference, Reference, production_reference
+from tastebud.quality.reference import (
+    NoReference,
+    Reference,
+    production_manifest,
+    production_reference,
+)
 from tastebud.quality.results import CheckResult, QualityReport, QualityResultStore
 from tastebud.quality.rules import SEVERITY, Rules
 from tastebud.quality.scan import Bounds, Scan, micros, scan
 from tastebud.quality.schema import SchemaTally, check_table, event_schema
 
 if TYPE_CHECKING:
+    from tastebud.registry import ModelVersion
     from tastebud.stores import Stores
 
 log = get_logger(__name__)
@@ -66,7 +72,7 @@ def run_checks(
     except Exception as error:  # a store outage: every check reports it, none passes
         log.warning("quality.scan_failed", error=str(error))
         reason = f"the event store could not be read ({type(error).__name__}: {error})"
-        found = [checks.failed_to_run(settings.quality, name, reason) for name in CHECKS]
+        found = [checks.failed_to_run(settings.quality, name, reason) for name in QUALITY_CHECKS]
     else:
         if check is not None:
             check()
@@ -85,9 +91,6 @@ def run_checks(
     return report
 
 
-CHECKS = ("schema", "freshness", "completeness", "volume", "drift", "cold_start")
-
-
 def _judge(
     stores: Stores,
     settings: Settings,
@@ -97,13 +100,7 @@ def _judge(
     tally: SchemaTally,
 ) -> list[CheckResult]:
     inputs = checks.Inputs(settings.quality, rules, as_of, window)
-    reference: Reference | str
-    try:
-        reference = production_reference(stores, settings)
-    except NoReference as error:
-        reference = str(error)
-    except Exception as error:
-        reference = f"the training snapshot could not be read ({type(error).__name__}: {error})"
+    manifest, reference = _production(stores, settings)
 
     def known_items(ids: list[str]) -> set[str]:
         return set(stores.catalog.get_items(ids))
@@ -120,6 +117,11 @@ def _judge(
         "cold_start": lambda: _with_reference(
             inputs, "cold_start", reference, checks.check_cold_start
         ),
+        "staleness": lambda: (
+            checks.failed_to_run(inputs, "staleness", manifest)
+            if isinstance(manifest, str)
+            else checks.check_staleness(inputs, manifest)
+        ),
     }
     found = []
     for name, step in steps.items():
@@ -129,6 +131,27 @@ def _judge(
             log.warning("quality.check_failed", check=name, error=str(error))
             found.append(checks.failed_to_run(inputs, name, f"{type(error).__name__}: {error}"))
     return found
+
+
+def _production(stores: Stores, settings: Settings) -> tuple[ModelVersion | str, Reference | str]:
+    """The production manifest and its reference, each or the reason it is missing."""
+    manifest: ModelVersion | str
+    try:
+        manifest = production_manifest(stores, settings)
+    except NoReference as error:
+        return str(error), str(error)
+    except Exception as error:
+        reason = f"the model registry could not be read ({type(error).__name__}: {error})"
+        return reason, reason
+    try:
+        return manifest, production_reference(stores, settings, manifest)
+    except NoReference as error:
+        return manifest, str(error)
+    except Exception as error:
+        return (
+            manifest,
+            f"the training snapshot could not be read ({type(error).__name__}: {error})",
+        )
 
 
 def _with_reference(

@@ -32,7 +32,7 @@ def test_check_records_and_history_reads(home: Path, build) -> None:
     checked = runner.invoke(app, ["quality", "check", "--as-of", END.isoformat(), "--json"])
     assert checked.exit_code == 0, checked.output
     report = json.loads(checked.stdout)
-    assert report["blocking"] == [] and len(report["checks"]) == 6
+    assert report["blocking"] == [] and len(report["checks"]) == 7
     table = runner.invoke(app, ["quality", "check", "--as-of", END.isoformat()], terminal_width=160)
     assert table.exit_code == 0 and "freshness" in table.stdout
     history = runner.invoke(app, ["quality", "history", "--check", "volume", "--json"])

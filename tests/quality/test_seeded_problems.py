@@ -29,6 +29,7 @@ def test_a_clean_world_raises_no_critical_alert(build) -> None:
     assert checks["drift"].metrics["drift.item_popularity.psi"] < 0.1
     assert checks["cold_start"].metrics["cold_start.user_share"] < 0.2
     assert checks["schema"].metrics["schema.invalid_share"] == 0.0
+    assert checks["staleness"].metrics["model.staleness_hours"] == 24.0
 
 
 def test_a_schema_break_is_caught_by_the_schema_check(build) -> None:
@@ -123,7 +124,7 @@ def test_a_surge_of_unknown_users_is_caught_by_cold_start(build) -> None:
 def test_checks_without_a_training_snapshot_report_error_not_pass(build) -> None:
     stores, settings = build(model=False)
     checks = by_name(run_checks(stores, settings, as_of=END))
-    for name in ("drift", "cold_start"):
+    for name in ("drift", "cold_start", "staleness"):
         assert checks[name].status == "error"
         assert "no production model" in checks[name].message
 

@@ -58,6 +58,7 @@ def test_checks_run_and_record_on_postgresql(build, postgres_url: str) -> None:
         "volume": "pass",
         "drift": "pass",
         "cold_start": "pass",
+        "staleness": "pass",
     }
     assert {row.check: row.status for row in stored} == statuses
 

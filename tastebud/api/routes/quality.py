@@ -19,7 +19,9 @@ from tastebud.stores import StoreUnavailable
 router = APIRouter(tags=["quality"])
 _lock = threading.Lock()
 
-CheckName = Literal["schema", "freshness", "completeness", "volume", "drift", "cold_start"]
+CheckName = Literal[
+    "schema", "freshness", "completeness", "volume", "drift", "cold_start", "staleness"
+]
 StatusName = Literal["pass", "warn", "error", "fail"]
 
 

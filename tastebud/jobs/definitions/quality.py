@@ -2,7 +2,8 @@
 the result history (``tastebud quality history``, ``GET /v1/quality``) and exported as
 metrics. A check that turns ``fail`` or ``error`` alerts once (the job alert hook: an error
 log line, and the webhook of ``[jobs] alert_webhook_url``), not again while it stays so.
-The train job runs the same checks as its gate (``gate_training``)."""
+The train job runs the same checks as its gate (``gate_training``): recorded, not alerted
+(its refusal, in the job's history, is the signal)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from tastebud.quality.runner import open_results, run_checks
 log = get_logger(__name__)
 
 
-def checked(context: JobContext) -> tuple[QualityReport, list[str]]:
-    """Run and record the checks as of the job's interval end; alert the checks that newly
-    failed or could not run. Returns the report and the checks alerted."""
+def checked(context: JobContext, *, alert: bool = True) -> tuple[QualityReport, list[str]]:
+    """Run and record the checks as of the job's interval end; with ``alert``, alert the
+    checks that newly failed or could not run. Returns the report and the checks alerted."""
     results = open_results(context.stores)
     try:
         before = {row.check: row.status for row in results.latest()}
@@ -38,7 +39,7 @@ def checked(context: JobContext) -> tuple[QualityReport, list[str]]:
     alerted = [
         check
         for check in report.checks
-        if check.status in ("fail", "error") and before.get(check.check) != check.status
+        if alert and check.status in ("fail", "error") and before.get(check.check) != check.status
     ]
     hook = AlertHook(context.settings.jobs.alert_webhook_url)
     for check in alerted:
@@ -73,7 +74,7 @@ def run(context: JobContext) -> dict[str, Any]:
 def gate_training(context: JobContext, production: str | None) -> dict[str, Any]:
     """The train job's gate: a failed critical check refuses the run (nothing is trained or
     promoted; ``production`` keeps serving), naming the checks and what they found."""
-    report, _ = checked(context)
+    report, _ = checked(context, alert=False)  # a refusal is the train job's own signal
     if report.blocking:
         found = "; ".join(f"{check.check}: {check.message}" for check in report.blocking)
         serving = (
