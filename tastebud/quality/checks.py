@@ -69,6 +69,8 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def check_schema(inputs: Inputs, tally: SchemaTally) -> CheckResult:
+    if tally.rows == 0:
+        return failed_to_run(inputs, "schema", "no events in the window")
     share = tally.invalid_share
     failures = tally.details()
     message = (

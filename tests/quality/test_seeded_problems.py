@@ -132,5 +132,16 @@ def test_checks_without_a_training_snapshot_report_error_not_pass(build) -> None
 def test_an_empty_window_cannot_pass(build) -> None:
     stores, settings = build(model=False)
     checks = by_name(run_checks(stores, settings, as_of=END + timedelta(days=30)))
-    assert checks["freshness"].status == "error"
-    assert checks["completeness"].status == "error"
+    for name in ("schema", "freshness", "completeness", "volume"):
+        assert checks[name].status == "error", checks[name].message
+
+
+def test_an_unreadable_event_store_makes_every_check_an_error(build, tmp_path) -> None:
+    """A damaged segment (the disk, not the data): no check can run, so none passes."""
+    stores, settings = build()
+    for segment in (tmp_path / "home" / "db" / "events" / "segments").glob("*.parquet"):
+        segment.write_bytes(b"not parquet at all")
+    report = run_checks(stores, settings, as_of=END)
+    assert {check.status for check in report.checks} == {"error"}
+    assert all("could not be read" in check.message for check in report.checks)
+    assert report.blocking == []  # an error alerts; it does not block training by itself
