@@ -211,32 +211,42 @@ def hourly_counts(scan: Scan) -> dict[int, int]:
     return counts
 
 
-def check_volume(inputs: Inputs) -> CheckResult:
-    """Each full hour of the window against the same hour on the previous days: their
-    median, scaled by the window's level (the median ratio of its hours to those medians,
-    which one odd hour cannot move: growth and weekdays are not anomalies). An hour is
-    flagged only when a count that far off is improbable (``volume_alpha``) given how much
-    hourly counts vary around that fit on the previous days (their dispersion)."""
-    settings, scan = inputs.settings, inputs.scan
-    counts = hourly_counts(scan)
-    if not counts:
-        return failed_to_run(inputs, "volume", "no events in the window or the days before")
+def hour_history(
+    counts: dict[int, int], inputs: Inputs
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The window's full hours that have ``volume_min_days`` previous days in the store,
+    their counts on those days (days x hours; days before the store's first hour left out)
+    and their counts now."""
+    settings = inputs.settings
     first_hour, last_full = min(counts), micros(inputs.as_of) // HOUR_US - 1
     days = settings.volume_baseline_days
     hours = [
         hour
-        for hour in range(-(-scan.bounds.window // HOUR_US), last_full + 1)
+        for hour in range(-(-inputs.scan.bounds.window // HOUR_US), last_full + 1)
         if sum(hour - 24 * day >= first_hour for day in range(1, days + 1))
         >= settings.volume_min_days
     ]
-    # Days (rows) x judged hours (columns); days before the store's first hour are left out.
     known = min(days, (hours[0] - first_hour) // 24) if hours else 0
     history = np.array(
         [[counts.get(hour - 24 * day, 0) for hour in hours] for day in range(1, known + 1)],
         dtype=np.float64,
     ).reshape(known, len(hours))
     current = np.array([counts.get(hour, 0) for hour in hours], dtype=np.float64)
-    profile, _, spread = stats.seasonal_fit(history) if known else (np.zeros(0), None, 1.0)
+    return hours, history, current
+
+
+def check_volume(inputs: Inputs) -> CheckResult:
+    """Each full hour of the window against the same hour on the previous days: their
+    median, scaled by the window's level (the median ratio of its hours to those medians,
+    which one odd hour cannot move: growth and weekdays are not anomalies). An hour is
+    flagged only when a count that far off is improbable (``volume_alpha``) given how much
+    hourly counts vary around that fit on the previous days (their dispersion)."""
+    settings = inputs.settings
+    counts = hourly_counts(inputs.scan)
+    if not counts:
+        return failed_to_run(inputs, "volume", "no events in the window or the days before")
+    hours, history, current = hour_history(counts, inputs)
+    profile, _, spread = stats.seasonal_fit(history) if len(history) else (np.zeros(0), None, 1.0)
     judge = profile >= settings.volume_min_events
     if not judge.any():
         return failed_to_run(
