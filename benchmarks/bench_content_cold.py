@@ -56,11 +56,11 @@ from tastebud.content import build
 from tastebud.content.mapping import ColdItemScorer
 from tastebud.content.metadata import item_event_counts
 from tastebud.content.similarity import ContentSimilarity
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.interactions import from_table
 from tastebud.data.loaders import open_sources
 from tastebud.data.matrix import MatrixOptions, build_matrix
 from tastebud.evaluation.metrics.accuracy import judge, ndcg
-from tastebud.ingest import ingest_sources
 from tastebud.models.factors import ALSRecommender
 from tastebud.models.neural import TwoTowerRecommender, torch_available
 from tastebud.stores import open_stores

@@ -27,10 +27,10 @@ import pyarrow.parquet as pq
 from machine import describe
 
 from tastebud.config import load_settings
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.interactions import read_event_store
 from tastebud.data.loaders.datasets import dataset_sources
 from tastebud.data.synthetic import WorldSpec, generate_world
-from tastebud.ingest import ingest_sources
 from tastebud.quality.runner import run_checks
 from tastebud.registry import open_registry
 from tastebud.stores import EventQuery, open_stores

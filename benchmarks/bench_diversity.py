@@ -50,17 +50,17 @@ from machine import describe
 from tastebud.config import load_settings
 from tastebud.content import build
 from tastebud.content.similarity import ContentSimilarity
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.interactions import from_table
 from tastebud.data.loaders import open_sources
 from tastebud.data.matrix import MatrixOptions, build_matrix
 from tastebud.evaluation import make_splitter, relevance_matrix
 from tastebud.evaluation.metrics.accuracy import judge, ndcg
 from tastebud.evaluation.metrics.beyond import intra_list_diversity
-from tastebud.ingest import ingest_sources
 from tastebud.models import ALSRecommender
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.pipeline import RankRequest, UserContext, rank
 from tastebud.ranking.snapshot import ServingModel, Snapshot
+from tastebud.ranking_config import RankingSettings
 from tastebud.schemas import Item
 from tastebud.stores import open_stores
 

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
 from tastebud.config import load_settings
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.loaders import open_sources
 from tastebud.data.synthetic import WorldSpec, generate_world
-from tastebud.ingest import ingest_sources
 from tastebud.stores import open_database, open_stores
 from tastebud.stores.postgres import PostgresDatabase
 from tastebud.stores.postgres_events import PostgresEventStore

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
 from tastebud.config import load_settings
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.interactions import read_event_store
 from tastebud.data.loaders import open_sources
 from tastebud.data.matrix import MatrixOptions, build_matrix
 from tastebud.data.synthetic import WorldSpec, generate_world
-from tastebud.ingest import ingest_sources
 from tastebud.models import ALSRecommender
 from tastebud.registry import ModelRegistry
 from tastebud.stores import open_stores

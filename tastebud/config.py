@@ -22,7 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tastebud.ranking.config import RankingSettings, ServingSettings
+from tastebud.ranking_config import RankingSettings, ServingSettings
 
 CONFIG_ENV = "TASTEBUD_CONFIG"
 CONFIG_FILENAME = "tastebud.toml"

@@ -29,6 +29,9 @@ from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
 from tastebud.api.openapi_limits import document_limits
 from tastebud.api.routes import app as app_routes
 from tastebud.api.routes import catalog, events, health, push, quality
+from tastebud.api.routes import features as feature_routes
+from tastebud.api.routes import recommendations as ranking_routes
+from tastebud.api.routes import trending as trending_routes
 from tastebud.api.schemas import (
     EventBatchIn,
     EventIn,
@@ -39,21 +42,18 @@ from tastebud.api.schemas import (
     error_responses,
 )
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
-from tastebud.features import routes as feature_routes
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
-from tastebud.gateway.ratelimit import RateLimiter
+from tastebud.gateway.shared_ratelimit import limiter_for
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
-from tastebud.ranking import routes as ranking_routes
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.ranking.service import RecommendationService
 from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
 from tastebud.stores import open_stores
 from tastebud.stores.activity import RecentActivity
 from tastebud.stores.budget import within_budget
-from tastebud.trending import routes as trending_routes
 
 log = get_logger("tastebud.api")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
                     outage_seconds=settings.gateway.key_outage_seconds,
                     miss_seconds=settings.gateway.key_miss_cache_seconds,
                 ),
-                limiter=RateLimiter(),
+                limiter=limiter_for(stores.online, settings.budgets),
             )
             recommendations = RecommendationService(
                 settings, stores, features=lambda: feature_routes.feature_store(app).service
@@ -111,6 +111,9 @@ def create_app(settings: Settings) -> FastAPI:
                 recommendations.stop()
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
+            state = getattr(app.state, "tastebud", None)
+            if state is not None:
+                await state.limiter.aclose()
             stores.close()
 
     app = FastAPI(

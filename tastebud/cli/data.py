@@ -24,7 +24,7 @@ from tastebud.data.formats import FORMATS, KINDS
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
-    from tastebud.ingest import IngestReport
+    from tastebud.data.bulk_load import IngestReport
     from tastebud.stores import Stores
 
 
@@ -149,8 +149,8 @@ def _print_quality(tally: Any) -> None:
 def _run(
     sources: list[Any], stores: Stores, settings: Settings, on_events: Any = None
 ) -> IngestReport:
+    from tastebud.data.bulk_load import ingest_sources
     from tastebud.data.loaders.mapping import MappingError  # lazy: pyarrow (CLI start-up)
-    from tastebud.ingest import ingest_sources
     from tastebud.stores import StoreError
 
     with progress_bar() as bar:

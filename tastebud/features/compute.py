@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +21,8 @@ import pyarrow.compute as pc
 
 from tastebud.config import Settings
 from tastebud.features.registry import ARROW_TYPES, FeatureView, PythonSource
-from tastebud.jobs.base import JobContext
+from tastebud.signals.catalog import catalog_table
+from tastebud.signals.window import EventWindow, Window
 from tastebud.stores import EventQuery, Stores
 
 Transform = Callable[["TransformContext"], pa.Table | None]
@@ -34,19 +34,17 @@ class TransformError(RuntimeError):
 
 @dataclass
 class TransformContext:
-    """What a source computes with; ``job`` is a JobContext ending at ``as_of`` so the job
-    definitions' own computations (popularity, affinity) can be reused as they are."""
+    """What a source computes with; ``window`` is the event window ending at ``as_of`` that
+    the shared signals (``tastebud.signals``: popularity, affinity) compute over."""
 
     view: FeatureView
     as_of: datetime
     settings: Settings
     stores: Stores
-    job: JobContext
+    window: Window
 
     @cached_property
     def catalog_items(self) -> pa.Table:
-        from tastebud.jobs.outputs import catalog_table
-
         return catalog_table(self.stores.catalog)
 
 
@@ -55,31 +53,15 @@ def context_for(
     as_of: datetime,
     settings: Settings,
     stores: Stores,
-    job: JobContext | None = None,
+    job: Window | None = None,
 ) -> TransformContext:
+    """The context of one snapshot; inside a job (``materialize``, ``backfill``) its window
+    keeps the job's name (so its engine) and cancellation check, and ends at ``as_of``."""
     if job is None:
-        job = JobContext(
-            job_name=f"features:{view.name}",
-            run_id=uuid.uuid4().hex,
-            attempt=1,
-            start=as_of,
-            end=as_of,
-            settings=settings,
-            stores=stores,
-        )
+        window = EventWindow(f"features:{view.name}", as_of, as_of, settings, stores)
     else:
-        job = JobContext(
-            job_name=job.job_name,
-            run_id=job.run_id,
-            attempt=job.attempt,
-            start=job.start,
-            end=as_of,
-            settings=settings,
-            stores=stores,
-            deadline=job.deadline,
-            cancelled=job.cancelled,
-        )
-    return TransformContext(view, as_of, settings, stores, job)
+        window = EventWindow(job.job_name, job.start, as_of, settings, stores, job.check)
+    return TransformContext(view, as_of, settings, stores, window)
 
 
 def load_transform(spec: str) -> Transform:

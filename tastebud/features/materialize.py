@@ -28,8 +28,8 @@ from tastebud.features.compute import compute_view, context_for
 from tastebud.features.registry import FeatureView
 from tastebud.features.service import FRESHNESS
 from tastebud.features.store import FeatureStore
-from tastebud.jobs.base import JobContext
 from tastebud.observability import get_logger
+from tastebud.signals.window import Window
 from tastebud.stores import EventQuery, Stores
 
 log = get_logger("tastebud.features")
@@ -67,7 +67,7 @@ def compute_snapshot(
     as_of: datetime,
     settings: Settings,
     stores: Stores,
-    job: JobContext | None = None,
+    job: Window | None = None,
 ) -> int:
     """Compute and store the view's snapshot as of ``as_of``; returns its row count."""
     table = compute_view(context_for(view, as_of, settings, stores, job))
@@ -87,7 +87,7 @@ def materialize(
     start: datetime | None = None,
     views: Sequence[str] | None = None,
     compute: bool = True,
-    job: JobContext | None = None,
+    job: Window | None = None,
 ) -> dict[str, Any]:
     overlap = timedelta(seconds=settings.features.overlap_seconds)
     report: dict[str, Any] = {}
@@ -148,7 +148,7 @@ def backfill(
     end: datetime,
     step: timedelta,
     views: Sequence[str] | None = None,
-    job: JobContext | None = None,
+    job: Window | None = None,
 ) -> dict[str, Any]:
     """Offline snapshots at every ``step`` over ``(start, end]`` (for training data); the
     online store is left to materialization."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tastebud.jobs.schedules import Schedule
+from tastebud.signals.errors import EmptyWindow, InsufficientData  # noqa: F401  (re-exported)
 from tastebud.stores.errors import TransientError
 from tastebud.stores.retry import RetryPolicy
 
@@ -51,34 +52,11 @@ class TransientJobError(JobError, TransientError):
     """Raise this (or let a StoreUnavailable through) when trying again may succeed."""
 
 
-class InsufficientData(JobError):
-    """Too little data in the job's window for a result worth publishing: the run is
-    *refused* (not retried, not a failure), and whatever was published before keeps serving.
-
-    ``reason`` is a short stable label for history and metrics; ``details`` the measured
-    support and the minimum it missed, kept in the run history."""
-
-    reason = "insufficient_data"
-
-    def __init__(
-        self, message: str, *, reason: str | None = None, details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
-        self.details = dict(details or {})
-
-
-class EmptyWindow(InsufficientData):
-    """No events in the job's data window: nothing to compute, previous outputs stay."""
-
-    reason = "empty_window"
-
-
 @dataclass
 class JobContext:
-    """What one attempt of a job runs with. ``start``/``end`` are the data interval; a job
-    must compute the same outputs for the same interval however often it runs."""
+    """What one attempt of a job runs with (a ``signals.window.Window``). ``start``/``end``
+    are the data interval; a job must compute the same outputs for the same interval however
+    often it runs."""
 
     job_name: str
     run_id: str

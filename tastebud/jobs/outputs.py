@@ -87,24 +87,3 @@ def lookup_items(catalog: CatalogStore, item_ids: list[str], chunk: int = 1_000)
     for offset in range(0, len(item_ids), chunk):
         found.update(catalog.get_items(item_ids[offset : offset + chunk]))
     return found
-
-
-def catalog_table(catalog: CatalogStore) -> pa.Table:
-    """item_id, categories, created_at, active for every catalog item (paged)."""
-    ids: list[str] = []
-    categories: list[list[str]] = []
-    created: list[datetime | None] = []
-    active: list[bool] = []
-    for item in catalog.iter_items():
-        ids.append(item.item_id)
-        categories.append(list(item.categories))
-        created.append(item.created_at)
-        active.append(item.active)
-    return pa.table(
-        {
-            "item_id": pa.array(ids, pa.string()),
-            "categories": pa.array(categories, pa.list_(pa.string())),
-            "created_at": pa.array(created, pa.timestamp("us", tz="UTC")),
-            "active": pa.array(active, pa.bool_()),
-        }
-    )

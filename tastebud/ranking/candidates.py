@@ -14,10 +14,10 @@ from typing import Protocol
 
 import numpy as np
 
-from tastebud.ranking.config import CandidateSettings
 from tastebud.ranking.snapshot import Snapshot
 from tastebud.ranking.types import CF, CONTENT, NEW, POPULAR, TRENDING
 from tastebud.ranking.work import Work
+from tastebud.ranking_config import CandidateSettings
 
 
 class CandidateSource(Protocol):

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from tastebud.features.service import FeatureService
 from tastebud.observability import get_logger
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.snapshot import Snapshot
 from tastebud.ranking.types import UserContext
+from tastebud.ranking_config import RankingSettings
 from tastebud.stores import OnlineStore
 from tastebud.stores.activity import RecentActivity, activity_marker
 from tastebud.stores.published import PublishedOutputs

@@ -13,9 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from tastebud.ranking.config import FilterSettings
 from tastebud.ranking.snapshot import Snapshot
 from tastebud.ranking.work import Work
+from tastebud.ranking_config import FilterSettings
 
 
 class Filter(Protocol):

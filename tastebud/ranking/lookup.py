@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from tastebud.config import Settings
 from tastebud.observability import get_logger
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.metrics import PRECOMPUTED
 from tastebud.ranking.precomputed import PrecomputedList, precomputed_key, settings_fingerprint
 from tastebud.ranking.snapshot import Snapshot
 from tastebud.ranking.types import RankRequest, Served
+from tastebud.ranking_config import RankingSettings
 from tastebud.stores import OnlineStore
 from tastebud.stores.activity import RecentActivity, activity_marker
 

@@ -20,7 +20,6 @@ from functools import lru_cache
 
 from tastebud.ranking.blend import Blend, RecencyBoost
 from tastebud.ranking.candidates import CandidateSource, candidate_sources
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.explain import Explainer
 from tastebud.ranking.filters import Filter, candidate_filters, category_mask, keep_mask
 from tastebud.ranking.history import read_history, user_scores
@@ -35,6 +34,7 @@ from tastebud.ranking.types import (
     UserContext,
 )
 from tastebud.ranking.work import Work
+from tastebud.ranking_config import RankingSettings
 
 __all__ = ["Activity", "Pipeline", "RankRequest", "RankedItem", "RankedList", "UserContext"]
 __all__ += ["pipeline_for", "rank"]

@@ -23,8 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.pipeline import RankedItem, RankedList
+from tastebud.ranking_config import RankingSettings
 
 PREFIX = "reco:"
 FORMAT = 3  # 3: items carry title and creator

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.work import Work
+from tastebud.ranking_config import RankingSettings
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ import numpy as np
 from tastebud.config import Settings
 from tastebud.features.service import FeatureService
 from tastebud.observability import get_logger
-from tastebud.ranking.config import RankingSettings
 from tastebud.ranking.context import ContextReader
 from tastebud.ranking.lifecycle import ModelLifecycle
 from tastebud.ranking.lookup import Lookup, StoredLists
@@ -38,6 +37,7 @@ from tastebud.ranking.precomputed import PrecomputedList
 from tastebud.ranking.rerank import minmax
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.ranking.types import RankedList, RankRequest, Served
+from tastebud.ranking_config import RankingSettings
 from tastebud.registry.registry import ModelRegistry
 from tastebud.stores import Stores
 from tastebud.stores.activity import RecentActivity

@@ -11,8 +11,8 @@ import pytest
 from tastebud.config import Settings, load_settings
 from tastebud.content.service import embed_catalog
 from tastebud.content.similarity import ContentSimilarity
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.loaders import open_sources
-from tastebud.ingest import ingest_sources
 from tastebud.stores import Stores, open_stores
 
 

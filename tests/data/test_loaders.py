@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tastebud.config import Settings, load_settings
+from tastebud.data.bulk_load import IngestReport, ingest_sources
 from tastebud.data.loaders import open_sources
 from tastebud.data.loaders.mapping import MappingError, parse_mapping
-from tastebud.ingest import IngestReport, ingest_sources
 from tastebud.stores import Stores, open_stores
 
 

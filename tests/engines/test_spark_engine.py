@@ -14,10 +14,10 @@ from conftest import SPARK_MASTER
 from test_spark_parity import AS_OF, assert_close, on, run
 
 from tastebud.config import Settings, load_settings
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.loaders import open_sources
 from tastebud.engines import EngineError
 from tastebud.engines.spark import check_master
-from tastebud.ingest import ingest_sources
 from tastebud.jobs import JobFailed, JobRunner, RetryPolicy, open_run_history
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.outputs import index_key

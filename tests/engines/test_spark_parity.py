@@ -16,8 +16,8 @@ import pytest
 from conftest import SPARK_MASTER
 
 from tastebud.config import Settings, load_settings
+from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.loaders import open_sources
-from tastebud.ingest import ingest_sources
 from tastebud.jobs import JobRunner, RetryPolicy, open_run_history
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.outputs import index_key, list_key, read_version

@@ -61,8 +61,8 @@ def build(world: Path, tmp_path: Path) -> Iterator[Callable[..., tuple[Stores, S
         opened.append(stores)
         events = pq.read_table(world / "events.parquet")
         stores.events.append_arrow(seed(events) if seed else events)
+        from tastebud.data.bulk_load import ingest_sources
         from tastebud.data.loaders.datasets import dataset_sources
-        from tastebud.ingest import ingest_sources
 
         items = [source for source in dataset_sources(world) if source.kind == "items"]
         ingest_sources(items, stores, settings)

@@ -23,6 +23,7 @@ from tastebud.ranking.retrieval import (
     build_retriever,
     top_k,
 )
+from tastebud.ranking_config import CandidateSettings
 from tastebud.stores import ArtifactStore
 
 
@@ -138,7 +139,7 @@ def test_hnsw_recall_against_exact(big: tuple[np.ndarray, np.ndarray], hnsw: Hns
     assert hnsw.params == {
         "m": 32,
         "ef_construction": 200,
-        "ef_search": 128,
+        "ef_search": CandidateSettings().ann_ef_search,  # one default, from the settings
         "metric": "l2_reduction",
     }
     # Scores are exact inner products of the items returned, best first.

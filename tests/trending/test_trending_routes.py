@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from starlette.exceptions import StarletteDeprecationWarning
 
+from tastebud.api.routes.trending import router
 from tastebud.jobs.outputs import publish_lists
 from tastebud.stores.online import MemoryOnlineStore
-from tastebud.trending.routes import router
 from tastebud.trending.service import trending_items
 
 with warnings.catch_warnings():

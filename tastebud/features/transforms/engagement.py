@@ -1,5 +1,6 @@
-"""Item popularity and user category affinity: the job definitions' own computations, so
-the feature store and the published lists can never disagree on what "popular" means."""
+"""Item popularity and user category affinity as feature views: the signals the jobs publish
+(``tastebud.signals``), so the feature store and the published lists can never disagree on
+what "popular" means."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.features.compute import TransformContext
-from tastebud.jobs.base import InsufficientData
-from tastebud.jobs.definitions import affinity, popularity
+from tastebud.signals import affinity, popularity
+from tastebud.signals.window import InsufficientData
 
 
 def item_popularity(context: TransformContext) -> pa.Table | None:
     try:
-        table = popularity.compute(context.job)
+        table = popularity.compute(context.window)
     except InsufficientData:  # an empty or too thin window: no values
         return None
     return pa.table(
@@ -28,7 +29,7 @@ def item_popularity(context: TransformContext) -> pa.Table | None:
 
 def user_category_affinity(context: TransformContext) -> pa.Table | None:
     try:
-        table = affinity.compute(context.job)  # sorted by user, score desc, category
+        table = affinity.compute(context.window)  # sorted by user, score desc, category
     except InsufficientData:  # an empty or too thin window: no values
         return None
     if table.num_rows == 0:

@@ -1,9 +1,7 @@
 """``affinity``: daily, each user's time-decayed affinity to the catalog's categories.
 
-affinity(user, category) = sum over the user's events on items of that category of
-weight(event type) * 2^(-age / half-life); negative totals are dropped, and each user's
-positive totals are also given as shares (they sum to 1) so users of different activity
-compare. An item in several categories counts fully in each.
+The affinities are ``tastebud.signals.affinity`` (the ``user_category_affinity`` feature
+view stores the same); this job publishes each user's top categories.
 
 Minimum support: a window with fewer than ``affinity_min_events`` events is refused (the
 published per-user affinities keep serving until their TTL).
@@ -12,15 +10,12 @@ published per-user affinities keep serving until their TTL).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from tastebud.jobs.base import EmptyWindow, JobContext
-from tastebud.jobs.definitions.common import engine, event_weights, refusal, source
-from tastebud.jobs.outputs import catalog_table, prune_versions, write_version
+from tastebud.jobs.base import EmptyWindow, InsufficientData, JobContext
+from tastebud.jobs.definitions.common import refusal
+from tastebud.jobs.outputs import prune_versions, write_version
+from tastebud.signals import affinity
 
 PREFIX = "jobs/affinity"
 KEY = "affinity:{user_id}"
@@ -28,60 +23,13 @@ TTL_SECONDS = 7 * 86_400.0  # a user who stops appearing fades out of the online
 PUBLISH_CHUNK = 10_000
 
 
-def compute(context: JobContext) -> pa.Table:
-    """user_id, category, score, share, rank (per user) over the window."""
-    settings = context.settings.jobs
-    end = context.end
-    start = end - timedelta(days=settings.affinity_window_days)
-    catalog = catalog_table(context.stores.catalog)
-    flat = catalog.select(["item_id", "categories"]).flatten()
-    parents = pc.list_parent_indices(catalog.column("categories"))
-    item_categories = pa.table(
-        {
-            "item_id": pc.take(catalog.column("item_id"), parents),
-            "category": pc.list_flatten(flat.column("categories")),
-        }
-    )
-    totals, events = engine(context).category_scores(
-        source(context),
-        start,
-        end,
-        weights=event_weights(context.settings),
-        half_life_days=settings.affinity_half_life_days,
-        item_categories=item_categories,
-    )
-    if events == 0:
-        raise EmptyWindow(f"no events between {start.isoformat()} and {end.isoformat()}")
-    if events < settings.affinity_min_events:
-        raise refusal(
-            context,
-            f"affinity: {events:,} events between {start.isoformat()} and {end.isoformat()}; "
-            f"publishing needs at least {settings.affinity_min_events:,}",
-            details={"events": events, "min_events": settings.affinity_min_events},
-        )
-    totals = totals.filter(pc.greater(totals.column("score"), 0))
-    user_totals = totals.group_by("user_id").aggregate([("score", "sum")])
-    totals = totals.join(user_totals, "user_id")
-    share = pc.divide(totals.column("score"), totals.column("score_sum"))
-    table = pa.table(
-        {
-            "user_id": totals.column("user_id"),
-            "category": totals.column("category"),
-            "score": pc.round(totals.column("score"), 6),
-            "share": pc.round(share, 6),
-        }
-    )
-    order = pc.sort_indices(
-        table, [("user_id", "ascending"), ("score", "descending"), ("category", "ascending")]
-    )
-    return table.take(order)
-
-
 def run(context: JobContext) -> dict[str, Any]:
     try:
-        table = compute(context)
+        table = affinity.compute(context)
     except EmptyWindow as error:
         raise refusal(context, f"affinity: {error}", reason="empty_window") from None
+    except InsufficientData as error:
+        raise refusal(context, str(error), details=error.details) from None
     top = context.settings.jobs.affinity_top_categories
     context.check()
     key = write_version(context.stores.artifacts, PREFIX, context.end, table)

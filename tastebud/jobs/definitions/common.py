@@ -6,26 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tastebud.config import Settings
-from tastebud.engines import Engine, EventSource, engine_name, open_engine
 from tastebud.engines.local import micros  # noqa: F401  (re-exported: the jobs use it)
 from tastebud.jobs.base import InsufficientData, JobContext
 from tastebud.jobs.clock import newest_event
 from tastebud.jobs.outputs import index_key
-
-
-def event_weights(settings: Settings) -> dict[str, float]:
-    return {name: spec.weight for name, spec in settings.events.types.items()}
-
-
-def engine(context: JobContext) -> Engine:
-    """The engine this job runs on (``[jobs] engine``/``engines``, ``--engine``)."""
-    return open_engine(context.settings, engine_name(context.settings, context.job_name))
-
-
-def source(context: JobContext) -> EventSource:
-    """The job's events, read with its cancellation check."""
-    return EventSource(context.stores.events, context.check, context.job_name)
+from tastebud.signals.window import (  # noqa: F401  (re-exported: the jobs use them)
+    engine,
+    event_weights,
+    source,
+)
 
 
 def from_micros(value: int) -> datetime:

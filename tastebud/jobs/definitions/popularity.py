@@ -1,8 +1,8 @@
 """``popularity``: every 5 minutes, each item's time-decayed weighted engagement over the
 last 90 days; the cold-start and fallback list of serving.
 
-score(item) = sum over its events of weight(event type) * 2^(-age / half-life), age measured
-from the interval's end, so the same interval always gives the same scores.
+The scores are ``tastebud.signals.popularity`` (the ``item_popularity`` feature view stores
+the same); this job adds the support rules, the fills and the published lists.
 
 Minimum support: a window with fewer than ``popularity_min_events`` events, or fewer than
 ``popularity_min_items`` items with a positive score (or fewer than the active catalog holds,
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.jobs.base import EmptyWindow, JobContext
-from tastebud.jobs.definitions.common import engine, event_weights, refusal, source
+from tastebud.jobs.definitions.common import refusal
 from tastebud.jobs.outputs import (
     ALL,
     lookup_items,
@@ -29,47 +29,13 @@ from tastebud.jobs.outputs import (
     publish_lists,
     write_version,
 )
+from tastebud.signals.popularity import compute, score_window
 from tastebud.stores import CatalogStore
 
 PREFIX = "jobs/popularity"
 POOL_FACTOR = 20
 NAMESPACE = "popularity"
 LONGER_WINDOW = 4  # the first fill: this many windows back
-
-
-def compute(context: JobContext) -> pa.Table:
-    """item_id, score, events, rank over the window ending at the interval's end."""
-    return score_window(context, context.settings.jobs.popularity_window_days)
-
-
-def score_window(context: JobContext, window_days: float | None, *, decay: bool = True) -> pa.Table:
-    """item_id, score, events, rank over the ``window_days`` (None: all time) before the
-    interval's end; EmptyWindow when it holds no event. Without ``decay`` the score is the
-    plain weighted engagement (the fills: a 7-day half-life would round a year-old window
-    to zero)."""
-    end = context.end
-    start = None if window_days is None else end - timedelta(days=window_days)
-    half_life = context.settings.jobs.popularity_half_life_days if decay else None
-    scores = engine(context).item_scores(
-        source(context),
-        start,
-        end,
-        weights=event_weights(context.settings),
-        half_life_days=half_life,
-    )
-    if scores.num_rows == 0:
-        since = "the first event" if start is None else start.isoformat()
-        raise EmptyWindow(f"no events between {since} and {end.isoformat()}")
-    table = pa.table(
-        {
-            "item_id": scores.column("item_id"),
-            "score": pc.round(scores.column("score"), 6),
-            "events": scores.column("events"),
-        }
-    )
-    order = pc.sort_indices(table, [("score", "descending"), ("item_id", "ascending")])
-    table = table.take(order)
-    return table.append_column("rank", pa.array(np.arange(1, table.num_rows + 1), pa.int64()))
 
 
 def top_lists(

@@ -1,4 +1,5 @@
-"""Ingest: sources -> validation -> stores, with a report of every rejected row.
+"""Bulk loading (``tastebud ingest``): files -> validation -> stores, with a report of every
+rejected row. (The live path, one HTTP request of events at a time, is ``gateway.ingestion``.)
 
 Good rows are always kept; a bad row is reported with its source line and reason. Events
 without an id get a deterministic one (``validation.content_event_ids``) and the stores are
