@@ -6,6 +6,7 @@ variables win over the file; nested keys use ``__`` (``TASTEBUD_EVENTS__MAX_CONT
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import UTC, datetime
 from functools import cached_property
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -385,6 +386,168 @@ class PushSettings(BaseModel):
         return check_timezone(value)
 
 
+# The metrics the quality checks report (docs/quality.md): which way is bad ("above": a value
+# over the threshold is bad; "below": under it), and the default warn and fail thresholds
+# (None: reported, not judged). Thresholds in ``[quality.thresholds]`` or a rules file override
+# these, and only these: an unknown name is refused.
+QUALITY_METRICS: dict[str, tuple[Literal["above", "below"], float | None, float | None]] = {
+    "schema.invalid_share": ("above", 0.0, 0.001),
+    "freshness.lag_ratio": ("above", 0.5, 1.0),
+    "completeness.session": ("below", None, None),
+    "completeness.device": ("below", None, None),
+    "completeness.locale": ("below", None, None),
+    "completeness.known_item": ("below", None, None),
+    "completeness.session_drop": ("above", 0.05, 0.2),
+    "completeness.device_drop": ("above", 0.05, 0.2),
+    "completeness.locale_drop": ("above", 0.05, 0.2),
+    "completeness.known_item_drop": ("above", 0.05, 0.2),
+    "volume.drop": ("above", 0.25, 0.4),
+    "volume.spike": ("above", 2.0, 3.0),
+    "drift.event_type.psi": ("above", 0.1, 0.25),
+    "drift.item_popularity.psi": ("above", 0.1, 0.25),
+    "drift.user_activity.psi": ("above", 0.1, 0.25),
+    "cold_start.user_share": ("above", 0.2, 0.4),
+    "cold_start.item_share": ("above", 0.2, 0.4),
+    "model.staleness_hours": ("above", 48.0, 168.0),
+}
+QUALITY_CHECKS = (
+    "schema",
+    "freshness",
+    "completeness",
+    "volume",
+    "drift",
+    "cold_start",
+    "staleness",
+)
+
+
+class QualityThreshold(BaseModel):
+    """When one quality metric warns and when it fails (either may be absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warn: float | None = None
+    fail: float | None = None
+
+    @field_validator("warn", "fail")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+def check_quality_thresholds(
+    thresholds: dict[str, QualityThreshold],
+) -> dict[str, QualityThreshold]:
+    """Refuse an unknown metric, or a warn threshold on the bad side of its fail threshold,
+    naming the metric (``[quality.thresholds]`` and rules files share this)."""
+    for name, threshold in thresholds.items():
+        if name not in QUALITY_METRICS:
+            raise ValueError(
+                f"unknown quality metric {name!r}: use one of {', '.join(QUALITY_METRICS)}"
+            )
+        direction = QUALITY_METRICS[name][0]
+        warn, fail = threshold.warn, threshold.fail
+        if (
+            warn is not None
+            and fail is not None
+            and ((direction == "above" and warn > fail) or (direction == "below" and warn < fail))
+        ):
+            raise ValueError(
+                f"{name}: warn {warn} must not be past fail {fail} (bad is {direction})"
+            )
+        if name.endswith(("share", "_drop")) or name.startswith("completeness."):
+            for label, value in (("warn", warn), ("fail", fail)):
+                if value is not None and not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{name}.{label}: {value} is a share, within [0, 1]")
+        elif any(value is not None and value < 0 for value in (warn, fail)):
+            raise ValueError(f"{name}: thresholds must be >= 0")
+    return thresholds
+
+
+class QualitySettings(BaseModel):
+    """Data-quality checks (``tastebud.quality``, docs/quality.md): the window they judge,
+    what each compares with, and the thresholds of their metrics."""
+
+    window_hours: float = Field(
+        default=24.0, gt=0, le=24 * 14, description="The recent window the checks judge."
+    )
+    thresholds: dict[str, QualityThreshold] = Field(
+        default_factory=dict,
+        description="Per metric {warn, fail}, over the defaults (docs/quality.md).",
+    )
+    rules_file: Path | None = Field(
+        default=None, description="A TOML file of [thresholds.METRIC] tables, over these."
+    )
+    critical: list[str] = Field(
+        default_factory=lambda: ["schema", "freshness", "volume", "completeness"],
+        description="Checks whose failure blocks the train job.",
+    )
+    gate_train: bool = Field(
+        default=True,
+        description="The train job runs the checks first; a critical failure refuses it.",
+    )
+    rating_min: float = Field(default=0.5, description="The rating scale's lowest value.")
+    rating_max: float = Field(default=5.0, description="The rating scale's highest value.")
+    max_duration_seconds: float = Field(
+        default=86_400.0, gt=0, description="Longest plausible seconds value (play, view)."
+    )
+    freshness_sources: list[Literal["event_type", "device_type"]] = Field(
+        default_factory=lambda: ["event_type", "device_type"],
+        description="What a source is: events of one type, or from one kind of device.",
+    )
+    freshness_max_lag_minutes: float = Field(
+        default=60.0, gt=0, description="A source's newest event may be this old."
+    )
+    freshness_expected_users: float = Field(
+        default=20.0,
+        gt=0,
+        description="...or, if longer, the time in which the same hours of previous days "
+        "saw this many users of the source (so a quiet source at night is not stale).",
+    )
+    freshness_lookback_hours: float = Field(
+        default=168.0, gt=0, description="A source silent for longer is gone, not stalled."
+    )
+    volume_baseline_days: int = Field(
+        default=7, ge=1, le=60, description="The same hour on this many previous days."
+    )
+    volume_min_days: int = Field(
+        default=3, ge=1, description="Fewer previous days with data: the hour is not judged."
+    )
+    volume_min_events: float = Field(
+        default=50.0, gt=0, description="A baseline hour smaller than this is not judged."
+    )
+    volume_alpha: float = Field(
+        default=0.0001,
+        gt=0,
+        lt=1,
+        description="An hour is anomalous only if a Poisson count this far off is this unlikely.",
+    )
+    drift_top_items: int = Field(
+        default=100, ge=1, description="Item popularity: the reference's top items, rest pooled."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, QualityThreshold]) -> dict[str, QualityThreshold]:
+        return check_quality_thresholds(value)
+
+    @field_validator("critical")
+    @classmethod
+    def _known_checks(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in QUALITY_CHECKS]
+        if unknown:
+            raise ValueError(f"unknown check {unknown[0]!r}: use {', '.join(QUALITY_CHECKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _scale(self) -> QualitySettings:
+        if not self.rating_min < self.rating_max:
+            raise ValueError("rating_min must be below rating_max")
+        return self
+
+
 def check_timezone(name: str) -> str:
     """``name`` if it is an IANA time zone this machine knows, else a ValueError."""
     try:
@@ -430,6 +593,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     app: AppSettings = Field(default_factory=AppSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @classmethod
     def settings_customise_sources(

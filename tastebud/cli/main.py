@@ -16,6 +16,7 @@ from tastebud.cli import (
     keys,
     models,
     push,
+    quality,
     quickstart,
     recommend,
     serve,
@@ -40,6 +41,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(content.app, name="content")
 app.add_typer(features.app, name="features")
 app.add_typer(export.app, name="export")
+app.add_typer(quality.app, name="quality")
 app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)

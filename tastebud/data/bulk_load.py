@@ -85,22 +85,32 @@ def ingest_sources(
     settings: Settings,
     *,
     progress: Progress | None = None,
+    on_events: Callable[[pa.Table], None] | None = None,
 ) -> IngestReport:
+    """``on_events`` sees each batch of events as stored (the data-quality schema check of
+    ``tastebud ingest --quality`` tallies them there)."""
     report = IngestReport()
     for source in sources:
-        report.sources.append(ingest_source(source, stores, settings, progress=progress))
+        report.sources.append(
+            ingest_source(source, stores, settings, progress=progress, on_events=on_events)
+        )
     return report
 
 
 def ingest_source(
-    source: Source, stores: Stores, settings: Settings, *, progress: Progress | None = None
+    source: Source,
+    stores: Stores,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    on_events: Callable[[pa.Table], None] | None = None,
 ) -> SourceReport:
     started = time.perf_counter()
     report = SourceReport(source.kind, str(source.path), notes=list(source.notes))
     cap = settings.ingest.max_reported_rejections
     for batch in source.read(settings.ingest.batch_size):
         if source.kind == "events":
-            stored, duplicates, rejections = _store_events(batch, stores, settings)
+            stored, duplicates, rejections = _store_events(batch, stores, settings, on_events)
         else:
             stored, duplicates, rejections = _store_catalog(source, batch, stores, settings)
         report.rows_read += batch.rows_read
@@ -131,7 +141,10 @@ def ingest_source(
 
 
 def _store_events(
-    batch: RawBatch, stores: Stores, settings: Settings
+    batch: RawBatch,
+    stores: Stores,
+    settings: Settings,
+    on_events: Callable[[pa.Table], None] | None = None,
 ) -> tuple[int, int, list[Rejection]]:
     rejections = list(batch.rejections)
     if batch.table.num_rows == 0:
@@ -149,6 +162,8 @@ def _store_events(
             pc.coalesce(table.column("received_at"), now.cast(received_field.type)),
         )
     result = stores.events.append_arrow(table)
+    if on_events is not None and table.num_rows:
+        on_events(table)
     return result.inserted, len(result.duplicates), rejections
 
 

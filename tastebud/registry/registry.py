@@ -15,6 +15,7 @@ nothing anyone can see.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -417,6 +418,24 @@ class ModelRegistry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return destination
+
+    def read_file(self, ref: str, name: str) -> bytes:
+        """One file of a version, checked against its manifest's sha256: for readers that
+        need a small part (the data-quality checks read the id vocabularies) without
+        downloading the whole model."""
+        manifest = self.get(ref)
+        entry = manifest.files.get(name)
+        if entry is None:
+            raise RegistryError(f"version {manifest.model_version} has no file {name!r}")
+        try:
+            data = self.artifacts.get_bytes(f"{self._version_key(manifest.model_version)}/{name}")
+        except ArtifactNotFound:
+            raise ChecksumMismatch(
+                manifest.model_version, name, "is missing from the store"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise ChecksumMismatch(manifest.model_version, name, "does not match its sha256")
+        return data
 
     def _cached(self, manifest: ModelVersion) -> Path:
         """The local copy of a version, re-verified; (re)downloaded when absent or damaged."""

@@ -174,6 +174,20 @@ class Database(Closeable):
 
         return PushStore(SqliteBackend(SqliteDatabase(local_path(self.url) / "push.db")))
 
+    def sql_backend(self, name: str) -> SqlBackend:
+        """A SQL backend for a store of plain rows that lives above this package (the
+        quality results): embedded, ``{name}.db`` in the database folder; PostgreSQL, the
+        event store's pool (not closed with the backend). The caller closes it."""
+        from tastebud.stores.postgres_events import PostgresEventStore
+
+        if isinstance(self.events, PostgresEventStore):
+            from tastebud.stores.postgres import PostgresBackend
+
+            return PostgresBackend(self.events.database)
+        from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
+
+        return SqliteBackend(SqliteDatabase(local_path(self.url) / f"{name}.db"))
+
     def close(self) -> None:
         if "push" in self.__dict__:
             self.push.close()

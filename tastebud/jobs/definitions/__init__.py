@@ -128,6 +128,14 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
         description="Web push to opted-in listeners: new items matching their taste, trending.",
     )
     registry.register(
+        "quality",
+        _deferred("quality"),
+        schedule="20 * * * *",
+        timeout_seconds=900,
+        retry=policy,
+        description="Data-quality checks: schema, freshness, completeness, volume, drift.",
+    )
+    registry.register(
         "feature-parity",
         _deferred("features", "parity_run"),
         schedule="0 5 * * *",

@@ -7,7 +7,9 @@ latest ``train_gate_fraction`` held out, and judged by NDCG@10 on it. Comparing 
 identical data is fair; comparing the live production model on events it was trained on
 would not be. The candidate is refitted on all the data and registered either way (so it
 can be inspected); it is promoted to ``production`` only when it passes. A rerun of the same
-interval over the same events reuses the version it registered.
+interval over the same events reuses the version it registered. Before training, the
+data-quality checks run (``definitions/quality.py``, ``[quality] gate_train``): a failed
+critical check refuses the run, and the production model keeps serving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from tastebud.data.interactions import InteractionLog, from_table, read_event_store
 from tastebud.evaluation import make_splitter
 from tastebud.jobs.base import EmptyWindow, JobContext
+from tastebud.jobs.definitions.quality import gate_training
 from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import EventQuery
 from tastebud.training.configuration import Configuration, fit_configuration
@@ -52,6 +55,14 @@ def run(context: JobContext) -> dict[str, Any]:
         if extra.get("interval_end") == interval_end and extra.get("rows") == len(log):
             return {"version": version.model_version, "reused": True}
 
+    try:
+        current = registry.get("production")
+    except RegistryError:
+        current = None
+    quality = None
+    if settings.quality.gate_train:
+        quality = gate_training(context, current.model_version if current else None)
+
     result = train(
         log,
         auto=settings.jobs.train_auto,
@@ -61,11 +72,9 @@ def run(context: JobContext) -> dict[str, Any]:
     outcome: dict[str, Any] = {"model": result.configuration.model, "rows": len(log)}
     if result.fallback:
         outcome["fallback"] = result.fallback
+    if quality is not None:
+        outcome["quality"] = {"run_id": quality["run_id"], "status": quality["status"]}
     promote = True
-    try:
-        current = registry.get("production")
-    except RegistryError:
-        current = None
     if current is not None and isinstance(current.params, dict) and "model" in current.params:
         production = Configuration(**current.params)
         scores = gate_scores(log, result.configuration, production, context)

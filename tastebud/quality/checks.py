@@ -1,0 +1,401 @@
+"""The checks, each from the scan's aggregates to a ``CheckResult`` (docs/quality.md).
+
+Every check measures metrics and lets the rules judge them (``Rules.judge``); what cannot be
+measured is an ``error`` with the reason, never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tastebud.config import QualitySettings
+from tastebud.quality import stats
+from tastebud.quality.reference import Reference
+from tastebud.quality.results import CheckResult
+from tastebud.quality.rules import Rules, worst
+from tastebud.quality.scan import HOUR_US, Scan, from_micros, micros
+from tastebud.quality.schema import SchemaTally
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tastebud.registry import ModelVersion
+
+MINUTE_US = 60_000_000
+FIELDS = {"session": "with_session", "device": "with_device", "locale": "with_locale"}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every check reads: the judged scan, the rules and the moment judged."""
+
+    settings: QualitySettings
+    rules: Rules
+    as_of: datetime
+    scan: Scan
+
+
+def judged(
+    inputs: Inputs, check: str, metrics: dict[str, float | None], message: str, **details: Any
+) -> CheckResult:
+    """A result whose status is the worst of its metrics' (no metric: pass)."""
+    statuses = {name: inputs.rules.judge(name, value) for name, value in metrics.items()}
+    return CheckResult(
+        check=check,
+        status=worst(list(statuses.values())),
+        message=message,
+        metrics=metrics,
+        statuses=statuses,
+        details=details,
+        critical=check in inputs.settings.critical,
+    )
+
+
+def failed_to_run(inputs: Inputs | QualitySettings, check: str, reason: str) -> CheckResult:
+    settings = inputs.settings if isinstance(inputs, Inputs) else inputs
+    return CheckResult(
+        check, "error", f"could not run: {reason}", critical=check in settings.critical
+    )
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()  # type: ignore[no-any-return]
+
+
+def check_schema(inputs: Inputs, tally: SchemaTally) -> CheckResult:
+    if tally.rows == 0:
+        return failed_to_run(inputs, "schema", "no events in the window")
+    share = tally.invalid_share
+    failures = tally.details()
+    message = (
+        f"{tally.rows} events in the window, none breaks the contract"
+        if not failures
+        else f"{sum(tally.failures.values())} failing values in {tally.rows} events: "
+        + "; ".join(f"{f['column']} {f['check']} ({f['count']})" for f in failures[:3])
+    )
+    return judged(inputs, "schema", {"schema.invalid_share": share}, message, failures=failures)
+
+
+def check_freshness(inputs: Inputs) -> CheckResult:
+    """Per source: the age of its newest event against what the source's own history
+    allows: ``freshness_max_lag_minutes``, or longer, the time back from now in which the
+    same clock hours of the previous days brought ``freshness_expected_users`` users of
+    that source. Users, not events: events arrive in bursts (a session), users one by one.
+    So a rare source, or any source at night, must be silent for longer to be stale."""
+    settings, as_of_us = inputs.settings, micros(inputs.as_of)
+    lookback_us = int(settings.freshness_lookback_hours * 3600e6)
+    since_hour = (as_of_us - lookback_us) // HOUR_US
+    rows = [row for row in _rows(inputs.scan.groups) if row["hour"] >= since_hour]
+    if not rows:
+        hours = settings.freshness_lookback_hours
+        return failed_to_run(inputs, "freshness", f"no events in the last {hours:g} hours")
+    newest: dict[tuple[str, str], int] = {}
+    for row in rows:
+        for dimension in settings.freshness_sources:
+            if row[dimension] is not None:
+                key = (dimension, row[dimension])
+                newest[key] = max(newest.get(key, 0), row["newest"])
+    users: dict[tuple[str, str], dict[int, int]] = {}
+    for row in _rows(inputs.scan.sources):
+        if row["hour"] >= since_hour:
+            users.setdefault((row["dimension"], row["value"]), {})[row["hour"]] = row["users"]
+    first_hour = min(row["hour"] for row in rows)
+    report = []
+    for key, last in sorted(newest.items()):
+        allowed = allowed_minutes(users.get(key, {}), as_of_us, first_hour, settings)
+        lag = max(0.0, (as_of_us - last) / MINUTE_US)
+        report.append(
+            {
+                "source": f"{key[0]}={key[1]}",
+                "newest": from_micros(last).isoformat(),
+                "lag_minutes": round(lag, 1),
+                "allowed_minutes": round(allowed, 1),
+                "lag_ratio": round(lag / allowed, 3),
+            }
+        )
+    report.sort(key=lambda entry: -entry["lag_ratio"])
+    stalest = report[0]
+    message = (
+        f"stalest source {stalest['source']}: newest event {stalest['lag_minutes']:g} min "
+        f"old (allowed {stalest['allowed_minutes']:g})"
+    )
+    return judged(
+        inputs, "freshness", {"freshness.lag_ratio": stalest["lag_ratio"]}, message, sources=report
+    )
+
+
+def allowed_minutes(
+    hourly_users: dict[int, int], as_of_us: int, first_hour: int, settings: QualitySettings
+) -> float:
+    """How far back from ``as_of`` the previous days' same hours held the expected number
+    of users (at least the configured lag; at most the lookback)."""
+    days = max(1, min(int(settings.freshness_lookback_hours // 24), 60))
+
+    def rate(hour: int) -> float:  # mean users in this clock hour on the previous days
+        seen = [hourly_users.get(hour - 24 * d, 0) for d in range(1, days + 1)]
+        known = [
+            value
+            for hour_back, value in zip(range(1, days + 1), seen, strict=True)
+            if hour - 24 * hour_back >= first_hour
+        ]
+        return sum(known) / len(known) if known else 0.0
+
+    needed, minutes, moment = settings.freshness_expected_users, 0.0, as_of_us
+    limit = settings.freshness_lookback_hours * 60
+    while needed > 0 and minutes < limit:
+        hour = (moment - 1) // HOUR_US
+        span = (moment - hour * HOUR_US) / MINUTE_US  # minutes of this hour before moment
+        expected = rate(hour) * span / 60
+        if expected >= needed:
+            minutes += needed / rate(hour) * 60
+            needed = 0.0
+        else:
+            minutes += span
+            needed -= expected
+        moment = hour * HOUR_US
+    return max(settings.freshness_max_lag_minutes, min(minutes, limit))
+
+
+def check_completeness(
+    inputs: Inputs, known_items: Callable[[list[str]], set[str]] | None
+) -> CheckResult:
+    """Shares of events with a session, device, locale and a catalog item, now and over the
+    baseline days before (the drop is what is judged by default: a store that never had
+    sessions is not incomplete, one that stopped receiving them is)."""
+    window_hour = inputs.scan.bounds.window // HOUR_US
+    sums = {period: dict.fromkeys(("n", *FIELDS.values()), 0) for period in ("now", "before")}
+    for row in _rows(inputs.scan.groups):
+        if row["hour"] * HOUR_US < inputs.scan.bounds.baseline:
+            continue
+        period = sums["now" if row["hour"] >= window_hour else "before"]
+        for key in period:
+            period[key] += row[key]
+    if sums["now"]["n"] == 0:
+        return failed_to_run(inputs, "completeness", "no events in the window")
+    shares = {
+        period: {name: values[column] / values["n"] for name, column in FIELDS.items()}
+        for period, values in sums.items()
+        if values["n"]
+    }
+    notes = []
+    if known_items is not None:
+        items = _rows(inputs.scan.items)
+        known = known_items([row["item_id"] for row in items])
+        for period, column in (("now", "window_n"), ("before", "baseline_n")):
+            total = sum(row[column] for row in items)
+            if total and period in shares:
+                hits = sum(row[column] for row in items if row["item_id"] in known)
+                shares[period]["known_item"] = hits / total
+    else:
+        notes.append("the catalog is empty: known items not judged")
+    metrics: dict[str, float | None] = {
+        f"completeness.{name}": round(value, 6) for name, value in shares["now"].items()
+    }
+    for name, value in shares.get("before", {}).items():
+        metrics[f"completeness.{name}_drop"] = round(max(0.0, value - shares["now"][name]), 6)
+    lowest = min(shares["now"], key=shares["now"].__getitem__)
+    message = f"lowest share: {lowest} {shares['now'][lowest]:.1%} of events"
+    return judged(inputs, "completeness", metrics, message, shares=shares, notes=notes)
+
+
+def hourly_counts(scan: Scan) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for row in _rows(scan.groups):
+        counts[row["hour"]] = counts.get(row["hour"], 0) + row["n"]
+    return counts
+
+
+def hour_history(
+    counts: dict[int, int], inputs: Inputs
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The window's full hours that have ``volume_min_days`` previous days in the store,
+    their counts on those days (days x hours; days before the store's first hour left out)
+    and their counts now."""
+    settings = inputs.settings
+    first_hour, last_full = min(counts), micros(inputs.as_of) // HOUR_US - 1
+    days = settings.volume_baseline_days
+    hours = [
+        hour
+        for hour in range(-(-inputs.scan.bounds.window // HOUR_US), last_full + 1)
+        if sum(hour - 24 * day >= first_hour for day in range(1, days + 1))
+        >= settings.volume_min_days
+    ]
+    known = min(days, (hours[0] - first_hour) // 24) if hours else 0
+    history = np.array(
+        [[counts.get(hour - 24 * day, 0) for hour in hours] for day in range(1, known + 1)],
+        dtype=np.float64,
+    ).reshape(known, len(hours))
+    current = np.array([counts.get(hour, 0) for hour in hours], dtype=np.float64)
+    return hours, history, current
+
+
+def check_volume(inputs: Inputs) -> CheckResult:
+    """Each full hour of the window against the same hour on the previous days: their
+    median, scaled by the window's level (the median ratio of its hours to those medians,
+    which one odd hour cannot move: growth and weekdays are not anomalies). An hour is
+    flagged only when a count that far off is improbable (``volume_alpha``) given how much
+    hourly counts vary around that fit on the previous days (their dispersion)."""
+    settings = inputs.settings
+    counts = hourly_counts(inputs.scan)
+    if not counts:
+        return failed_to_run(inputs, "volume", "no events in the window or the days before")
+    hours, history, current = hour_history(counts, inputs)
+    profile, _, spread = stats.seasonal_fit(history) if len(history) else (np.zeros(0), None, 1.0)
+    judge = profile >= settings.volume_min_events
+    if not judge.any():
+        return failed_to_run(
+            inputs,
+            "volume",
+            f"no hour of the window has {settings.volume_min_days}+ previous days of history "
+            f"with a median of {settings.volume_min_events:g}+ events",
+        )
+    level = float(np.median(current[judge] / profile[judge]))
+    anomalies, drop, spike = [], 0.0, 1.0
+    for hour, count, base in zip(
+        np.array(hours)[judge], current[judge], profile[judge], strict=True
+    ):
+        expected = base * level
+        low, high = stats.count_tails(int(count), expected, spread)
+        if min(low, high) >= settings.volume_alpha:
+            continue
+        ratio = count / expected if expected else math.inf
+        anomalies.append(
+            {
+                "hour": from_micros(int(hour) * HOUR_US).isoformat(),
+                "events": int(count),
+                "expected": round(expected, 1),
+                "ratio": round(ratio, 3),
+                "p_value": min(low, high),
+            }
+        )
+        if low < settings.volume_alpha:
+            drop = max(drop, 1.0 - ratio)
+        else:
+            spike = max(spike, ratio)
+    metrics: dict[str, float | None] = {
+        "volume.drop": round(drop, 4),
+        "volume.spike": round(spike, 4),
+    }
+    message = (
+        f"{int(judge.sum())} hours judged, {len(anomalies)} anomalous "
+        f"(largest drop {drop:.0%}, largest spike x{spike:.2f})"
+    )
+    anomalies.sort(key=lambda entry: entry["p_value"])
+    details = {
+        "level": round(level, 3),
+        "dispersion": round(spread, 2),
+        "anomalies": anomalies[:24],
+    }
+    return judged(inputs, "volume", metrics, message, **details)
+
+
+def _counts(table: pa.Table, key: str, column: str) -> dict[str, int]:
+    data = table.to_pydict()
+    return {k: v for k, v in zip(data[key], data[column], strict=True) if v}
+
+
+def _aligned(reference: dict[str, int], current: dict[str, int], keys: Iterable[str]) -> tuple:
+    ordered = list(keys)
+    return [reference.get(k, 0) for k in ordered], [current.get(k, 0) for k in ordered]
+
+
+def check_drift(inputs: Inputs, reference: Reference) -> CheckResult:
+    """PSI and a test of significance per distribution, against the training snapshot."""
+    scan, base = inputs.scan, reference.scan
+    details: dict[str, Any] = {"reference": _describe(reference)}
+    if not scan.users.num_rows:
+        return failed_to_run(inputs, "drift", "no events in the window")
+    type_now = _type_counts(scan, window=True)
+    type_then = _type_counts(base, window=True)
+    then, now = _aligned(type_then, type_now, sorted(set(type_then) | set(type_now)))
+    metrics: dict[str, float | None] = {"drift.event_type.psi": round(stats.psi(then, now), 5)}
+    details["event_type"] = {"chi_square_p": stats.chi_square_p(then, now)}
+
+    items_then = _counts(base.items, "item_id", "window_n")
+    items_now = _counts(scan.items, "item_id", "window_n")
+    top = sorted(items_then, key=items_then.__getitem__, reverse=True)
+    top = top[: inputs.settings.drift_top_items]
+    then, now = _aligned(items_then, items_now, top)
+    then.append(sum(items_then.values()) - sum(then))
+    now.append(sum(items_now.values()) - sum(now))
+    metrics["drift.item_popularity.psi"] = round(stats.psi(then, now), 5)
+    details["item_popularity"] = {"chi_square_p": stats.chi_square_p(then, now), "bins": len(then)}
+
+    activity_then = base.users.column("n").to_numpy()
+    activity_now = scan.users.column("n").to_numpy()
+    metrics["drift.user_activity.psi"] = round(
+        stats.psi(stats.activity_bins(activity_then), stats.activity_bins(activity_now)), 5
+    )
+    details["user_activity"] = {"ks_p": stats.ks_p(activity_then, activity_now)}
+    name = max(metrics, key=lambda key: metrics[key] or 0.0)
+    message = f"largest shift {name} = {metrics[name]} against {reference.version}'s training data"
+    return judged(inputs, "drift", metrics, message, **details)
+
+
+def _type_counts(scan: Scan, *, window: bool) -> dict[str, int]:
+    hour = scan.bounds.window // HOUR_US
+    counts: dict[str, int] = {}
+    for row in _rows(scan.groups):
+        if (row["hour"] >= hour) == window and row["hour"] * HOUR_US >= scan.bounds.first:
+            counts[row["event_type"]] = counts.get(row["event_type"], 0) + row["n"]
+    return counts
+
+
+def _describe(reference: Reference) -> dict[str, Any]:
+    return {
+        "version": reference.version,
+        "start": reference.start.isoformat(),
+        "end": reference.end.isoformat(),
+        "events": reference.scan.rows,
+    }
+
+
+def check_cold_start(inputs: Inputs, reference: Reference) -> CheckResult:
+    """Shares of the window's events by users and on items the production model does not
+    know (requests are not logged in the store: see docs/quality.md)."""
+    import pyarrow.compute as pc
+
+    scan = inputs.scan
+    if not scan.users.num_rows:
+        return failed_to_run(inputs, "cold_start", "no events in the window")
+    metrics: dict[str, float | None] = {}
+    for name, table, key, column, known in (
+        ("user", scan.users, "user_id", "n", reference.users),
+        ("item", scan.items, "item_id", "window_n", reference.items),
+    ):
+        counts = table.column(column)
+        unknown = pc.invert(pc.is_in(table.column(key), value_set=known))
+        total = pc.sum(counts).as_py() or 0
+        missing = pc.sum(pc.filter(counts, unknown)).as_py() or 0
+        metrics[f"cold_start.{name}_share"] = round(missing / total, 6) if total else math.nan
+    message = (
+        f"{metrics['cold_start.user_share']:.1%} of events by users and "
+        f"{metrics['cold_start.item_share']:.1%} on items {reference.version} does not know"
+    )
+    return judged(inputs, "cold_start", metrics, message, reference=_describe(reference))
+
+
+def check_staleness(inputs: Inputs, manifest: ModelVersion) -> CheckResult:
+    """The production model's age against the end of its training data: how much newer
+    behaviour it has not seen. Not critical by default (retraining is the remedy)."""
+    version = manifest.model_version
+    if manifest.time_range is None or manifest.time_range.end is None:
+        return failed_to_run(inputs, "staleness", f"{version} records no training time range")
+    end = manifest.time_range.end
+    hours = max(0.0, (inputs.as_of - end).total_seconds() / 3600)
+    message = f"{version} was trained on data up to {end.isoformat()}, {hours:.1f} hours ago"
+    return judged(
+        inputs,
+        "staleness",
+        {"model.staleness_hours": round(hours, 2)},
+        message,
+        version=version,
+        data_end=end.isoformat(),
+        registered_at=manifest.registered_at.isoformat(),
+    )

@@ -1,0 +1,92 @@
+"""The statistics of the drift and volume checks.
+
+PSI (population stability index) is written here: it is one line of arithmetic over two
+histograms, and the libraries that ship it (evidently, nannyml...) would bring a dashboard
+stack for that line. The one choice in it is the floor for empty bins (``EPSILON``): without
+it a category present on one side only makes PSI infinite, and every tool picks some floor.
+The tests of significance are scipy's: a chi-square test of two histograms, the two-sample
+Kolmogorov-Smirnov test of two samples, and the tails of an hour's event count (Poisson, or
+negative binomial when counts are overdispersed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+EPSILON = 1e-4  # the share an empty bin is taken to have (see the module docstring)
+
+
+def psi(reference: Sequence[float], current: Sequence[float]) -> float:
+    """Sum over bins of (current - reference) x ln(current / reference), on shares. Rules of
+    thumb: under 0.1 stable, 0.1-0.25 a shift worth a look, over 0.25 a real change. NaN when
+    either side is empty."""
+    expected = np.asarray(reference, dtype=np.float64)
+    actual = np.asarray(current, dtype=np.float64)
+    if expected.sum() <= 0 or actual.sum() <= 0:
+        return math.nan
+    expected = np.maximum(expected / expected.sum(), EPSILON)
+    actual = np.maximum(actual / actual.sum(), EPSILON)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def chi_square_p(reference: Sequence[float], current: Sequence[float]) -> float:
+    """p-value of "both histograms come from one distribution" (chi-square test of a 2 x k
+    contingency table; bins empty on both sides dropped). NaN when it cannot be computed."""
+    from scipy.stats import chi2_contingency
+
+    table = np.vstack([np.asarray(reference, float), np.asarray(current, float)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return math.nan
+    return float(chi2_contingency(table).pvalue)
+
+
+def ks_p(reference: Sequence[float], current: Sequence[float]) -> float:
+    """p-value of the two-sample Kolmogorov-Smirnov test (NaN for an empty sample)."""
+    from scipy.stats import ks_2samp
+
+    if len(reference) == 0 or len(current) == 0:
+        return math.nan
+    return float(ks_2samp(np.asarray(reference), np.asarray(current)).pvalue)
+
+
+def count_tails(count: int, expected: float, dispersion: float = 1.0) -> tuple[float, float]:
+    """P(X <= count) and P(X >= count): how unlikely a low or a high hourly count is by
+    chance alone. X is Poisson(expected) when ``dispersion`` (variance over mean) is 1, and
+    negative binomial with that variance when it is more: events arrive in bursts (a
+    session, an interaction's follow-ups), so hourly counts vary more than Poisson's."""
+    from scipy.stats import nbinom, poisson
+
+    if dispersion <= 1.0 + 1e-9:
+        return float(poisson.cdf(count, expected)), float(poisson.sf(count - 1, expected))
+    size, chance = expected / (dispersion - 1.0), 1.0 / dispersion
+    return float(nbinom.cdf(count, size, chance)), float(nbinom.sf(count - 1, size, chance))
+
+
+def seasonal_fit(history: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """For a days x hours matrix of counts: each hour's median over the days, each day's
+    level (its median ratio to those), and the dispersion of the counts around
+    median x level (variance over mean, at least 1 = Poisson). The mean of the squared
+    residuals, not a robust median: hourly counts are heavy-tailed (a few very active users'
+    sessions), and a median underestimates that spread into false alarms. Only previous days
+    go in, so the hour being judged never widens its own yardstick."""
+    profile = np.median(history, axis=0)
+    usable = profile > 0
+    if not usable.any():
+        return profile, np.ones(len(history)), 1.0
+    levels = np.median(history[:, usable] / profile[usable], axis=1)
+    expected = np.outer(levels, profile)[:, usable]
+    residuals = (history[:, usable] - expected) ** 2 / np.maximum(expected, 1e-9)
+    spread = float(np.mean(residuals)) if residuals.size else 1.0
+    return profile, levels, max(1.0, spread)
+
+
+def activity_bins(counts: Sequence[int]) -> np.ndarray:
+    """Users per power-of-two bin of events per user (1, 2-3, 4-7, ... 512+): the histogram
+    PSI compares for user activity."""
+    values = np.asarray(counts, dtype=np.int64)
+    bins = np.minimum(np.floor(np.log2(np.maximum(values, 1))).astype(np.int64), 9)
+    return np.bincount(bins, minlength=10).astype(np.float64)
