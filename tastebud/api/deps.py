@@ -16,7 +16,7 @@ from tastebud.api.errors import ApiError
 from tastebud.config import Settings
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
-from tastebud.gateway.ratelimit import RateLimiter, retry_after_header
+from tastebud.gateway.ratelimit import Limiter, retry_after_header
 from tastebud.observability import bind_context
 from tastebud.stores import Stores
 from tastebud.stores.keys import ApiKey
@@ -30,7 +30,7 @@ class AppState:
     stores: Stores
     gateway: EventGateway
     keys: KeyAuthenticator
-    limiter: RateLimiter
+    limiter: Limiter  # shared through Redis when the online store is Redis
 
 
 async def get_state(request: Request) -> AppState:
@@ -64,7 +64,9 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
         gateway = state.settings.gateway
         if not gateway.auth:
             client = request.client.host if request.client else "unknown"
-            _limit(state, f"addr:{client}", gateway.rate_limit_per_second, gateway.rate_limit_burst)
+            await _limit(
+                state, f"addr:{client}", gateway.rate_limit_per_second, gateway.rate_limit_burst
+            )
             return None
         secret = api_key_of(request)
         if not secret:
@@ -80,7 +82,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
             # address before its lookups reach the key store.
             client = request.client.host if request.client else "unknown"
             failures = f"authfail:{client}"
-            wait = state.limiter.wait(
+            wait = await state.limiter.peek(
                 failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
             )
             if wait > 0:
@@ -88,7 +90,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
             if not state.keys.known_unknown(secret):
                 key = await run_in_threadpool(state.keys.authenticate, secret)
             if key is None:
-                state.limiter.check(
+                await state.limiter.take(
                     failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
                 )
                 raise ApiError(
@@ -105,7 +107,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
                 "insufficient_scope",
                 f"this route needs the {scope!r} scope; the key has {', '.join(key.scopes)}",
             )
-        _limit(
+        await _limit(
             state,
             f"key:{key.key_id}",
             key.rate_per_second or gateway.rate_limit_per_second,
@@ -132,8 +134,8 @@ def api_key_of(request: Request) -> str | None:
     return None
 
 
-def _limit(state: AppState, bucket: str, rate: float, burst: float) -> None:
-    wait = state.limiter.check(bucket, rate, burst)
+async def _limit(state: AppState, bucket: str, rate: float, burst: float) -> None:
+    wait = await state.limiter.take(bucket, rate, burst)
     if wait > 0:
         raise _too_many(wait, "too many requests")
 

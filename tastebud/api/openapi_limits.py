@@ -1,7 +1,7 @@
 """The limits the server enforces, written into its OpenAPI schema from the settings, so a
 client (or a fuzzer) reading the schema learns what will be accepted: ``k`` in
 1..``serving.max_k``, the batch sizes, the event-time window, the locale tag, the value an
-event type needs, the header limits (431), the rate limits (429).
+event type needs, the header limits (431), the rate limits (429), the rule on dictionary keys.
 
 Done on the generated schema rather than in the models: the limits are settings, read per
 app, while the models are built once at import.
@@ -38,6 +38,7 @@ def iso_pattern(years: str) -> str:
 
 def document_limits(schema: dict[str, Any], settings: Settings) -> None:
     components = schema["components"]["schemas"]
+    _keys_rule(components)
     _event_rules(components["EventIn"], settings)
     for name in ("ItemIn", "UserIn"):
         components[name]["properties"]["created_at"] = _catalog_time()
@@ -157,6 +158,26 @@ def _text_rule(components: dict[str, Any]) -> None:
         # An event's null context is an empty one; catalog attributes are an object.
         shape = {"anyOf": [free_form, {"type": "null"}]} if model == "EventIn" else free_form
         components[model]["properties"][field] = {**shape, "description": description}
+
+
+def _keys_rule(node: Any) -> None:
+    """Pydantic writes a ``dict`` whose key type has a pattern (``StorableText`` entity types
+    in ``POST /v1/features``) as ``patternProperties``, which in JSON Schema only constrains
+    the keys that match: a key with a NUL was schema-valid with any value, and refused by the
+    server (the fuzz's ST202). The pattern is a rule on every key: ``propertyNames``."""
+    if isinstance(node, list):
+        for inner in node:
+            _keys_rule(inner)
+        return
+    if not isinstance(node, dict):
+        return
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+        ((pattern, values),) = node.pop("patternProperties").items()
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        node["additionalProperties"] = values
+    for inner in node.values():
+        _keys_rule(inner)
 
 
 def _constrain_strings(node: dict[str, Any], pattern: str) -> None:

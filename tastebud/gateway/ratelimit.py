@@ -1,8 +1,11 @@
-"""Per-key token buckets. Hand-written: a bucket is a few lines, and the libraries for it
-(slowapi, limits) bring storage backends and decorators this gateway does not use.
+"""Per-key token buckets in this process. Hand-written: a bucket is a few lines, and the
+libraries for it (slowapi, limits) bring storage backends and decorators this gateway does
+not use.
 
-Buckets live in each worker process, so with N workers a key may burst up to N times the
-configured rate; the limit protects the server from one runaway client, not a billing quota.
+These buckets live in each worker process, so with N workers (or N nodes) a key may burst up
+to N times the configured rate. With Redis as the online store the gateway uses
+``tastebud.gateway.shared_ratelimit`` instead, whose buckets live in Redis and hold across
+every worker and node; it falls back to these when Redis does not answer in time.
 """
 
 from __future__ import annotations
@@ -12,12 +15,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass
 class _Bucket:
     tokens: float
     updated: float
+
+
+class Limiter(Protocol):
+    """What the API's dependencies ask of a rate limiter (``AppState.limiter``). Async, so a
+    limiter over the network never blocks the event loop."""
+
+    async def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        """0 when allowed (the tokens are taken); else the seconds to wait before retrying."""
+        ...
+
+    async def peek(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        """Like ``take`` without taking anything: 0 if ``cost`` tokens are there."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class RateLimiter:
@@ -54,6 +73,15 @@ class RateLimiter:
                 return 0.0
             tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
         return 0.0 if tokens >= cost else (cost - tokens) / rate
+
+    async def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        return self.check(key, rate, burst, cost)
+
+    async def peek(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        return self.wait(key, rate, burst, cost)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def retry_after_header(seconds: float) -> str:

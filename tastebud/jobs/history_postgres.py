@@ -1,6 +1,10 @@
 """The PostgreSQL run history: ``tastebud_job_runs``, and job locks as session advisory
 locks on a dedicated connection (released by the server if the holder dies). The SQL is
-``RunHistory``'s, shared with SQLite; only the locks are PostgreSQL's own."""
+``RunHistory``'s, shared with SQLite; only the locks are PostgreSQL's own.
+
+Advisory locks are per database cluster, not per schema: the key hashes the database and
+schema with the job name, so two deployments in two schemas of one PostgreSQL never hold
+each other's jobs up, while every scheduler of one deployment contends for the same lock."""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from tastebud.jobs.base import JobAlreadyRunning
 from tastebud.jobs.history import RunHistory
 
 
-def advisory_key(name: str) -> int:
-    """A signed 64-bit advisory-lock key for a job name (stable across processes)."""
-    digest = hashlib.blake2b(f"tastebud-job:{name}".encode(), digest_size=8).digest()
+def advisory_key(name: str, scope: str = "") -> int:
+    """A signed 64-bit advisory-lock key for a job name in ``scope`` (the database and
+    schema), stable across processes."""
+    digest = hashlib.blake2b(f"tastebud-job:{scope}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -35,12 +40,15 @@ class PostgresRunHistory(RunHistory):
 
         from tastebud.stores import StoreUnavailable
 
-        key = advisory_key(name)
         try:
             connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"PostgreSQL: {error}") from error
         try:
+            (scope,) = connection.execute(  # type: ignore[misc]
+                "SELECT current_database() || '.' || coalesce(current_schema(), '')"
+            ).fetchone()
+            key = advisory_key(name, scope)
             (acquired,) = connection.execute(  # type: ignore[misc]
                 "SELECT pg_try_advisory_lock(%s)", (key,)
             ).fetchone()

@@ -164,7 +164,8 @@ def _ranked(similarity: np.ndarray | None) -> _Ranked | None:
     if similarity is None:
         return None
     finite = np.isfinite(similarity)
-    order = np.argsort(-np.nan_to_num(similarity, nan=-np.inf), axis=1, kind="stable")
+    # NaN sorts last, in index order (a stable sort): as -inf would, without a copy to make it.
+    order = np.argsort(-similarity, axis=1, kind="stable")
     with np.errstate(invalid="ignore"):
         usable = finite & (similarity > 0)
     return _Ranked(order.tolist(), usable.tolist(), finite.any(axis=1).tolist())

@@ -23,6 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from tastebud.observability import get_logger
+from tastebud.ranking.screen import FactorScreen
 from tastebud.ranking_config import CandidateSettings
 
 if TYPE_CHECKING:
@@ -135,15 +136,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 class ExactRetriever:
-    """Brute force: every item's score, then a partial selection. Exact by construction."""
+    """Brute force: every item's score, then a partial selection. Exact by construction.
+
+    A single query over a large catalog is answered through a ``FactorScreen`` (``screen``
+    True and at least ``screen.MIN_ITEMS`` items): the same items, in the same order, with the
+    same scores, at about a third of the cost (``tastebud.ranking.screen``)."""
 
     kind = "exact"
 
-    def __init__(self, item_factors: np.ndarray) -> None:
+    def __init__(self, item_factors: np.ndarray, *, screen: bool = True) -> None:
         factors = np.asarray(item_factors, dtype=np.float32)
         if factors.ndim != 2:
             raise RetrievalError(f"item factors must be 2-D, not {factors.shape}")
         self.item_factors = np.ascontiguousarray(factors)
+        self.screen = FactorScreen.build(self.item_factors) if screen else None
 
     @property
     def n_items(self) -> int:
@@ -163,6 +169,11 @@ class ExactRetriever:
         indices, scores = _padded(len(queries), n)
         if self.n_items == 0:
             return indices, scores
+        if len(queries) == 1 and self.screen is not None:
+            found = self.screen.top(queries[0], n, _excluded(exclude, 0, self.n_items))
+            if found is not None:
+                indices[0, : len(found[0])], scores[0, : len(found[0])] = found
+                return indices, scores
         block = max(1, BLOCK_BYTES // (4 * self.n_items))
         for start in range(0, len(queries), block):
             chunk = queries[start : start + block]

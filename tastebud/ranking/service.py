@@ -31,6 +31,7 @@ from tastebud.ranking.metrics import (  # noqa: F401  (MODEL_LOADS: re-exported)
     MODEL_LOADS,
     RECENCY,
     SEGMENTS,
+    stage_latency,
 )
 from tastebud.ranking.pipeline import Pipeline, pipeline_for
 from tastebud.ranking.precomputed import PrecomputedList
@@ -192,7 +193,7 @@ class RecommendationService:
         ranked = served.ranked
         ranked.timings_ms["total"] = (time.perf_counter() - started) * 1000
         for stage, ms in ranked.timings_ms.items():
-            LATENCY.labels(stage=stage).observe(ms)
+            stage_latency(stage).observe(ms)
         self._observe(ranked, served.degraded)
         if (
             found.entries == []  # looked up, and the user has no recent activity

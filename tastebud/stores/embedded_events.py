@@ -4,7 +4,8 @@ through DuckDB for scans and analytics.
 Layout under the store's folder::
 
     events.db            event_ids (the dedup index), tail (recent small appends),
-                         segments (the registry of Parquet files), meta (counters)
+                         segments (the registry of Parquet files), meta (counters),
+                         summary_* (what ``stats`` reports, see ``event_summary``)
     segments/seg-N.parquet
 
 Why this shape: SQLite gives multi-process writes with one writer at a time and readers that
@@ -37,13 +38,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import pyarrow as pa
-
-from tastebud.schemas import EVENT_SCHEMA, TIMESTAMP_TYPE
+from tastebud.stores import event_summary
 from tastebud.stores.base import (
     AppendResult,
     EventQuery,
@@ -54,8 +53,13 @@ from tastebud.stores.base import (
 )
 from tastebud.stores.sqlite import SqliteDatabase, chunks, placeholders
 
-# pyarrow.compute and .parquet are imported where rows are written or merged: reading stats
-# (``tastebud stats``) needs neither, and they are a tenth of a second of start-up.
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+# DuckDB and pyarrow (with numpy) are imported where events are written or scanned: reading
+# the stored summary (``tastebud stats``) needs neither, and they are a third of a second of
+# start-up (docs/benchmarks.md, "Command-line start-up").
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -89,11 +93,22 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 """
 
-COLUMNS = EVENT_SCHEMA.names
+# EVENT_SCHEMA's names, spelled out so the module needs no pyarrow (a test checks they agree).
+COLUMNS = ("event_id", "user_id", "item_id", "event_type", "value", "timestamp", "session_id",
+           "device_type", "locale", "schema_version", "context", "received_at")  # fmt: skip
 TIME_COLUMNS = ("timestamp", "received_at")
 QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
 TAIL_INSERT = f"INSERT INTO tail (seq, {QUOTED}) VALUES ({placeholders(len(COLUMNS) + 1)})"
-TAIL_SCHEMA = EVENT_SCHEMA.append(pa.field("seq", pa.int64(), nullable=False))
+
+
+@cache
+def tail_schema() -> pa.Schema:
+    """EVENT_SCHEMA with each event's log position (``seq``)."""
+    import pyarrow as pa  # lazy: see the imports
+
+    from tastebud.schemas import EVENT_SCHEMA
+
+    return EVENT_SCHEMA.append(pa.field("seq", pa.int64(), nullable=False))
 
 
 @dataclass(frozen=True)
@@ -137,9 +152,8 @@ class EmbeddedEventStore(EventStore):
         self.compact_rows = compact_rows
         self.max_small_segments = max_small_segments
         self.retired_grace_seconds = retired_grace_seconds
-        self._db = SqliteDatabase(root / "events.db", SCHEMA)
-        self._duck = duckdb.connect()
-        self._duck.execute("SET TimeZone='UTC'")
+        self._db = SqliteDatabase(root / "events.db", SCHEMA + event_summary.SUMMARY_SCHEMA)
+        self._duck: duckdb.DuckDBPyConnection | None = None  # opened on the first scan
         self._duck_lock = threading.Lock()
 
     # --- writes ---------------------------------------------------------------------
@@ -147,18 +161,26 @@ class EmbeddedEventStore(EventStore):
     def append_arrow(self, table: pa.Table) -> AppendResult:
         if table.num_rows == 0:
             return AppendResult()
+        import pyarrow as pa  # lazy: see the imports
+
         table, repeats = dedupe_batch(conform_events(table))
         ids = table.column("event_id").to_pylist()
         with self._db.write() as connection:
             table, stored_before = self._claim_ids(connection, table, ids)
             if table.num_rows:
+                # Read before the seqs move on: a summary covering every earlier event
+                # takes this batch in too, in the same transaction.
+                summarised = event_summary.is_current(connection)
                 first_seq = self._allocate_seq(connection, table.num_rows)
-                seqs = pa.array(range(first_seq, first_seq + table.num_rows), pa.int64())
-                with_seq = table.append_column(TAIL_SCHEMA.field("seq"), seqs)
+                last_seq = first_seq + table.num_rows - 1
+                seqs = pa.array(range(first_seq, last_seq + 1), pa.int64())
+                with_seq = table.append_column(tail_schema().field("seq"), seqs)
                 if table.num_rows >= self.segment_rows:
                     self._write_segment(connection, with_seq)
                 else:
                     connection.executemany(TAIL_INSERT, _rows(with_seq))
+                if summarised:
+                    event_summary.fold(connection, event_summary.batch_delta(table, last_seq))
         self._maybe_compact()
         return AppendResult(inserted=table.num_rows, duplicates=stored_before + repeats)
 
@@ -185,6 +207,8 @@ class EmbeddedEventStore(EventStore):
         )
         connection.execute("RELEASE claim")
         duplicates = [i for i, new in zip(ids, keep, strict=True) if not new]
+        import pyarrow as pa  # lazy: see the imports
+
         return table.filter(pa.array(keep, pa.bool_())), duplicates
 
     def _allocate_seq(self, connection: sqlite3.Connection, count: int) -> int:
@@ -358,6 +382,11 @@ class EmbeddedEventStore(EventStore):
 
     def _duck_cursor(self, tail: pa.Table) -> duckdb.DuckDBPyConnection:
         with self._duck_lock:
+            if self._duck is None:
+                import duckdb  # lazy: see the imports
+
+                self._duck = duckdb.connect()
+                self._duck.execute("SET TimeZone='UTC'")
             cursor = self._duck.cursor()
         cursor.register("tail_rows", tail)
         return cursor
@@ -389,6 +418,8 @@ class EmbeddedEventStore(EventStore):
         self, query: EventQuery | None = None, batch_size: int = 100_000
     ) -> Iterator[pa.RecordBatch]:
         with self._query(query or EventQuery()) as (cursor, sql, params):
+            import pyarrow as pa  # lazy: see the imports
+
             for batch in cursor.sql(sql, params=params).to_arrow_reader(batch_size):
                 yield from _to_schema(pa.Table.from_batches([batch]), False).to_batches()
 
@@ -406,24 +437,39 @@ class EmbeddedEventStore(EventStore):
         return int(total)
 
     def stats(self) -> EventStats:
-        with self._query(EventQuery()) as (cursor, sql, params):
-            totals = cursor.execute(
-                f"SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id),"
-                f' epoch_us(min("timestamp")), epoch_us(max("timestamp")) FROM ({sql})',
+        """From the stored summary (no scan); events it does not cover yet are folded in
+        first (see ``event_summary``)."""
+        with self._db.read() as connection:
+            if event_summary.is_current(connection):
+                return event_summary.read(connection)
+            covered = event_summary.covered_seq(connection)
+        delta = self._scan_delta(covered)
+        with self._db.write() as connection:
+            # Unless another process folded the same events meanwhile.
+            if delta is not None and event_summary.covered_seq(connection) == covered:
+                event_summary.fold(connection, delta)
+            return event_summary.read(connection)
+
+    def _scan_delta(self, covered: int) -> event_summary.Delta | None:
+        """What the events after seq ``covered`` add to the summary, read with DuckDB."""
+        with self._query(EventQuery(after_seq=covered)) as (cursor, sql, params):
+            last_seq, first, last = cursor.execute(
+                f'SELECT max(seq), epoch_us(min("timestamp")), epoch_us(max("timestamp"))'
+                f" FROM ({sql})",
                 params,
             ).fetchone()
+            if last_seq is None:
+                return None
+            distinct = {
+                column: [value for (value,) in cursor.execute(
+                    f"SELECT DISTINCT {column} FROM ({sql})", params).fetchall()]
+                for column in ("user_id", "item_id")
+            }  # fmt: skip
             by_type = cursor.execute(
-                f"SELECT event_type, count(*) FROM ({sql}) GROUP BY 1 ORDER BY 2 DESC", params
+                f"SELECT event_type, count(*) FROM ({sql}) GROUP BY 1", params
             ).fetchall()
-        assert totals is not None
-        events, users, items, first, last = totals
-        return EventStats(
-            events=int(events),
-            users=int(users),
-            items=int(items),
-            by_type={name: int(n) for name, n in by_type},
-            first=_from_micros(first),
-            last=_from_micros(last),
+        return event_summary.Delta(
+            int(last_seq), distinct["user_id"], distinct["item_id"], dict(by_type), first, last
         )
 
     def existing_ids(self, event_ids: Sequence[str]) -> set[str]:
@@ -440,7 +486,8 @@ class EmbeddedEventStore(EventStore):
 
     def close(self) -> None:
         self._db.close()
-        self._duck.close()
+        if self._duck is not None:
+            self._duck.close()
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -459,12 +506,10 @@ def _existing(connection: sqlite3.Connection, ids: list[str]) -> set[str]:
     return found
 
 
-def _from_micros(value: int | None) -> datetime | None:
-    return None if value is None else EPOCH + timedelta(microseconds=value)
-
-
 def _rows(table: pa.Table) -> Iterator[tuple[object, ...]]:
     """Table rows as tuples in TAIL_INSERT order, timestamps as epoch microseconds."""
+    import pyarrow as pa  # lazy: see the imports
+
     columns = [table.column("seq").to_pylist()]
     for name in COLUMNS:
         column = table.column(name)
@@ -492,6 +537,10 @@ def _duck_filter(query: EventQuery) -> tuple[str, list[object]]:
 
 
 def _tail_table(connection: sqlite3.Connection, where: str, params: list[object]) -> pa.Table:
+    import pyarrow as pa  # lazy: see the imports
+
+    from tastebud.schemas import EVENT_SCHEMA, TIMESTAMP_TYPE
+
     rows = connection.execute(f"SELECT seq, {QUOTED} FROM tail{where}", params).fetchall()
     names = ["seq", *COLUMNS]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
@@ -504,11 +553,14 @@ def _tail_table(connection: sqlite3.Connection, where: str, params: list[object]
         else:
             arrays[name] = pa.array(values, EVENT_SCHEMA.field(name).type)
     # Built in the schema's own types, so no cast (and no pyarrow.compute) is needed.
-    return pa.Table.from_arrays([arrays[name] for name in TAIL_SCHEMA.names], schema=TAIL_SCHEMA)
+    schema = tail_schema()
+    return pa.Table.from_arrays([arrays[name] for name in schema.names], schema=schema)
 
 
 def _to_schema(table: pa.Table, with_seq: bool) -> pa.Table:
-    schema = TAIL_SCHEMA if with_seq else EVENT_SCHEMA
+    from tastebud.schemas import EVENT_SCHEMA
+
+    schema = tail_schema() if with_seq else EVENT_SCHEMA
     return table.select(schema.names).cast(schema)
 
 

@@ -265,6 +265,11 @@ class RedisOnlineStore(OnlineStore):
         self._budgeted: dict[float, redis.Redis] = {}
         self._budgeted_lock = threading.Lock()
 
+    @property
+    def client_url(self) -> str:
+        """The Redis URL without tastebud's ``prefix`` (for another client on this Redis)."""
+        return self._url
+
     def _key(self, key: str) -> str:
         return self.prefix + key
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs
+
 from api.gateway_testing import Api
 
 
@@ -74,3 +76,43 @@ def test_an_unknown_category_is_404(embedded_api: Api) -> None:
         "/v1/popular?category=nosuch", headers=embedded_api.headers("read")
     )
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_category"
+
+
+def test_a_nul_in_an_entity_type_is_outside_the_schema_and_refused(api: Api) -> None:
+    """The 300-example fuzz's ST202 (POST /v1/features, both backends): an entity type with
+    a NUL was schema-valid (pydantic's ``patternProperties`` constrains only matching keys)
+    but refused 422 ``invalid_text``. The schema now refuses it too, as the server does."""
+    schema = api.client.get("/openapi.json").json()
+    request = {**schema["components"]["schemas"]["FeaturesRequest"], **schema}
+    validator = jsonschema_rs.Draft202012Validator(request)
+    good = {"entities": {"user": ["u1"]}, "features": ["user_engagement:events_7d"]}
+    bad = {"entities": {"a\x00b": -338}, "features": ["user_engagement:events_7d"]}
+    assert validator.is_valid(good)
+    assert not validator.is_valid(bad)
+    response = api.client.post("/v1/features", json=bad, headers=api.headers("read"))
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_text"
+    # The feature store opened at start-up, not inside a request's 50 ms budget (its first
+    # PostgreSQL connection made a loaded machine answer 503 to the first valid request).
+    assert api.client.app.state.features is not None
+    # Not refused as invalid (a loaded machine can still exceed the request budget: 503,
+    # which is not a refusal of the body).
+    accepted = api.client.post("/v1/features", json=good, headers=api.headers("read"))
+    assert accepted.status_code in (200, 503), accepted.text
+
+
+def test_every_dictionary_key_rule_holds_for_every_key(embedded_api: Api) -> None:
+    """No ``patternProperties`` left open: a key pattern is a ``propertyNames`` rule."""
+    open_patterns: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "patternProperties" in node and node.get("additionalProperties") is not False:
+                open_patterns.append(node)
+            for inner in node.values():
+                walk(inner)
+        elif isinstance(node, list):
+            for inner in node:
+                walk(inner)
+
+    walk(embedded_api.client.get("/openapi.json").json())
+    assert open_patterns == []

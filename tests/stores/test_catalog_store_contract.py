@@ -92,9 +92,11 @@ def test_empty_catalog(catalog: CatalogStore) -> None:
 
 
 def test_items_changed_since_reads_only_recent_rows(catalog: CatalogStore) -> None:
-    catalog.change_overlap_seconds = 0.05  # the test cannot stamp rows in the past
+    # The test cannot stamp rows in the past, so it waits out a short overlap; one second keeps
+    # "still inside the overlap" true on a loaded machine (0.05 s was not, under CI load).
+    catalog.change_overlap_seconds = 1.0
     catalog.upsert_items([item(i) for i in range(10)])
-    time.sleep(0.2)  # these rows now lie before any later watermark's overlap
+    time.sleep(1.2)  # these rows now lie before any later watermark's overlap
     everything, watermark = catalog.items_changed_since(None, page=3)
     assert [i.item_id for i in everything] == [f"i{n:03d}" for n in range(10)]
     assert everything[4].model_dump() == item(4).model_dump()
@@ -105,7 +107,7 @@ def test_items_changed_since_reads_only_recent_rows(catalog: CatalogStore) -> No
     assert later >= watermark
     again, _ = catalog.items_changed_since(later)  # still inside the overlap: read again
     assert [i.item_id for i in again] == ["i003", "i042"]
-    time.sleep(0.2)
+    time.sleep(1.2)
     _, quiet = catalog.items_changed_since(later)
     assert catalog.items_changed_since(quiet)[0] == []
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from event_factories import make_events
 
+from tastebud.schemas import EVENT_SCHEMA
 from tastebud.stores import StoreError, open_database
-from tastebud.stores.embedded_events import EmbeddedEventStore
+from tastebud.stores.base import EventStats
+from tastebud.stores.embedded_events import COLUMNS, EmbeddedEventStore
 
 
 def segment_files(root: Path) -> set[str]:
@@ -122,3 +126,62 @@ def test_tuning_comes_from_the_url(tmp_path: Path) -> None:
         open_database(f"embedded://{tmp_path}?colour=blue")
     with pytest.raises(StoreError, match="not a number"):
         open_database(f"embedded://{tmp_path}?compact_rows=lots")
+
+
+def scanned_stats(store: EmbeddedEventStore) -> EventStats:
+    """The stats counted from every stored row, as the summary must give them."""
+    table = store.read_arrow()
+    times = table.column("timestamp").to_pylist()
+    by_type = Counter(table.column("event_type").to_pylist())
+    return EventStats(
+        events=table.num_rows,
+        users=len(set(table.column("user_id").to_pylist())),
+        items=len(set(table.column("item_id").to_pylist())),
+        by_type=dict(sorted(by_type.items(), key=lambda pair: (-pair[1], pair[0]))),
+        first=min(times),
+        last=max(times),
+    )
+
+
+def summary_seq(root: Path) -> int:
+    with sqlite3.connect(root / "events.db") as connection:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'summary_seq'").fetchone()
+    return row[0] if row else 0
+
+
+def test_the_stored_summary_matches_a_full_scan(tmp_path: Path) -> None:
+    """Tail appends, repeats, bulk segments, compactions and merges: the summary each append
+    folds in gives what a scan of the rows gives, in the same order."""
+    store = EmbeddedEventStore(tmp_path, segment_rows=20, compact_rows=15, max_small_segments=2)
+    events = make_events(130, users=7, items=11)
+    events[-1] = events[-1].model_copy(update={"event_type": "share"})  # a rare type, last
+    for batch in (events[:5], events[3:10], events[10:40], events[40:45], events[45:]):
+        store.append(batch)  # events[3:5] are repeats: counted once
+        assert summary_seq(tmp_path) == store.last_seq()  # folded in by the append itself
+        assert store.stats() == scanned_stats(store)
+    store.compact()
+    assert store.stats() == scanned_stats(store)
+    assert list(store.stats().by_type)[-1] == "share"
+    store.close()
+
+
+def test_a_log_written_before_the_summary_is_summarised_on_the_first_stats(
+    tmp_path: Path,
+) -> None:
+    store = EmbeddedEventStore(tmp_path, segment_rows=20)
+    events = make_events(60, users=6, items=9)
+    store.append(events[:30])
+    with sqlite3.connect(tmp_path / "events.db") as connection:  # as an older version left it
+        connection.execute("DELETE FROM meta WHERE key LIKE 'summary_%'")
+        for table in ("summary_users", "summary_items", "summary_types"):
+            connection.execute(f"DELETE FROM {table}")
+    store.append(events[30:35])  # not folded: the summary does not cover what came before
+    assert store.stats() == scanned_stats(store)  # every event folded in by one scan
+    store.append(events[35:])  # the summary is current again, so appends fold themselves in
+    assert summary_seq(tmp_path) == store.last_seq()
+    assert store.stats() == scanned_stats(store)
+    store.close()
+
+
+def test_the_column_names_are_the_event_schemas() -> None:
+    assert tuple(EVENT_SCHEMA.names) == COLUMNS
