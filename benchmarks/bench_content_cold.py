@@ -53,7 +53,7 @@ from machine import describe
 
 from tastebud.config import load_settings
 from tastebud.content import build
-from tastebud.content.mapping import ColdItemScorer
+from tastebud.content.cold_items import ColdItemScorer
 from tastebud.content.metadata import item_event_counts
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.data.bulk_load import ingest_sources

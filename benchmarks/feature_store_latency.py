@@ -55,8 +55,8 @@ from serve_process import ServeProcess, read_response, run_in_process, server_en
 
 from tastebud.features.offline import open_offline_store
 from tastebud.features.online import FeatureOnlineStore
-from tastebud.features.registry import FeatureRegistry
-from tastebud.features.service import FeatureService
+from tastebud.features.serving import FeatureService
+from tastebud.features.views import FeatureRegistry
 from tastebud.stores import open_database, open_online_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "feature-store.json"

@@ -36,7 +36,7 @@ def embed(
     """Build the catalog's embeddings, or update them: only new and changed items (or the
     ``--items`` given) are processed; the new version becomes ``production``."""
     # Imported here, not at the top: scikit-learn and librosa cost seconds (CLI start-up).
-    from tastebud.content.service import audio_from, embed_catalog, options_from
+    from tastebud.content.catalog_embedding import audio_from, embed_catalog, options_from
     from tastebud.content.text import EncoderUnavailable
     from tastebud.registry import ModelLoadError, RegistryError
     from tastebud.stores import StoreError
@@ -86,7 +86,7 @@ def show(
     """The schema and coverage report of an embedding version, as JSON."""
     # Imported here, not at the top: scikit-learn (CLI start-up).
     from tastebud.content.artifact import load_artifact
-    from tastebud.content.service import registry_for
+    from tastebud.content.catalog_embedding import registry_for
     from tastebud.registry import ModelLoadError
 
     settings = settings_from_context(ctx)
@@ -119,7 +119,7 @@ def similar(
     titles and creators from the catalog."""
     # Imported here, not at the top: scikit-learn (CLI start-up).
     from tastebud.content.artifact import load_artifact
-    from tastebud.content.service import registry_for
+    from tastebud.content.catalog_embedding import registry_for
     from tastebud.content.similarity import ContentSimilarity
     from tastebud.registry import ModelLoadError
     from tastebud.stores import StoreError

@@ -73,7 +73,7 @@ def ingest(
     """Load events, items or users into the stores, reporting every rejected row."""
     # Imported here, not at the top: loaders and validation bring pyarrow (CLI start-up).
     from tastebud.data.loaders import open_sources
-    from tastebud.data.loaders.mapping import MappingError, parse_mapping
+    from tastebud.data.loaders.columns import MappingError, parse_mapping
     from tastebud.schemas import parse_timestamp
 
     settings = settings_from_context(ctx)
@@ -150,7 +150,7 @@ def _run(
     sources: list[Any], stores: Stores, settings: Settings, on_events: Any = None
 ) -> IngestReport:
     from tastebud.data.bulk_load import ingest_sources
-    from tastebud.data.loaders.mapping import MappingError  # lazy: pyarrow (CLI start-up)
+    from tastebud.data.loaders.columns import MappingError  # lazy: pyarrow (CLI start-up)
     from tastebud.stores import StoreError
 
     with progress_bar() as bar:

@@ -33,8 +33,8 @@ from tastebud.cli.common import (
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
-    from tastebud.features.registry import FeatureRegistry
     from tastebud.features.store import FeatureStore
+    from tastebud.features.views import FeatureRegistry
 
 app = typer.Typer(help="The feature store: views, materialization, parity.", no_args_is_help=True)
 
@@ -46,8 +46,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 def _registry(settings: Settings) -> FeatureRegistry:
     # Imported here, not at the top: the feature store brings pyarrow (CLI start-up).
-    from tastebud.features.registry import ManifestError
     from tastebud.features.store import load_registry
+    from tastebud.features.views import ManifestError
 
     try:
         return load_registry(settings)

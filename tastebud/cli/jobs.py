@@ -35,7 +35,7 @@ from tastebud.cli.common import (
 if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.jobs import RunHistory
-    from tastebud.jobs.registry import JobRegistry
+    from tastebud.jobs.roster import JobRegistry
     from tastebud.jobs.runner import RunOutcome
 
 EXIT_FAILED = 1

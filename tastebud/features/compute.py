@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.config import Settings
-from tastebud.features.registry import ARROW_TYPES, FeatureView, PythonSource
+from tastebud.features.views import ARROW_TYPES, FeatureView, PythonSource
 from tastebud.signals.catalog import catalog_table
 from tastebud.signals.window import EventWindow, Window
 from tastebud.stores import EventQuery, Stores

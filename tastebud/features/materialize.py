@@ -25,9 +25,9 @@ from typing import Any
 
 from tastebud.config import Settings
 from tastebud.features.compute import compute_view, context_for
-from tastebud.features.registry import FeatureView
-from tastebud.features.service import FRESHNESS
+from tastebud.features.serving import FRESHNESS
 from tastebud.features.store import FeatureStore
+from tastebud.features.views import FeatureView
 from tastebud.observability import get_logger
 from tastebud.signals.window import Window
 from tastebud.stores import EventQuery, Stores

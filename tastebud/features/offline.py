@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tastebud.features.registry import ARROW_TYPES, ENTITY_KEYS, FeatureRegistry, FeatureView
+from tastebud.features.views import ARROW_TYPES, ENTITY_KEYS, FeatureRegistry, FeatureView
 from tastebud.stores import Closeable, StoreError, local_path
 
 

@@ -25,7 +25,7 @@ from tastebud.features.offline import (
     parse_snapshot,
     snapshot_name,
 )
-from tastebud.features.registry import FeatureView
+from tastebud.features.views import FeatureView
 from tastebud.stores import StoreError
 
 LOOKUP_FILES = 8  # snapshot files per query when looking up a few entities

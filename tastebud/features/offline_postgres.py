@@ -13,7 +13,7 @@ import pyarrow as pa
 from psycopg.types.json import Jsonb
 
 from tastebud.features.offline import FeatureVersionConflict, OfflineStore, null_table
-from tastebud.features.registry import ARROW_TYPES, FeatureView, canonical
+from tastebud.features.views import ARROW_TYPES, FeatureView, canonical
 from tastebud.stores.postgres import PostgresDatabase
 
 SCHEMA = """

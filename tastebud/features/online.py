@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tastebud.features.registry import FeatureView, canonical
+from tastebud.features.views import FeatureView, canonical
 from tastebud.observability import metrics
 from tastebud.stores import OnlineStore
 from tastebud.stores.online import MemoryOnlineStore

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tastebud.features.materialize import select_views, watermark
-from tastebud.features.registry import FeatureView, canonical
 from tastebud.features.store import FeatureStore
+from tastebud.features.views import FeatureView, canonical
 from tastebud.observability import metrics
 
 PARITY_DIFFS = metrics.gauge(

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from tastebud.config import Settings
 from tastebud.features.offline import OfflineStore, open_offline_store
 from tastebud.features.online import FeatureOnlineStore
-from tastebud.features.registry import FeatureRegistry
-from tastebud.features.service import FeatureService
+from tastebud.features.serving import FeatureService
+from tastebud.features.views import FeatureRegistry
 from tastebud.stores import Closeable, OnlineStore
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         UnknownJob,
     )
     from tastebud.jobs.history import RunHistory, RunRecord, open_run_history
-    from tastebud.jobs.registry import JobRegistry
+    from tastebud.jobs.roster import JobRegistry
     from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome
 
 __all__ = [
@@ -74,7 +74,7 @@ __getattr__ = lazy_exports(
         "RunHistory": "history",
         "RunRecord": "history",
         "open_run_history": "history",
-        "JobRegistry": "registry",
+        "JobRegistry": "roster",
         "JobFailed": "runner",
         "JobRunner": "runner",
         "RunOutcome": "runner",

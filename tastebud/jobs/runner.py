@@ -33,7 +33,7 @@ from tastebud.jobs.base import (
     JobTimeout,
 )
 from tastebud.jobs.history import RunHistory
-from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.roster import JobRegistry
 from tastebud.observability import bind_context, get_logger, metrics
 from tastebud.stores import Stores
 from tastebud.stores.errors import is_transient

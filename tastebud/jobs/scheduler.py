@@ -20,7 +20,7 @@ from datetime import datetime
 
 from tastebud.jobs.base import JobAlreadyRunning, JobDefinition
 from tastebud.jobs.history import RunHistory
-from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.roster import JobRegistry
 from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome, utcnow
 from tastebud.jobs.schedules import OnDemand
 from tastebud.observability import get_logger, metrics

@@ -80,6 +80,9 @@ class FactorRecommender(Recommender):
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors_ = state["user_factors_"]
         self.item_factors_ = state["item_factors_"]
+        # A loaded model serves fold-ins (implicit's solver): import implicit with the
+        # model, off the request path, not in the first request that folds a user in.
+        import implicit.cpu.als  # noqa: F401
 
     @staticmethod
     def _to_numpy(array: object) -> np.ndarray:

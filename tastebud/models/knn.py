@@ -36,7 +36,6 @@ class ItemKNNRecommender(Recommender):
 
     def _fit(self, data: InteractionMatrix) -> None:
         # lazy: implicit loads on first use, not when the API app is imported
-        # lazy: implicit loads on first use, not when the API app is imported
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
         from implicit.utils import ParameterWarning
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tastebud.features.service import FeatureService
+from tastebud.features.serving import FeatureService
 from tastebud.observability import get_logger
 from tastebud.ranking.snapshot import Snapshot
 from tastebud.ranking.types import UserContext

@@ -20,7 +20,7 @@ import numpy as np
 from tastebud.config import Settings
 from tastebud.content.artifact import ALIAS as EMBEDDINGS_ALIAS
 from tastebud.content.artifact import load_artifact
-from tastebud.content.service import registry_for
+from tastebud.content.catalog_embedding import registry_for
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.models.base import Recommender
 from tastebud.observability import get_logger

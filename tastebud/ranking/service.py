@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.config import Settings
-from tastebud.features.service import FeatureService
+from tastebud.features.serving import FeatureService
 from tastebud.observability import get_logger
 from tastebud.ranking.context import ContextReader
 from tastebud.ranking.lifecycle import ModelLifecycle

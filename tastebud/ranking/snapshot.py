@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from tastebud.content.mapping import ColdItemScorer
+from tastebud.content.cold_items import ColdItemScorer
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.data.vocabulary import Vocabulary
 from tastebud.models.base import Recommender

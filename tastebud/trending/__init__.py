@@ -6,7 +6,7 @@ Layer (docs/architecture.md): may import ``data``, ``stores`` and the core; neve
 """
 
 from tastebud.trending.detector import StaleDataError, TrendingResult, detect, engagement
-from tastebud.trending.service import NothingPublished, TrendingList, trending_items
+from tastebud.trending.lists import NothingPublished, TrendingList, trending_items
 
 __all__ = [
     "NothingPublished",

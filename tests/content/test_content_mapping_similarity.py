@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tastebud.content.mapping import ColdItemScorer, ContentToCF
+from tastebud.content.cold_items import ColdItemScorer, ContentToCF
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.data.interactions import from_table
 from tastebud.data.matrix import MatrixOptions, build_matrix

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tastebud.config import Settings, load_settings
-from tastebud.content.service import embed_catalog
+from tastebud.content.catalog_embedding import embed_catalog
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.data.bulk_load import ingest_sources
 from tastebud.data.loaders import open_sources

@@ -14,7 +14,7 @@ import pytest
 from tastebud.config import Settings, load_settings
 from tastebud.data.bulk_load import IngestReport, ingest_sources
 from tastebud.data.loaders import open_sources
-from tastebud.data.loaders.mapping import MappingError, parse_mapping
+from tastebud.data.loaders.columns import MappingError, parse_mapping
 from tastebud.stores import Stores, open_stores
 
 

@@ -13,7 +13,7 @@ from test_spark_parity import AS_OF, assert_close, on
 from tastebud.config import Settings
 from tastebud.engines import engine_name
 from tastebud.features.compute import compute_view, context_for
-from tastebud.features.registry import FeatureRegistry
+from tastebud.features.views import FeatureRegistry
 from tastebud.jobs import JobContext
 from tastebud.stores import Stores
 

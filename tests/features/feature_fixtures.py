@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tastebud.features.offline import OfflineStore, open_offline_store
-from tastebud.features.registry import FeatureRegistry, FeatureView
+from tastebud.features.views import FeatureRegistry, FeatureView
 
 TEST_MANIFEST = """
 views:

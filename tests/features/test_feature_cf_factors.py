@@ -11,7 +11,7 @@ from interaction_data import clustered_log
 from tastebud.config import load_settings
 from tastebud.data.matrix import MatrixOptions
 from tastebud.features.compute import compute_view, context_for
-from tastebud.features.registry import FeatureRegistry
+from tastebud.features.views import FeatureRegistry
 from tastebud.registry import open_registry
 from tastebud.stores import open_stores
 from tastebud.training.configuration import Configuration
@@ -46,7 +46,7 @@ def test_factors_come_from_the_production_model(home: Path) -> None:
 
 
 def test_content_embeddings_come_from_the_embedding_registry(home: Path) -> None:
-    from tastebud.content.service import embed_catalog
+    from tastebud.content.catalog_embedding import embed_catalog
     from tastebud.schemas import Item
 
     catalog = [

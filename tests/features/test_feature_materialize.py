@@ -15,7 +15,7 @@ from event_factories import T0, make_events
 from tastebud.config import Settings, load_settings
 from tastebud.features.materialize import backfill, materialize, watermark
 from tastebud.features.parity import run_parity
-from tastebud.features.service import FALLBACKS
+from tastebud.features.serving import FALLBACKS
 from tastebud.features.store import FeatureStore, open_feature_store
 from tastebud.schemas import Item
 from tastebud.stores import Stores, open_online_store, open_stores

@@ -10,7 +10,7 @@ import pytest
 from event_factories import T0
 
 from tastebud.features.offline import FeatureVersionConflict, OfflineStore, UnknownFeatures
-from tastebud.features.registry import FeatureRegistry, FeatureView
+from tastebud.features.views import FeatureRegistry, FeatureView
 
 TS = pa.timestamp("us", tz="UTC")
 offline, offline_url = feature_fixtures.offline, feature_fixtures.offline_url

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from tastebud.features.online import _ABSENT, FeatureOnlineStore, LruCache
-from tastebud.features.registry import FeatureView
+from tastebud.features.views import FeatureView
 from tastebud.stores import OnlineStore, StoreUnavailable, open_online_store
 
 TS = pa.timestamp("us", tz="UTC")

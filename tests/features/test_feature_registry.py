@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tastebud.features.registry import FeatureRef, FeatureRegistry, ManifestError
+from tastebud.features.views import FeatureRef, FeatureRegistry, ManifestError
 
 VIEW = """
 name: {name}

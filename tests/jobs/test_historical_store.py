@@ -20,7 +20,7 @@ from tastebud.jobs.outputs import read_published
 from tastebud.ranking.service import RecommendationService
 from tastebud.schemas import Event
 from tastebud.stores import EventQuery, open_stores
-from tastebud.trending.service import trending_items
+from tastebud.trending.lists import trending_items
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ import pytest
 import serving_world
 from serving_world import NOW, World, cluster, events_table
 
-from tastebud.content.service import embed_catalog
+from tastebud.content.catalog_embedding import embed_catalog
 from tastebud.features.store import open_feature_store
 from tastebud.jobs.outputs import publish_lists
 from tastebud.ranking.pipeline import RankRequest

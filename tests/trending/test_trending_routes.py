@@ -12,7 +12,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from tastebud.api.routes.trending import router
 from tastebud.jobs.outputs import publish_lists
 from tastebud.stores.online import MemoryOnlineStore
-from tastebud.trending.service import trending_items
+from tastebud.trending.lists import trending_items
 
 with warnings.catch_warnings():
     # Starlette warns when it finds httpx rather than httpx2; the client works with either.

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Body, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tastebud.api.errors import ApiError
-from tastebud.features.registry import ManifestError
-from tastebud.features.service import FeatureService
+from tastebud.features.serving import FeatureService
 from tastebud.features.store import FeatureStore, open_feature_store
+from tastebud.features.views import ManifestError
 from tastebud.schemas import ExternalId, StorableText
 
 MAX_ENTITIES = 1_000

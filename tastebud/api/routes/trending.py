@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from tastebud.schemas import StorableText
 from tastebud.stores import OnlineStore, StoreError
-from tastebud.trending.service import NothingPublished, trending_items
+from tastebud.trending.lists import NothingPublished, trending_items
 
 MAX_K = 500
 

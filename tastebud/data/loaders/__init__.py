@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 
 from tastebud.data.formats import KINDS as KINDS
 from tastebud.data.formats import Kind
-from tastebud.data.loaders.files import RawBatch, count_lines, detect_format, read_file
-from tastebud.data.loaders.mapping import (
+from tastebud.data.loaders.columns import (
     EVENT_ALIASES,
     ITEM_ALIASES,
     USER_ALIASES,
@@ -27,6 +26,7 @@ from tastebud.data.loaders.mapping import (
     map_events,
     resolve_columns,
 )
+from tastebud.data.loaders.files import RawBatch, count_lines, detect_format, read_file
 
 
 @dataclass

@@ -68,7 +68,7 @@ def item_content_embeddings(context: TransformContext) -> pa.Table | None:
     """Item embeddings of the content-embedding ``production`` version when one exists;
     None before. Only embedded items count."""
     from tastebud.content.artifact import latest_artifact
-    from tastebud.content.service import registry_for
+    from tastebud.content.catalog_embedding import registry_for
 
     try:
         artifact = latest_artifact(registry_for(context.settings, context.stores))

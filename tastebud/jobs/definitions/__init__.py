@@ -8,7 +8,7 @@ from importlib import import_module
 from typing import Any
 
 from tastebud.jobs.base import JobContext, JobFunction
-from tastebud.jobs.registry import JobRegistry
+from tastebud.jobs.roster import JobRegistry
 from tastebud.stores.retry import RetryPolicy
 
 

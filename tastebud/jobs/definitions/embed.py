@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tastebud.content.service import embed_catalog
+from tastebud.content.catalog_embedding import embed_catalog
 from tastebud.jobs.base import EmptyWindow, JobContext
 
 

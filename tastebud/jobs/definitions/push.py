@@ -25,7 +25,7 @@ from tastebud.push.sender import PushSender
 from tastebud.schemas import Item
 from tastebud.stores import StoreError
 from tastebud.stores.push import PushStore, SentPush
-from tastebud.trending.service import NothingPublished, trending_items
+from tastebud.trending.lists import NothingPublished, trending_items
 
 log = get_logger("tastebud.jobs.push")
 USERS_PAGE = 500

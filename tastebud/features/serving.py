@@ -18,7 +18,7 @@ from typing import Any
 
 from tastebud.features.offline import OfflineStore
 from tastebud.features.online import _ABSENT, Entry, FeatureOnlineStore, LruCache
-from tastebud.features.registry import ENTITY_KEYS, FeatureRegistry, FeatureView, canonical
+from tastebud.features.views import ENTITY_KEYS, FeatureRegistry, FeatureView, canonical
 from tastebud.observability import get_logger, metrics
 from tastebud.stores import StoreError
 
