@@ -15,6 +15,9 @@ callgrind (one process per tree over ``--callgrind-requests`` requests): a count
 other processes on a shared machine cannot move. ``--profile`` prints a pyinstrument profile
 of the current tree instead.
 
+The exact int8 screen (``[ranking.candidates] exact_screen``) is off by default; to measure
+it, run with ``TASTEBUD_RANKING__CANDIDATES__EXACT_SCREEN=true`` in the environment.
+
 Run:  .venv/bin/python benchmarks/bench_ranking_cpu.py --home /tmp/bench-serving \
           --baseline-ref main --passes 3 --callgrind
 """

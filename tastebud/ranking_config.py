@@ -42,6 +42,12 @@ class CandidateSettings(_Section):
         description="HNSW search depth; about 4x the CF candidates keeps recall near 0.94 "
         "(benchmarks/bench_retrieval.py).",
     )
+    exact_screen: bool = Field(
+        default=False,
+        description="Exact CF top-N through an int8 screen (ranking/screen.py): the same items "
+        "and scores; off until it is measured cheaper (it is not yet in instructions, and "
+        "its numba kernel compiles at model load).",
+    )
 
 
 class BlendSettings(_Section):

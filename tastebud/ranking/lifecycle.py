@@ -194,6 +194,7 @@ class ModelLifecycle:
             version,
             exact_threshold=threshold,
             index=index,
+            screen=self.settings.ranking.candidates.exact_screen,
             trained_until=end.timestamp() if end else None,
         )
 

@@ -138,13 +138,14 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 class ExactRetriever:
     """Brute force: every item's score, then a partial selection. Exact by construction.
 
-    A single query over a large catalog is answered through a ``FactorScreen`` (``screen``
-    True and at least ``screen.MIN_ITEMS`` items): the same items, in the same order, with the
-    same scores, at about a third of the cost (``tastebud.ranking.screen``)."""
+    With ``screen`` (``[ranking.candidates] exact_screen``, off by default), a single query
+    over a catalog of at least ``screen.MIN_ITEMS`` items is answered through a
+    ``FactorScreen``: the same items, in the same order, with the same scores, reading a
+    quarter of the memory (``tastebud.ranking.screen``; not yet shown cheaper)."""
 
     kind = "exact"
 
-    def __init__(self, item_factors: np.ndarray, *, screen: bool = True) -> None:
+    def __init__(self, item_factors: np.ndarray, *, screen: bool = False) -> None:
         factors = np.asarray(item_factors, dtype=np.float32)
         if factors.ndim != 2:
             raise RetrievalError(f"item factors must be 2-D, not {factors.shape}")
@@ -382,12 +383,14 @@ def build_retriever(
     item_factors: np.ndarray,
     exact_threshold: int = EXACT_THRESHOLD,
     index: HnswRetriever | None = None,
+    *,
+    screen: bool = False,
 ) -> Retriever:
     """Exact when len(item_factors) <= exact_threshold or no index is given, else the index.
     An index over a different catalog (a stale build) would return the wrong items: it is
     refused with a logged error and exact scoring serves instead (slower, never wrong)."""
     if len(item_factors) <= exact_threshold or index is None:
-        return ExactRetriever(item_factors)
+        return ExactRetriever(item_factors, screen=screen)
     factors = np.asarray(item_factors)
     if index.n_items != factors.shape[0] or index.dim != factors.shape[1]:
         log.error(
@@ -395,5 +398,5 @@ def build_retriever(
             index_shape=[index.n_items, index.dim],
             model_shape=list(factors.shape),
         )
-        return ExactRetriever(factors)
+        return ExactRetriever(factors, screen=screen)
     return index

@@ -45,11 +45,12 @@ class ServingModel:
         exact_threshold: int,
         index: object = None,
         trained_until: float | None = None,
+        screen: bool = False,
     ) -> ServingModel:
         retriever = None
         if isinstance(model, FactorRecommender):
             retriever = build_retriever(
-                model.item_factors_, exact_threshold=exact_threshold, index=index
+                model.item_factors_, exact_threshold=exact_threshold, index=index, screen=screen
             )
             if hasattr(model, "_item_gram"):
                 model._item_gram()  # paid at load, not by the first request

@@ -113,8 +113,8 @@ def test_the_screen_hands_back_when_it_cannot_be_sure() -> None:
 
 def test_the_retriever_screens_large_catalogs_and_falls_back_to_the_full_product() -> None:
     item_factors = factors(MIN_ITEMS + 3, 32, seed=11)
-    screened = ExactRetriever(item_factors)
-    plain = ExactRetriever(item_factors, screen=False)
+    screened = ExactRetriever(item_factors, screen=True)
+    plain = ExactRetriever(item_factors)  # the default: [ranking.candidates] exact_screen
     assert screened.screen is not None and plain.screen is None
     rng = np.random.default_rng(4)
     for _ in range(20):
@@ -138,4 +138,4 @@ def test_small_or_broken_catalogs_get_no_screen() -> None:
     broken = factors(MIN_ITEMS, 8, seed=1)
     broken[3, 2] = np.inf
     assert FactorScreen.build(broken) is None
-    assert ExactRetriever(factors(500, 8, seed=2)).screen is None
+    assert ExactRetriever(factors(500, 8, seed=2), screen=True).screen is None
