@@ -358,6 +358,7 @@ def main() -> None:
                 parser.error(f"unknown dataset {name!r}")
             result = run_dataset(name, table, explicit, args.budget)
             result["machine"] = describe()
+            result["budget_seconds"] = args.budget  # datasets kept from earlier runs keep theirs
             run["datasets"] = [d for d in run["datasets"] if d["dataset"] != name] + [result]
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(run, indent=2, default=str))

@@ -9,6 +9,7 @@ Counts the requests sent, the 5xx answered and the failures by check, from schem
 NDJSON event stream; writes ``results/fuzz_api.json``; exits 1 on any 5xx or failure.
 
 Run:  flock /work/wt/bench.lock .venv/bin/python benchmarks/fuzz_api.py --max-examples 300
+A focused run (one operation, both backends, seconds):  ... --operation "POST /v1/features"
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ checks.positive_data_acceptance.enabled = false
 """
 
 
-def fuzz(backend: str, max_examples: int, folder: Path) -> dict[str, Any]:
+def fuzz(backend: str, max_examples: int, folder: Path, operations: list[str]) -> dict[str, Any]:
     home = folder / backend
     env = server_env(
         TASTEBUD_HOME=str(home),
@@ -89,6 +90,8 @@ def fuzz(backend: str, max_examples: int, folder: Path) -> dict[str, Any]:
             fuzzer += ["run", f"{server.url}/openapi.json", "--max-examples", str(max_examples)]
             fuzzer += ["--continue-on-failure", "--generation-deterministic"]
             fuzzer += ["-H", f"X-API-Key: {key}"]
+            for name in operations:  # a focused run: only these operations
+                fuzzer += ["--include-name", name]
             fuzzer += ["--report", "ndjson", "--report-ndjson-path", str(events)]
             run = subprocess.run(
                 fuzzer,
@@ -144,16 +147,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=300)
     parser.add_argument("--backends", default="embedded,postgres")
+    parser.add_argument(
+        "--operation",
+        action="append",
+        default=[],
+        help='Fuzz only this operation ("POST /v1/features"); repeatable. Default: all.',
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tastebud-fuzz-") as scratch:
         results = [
-            fuzz(backend, args.max_examples, Path(scratch)) for backend in args.backends.split(",")
+            fuzz(backend, args.max_examples, Path(scratch), args.operation)
+            for backend in args.backends.split(",")
         ]
     document = {
         "benchmark": "fuzz_api",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe(),
         "max_examples": args.max_examples,
+        "operations": args.operation or "all",
         "results": results,
     }
     RESULTS.parent.mkdir(exist_ok=True)

@@ -137,6 +137,11 @@ class GatewaySettings(BaseModel):
     )
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="Requests per key.")
     rate_limit_burst: float = Field(default=400.0, ge=1)
+    shared_rate_limits: bool = Field(
+        default=True,
+        description="With Redis as the online store, keep each key's bucket in Redis (one "
+        "limit across every worker and node, one Redis call per request); false: per worker.",
+    )
     key_miss_cache_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -166,3 +166,11 @@ def test_every_layer_names_existing_modules(layer: str) -> None:
     for module in re.split(r"[|:]", layer):
         path = ROOT.joinpath(*container.split("."), *module.strip().split("."))
         assert path.is_dir() or path.with_suffix(".py").exists(), module
+
+
+@pytest.mark.parametrize(
+    "package", sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")), ids=str
+)
+def test_every_package_says_what_it_may_import(package: str) -> None:
+    doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text())) or ""
+    assert "may import" in doc.lower(), f"tastebud/{package}/__init__.py: say what it may import"

@@ -54,9 +54,21 @@ from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
 from tastebud.stores import open_stores
 from tastebud.stores.activity import RecentActivity
 from tastebud.stores.budget import within_budget
+from tastebud.stores.errors import StoreError
 
 log = get_logger("tastebud.api")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _open_feature_store(app: FastAPI) -> None:
+    """Opens the feature store at start-up, outside any request's budget: opened by the first
+    ``POST /v1/features`` instead, its first PostgreSQL connection had only that request's
+    50 ms and a loaded machine answered 503. If it cannot open now, the first request tries
+    again and reports why."""
+    try:
+        feature_routes.feature_store(app)
+    except (errors.ApiError, StoreError) as error:
+        log.warning("feature_store_not_opened", error=str(error))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -92,7 +104,11 @@ def create_app(settings: Settings) -> FastAPI:
                     outage_seconds=settings.gateway.key_outage_seconds,
                     miss_seconds=settings.gateway.key_miss_cache_seconds,
                 ),
-                limiter=limiter_for(stores.online, settings.budgets),
+                limiter=limiter_for(
+                    stores.online,
+                    settings.budgets,
+                    shared=settings.gateway.shared_rate_limits,
+                ),
             )
             recommendations = RecommendationService(
                 settings, stores, features=lambda: feature_routes.feature_store(app).service
@@ -100,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
             # Loads the serving model before the first request (off the event loop).
             await anyio.to_thread.run_sync(recommendations.start)
             app.state.recommendations = recommendations
+            await anyio.to_thread.run_sync(_open_feature_store, app)
             log.info(
                 "gateway_started",
                 database=_scheme(settings.resolved_database_url),

@@ -3,6 +3,8 @@
 Plain modern JavaScript, no build step (docs/app.md says why): ``static/`` holds the page
 (``index.html``, ``app.js``, ``app.css``), the service worker (``sw.js``), the queue and
 storage code both share (``queue.js``), the web app manifest and its icons.
+
+Layer (docs/architecture.md): static files; may import nothing of tastebud.
 """
 
 from __future__ import annotations

@@ -1,1 +1,4 @@
-"""The ``tastebud`` command: one module per command group."""
+"""The ``tastebud`` command: one module per command group.
+
+Layer (docs/architecture.md): the top; may import any part, and nothing imports it.
+"""

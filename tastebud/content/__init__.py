@@ -1,6 +1,11 @@
 """Content embeddings: audio, metadata and text features of catalog items assembled into
 versioned, fixed-width vectors (see docs/content.md), a content-to-CF mapping for cold items
-and item-item content similarity for ranking."""
+and item-item content similarity for ranking.
+
+Layer (docs/architecture.md): may import ``models``, ``data``, ``registry``, ``stores`` and
+the core; never ``training``, ``signals`` or anything above (``features``, ``ranking``,
+``jobs``, ``api``).
+"""
 
 from tastebud.content.artifact import (
     EmbeddingArtifact,

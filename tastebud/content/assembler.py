@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 EMBEDDING_DIM = 128
 # Blocks whose columns share one unit (SVD components, multi-hot flags) are scaled as a whole:
@@ -50,6 +49,9 @@ class Assembler:
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
 
     def fit(self, blocks: Mapping[str, np.ndarray]) -> Assembler:
+        # lazy: scikit-learn loads on first use, not when the API app is imported
+        from sklearn.decomposition import PCA
+
         self.blocks_ = [name for name in self.weights if name in blocks]
         self.means_: dict[str, np.ndarray] = {}
         self.scales_: dict[str, np.ndarray] = {}

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import RidgeCV
 
 from tastebud.content.similarity import ContentSimilarity
 from tastebud.models.factors import FactorRecommender
@@ -29,6 +28,9 @@ class ContentToCF:
         self.alphas = tuple(alphas)
 
     def fit(self, content: np.ndarray, factors: np.ndarray) -> ContentToCF:
+        # lazy: scikit-learn loads on first use, not when the API app is imported
+        from sklearn.linear_model import RidgeCV
+
         if len(content) != len(factors) or len(content) < 2:
             raise ValueError("need at least two warm items with both content and factors")
         ridge = RidgeCV(alphas=self.alphas, fit_intercept=True).fit(

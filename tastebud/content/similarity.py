@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import faiss
 import numpy as np
 
 from tastebud.content.artifact import EmbeddingArtifact
@@ -20,6 +19,9 @@ class ContentSimilarity:
     ids) have no neighbours and similarity 0 to everything but themselves."""
 
     def __init__(self, item_ids: Sequence[str], vectors: np.ndarray) -> None:
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         embedded = np.linalg.norm(vectors, axis=1) > 0
         self.items = Vocabulary(list(item_ids))

@@ -13,14 +13,15 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tastebud.schemas import Item
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 EncoderKind = Literal["auto", "tfidf", "minilm"]
 DEFAULT_TEXT_DIM = 64
@@ -70,6 +71,9 @@ class TfidfSvdEncoder:
         self.max_features = max_features
 
     def _vectorizer(self, min_df: int) -> TfidfVectorizer:
+        # lazy: scikit-learn loads on first use, not when the API app is imported
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         return TfidfVectorizer(
             sublinear_tf=True,
             ngram_range=(1, 2),
@@ -80,6 +84,9 @@ class TfidfSvdEncoder:
         )
 
     def fit(self, texts: list[str]) -> TfidfSvdEncoder:
+        # lazy: scikit-learn loads on first use, not when the API app is imported
+        from sklearn.decomposition import TruncatedSVD
+
         documents = [text for text in texts if text]
         self.vectorizer_: TfidfVectorizer | None = None
         self.components_ = np.zeros((0, 0), dtype=np.float32)

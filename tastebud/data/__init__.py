@@ -1,1 +1,4 @@
-"""Interaction data: loaders, public dataset fetching, synthetic generation."""
+"""Interaction data: loaders, public dataset fetching, synthetic generation.
+
+Layer (docs/architecture.md): may import ``stores`` and the core only.
+"""

@@ -1,7 +1,12 @@
 """Where batch work runs: ``local`` (this process; the default) or ``spark`` (Apache Spark,
 the optional extra ``tastebud[spark]``), chosen per job by ``[jobs] engine`` /
 ``[jobs] engines`` or ``tastebud jobs run NAME --engine``. pyspark is imported only by
-``tastebud.engines.spark``, and only when a job runs there."""
+``tastebud.engines.spark``, and only when a job runs there.
+
+Layer (docs/architecture.md): may import ``models``, ``evaluation``, ``trending`` (the
+detector's aggregates), ``data``, ``stores`` and the core; never ``signals`` or anything
+above.
+"""
 
 from __future__ import annotations
 

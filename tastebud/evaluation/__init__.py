@@ -8,6 +8,9 @@ Typical use::
     report = EvaluationReport(protocol="user-temporal", options=dict(split.options))
     report.add_model("als", metrics, {"fit": 1.2})
     report.to_json("report.json")
+
+Layer (docs/architecture.md): may import ``data``, ``stores`` and the core; never ``models``
+(it scores lists, whoever made them) or anything above.
 """
 
 from tastebud.evaluation.evaluate import evaluate_rankings

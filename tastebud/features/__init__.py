@@ -2,7 +2,12 @@
 store of every value with its event time (``offline``: Parquet/DuckDB or PostgreSQL), an
 online store of the latest values over the process's key-value store (``online``),
 materialization between them, parity checks, and serving (``service``, ``routes``).
-See docs/features.md."""
+See docs/features.md.
+
+Layer (docs/architecture.md): may import ``content``, ``signals``, ``models``, ``registry``,
+``data``, ``stores`` and the core (and ``training``, ``engines``); never ``ranking``,
+``jobs`` or ``api`` (its route is ``api/routes/features.py``).
+"""
 
 from tastebud.features.offline import (
     FeatureVersionConflict,

@@ -3,7 +3,12 @@ run history, and an in-process scheduler for the embedded mode. Orchestrators (A
 Prefect, Dagster) call ``tastebud jobs run NAME --start --end`` per interval instead.
 
 Names are imported on first use (``tastebud.lazy``): listing the jobs needs their schedules,
-not the runner and the stores (CLI start-up)."""
+not the runner and the stores (CLI start-up).
+
+Layer (docs/architecture.md): may import every part below it (``ranking``, ``features``,
+``signals``, ``training``, ``content``, ``engines``, ``push``...); only ``api`` and ``cli``
+import it.
+"""
 
 from __future__ import annotations
 

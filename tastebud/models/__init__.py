@@ -1,4 +1,8 @@
-"""Recommenders behind one interface (``Recommender``), scikit-learn style."""
+"""Recommenders behind one interface (``Recommender``), scikit-learn style.
+
+Layer (docs/architecture.md): may import ``data``, ``stores`` and the core; never
+``evaluation``, ``content``, ``training`` or anything above.
+"""
 
 from tastebud.models.base import ModelError, NotFittedError, Recommender
 from tastebud.models.ease import CatalogTooLarge, EASERecommender

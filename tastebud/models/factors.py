@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import implicit.gpu
 import numpy as np
 import scipy.sparse as sp
-from implicit.als import AlternatingLeastSquares
-from implicit.bpr import BayesianPersonalizedRanking
-from implicit.cpu.als import AlternatingLeastSquares as CPUAlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError, Recommender
 
+if TYPE_CHECKING:
+    from implicit.als import AlternatingLeastSquares
+    from implicit.cpu.als import AlternatingLeastSquares as CPUAlternatingLeastSquares
+
 
 def gpu_available() -> bool:
     """Whether implicit was built with CUDA and sees a device (checked in one place)."""
+    # lazy: implicit loads on first use, not when the API app is imported
+    import implicit.gpu
+
     try:
         return bool(implicit.gpu.HAS_CUDA)
     except Exception:  # a broken CUDA install must not stop training on the CPU
@@ -105,6 +109,9 @@ class ALSRecommender(FactorRecommender):
         self.use_gpu = use_gpu
 
     def _make(self) -> AlternatingLeastSquares:
+        # lazy: implicit loads on first use, not when the API app is imported
+        from implicit.als import AlternatingLeastSquares
+
         use_gpu = gpu_available() if self.use_gpu is None else self.use_gpu
         return AlternatingLeastSquares(
             factors=self.factors,
@@ -152,6 +159,9 @@ class ALSRecommender(FactorRecommender):
         squares implicit trains with."""
         cached = getattr(self, "fold_in_solver_", None)
         if cached is None or cached[0] is not self.item_factors_:
+            # lazy: implicit loads on first use, not when the API app is imported
+            from implicit.cpu.als import AlternatingLeastSquares as CPUAlternatingLeastSquares
+
             with threadpool_limits(1, "blas"):  # implicit checks the BLAS threads when made
                 solver = CPUAlternatingLeastSquares(
                     factors=self.item_factors_.shape[1],
@@ -206,6 +216,9 @@ class BPRRecommender(FactorRecommender):
         self.use_gpu = use_gpu
 
     def _fit(self, data: InteractionMatrix) -> None:
+        # lazy: implicit loads on first use, not when the API app is imported
+        from implicit.bpr import BayesianPersonalizedRanking
+
         use_gpu = gpu_available() if self.use_gpu is None else self.use_gpu
         with threadpool_limits(1, "blas"):
             model = BayesianPersonalizedRanking(

@@ -8,8 +8,6 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
-from implicit.utils import ParameterWarning
 
 from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError, Recommender
@@ -37,6 +35,11 @@ class ItemKNNRecommender(Recommender):
         self.bm25_b = bm25_b
 
     def _fit(self, data: InteractionMatrix) -> None:
+        # lazy: implicit loads on first use, not when the API app is imported
+        # lazy: implicit loads on first use, not when the API app is imported
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+        from implicit.utils import ParameterWarning
+
         if self.similarity == "bm25":
             model = BM25Recommender(K=self.neighbors, K1=self.bm25_k1, B=self.bm25_b)
         elif self.similarity == "cosine":

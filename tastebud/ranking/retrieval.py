@@ -17,15 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import faiss
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from tastebud.observability import get_logger
 from tastebud.ranking.screen import FactorScreen
 from tastebud.ranking_config import CandidateSettings
+
+if TYPE_CHECKING:
+    import faiss
 
 log = get_logger(__name__)
 
@@ -47,6 +49,9 @@ class RetrievalError(ValueError):
 def limit_threads(threads: int = 1) -> Any:
     """Cap BLAS and faiss (OpenMP) threads for this process; call once per serving worker.
     Returns the threadpoolctl limiter (``.restore_original_limits()`` undoes the BLAS cap)."""
+    # lazy: faiss loads on first use, not when the API app is imported
+    import faiss
+
     faiss.omp_set_num_threads(threads)
     return threadpool_limits(limits=threads)
 
@@ -209,6 +214,9 @@ class HnswRetriever:
 
     def __init__(self, index: faiss.Index, ef_search: int = EF_SEARCH) -> None:
         # A downcast wrapper does not own the C++ object: keep the owner alive beside it.
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         self._owner = index
         hnsw = index if isinstance(index, faiss.IndexHNSWFlat) else faiss.downcast_index(index)
         if not isinstance(hnsw, faiss.IndexHNSWFlat):
@@ -238,6 +246,9 @@ class HnswRetriever:
         reduction: bool = True,
     ) -> HnswRetriever:
         """Build the graph (uses every core faiss is allowed)."""
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         factors = np.asarray(item_factors, dtype=np.float32)
         if factors.ndim != 2 or factors.shape[0] == 0:
             raise RetrievalError(f"cannot index item factors of shape {factors.shape}")
@@ -265,6 +276,9 @@ class HnswRetriever:
     @property
     def m(self) -> int:
         """Neighbours per node above level 0 (level 0 keeps 2 * m)."""
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         levels = faiss.vector_to_array(self.index.hnsw.cum_nneighbor_per_level)
         return int(levels[2] - levels[1])
 
@@ -288,6 +302,9 @@ class HnswRetriever:
         }
 
     def save(self, path: str | Path) -> Path:
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index, str(path))
@@ -295,13 +312,22 @@ class HnswRetriever:
 
     @classmethod
     def load(cls, path: str | Path, ef_search: int = EF_SEARCH) -> HnswRetriever:
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         return cls(faiss.read_index(str(path)), ef_search)
 
     def to_bytes(self) -> bytes:
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         return faiss.serialize_index(self.index).tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes, ef_search: int = EF_SEARCH) -> HnswRetriever:
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         return cls(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), ef_search)
 
     def search(
@@ -310,6 +336,9 @@ class HnswRetriever:
         n: int,
         exclude: Sequence[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        # lazy: faiss loads on first use, not when the API app is imported
+        import faiss
+
         queries = _queries(user_vectors, self.dim, n, exclude)
         indices, scores = _padded(len(queries), n)
         total = self.n_items

@@ -2,7 +2,11 @@
 ``production`` / ``canary`` / ``shadow`` aliases serving follows (see docs/registry.md).
 
 Names are imported on first use (``tastebud.lazy``), so ``tastebud.registry.errors`` and
-``.aliases`` stay cheap for the command line."""
+``.aliases`` stay cheap for the command line.
+
+Layer (docs/architecture.md): may import ``stores`` and the core only; models are saved and
+loaded through callables handed to it.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 * database (events, catalog, metadata): ``embedded:///path/to/dir`` or ``postgresql://...``
 * online key-value: ``sqlite:///path/online.db``, ``memory://`` or ``redis://host:6379/0``
 * artifacts: a folder or any fsspec URL
+
+Layer (docs/architecture.md): may import the core only (settings, schemas, logging).
 """
 
 from __future__ import annotations

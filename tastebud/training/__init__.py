@@ -1,5 +1,9 @@
 """Training: interaction logs in, preference matrices, AutoML, the train pipeline, and
-whole offline evaluations."""
+whole offline evaluations.
+
+Layer (docs/architecture.md): may import ``engines``, ``models``, ``evaluation``, ``data``,
+``registry``, ``stores`` and the core; never ``content``, ``signals`` or anything above.
+"""
 
 from tastebud.data.interactions import (
     InteractionLog,

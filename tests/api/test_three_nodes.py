@@ -5,6 +5,7 @@ they share goes through the stores. Checked:
 
 * an event acknowledged by one node changes the list another node serves within 1 s
   (the user's recent activity is in Redis);
+* a user's events sent to three nodes fall in one session (its gap state is in Redis);
 * a promotion reaches all three within a few seconds (each node's model watcher);
 * a key limited to R requests/s gets what one bucket of R/s allows across the three, not
   3R (Redis buckets);
@@ -188,6 +189,33 @@ def test_an_event_on_one_node_changes_the_list_on_another(cluster: Cluster) -> N
         time.sleep(0.02)
     assert played not in after  # the item just played is not recommended again
     assert waited < VISIBLE_S
+
+
+def test_a_session_spans_nodes(cluster: Cluster) -> None:
+    """Sessions are cut by the user's inactivity gap, whose state is in Redis: events of
+    one user sent to three nodes within the gap share one session, and one past the gap
+    opens another."""
+    user, now = f"session-{uuid.uuid4().hex[:8]}", time.time()
+    moments = [now - 3000, now - 2900, now - 2800, now]  # the last is past the 30 min gap
+    ids = []
+    for n, moment in enumerate(moments):
+        ids.append(f"{user}-{n}")
+        event = {"event_id": ids[-1], "user_id": user, "item_id": f"i{n}", "event_type": "play"}
+        answer = httpx.post(
+            f"{cluster.nodes[n % NODES].url}/v1/events",
+            json={"events": [{**event, "timestamp": moment}]},
+            headers={"X-API-Key": cluster.key},
+            timeout=10,
+        )
+        assert answer.status_code == 202, answer.text
+    with psycopg.connect(cluster.database_url) as connection:
+        sessions = dict(
+            connection.execute(
+                "SELECT event_id, session_id FROM events WHERE user_id = %s", (user,)
+            ).fetchall()
+        )
+    assert sessions[ids[0]] == sessions[ids[1]] == sessions[ids[2]] is not None
+    assert sessions[ids[3]] not in (None, sessions[ids[0]])
 
 
 def test_a_promotion_reaches_every_node(cluster: Cluster) -> None:

@@ -90,8 +90,11 @@ def test_buckets_expire_once_full_again(redis_url: str) -> None:
     assert 0 < ttl_ms <= 1500  # burst / rate = 0.5 s to refill, plus a second
 
 
-def test_embedded_store_keeps_the_process_bucket() -> None:
+def test_embedded_store_keeps_the_process_bucket(redis_url: str) -> None:
     assert isinstance(limiter_for(MemoryOnlineStore(), BUDGETS), RateLimiter)
+    store = RedisOnlineStore(redis_url)
+    assert isinstance(limiter_for(store, BUDGETS, shared=False), RateLimiter)  # opted out
+    store.close()
 
 
 @pytest.fixture
