@@ -230,24 +230,61 @@ def build_matrix(
         filter_counts=users is None and items is None,
         columns=(weights, seconds),
     )
-    shape = positive.shape
     day0 = math.floor(float(seconds.min()) / SECONDS_PER_DAY) * SECONDS_PER_DAY
     day = ((seconds - day0) // SECONDS_PER_DAY).astype(np.int64)
+    return finished_matrix(
+        positive,
+        negative,
+        user_vocab,
+        item_vocab,
+        cols=cols,
+        day=day,
+        day_weight=np.maximum(weights, 0.0),
+        day0=day0,
+        reference=reference,
+        snapshot=log.snapshot,
+        options=options,
+        stats=stats,
+    )
+
+
+def finished_matrix(
+    positive: sp.spmatrix,
+    negative: sp.spmatrix,
+    users: Vocabulary,
+    items: Vocabulary,
+    *,
+    cols: np.ndarray,
+    day: np.ndarray,
+    day_weight: np.ndarray,
+    day0: float,
+    reference: float,
+    snapshot: str,
+    options: MatrixOptions,
+    stats: dict[str, int],
+) -> InteractionMatrix:
+    """The last step of every matrix build (here and the Spark engine's): each item's
+    positive weight per day since ``day0`` (``day`` counts days from it), the counts, and
+    the confidence transform."""
     item_days = sp.csr_matrix(
-        (np.maximum(weights, 0.0), (cols, day)), shape=(shape[1], int(day.max()) + 1)
+        (day_weight, (cols, day)), shape=(positive.shape[1], int(day.max()) + 1)
     )
     item_days.sum_duplicates()
-
-    stats.update(users=shape[0], items=shape[1], preferences=positive.nnz, negatives=negative.nnz)
+    stats.update(
+        users=positive.shape[0],
+        items=positive.shape[1],
+        preferences=positive.nnz,
+        negatives=negative.nnz,
+    )
     return InteractionMatrix(
         matrix=_confidence(positive, options).astype(np.float32),
-        users=user_vocab,
-        items=item_vocab,
+        users=users,
+        items=items,
         negatives=negative.tocsr().astype(np.float32),
         item_days=item_days,
         day0=day0,
         reference_time=reference,
-        snapshot=log.snapshot,
+        snapshot=snapshot,
         options=options,
         stats=stats,
     )

@@ -11,18 +11,16 @@ from __future__ import annotations
 import hashlib
 import math
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
 
 from tastebud.data.interactions import InteractionsError
 from tastebud.data.matrix import (
     SECONDS_PER_DAY,
     InteractionMatrix,
     MatrixOptions,
-    _confidence,
     _encode,
+    finished_matrix,
     signed_matrices,
 )
 from tastebud.data.vocabulary import Vocabulary
@@ -90,23 +88,17 @@ def assemble(
             columns=(positive_weight, day, first),
         )
     )
-    shape = positive.shape
     day0 = math.floor(float(first.min()) / SECONDS_PER_DAY) * SECONDS_PER_DAY
-    offset = day - int(day0 // SECONDS_PER_DAY)
-    item_days = sp.csr_matrix(
-        (positive_weight, (cols, offset)), shape=(shape[1], int(offset.max()) + 1)
-    )
-    item_days.sum_duplicates()
-
-    stats.update(users=shape[0], items=shape[1], preferences=positive.nnz, negatives=negative.nnz)
-    return InteractionMatrix(
-        matrix=_confidence(positive, options).astype(np.float32),
-        users=user_vocab,
-        items=item_vocab,
-        negatives=negative.tocsr().astype(np.float32),
-        item_days=item_days,
+    return finished_matrix(
+        positive,
+        negative,
+        user_vocab,
+        item_vocab,
+        cols=cols,
+        day=day - int(day0 // SECONDS_PER_DAY),
+        day_weight=positive_weight,
         day0=day0,
-        reference_time=reference,
+        reference=reference,
         snapshot=snapshot,
         options=options,
         stats=stats,
