@@ -42,7 +42,9 @@ def commands() -> list[tuple[str, str]]:
         for name in sorted(children):
             yield from walk(children[name], [*path, name])
 
-    return list(walk(typer.main.get_command(app), ["tastebud"]))[1:]
+    group = typer.main.get_command(app)
+    group.load_all()  # type: ignore[attr-defined]  # the commands, not their placeholders
+    return list(walk(group, ["tastebud"]))[1:]
 
 
 def jobs() -> list[tuple[str, str, str, str]]:
