@@ -216,11 +216,13 @@ def _print_report(document: dict[str, Any]) -> None:
     for kind, counts in document["catalog"].items():
         out.print(f"{kind}: {counts['stored']:,} stored, rejected {counts['rejected'] or 0}")
     rate = document["events_per_second"]
+    lag = document["max_lag_seconds"]
+    behind = f"; most behind schedule {lag:.2f} s" if lag is not None else ""
     out.print(
         f"sent {document['sent']:,} of {document['total']:,} events in "
-        f"{document['seconds']:.1f} s ({rate or 0:,.0f}/s; most behind schedule "
-        f"{document['max_lag_seconds']:.2f} s): {document['accepted']:,} stored, "
-        f"{document['duplicates']:,} duplicates, {document['rejected']:,} rejected",
+        f"{document['seconds']:.1f} s ({rate or 0:,.0f}/s{behind}): "
+        f"{document['accepted']:,} stored, {document['duplicates']:,} duplicates, "
+        f"{document['rejected']:,} rejected",
         highlight=False,
         soft_wrap=True,
     )

@@ -117,6 +117,7 @@ class ReplayReport:
     first_time: datetime | None = None  # recorded (unshifted) times of what was sent
     last_time: datetime | None = None
     shift_seconds: float = 0.0
+    paced: bool = True  # False at --speed 0: everything is due at once, lag means nothing
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +129,7 @@ class ReplayReport:
             "rejected_by_reason": dict(self.by_reason.most_common()),
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.sent / self.seconds, 1) if self.seconds else None,
-            "max_lag_seconds": round(self.max_lag_seconds, 3),
+            "max_lag_seconds": round(self.max_lag_seconds, 3) if self.paced else None,
             "recorded_from": self.first_time.isoformat() if self.first_time else None,
             "recorded_to": self.last_time.isoformat() if self.last_time else None,
             "shift_seconds": round(self.shift_seconds, 3),
@@ -244,6 +245,7 @@ def replay(
     acknowledged before that stays stored."""
     times = _micros(table)
     report = ReplayReport(total=table.num_rows)
+    report.paced = plan.pattern != "recorded" or plan.speed > 0
     if table.num_rows == 0:
         return report
     due = schedule(times, plan)
