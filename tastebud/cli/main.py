@@ -81,6 +81,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "Split, train each model on the train part, rank the whole catalog, and report.",
     ),
     LazyCommand(
+        "replay",
+        "tastebud.cli.replay",
+        "replay_command",
+        "Replay a dataset's events in time order, shifted to end now, at --speed.",
+    ),
+    LazyCommand(
         "datasets",
         "tastebud.cli.datasets",
         "app",
