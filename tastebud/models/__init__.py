@@ -11,6 +11,7 @@ from tastebud.models.hybrid import HybridRecommender, normalise
 from tastebud.models.knn import ItemKNNRecommender
 from tastebud.models.neural import MultVAERecommender, NCFRecommender, TwoTowerRecommender
 from tastebud.models.popularity import PopularityRecommender
+from tastebud.models.userknn import UserKNNRecommender
 
 MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
 
@@ -18,7 +19,7 @@ MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
 def make_model(name: str, **params: object) -> Recommender:
     """A model by its registered name (``popularity``, ``itemknn``, ``als``, ``bpr``,
     ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``,
-    ``ncf``) with hyperparameters."""
+    ``ncf``, ``userknn``) with hyperparameters."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}: use {', '.join(sorted(MODELS))}")
     return MODELS[name](**params)
@@ -44,6 +45,7 @@ __all__ = [
     "PopularityRecommender",
     "Recommender",
     "TwoTowerRecommender",
+    "UserKNNRecommender",
     "gpu_available",
     "load_model",
     "make_model",

@@ -17,6 +17,7 @@ from tastebud.models.neural import torch_available
 SETTINGS: dict[str, dict] = {
     "popularity": {"half_life_days": 30.0},
     "itemknn": {"neighbors": 20},
+    "userknn": {"neighbors": 20},
     "als": {"factors": 8, "iterations": 8, "regularization": 0.05},
     "bpr": {"factors": 8, "iterations": 60, "learning_rate": 0.05},
     "ease": {"l2": 10.0},
