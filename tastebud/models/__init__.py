@@ -11,14 +11,15 @@ from tastebud.models.hybrid import HybridRecommender, normalise
 from tastebud.models.knn import ItemKNNRecommender
 from tastebud.models.neural import MultVAERecommender, NCFRecommender, TwoTowerRecommender
 from tastebud.models.popularity import PopularityRecommender
+from tastebud.models.rating import BiasedMFRecommender, SVDppRecommender
 
 MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
 
 
 def make_model(name: str, **params: object) -> Recommender:
     """A model by its registered name (``popularity``, ``itemknn``, ``als``, ``bpr``,
-    ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``,
-    ``ncf``) with hyperparameters."""
+    ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``, ``ncf``, and the rating predictors
+    ``biased-mf`` and ``svdpp``) with hyperparameters."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}: use {', '.join(sorted(MODELS))}")
     return MODELS[name](**params)
@@ -33,6 +34,7 @@ __all__ = [
     "MODELS",
     "ALSRecommender",
     "BPRRecommender",
+    "BiasedMFRecommender",
     "CatalogTooLarge",
     "EASERecommender",
     "HybridRecommender",
@@ -43,6 +45,7 @@ __all__ = [
     "NotFittedError",
     "PopularityRecommender",
     "Recommender",
+    "SVDppRecommender",
     "TwoTowerRecommender",
     "gpu_available",
     "load_model",
