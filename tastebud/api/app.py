@@ -30,6 +30,7 @@ from tastebud.api.openapi_limits import document_limits
 from tastebud.api.routes import app as app_routes
 from tastebud.api.routes import catalog, events, health, push, quality
 from tastebud.api.routes import features as feature_routes
+from tastebud.api.routes import ratings as rating_routes
 from tastebud.api.routes import recommendations as ranking_routes
 from tastebud.api.routes import trending as trending_routes
 from tastebud.api.schemas import (
@@ -151,6 +152,11 @@ def create_app(settings: Settings) -> FastAPI:
         ranking_routes.router,
         dependencies=[Depends(require("read"))],
         responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+    )
+    app.include_router(
+        rating_routes.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 409, 422, 429, 503),
     )
     app.include_router(catalog.router)
     app.include_router(health.router)

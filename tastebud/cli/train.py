@@ -102,6 +102,16 @@ def train_command(
         typer.Option(help="After registering, point this alias (production/canary/shadow) at it."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for splits and searches.")] = 42,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="ranking (implicit preferences) or rating (predict explicit ratings; needs "
+            "a rating column)."
+        ),
+    ] = "ranking",
+    rating_model: Annotated[
+        str, typer.Option(help="With --objective rating: biased-mf or svdpp.")
+    ] = "biased-mf",
 ) -> None:
     """Train a model (the default configuration, or AutoML's best with --auto)."""
     # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
@@ -114,7 +124,17 @@ def train_command(
     budget_seconds = parse_duration(budget)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
         raise fail(f"{out_dir} exists and is not empty; choose a new --out")
+    if objective not in ("ranking", "rating"):
+        raise fail(f"unknown objective {objective!r}: use ranking or rating")
+    if objective == "rating" and auto:
+        raise fail("--auto searches ranking models; --objective rating fits --rating-model")
     log = _read_log(settings, interactions)
+    if objective == "rating":
+        from tastebud.cli.ratings import train_ratings  # lazy: keeps CLI start-up light
+
+        train_ratings(settings, log, model=rating_model, out_dir=out_dir, promote=promote,
+                      seed=seed)  # fmt: skip
+        return
 
     def show_trial(trial: dict) -> None:
         value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
@@ -171,7 +191,11 @@ def evaluate_command(
         typer.Option(help="Interactions file; without it, the configured event store."),
     ] = None,
     protocol: Annotated[
-        str, typer.Option(help=f"Split protocol: {', '.join(PROTOCOL_NAMES)}.")
+        str,
+        typer.Option(
+            help=f"Split protocol: {', '.join(PROTOCOL_NAMES)}; or ratings "
+            "(RMSE/MAE of rating predictors on a random split)."
+        ),
     ] = "user-temporal",
     k: Annotated[int, typer.Option("--k", min=1, help="The K reports lead with.")] = 10,
     models: Annotated[
@@ -180,7 +204,8 @@ def evaluate_command(
             "--model",
             help="Models to compare (repeatable): popularity, itemknn, als, bpr, ease, "
             "mult-vae, two-tower, ncf (these three need tastebud[neural]), "
-            "tastebud (default configuration), auto (AutoML on the train part).",
+            "tastebud (default configuration), auto (AutoML on the train part); with "
+            "--protocol ratings: biased-mf, svdpp, global-mean, surprise-svd, surprise-svdpp.",
         ),
     ] = None,
     fraction: Annotated[float, typer.Option(help="Held-out fraction.")] = 0.2,
@@ -203,6 +228,14 @@ def evaluate_command(
     from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
 
     settings = settings_from_context(ctx)
+    if protocol == "ratings":
+        from tastebud.cli.ratings import evaluate_rating_models  # lazy: keeps CLI start-up light
+
+        if not 0 < fraction < 1:
+            raise fail("--fraction must be between 0 and 1")
+        log = _read_log(settings, interactions)
+        evaluate_rating_models(log, models=models, fraction=fraction, out_dir=out_dir, seed=seed)
+        return
     if protocol not in PROTOCOLS:
         raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
     if not 0 < fraction < 1:

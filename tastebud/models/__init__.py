@@ -11,6 +11,7 @@ from tastebud.models.hybrid import HybridRecommender, normalise
 from tastebud.models.knn import ItemKNNRecommender
 from tastebud.models.neural import MultVAERecommender, NCFRecommender, TwoTowerRecommender
 from tastebud.models.popularity import PopularityRecommender
+from tastebud.models.rating import BiasedMFRecommender, SVDppRecommender
 from tastebud.models.userknn import UserKNNRecommender
 
 MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
@@ -18,8 +19,8 @@ MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
 
 def make_model(name: str, **params: object) -> Recommender:
     """A model by its registered name (``popularity``, ``itemknn``, ``als``, ``bpr``,
-    ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``,
-    ``ncf``, ``userknn``) with hyperparameters."""
+    ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``, ``ncf``, ``userknn``, and the rating
+    predictors ``biased-mf`` and ``svdpp``) with hyperparameters."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}: use {', '.join(sorted(MODELS))}")
     return MODELS[name](**params)
@@ -34,6 +35,7 @@ __all__ = [
     "MODELS",
     "ALSRecommender",
     "BPRRecommender",
+    "BiasedMFRecommender",
     "CatalogTooLarge",
     "EASERecommender",
     "HybridRecommender",
@@ -44,6 +46,7 @@ __all__ = [
     "NotFittedError",
     "PopularityRecommender",
     "Recommender",
+    "SVDppRecommender",
     "TwoTowerRecommender",
     "UserKNNRecommender",
     "gpu_available",
