@@ -15,6 +15,7 @@ from tastebud.cli import (
     jobs,
     keys,
     models,
+    monitor,
     push,
     quality,
     quickstart,
@@ -42,6 +43,7 @@ app.add_typer(content.app, name="content")
 app.add_typer(features.app, name="features")
 app.add_typer(export.app, name="export")
 app.add_typer(quality.app, name="quality")
+app.add_typer(monitor.app, name="monitor")
 app.command("ingest")(data.ingest)
 app.command("stats")(data.stats)
 app.command("quickstart")(quickstart.quickstart)
