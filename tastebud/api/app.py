@@ -28,7 +28,7 @@ from tastebud.api import errors
 from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
 from tastebud.api.openapi_limits import document_limits
 from tastebud.api.routes import app as app_routes
-from tastebud.api.routes import catalog, events, health, push, quality
+from tastebud.api.routes import catalog, events, health, monitoring, push, quality
 from tastebud.api.routes import features as feature_routes
 from tastebud.api.routes import ratings as rating_routes
 from tastebud.api.routes import recommendations as ranking_routes
@@ -129,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
                 recommendations.stop()
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
+            monitoring.close_results_store(app)
             state = getattr(app.state, "tastebud", None)
             if state is not None:
                 await state.limiter.aclose()
@@ -172,6 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(push.router)
     app.include_router(quality.router, responses=error_responses(401, 403, 422, 429, 503))
+    app.include_router(monitoring.router, responses=error_responses(401, 403, 422, 429, 503))
     if settings.app.enabled:
         app_routes.install(app)
     if settings.gateway.cors_origins:

@@ -118,6 +118,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "app",
         "Data-quality checks of the event log (docs/quality.md).",
     ),
+    LazyCommand(
+        "monitor",
+        "tastebud.cli.monitor",
+        "app",
+        "Model monitoring and retraining triggers (docs/monitoring.md).",
+    ),
 )
 
 
