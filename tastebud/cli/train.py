@@ -54,7 +54,7 @@ def _read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
     """The interactions of ``--interactions FILE``, or of the event store; what was dropped
     or ignored is printed."""
     # Imported here, not at the top: numpy and pyarrow (CLI start-up).
-    from tastebud.data.interactions import (
+    from tastebud.data.interactions import (  # lazy: CLI start-up
         InteractionsError,
         read_event_store,
         read_interactions_file,
@@ -115,10 +115,14 @@ def train_command(
 ) -> None:
     """Train a model (the default configuration, or AutoML's best with --auto)."""
     # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
-    from tastebud.data.interactions import InteractionsError
-    from tastebud.data.matrix import MatrixCache
-    from tastebud.models.base import ModelError
-    from tastebud.training.pipeline import register_training, save_training, train
+    from tastebud.data.interactions import InteractionsError  # lazy: CLI start-up
+    from tastebud.data.matrix import MatrixCache  # lazy: CLI start-up
+    from tastebud.models.base import ModelError  # lazy: CLI start-up
+    from tastebud.training.pipeline import (  # lazy: CLI start-up
+        register_training,
+        save_training,
+        train,
+    )
 
     settings = settings_from_context(ctx)
     budget_seconds = parse_duration(budget)
@@ -173,7 +177,7 @@ def train_command(
         save_training(result, log, out_dir)
         out.print(str(out_dir))
         return
-    from tastebud.registry import RegistryError, open_registry
+    from tastebud.registry import RegistryError, open_registry  # lazy: CLI start-up
 
     with stores_for(settings) as stores:
         registry = open_registry(settings, stores.artifacts)
@@ -220,12 +224,12 @@ def evaluate_command(
 ) -> None:
     """Split, train each model on the train part, rank the whole catalog, and report."""
     # Imported here, not at the top: numpy, scikit-learn, matplotlib... (CLI start-up).
-    import numpy as np
+    import numpy as np  # lazy: CLI start-up
 
-    from tastebud.data.interactions import InteractionsError
-    from tastebud.evaluation import PROTOCOLS
-    from tastebud.models.base import ModelError
-    from tastebud.training.offline import DEFAULT_MODELS, run_evaluation
+    from tastebud.data.interactions import InteractionsError  # lazy: CLI start-up
+    from tastebud.evaluation import PROTOCOLS  # lazy: CLI start-up
+    from tastebud.models.base import ModelError  # lazy: CLI start-up
+    from tastebud.training.offline import DEFAULT_MODELS, run_evaluation  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     if protocol == "ratings":
