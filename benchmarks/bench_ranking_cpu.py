@@ -57,8 +57,12 @@ def open_service(home: Path) -> tuple[Any, Any, Any]:
     from tastebud.config import load_settings
     from tastebud.features.store import open_feature_store
     from tastebud.ranking.retrieval import limit_threads
-    from tastebud.ranking.service import RecommendationService
     from tastebud.stores import open_stores
+
+    try:  # renamed from ranking/service.py (issue 17); the old tree of a side by side has that
+        from tastebud.ranking.recommender import RecommendationService
+    except ImportError:
+        from tastebud.ranking.service import RecommendationService  # type: ignore[no-redef]
 
     settings = load_settings(home=home)
     stores = open_stores(settings)

@@ -50,8 +50,8 @@ from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
 from tastebud.gateway.shared_ratelimit import limiter_for
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
+from tastebud.ranking.recommender import RecommendationService
 from tastebud.ranking.retrieval import limit_threads
-from tastebud.ranking.service import RecommendationService
 from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
 from tastebud.stores import Stores, open_stores
 from tastebud.stores.activity import RecentActivity
