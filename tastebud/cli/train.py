@@ -167,8 +167,11 @@ def train_command(
             f"AutoML: {len(result.search.trials)} trials, best validation NDCG@10 "
             f"{result.search.validation_ndcg:.4f}"
         )
+        reasons: dict[str, list[str]] = {}
         for family, reason in result.search.skipped.items():
-            console.print(f"AutoML skipped {family}: {escape(reason)}")
+            reasons.setdefault(reason, []).append(family)
+        for reason, families in reasons.items():
+            console.print(f"AutoML skipped {', '.join(families)}: {escape(reason)}")
     console.print(
         f"fitted [bold]{result.configuration.model}[/] on {result.matrix.shape[0]:,} users x "
         f"{result.matrix.shape[1]:,} items in {result.timings['fit_seconds']:.1f}s"
