@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tastebud.cli.main import app
-from tastebud.data.interactions import InteractionsError, from_table
+from tastebud.data.interactions import InteractionLog, InteractionsError, from_table
 from tastebud.evaluation.ratings import random_rating_split, rating_metrics
 from tastebud.models import Recommender, make_model
 from tastebud.models.rating import RatingRecommender, TrainingDiverged
@@ -62,10 +62,24 @@ def test_random_split_is_seeded_and_exact() -> None:
     assert not first.test.equals(random_rating_split(table, 0.2, 4).test)
 
 
+def test_knn_baseline_and_the_ensemble_beat_their_parts(split) -> None:
+    train = ratings_matrix(InteractionLog(split.train, "train"))
+    actual = split.test.column("value").to_numpy()
+    pairs = split.test.column("user_id").to_pylist(), split.test.column("item_id").to_pylist()
+    members = [("svdpp", {"factors": 10, "learning_rate": 0.02}), ("knn-baseline", {})]
+    rmse = {}
+    for name, params in [*members, ("rating-ensemble", {"members": members, "seeds": 2})]:
+        model = make_model(name, **params).fit(train)
+        assert isinstance(model, RatingRecommender)
+        rmse[name] = rating_metrics(actual, model.predict_pairs(*pairs))["rmse"]
+    mean = rating_metrics(actual, np.full(len(actual), model.global_mean_))["rmse"]
+    assert rmse["knn-baseline"] < 0.9 * mean, rmse
+    assert rmse["rating-ensemble"] < min(rmse["svdpp"], rmse["knn-baseline"]), rmse
+    assert len(model.members_) == 3 and len(model.weights_) == 4  # kNN is fitted once
+
+
 @pytest.mark.parametrize("name", ["biased-mf", "svdpp"])
 def test_rating_models_beat_the_global_mean_and_the_biases(name: str, split) -> None:
-    from tastebud.data.interactions import InteractionLog
-
     model = make_model(name, factors=10, epochs=40, learning_rate=0.02).fit(
         ratings_matrix(InteractionLog(split.train, "train"))
     )
