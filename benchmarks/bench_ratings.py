@@ -34,7 +34,7 @@ from tastebud.training.rating_evaluation import evaluate_ratings
 DATASETS = Path(os.environ.get("TASTEBUD_DATASETS", bench_quality.DATASETS))
 bench_quality.DATASETS = DATASETS
 SEED_TARGET = 0.85
-OURS = ("biased-mf", "svdpp", "rating-ensemble")
+OURS = ("biased-mf", "svdpp", "knn-baseline", "rating-ensemble")
 BASELINES = ("surprise-svd", "surprise-svdpp")
 
 

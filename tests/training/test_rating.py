@@ -167,15 +167,17 @@ def test_cli_trains_registers_and_evaluates_ratings(home: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "validation RMSE" in result.output
     listed = runner.invoke(app, ["models", "list", "--json"])
-    assert listed.exit_code == 0 and "biased-mf" in listed.output
+    assert listed.exit_code == 0 and '"model": "svdpp"' in listed.output
 
     plain = write_csv(tmp_path / "plain.csv", rating_table(n_users=10, per_user=5), False)
     refused = runner.invoke(app, ["train", "--interactions", str(plain), "--objective", "rating"])
     assert refused.exit_code != 0 and "needs explicit ratings" in refused.output
 
-    diverged = runner.invoke(app, ["train", "--interactions", str(path), "--objective",
-                                   "rating", "--rating-model", "svdpp", "--out", "x"])  # fmt: skip
-    assert diverged.exit_code == 0, diverged.output  # a sane default converges
+    args = ["train", "--interactions", str(path), "--objective", "rating",
+            "--rating-model", "knn-baseline", "--out", "x"]  # fmt: skip
+    knn = runner.invoke(app, args)
+    assert knn.exit_code == 0, knn.output
+    assert json.loads((tmp_path / "x" / "training.json").read_text())["model"] == "knn-baseline"
 
     args = ["evaluate", "--interactions", str(path), "--protocol", "ratings", "--out", "ev",
             "--model", "global-mean", "--model", "biased-mf"]  # fmt: skip
