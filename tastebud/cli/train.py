@@ -110,8 +110,12 @@ def train_command(
         ),
     ] = "ranking",
     rating_model: Annotated[
-        str, typer.Option(help="With --objective rating: biased-mf or svdpp.")
-    ] = "biased-mf",
+        str,
+        typer.Option(
+            help="With --objective rating: svdpp, biased-mf, knn-baseline or rating-ensemble "
+            "(a learned blend of the three; slowest, most accurate)."
+        ),
+    ] = "svdpp",
 ) -> None:
     """Train a model (the default configuration, or AutoML's best with --auto)."""
     # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).

@@ -39,7 +39,7 @@ from tastebud.training.pipeline import (
     save_training,
 )
 
-DEFAULT_RATING_MODEL = "biased-mf"
+DEFAULT_RATING_MODEL = "svdpp"
 VALIDATION_FRACTION = 0.1
 
 

@@ -31,6 +31,18 @@ SETTINGS: dict[str, dict] = {
     # Rating predictors learn the matrix values as ratings (here: rating strengths).
     "biased-mf": {"factors": 8, "epochs": 100, "learning_rate": 0.05, "regularization": 0.01},
     "svdpp": {"factors": 8, "epochs": 40, "learning_rate": 0.02, "regularization": 0.02},
+    "knn-baseline": {"neighbors": 10, "shrinkage": 10.0},
+    "rating-ensemble": {
+        "members": [
+            (
+                "biased-mf",
+                {"factors": 8, "epochs": 100, "learning_rate": 0.05, "regularization": 0.01},
+            ),
+            ("svdpp", {"factors": 8, "epochs": 40, "learning_rate": 0.02, "regularization": 0.02}),
+            ("knn-baseline", {"neighbors": 10}),
+        ],
+        "seeds": 1,
+    },
 }
 # Without the optional extra (tastebud[neural]) the neural models are registered but cannot
 # train: their contract runs where PyTorch is installed (make test installs it).
@@ -199,7 +211,7 @@ def test_fold_in_of_a_training_history_gives_back_the_trained_user(
     # No closed-form fold-in: BPR averages the history's items, NeuMF embeds a history as the
     # mean of its items' fans, a rating model folds in which items a session chose (its
     # items carry no ratings) (approximate by design, docs/models.md).
-    if name not in ("bpr", "ncf", "biased-mf", "svdpp"):
+    if name not in ("bpr", "ncf", "biased-mf", "svdpp", "knn-baseline", "rating-ensemble"):
         np.testing.assert_allclose(
             model.score_histories(histories), model.score_users(rows), rtol=1e-3, atol=1e-3
         )

@@ -74,7 +74,7 @@ def test_ratings_from_a_rating_model(world: World, keys: dict[str, str]) -> None
             "known_item": False,
             "fallback": "user_bias",
         }
-        stranger = get(client, keys["read"], "stranger", items=["i0", "nope"]).json()
+        stranger = get(client, keys["read"], "stranger", items="i0, nope").json()
         assert stranger["known_user"] is False
         assert [i["fallback"] for i in stranger["items"]] == ["item_bias", "global_mean"]
         assert stranger["items"][1]["rating"] == pytest.approx(model.global_mean_, abs=1e-3)
@@ -86,6 +86,7 @@ def test_ratings_from_a_rating_model(world: World, keys: dict[str, str]) -> None
         for params, code in [
             ({"items": too_many}, "too_many_items"),
             ({"items": ","}, "invalid_items"),
+            ({"items": "i0,,i1"}, "invalid_items"),
             ({"items": "i" * 300}, "id_too_long"),
             ({"items": "bad id"}, "invalid_id"),
             ({}, "invalid_request"),

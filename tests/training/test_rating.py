@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tastebud.cli.main import app
-from tastebud.data.interactions import InteractionsError, from_table
+from tastebud.data.interactions import InteractionLog, InteractionsError, from_table
 from tastebud.evaluation.ratings import random_rating_split, rating_metrics
 from tastebud.models import Recommender, make_model
 from tastebud.models.rating import RatingRecommender, TrainingDiverged
@@ -62,10 +62,24 @@ def test_random_split_is_seeded_and_exact() -> None:
     assert not first.test.equals(random_rating_split(table, 0.2, 4).test)
 
 
+def test_knn_baseline_and_the_ensemble_beat_their_parts(split) -> None:
+    train = ratings_matrix(InteractionLog(split.train, "train"))
+    actual = split.test.column("value").to_numpy()
+    pairs = split.test.column("user_id").to_pylist(), split.test.column("item_id").to_pylist()
+    members = [("svdpp", {"factors": 10, "learning_rate": 0.02}), ("knn-baseline", {})]
+    rmse = {}
+    for name, params in [*members, ("rating-ensemble", {"members": members, "seeds": 2})]:
+        model = make_model(name, **params).fit(train)
+        assert isinstance(model, RatingRecommender)
+        rmse[name] = rating_metrics(actual, model.predict_pairs(*pairs))["rmse"]
+    mean = rating_metrics(actual, np.full(len(actual), model.global_mean_))["rmse"]
+    assert rmse["knn-baseline"] < 0.9 * mean, rmse
+    assert rmse["rating-ensemble"] < min(rmse["svdpp"], rmse["knn-baseline"]), rmse
+    assert len(model.members_) == 3 and len(model.weights_) == 4  # kNN is fitted once
+
+
 @pytest.mark.parametrize("name", ["biased-mf", "svdpp"])
 def test_rating_models_beat_the_global_mean_and_the_biases(name: str, split) -> None:
-    from tastebud.data.interactions import InteractionLog
-
     model = make_model(name, factors=10, epochs=40, learning_rate=0.02).fit(
         ratings_matrix(InteractionLog(split.train, "train"))
     )
@@ -153,15 +167,17 @@ def test_cli_trains_registers_and_evaluates_ratings(home: Path, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "validation RMSE" in result.output
     listed = runner.invoke(app, ["models", "list", "--json"])
-    assert listed.exit_code == 0 and "biased-mf" in listed.output
+    assert listed.exit_code == 0 and '"model": "svdpp"' in listed.output
 
     plain = write_csv(tmp_path / "plain.csv", rating_table(n_users=10, per_user=5), False)
     refused = runner.invoke(app, ["train", "--interactions", str(plain), "--objective", "rating"])
     assert refused.exit_code != 0 and "needs explicit ratings" in refused.output
 
-    diverged = runner.invoke(app, ["train", "--interactions", str(path), "--objective",
-                                   "rating", "--rating-model", "svdpp", "--out", "x"])  # fmt: skip
-    assert diverged.exit_code == 0, diverged.output  # a sane default converges
+    args = ["train", "--interactions", str(path), "--objective", "rating",
+            "--rating-model", "knn-baseline", "--out", "x"]  # fmt: skip
+    knn = runner.invoke(app, args)
+    assert knn.exit_code == 0, knn.output
+    assert json.loads((tmp_path / "x" / "training.json").read_text())["model"] == "knn-baseline"
 
     args = ["evaluate", "--interactions", str(path), "--protocol", "ratings", "--out", "ev",
             "--model", "global-mean", "--model", "biased-mf"]  # fmt: skip

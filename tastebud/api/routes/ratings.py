@@ -2,9 +2,9 @@
 
 Answered by the serving model when it predicts ratings (``tastebud train --objective
 rating``). A user or item the model never saw is answered, not refused: the global mean
-plus whichever bias is known, with ``fallback`` saying which. Errors: malformed or too many
-``items`` are 422 naming the field; a serving model that predicts no ratings is 409
-``not_a_rating_model``; no model loaded yet is 503.
+plus whichever bias is known, with ``fallback`` saying which. Errors: malformed, blank or
+too many ``items`` are 422 naming the field; a serving model that predicts no ratings, or
+none at all, is 409 ``not_a_rating_model``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tastebud.models.rating import RatingRecommender
 from tastebud.schemas import ExternalId, active_rules, check_id
 
 MAX_ITEMS = 500
-ITEMS_DESCRIPTION = f"Item ids to predict (repeat, or separate with commas; at most {MAX_ITEMS})."
+ITEMS_DESCRIPTION = f"Item ids to predict, separated by commas (at most {MAX_ITEMS})."
 
 Fallback = Literal["global_mean", "item_bias", "user_bias"]
 
@@ -48,11 +48,12 @@ class RatingsResponse(BaseModel):
 router = APIRouter(tags=["ratings"])
 
 
-def parse_items(values: list[str]) -> list[str]:
-    """Item ids from ``items`` (repeated, or comma-separated), checked like every id."""
-    ids = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    if not ids:
-        raise ApiError(422, "invalid_items", "`items` must name at least one item id")
+def parse_items(value: str) -> list[str]:
+    """Item ids from ``items`` (comma-separated, none blank), checked like every id; the
+    OpenAPI schema states the same rule (``openapi_limits``)."""
+    ids = [part.strip() for part in value.split(",")]
+    if not all(ids):
+        raise ApiError(422, "invalid_items", "`items` must be item ids separated by commas")
     if len(ids) > MAX_ITEMS:
         raise ApiError(
             422, "too_many_items", f"`items` may name at most {MAX_ITEMS} items; got {len(ids)}"
@@ -78,16 +79,18 @@ def _fallback(known_user: bool, known_item: bool) -> Fallback | None:
 async def get_ratings(
     request: Request,
     user_id: Annotated[ExternalId, Path()],
-    items: Annotated[
-        list[str],
-        Query(description=ITEMS_DESCRIPTION),
-    ],
+    items: Annotated[str, Query(description=ITEMS_DESCRIPTION)],
 ) -> RatingsResponse:
     """Predicted ratings of ``items`` by a user; unknown users and items get a fallback."""
     ids = parse_items(items)
     serving = service_of(request.app).snapshot.model
-    if serving is None:
-        raise ApiError(503, "serving_unavailable", "no model is loaded yet")
+    if serving is None:  # a state to fix by training, as below, not an outage
+        raise ApiError(
+            409,
+            "not_a_rating_model",
+            "no model is serving yet; train one with `tastebud train --objective rating` and "
+            "promote it",
+        )
     model = serving.model
     if not isinstance(model, RatingRecommender):
         raise ApiError(

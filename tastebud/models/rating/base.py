@@ -36,6 +36,7 @@ class RatingRecommender(Recommender):
     """Shared state and prediction of the biased models: r = mu + b_u + b_i + <p_u, q_i>."""
 
     name = "base"
+    deterministic = False  # True: the same data gives the same model whatever the seed
 
     def _fit(self, data: InteractionMatrix) -> None:
         coo = data.matrix.tocoo()
@@ -47,8 +48,7 @@ class RatingRecommender(Recommender):
         self._fit_ratings(
             coo.row.astype(np.int64), coo.col.astype(np.int64), ratings, data.matrix.shape
         )
-        learned = [self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_]
-        if not all(np.isfinite(part).all() for part in learned):
+        if not all(np.isfinite(part).all() for part in self._state().values()):
             raise TrainingDiverged(
                 f"{self.name} training diverged: parameters became NaN or infinite "
                 "(lower the learning rate)"

@@ -109,3 +109,45 @@ def svdpp_epoch(
             for f in range(n_factors):
                 implicit_factors[y, f] += lr * (gradient[f] * norm - reg * implicit_factors[y, f])
     return loss
+
+
+@numba.njit(cache=True)
+def knn_terms(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    user_indptr: np.ndarray,
+    user_items: np.ndarray,
+    user_residuals: np.ndarray,
+    neighbour_indptr: np.ndarray,
+    neighbour_items: np.ndarray,
+    neighbour_similarity: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """For each (user, item) pair: sum s_ij z_uj / sum |s_ij| over the k most similar
+    neighbours j of the item that the user rated (z: residuals, user rows sorted)."""
+    out = np.zeros(rows.shape[0])
+    for position in range(rows.shape[0]):
+        u = rows[position]
+        i = cols[position]
+        start, end = user_indptr[u], user_indptr[u + 1]
+        found_s = np.empty(neighbour_indptr[i + 1] - neighbour_indptr[i])
+        found_z = np.empty_like(found_s)
+        count = 0
+        for n in range(neighbour_indptr[i], neighbour_indptr[i + 1]):
+            j = neighbour_items[n]
+            at = start + np.searchsorted(user_items[start:end], j)
+            if at < end and user_items[at] == j:
+                found_s[count] = neighbour_similarity[n]
+                found_z[count] = user_residuals[at]
+                count += 1
+        if count == 0:
+            continue
+        order = np.argsort(-found_s[:count])[:k]
+        weight = 0.0
+        total = 0.0
+        for m in order:
+            total += found_s[m] * found_z[m]
+            weight += abs(found_s[m])
+        if weight > 0:
+            out[position] = total / weight
+    return out
