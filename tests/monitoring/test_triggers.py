@@ -110,7 +110,9 @@ def test_no_data_since_training_is_an_error_not_a_pass(build) -> None:
         statuses = {check.check: check.status for check in report.checks}
         assert statuses["baseline"] == "pass"
         assert statuses["offline"] == "error" and statuses["scores"] == "error"
-        assert "0 users with a relevant event" in report.checks[1].message
+        offline = report.checks[1]
+        assert offline.message.startswith("could not run: waiting: 0.0 h of events since")
+        assert offline.details == {"waiting": True}  # recorded as an error, not alerted
         assert statuses["age"] == "pass" and statuses["new_data"] == "pass"
         again = run_monitor(stores, settings, as_of=SHIFT, results=results)
     assert "baseline" not in {check.check for check in again.checks}  # computed once

@@ -43,7 +43,9 @@ def monitored(context: JobContext) -> tuple[MonitorReport, list[str]]:
     alerted = [
         check
         for check in report.checks
-        if check.status in ("fail", "error") and before.get(check.check) != check.status
+        if check.status in ("fail", "error")
+        and before.get(check.check) != check.status
+        and not check.details.get("waiting")  # clears by itself once the window is full
     ]
     hook = AlertHook(context.settings.jobs.alert_webhook_url)
     for check in alerted:
