@@ -116,3 +116,12 @@ def test_no_data_since_training_is_an_error_not_a_pass(build) -> None:
         assert statuses["age"] == "pass" and statuses["new_data"] == "pass"
         again = run_monitor(stores, settings, as_of=SHIFT, results=results)
     assert "baseline" not in {check.check for check in again.checks}  # computed once
+
+
+def test_a_running_train_job_holds_the_trigger(build) -> None:
+    stores, settings = build("a", **FLAPPING)
+    runner = JobRunner(settings, build_registry(), open_run_history(settings), stores=stores)
+    with open_run_history(settings).lock("job:train"):  # another process is training
+        held = runner.run("retrain", end=CHECKED).output
+    assert held["firing"] == ["max_age_hours"] and held["trained"] is False
+    assert held["held"] == "the train job is already running"
