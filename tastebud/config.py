@@ -587,7 +587,10 @@ class MonitoringSettings(BaseModel):
     triggers the ``retrain`` job evaluates."""
 
     eval_days: float = Field(
-        default=2.0, gt=0, le=30, description="Offline evaluation: the most recent days judged."
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Offline evaluation: the most recent days judged (a full window only).",
     )
     max_users: int = Field(
         default=2_000, ge=10, description="Users sampled for the evaluation and the scores."

@@ -39,6 +39,10 @@ class CannotJudge(Exception):
     """Too little data to judge (the message says what is missing)."""
 
 
+class Waiting(CannotJudge):
+    """Too little time since the training data ended to judge a full window yet."""
+
+
 @dataclass(frozen=True)
 class Production:
     manifest: ModelVersion

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tastebud.config import RetrainingTriggers, Settings
 from tastebud.monitoring import offline
-from tastebud.monitoring.offline import CannotJudge, Production
+from tastebud.monitoring.offline import CannotJudge, Production, Waiting
 from tastebud.monitoring.results import MonitorCheck, MonitorReport, MonitorResultStore
 from tastebud.monitoring.triggers import TRIGGERS, triggers_from
 from tastebud.observability import get_logger, metrics
@@ -60,7 +60,11 @@ def judged(
     return MonitorCheck(check, status, message, metrics, details, trigger)  # type: ignore[arg-type]
 
 
-def cannot_run(check: str, reason: str, rules: RetrainingTriggers) -> MonitorCheck:
+def cannot_run(
+    check: str, reason: str, rules: RetrainingTriggers, *, waiting: bool = False
+) -> MonitorCheck:
+    """An ``error``: the check could not run. ``waiting``: only because too little time has
+    passed since the training data ended (recorded, not alerted: it clears by itself)."""
     trigger = next(
         (
             rule
@@ -69,7 +73,10 @@ def cannot_run(check: str, reason: str, rules: RetrainingTriggers) -> MonitorChe
         ),
         None,
     )
-    return MonitorCheck(check, "error", f"could not run: {reason}", trigger=trigger)
+    details = {"waiting": True} if waiting else {}
+    return MonitorCheck(
+        check, "error", f"could not run: {reason}", details=details, trigger=trigger
+    )
 
 
 def run_monitor(
@@ -115,7 +122,8 @@ def _checks(
 ) -> list[MonitorCheck]:
     found: list[MonitorCheck] = []
     baseline = _baseline(stores, settings, production, results, found)
-    start = max(as_of - timedelta(days=settings.monitoring.eval_days), production.end)
+    window = timedelta(days=settings.monitoring.eval_days)
+    start = max(as_of - window, production.end)
     recent: pa.Table | None = None
     steps: dict[str, Callable[[], MonitorCheck]] = {
         "offline": lambda: _offline(settings, rules, production, recent, baseline, evaluation),
@@ -125,18 +133,22 @@ def _checks(
         "new_data": lambda: _new_data(stores, rules, production, as_of),
         "data_drift": lambda: _data_drift(stores, rules),
     }
-    evaluation: dict[str, float] | str
+    evaluation: dict[str, float] | CannotJudge
     try:
         if start >= as_of:
-            raise CannotJudge(
-                f"no time since the training data ended ({production.end.isoformat()})"
-            )
+            raise Waiting(f"no time since the training data ended ({production.end.isoformat()})")
         recent = offline.read_window(stores, start, as_of)
+        if as_of - production.end < window:  # judged on a full window only, as the baseline is
+            hours = (as_of - production.end).total_seconds() / 3600
+            raise Waiting(
+                f"waiting: {hours:.1f} h of events since the training data ended, the "
+                f"evaluation judges {window.total_seconds() / 3600:g} h ([monitoring] eval_days)"
+            )
         evaluation = offline.judge_lists(production.model, recent, settings)
+    except CannotJudge as error:
+        evaluation = error
     except Exception as error:
-        evaluation = (
-            f"{type(error).__name__}: {error}" if not isinstance(error, CannotJudge) else str(error)
-        )
+        evaluation = CannotJudge(f"{type(error).__name__}: {error}")
     for name, step in steps.items():
         try:
             found.append(step())
@@ -145,7 +157,7 @@ def _checks(
             reason = (
                 str(error) if isinstance(error, CannotJudge) else f"{type(error).__name__}: {error}"
             )
-            found.append(cannot_run(name, reason, rules))
+            found.append(cannot_run(name, reason, rules, waiting=isinstance(error, Waiting)))
     return found
 
 
@@ -178,8 +190,8 @@ def _baseline(
 
 
 def _offline(settings, rules, production, recent, baseline, evaluation) -> MonitorCheck:  # type: ignore[no-untyped-def]
-    if isinstance(evaluation, str):
-        raise CannotJudge(evaluation)
+    if isinstance(evaluation, CannotJudge):
+        raise evaluation
     if isinstance(baseline, str):
         raise CannotJudge(f"no training-time baseline ({baseline})")
     before = float(baseline[0]["ndcg@10"])
@@ -197,9 +209,9 @@ def _offline(settings, rules, production, recent, baseline, evaluation) -> Monit
     return judged("offline", metrics, rules, message, users=evaluation["users"])
 
 
-def _lists(evaluation: dict[str, float] | str) -> dict[str, float | None]:
-    if isinstance(evaluation, str):
-        raise CannotJudge(evaluation)
+def _lists(evaluation: dict[str, float] | CannotJudge) -> dict[str, float | None]:
+    if isinstance(evaluation, CannotJudge):
+        raise evaluation
     names = ("coverage@10", "ild@10", "personalization@10", "gini@10")
     return {f"lists.{name}": evaluation[name] for name in names}
 
@@ -208,7 +220,7 @@ def _scores(settings, rules, production, recent, baseline) -> MonitorCheck:  # t
     if isinstance(baseline, str):
         raise CannotJudge(f"no training-time score distribution ({baseline})")
     if recent is None:
-        raise CannotJudge("no recent events to score")
+        raise Waiting("no events since the training data ended to score")
     scores = offline.score_sample(production.model, recent, settings)
     if len(scores) == 0:
         raise CannotJudge("no recent user the model knows")

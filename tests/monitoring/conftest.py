@@ -70,6 +70,8 @@ def build(
         quality: dict[str, object] | None = None,
         **monitoring: object,
     ) -> tuple[Stores, Settings]:
+        # Two days judged (the default is one): a world of 600 users is too noisy for one day.
+        monitoring.setdefault("eval_days", 2)
         settings = load_settings(
             home=tmp_path / "home",
             database_url=database_url,

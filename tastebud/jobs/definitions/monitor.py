@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from tastebud.jobs.alerts import AlertHook
-from tastebud.jobs.base import JobContext, JobError
+from tastebud.jobs.base import JobAlreadyRunning, JobContext, JobError
 from tastebud.monitoring.results import MonitorReport
 from tastebud.monitoring.runner import open_results, run_monitor
 from tastebud.observability import get_logger
@@ -43,7 +43,9 @@ def monitored(context: JobContext) -> tuple[MonitorReport, list[str]]:
     alerted = [
         check
         for check in report.checks
-        if check.status in ("fail", "error") and before.get(check.check) != check.status
+        if check.status in ("fail", "error")
+        and before.get(check.check) != check.status
+        and not check.details.get("waiting")  # clears by itself once the window is full
     ]
     hook = AlertHook(context.settings.jobs.alert_webhook_url)
     for check in alerted:
@@ -113,6 +115,8 @@ def retrain(context: JobContext) -> dict[str, Any]:
             trained = runner.run("train", end=context.end, trigger=trigger)
         except JobFailed as error:
             trained = error.outcome
+        except JobAlreadyRunning:  # a scheduled or manual train is at it: that one counts
+            return {**found, "trained": False, "held": "the train job is already running"}
     finally:
         history.close()
     log.warning(
