@@ -26,6 +26,8 @@ from tastebud.cli.common import (
 if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.data.interactions import InteractionLog
+    from tastebud.data.matrix import InteractionMatrix, MatrixOptions
+    from tastebud.training.configuration import MatrixSource
 
 # The protocols of ``tastebud.evaluation.PROTOCOLS``, named here so that help does not import
 # numpy (CLI start-up); tests/test_cli_startup.py checks that they agree.
@@ -72,6 +74,34 @@ def _read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
     return log
 
 
+def _spark_matrix(settings: Settings) -> tuple[InteractionLog, MatrixSource]:
+    """The event store's log up to now, and the matrix of the same events built on Spark
+    (the log's rows still feed the checks, AutoML's splits and the summary)."""
+    # Imported here, not at the top: numpy and pyarrow (CLI start-up).
+    from datetime import UTC, datetime
+
+    from tastebud.data.interactions import InteractionsError, read_event_store
+    from tastebud.engines import EngineError, EventSource, open_engine
+    from tastebud.stores import EventQuery
+
+    end = datetime.now(UTC)
+    try:
+        engine = open_engine(settings, "spark")
+        with stores_for(settings) as stores:
+            log = read_event_store(stores.events, EventQuery(end=end))
+    except (InteractionsError, EngineError) as error:
+        raise fail(escape(str(error))) from None
+    _report_log(log)
+
+    def source(options: MatrixOptions) -> InteractionMatrix:
+        with stores_for(settings) as stores:
+            return engine.interaction_matrix(
+                EventSource(stores.events), end, options=options, event_types=settings.events.types
+            )
+
+    return log, source
+
+
 def _report_log(log: InteractionLog) -> None:
     console.print(f"read {len(log):,} interactions (snapshot {log.snapshot})")
     for reason, count in log.dropped.items():
@@ -102,11 +132,19 @@ def train_command(
         typer.Option(help="After registering, point this alias (production/canary/shadow) at it."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for splits and searches.")] = 42,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where the training matrix is built: local, or spark (on spark_master, from "
+            "the event store; docs/spark.md)."
+        ),
+    ] = "local",
 ) -> None:
     """Train a model (the default configuration, or AutoML's best with --auto)."""
     # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
     from tastebud.data.interactions import InteractionsError
     from tastebud.data.matrix import MatrixCache
+    from tastebud.engines import EngineError
     from tastebud.models.base import ModelError
     from tastebud.training.pipeline import register_training, save_training, train
 
@@ -114,7 +152,14 @@ def train_command(
     budget_seconds = parse_duration(budget)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
         raise fail(f"{out_dir} exists and is not empty; choose a new --out")
-    log = _read_log(settings, interactions)
+    if engine not in ("local", "spark"):
+        raise fail(f"--engine must be local or spark, not {engine!r}")
+    if engine == "spark" and interactions is not None:
+        raise fail("--engine spark builds the matrix from the event store: drop --interactions")
+    if engine == "spark":
+        log, matrix_source = _spark_matrix(settings)
+    else:
+        log, matrix_source = _read_log(settings, interactions), None
 
     def show_trial(trial: dict) -> None:
         value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
@@ -133,8 +178,9 @@ def train_command(
                 random_state=seed,
                 on_trial=show_trial if auto else None,
                 matrix_cache=MatrixCache(settings.home / "cache" / "matrices"),
+                matrix_source=matrix_source,
             )
-    except (InteractionsError, ModelError) as error:
+    except (InteractionsError, ModelError, EngineError) as error:
         raise fail(escape(str(error))) from None  # plain text, not markup
     if result.fallback:
         console.print(f"[yellow]warning:[/] {result.fallback}")
