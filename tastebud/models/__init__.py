@@ -9,6 +9,7 @@ from tastebud.models.ease import CatalogTooLarge, EASERecommender
 from tastebud.models.factors import ALSRecommender, BPRRecommender, gpu_available
 from tastebud.models.hybrid import HybridRecommender, normalise
 from tastebud.models.knn import ItemKNNRecommender
+from tastebud.models.mllib import MLlibALSRecommender
 from tastebud.models.neural import MultVAERecommender, NCFRecommender, TwoTowerRecommender
 from tastebud.models.popularity import PopularityRecommender
 
@@ -18,7 +19,7 @@ MODELS: dict[str, type[Recommender]] = dict(Recommender.registry)
 def make_model(name: str, **params: object) -> Recommender:
     """A model by its registered name (``popularity``, ``itemknn``, ``als``, ``bpr``,
     ``ease``, ``hybrid``, ``mult-vae``, ``two-tower``,
-    ``ncf``) with hyperparameters."""
+    ``ncf``, ``mllib-als``) with hyperparameters."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}: use {', '.join(sorted(MODELS))}")
     return MODELS[name](**params)
@@ -37,6 +38,7 @@ __all__ = [
     "EASERecommender",
     "HybridRecommender",
     "ItemKNNRecommender",
+    "MLlibALSRecommender",
     "ModelError",
     "MultVAERecommender",
     "NCFRecommender",
