@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.data.interactions import InteractionLog
     from tastebud.data.matrix import InteractionMatrix, MatrixOptions
-    from tastebud.training.configuration import MatrixSource
+    from tastebud.training.configuration import Configuration, MatrixSource
 
 # The protocols of ``tastebud.evaluation.PROTOCOLS``, named here so that help does not import
 # numpy (CLI start-up); tests/test_cli_startup.py checks that they agree.
@@ -102,6 +102,19 @@ def _spark_matrix(settings: Settings) -> tuple[InteractionLog, MatrixSource]:
     return log, source
 
 
+def _family(log: InteractionLog, model: str) -> Configuration:
+    """``model`` at its default parameters on the default configuration's matrix."""
+    import pyarrow.compute as pc  # lazy: pyarrow (CLI start-up)
+
+    from tastebud.models import make_model
+    from tastebud.training.configuration import Configuration
+    from tastebud.training.pipeline import default_configuration
+
+    make_model(model)  # an unknown family: ModelError, before anything is read or fitted
+    base = default_configuration(len(pc.unique(log.table.column("item_id"))))
+    return Configuration(base.matrix, model, {})
+
+
 def _report_log(log: InteractionLog) -> None:
     console.print(f"read {len(log):,} interactions (snapshot {log.snapshot})")
     for reason, count in log.dropped.items():
@@ -139,8 +152,16 @@ def train_command(
             "the event store; docs/spark.md)."
         ),
     ] = "local",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Fit this model family at its defaults on the default matrix (e.g. als, "
+            "mllib-als: Spark MLlib's ALS) instead of the default configuration.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a model (the default configuration, or AutoML's best with --auto)."""
+    """Train a model (the default configuration, a --model family, or AutoML's best)."""
     # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
     from tastebud.data.interactions import InteractionsError
     from tastebud.data.matrix import MatrixCache
@@ -154,6 +175,8 @@ def train_command(
         raise fail(f"{out_dir} exists and is not empty; choose a new --out")
     if engine not in ("local", "spark"):
         raise fail(f"--engine must be local or spark, not {engine!r}")
+    if auto and model is not None:
+        raise fail("--auto searches the model itself: give --auto or --model, not both")
     if engine == "spark" and interactions is not None:
         raise fail("--engine spark builds the matrix from the event store: drop --interactions")
     if engine == "spark":
@@ -179,6 +202,7 @@ def train_command(
                 on_trial=show_trial if auto else None,
                 matrix_cache=MatrixCache(settings.home / "cache" / "matrices"),
                 matrix_source=matrix_source,
+                configuration=_family(log, model) if model else None,
             )
     except (InteractionsError, ModelError, EngineError) as error:
         raise fail(escape(str(error))) from None  # plain text, not markup
