@@ -65,7 +65,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "train",
         "tastebud.cli.train",
         "train_command",
-        "Train a model (the default configuration, or AutoML's best with --auto).",
+        "Train a model (the default configuration, a --model family, or AutoML's best).",
     ),
     LazyCommand(
         "recommend",
