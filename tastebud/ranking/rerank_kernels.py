@@ -12,8 +12,8 @@ kept only when the best gain leads the next by more than twice that bound, so th
 would have picked the same item; otherwise the kernel gives up (``exact`` False) and the
 caller runs the numpy loop (a few requests in a hundred, at exact or near ties).
 
-Compiled in each process, not cached on disk (two workers starting at once would share
-numba's cache files); no GIL is held.
+Compiled in each process, not cached on disk unless ``NUMBA_CACHE_DIR`` is set (two
+workers starting at once would share numba's cache files); no GIL is held.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ array. Fused into one loop, the sum did not vectorise and the screen executed mo
 instructions than the float32 product it replaces (docs/benchmarks.md, "On-demand ranking").
 
 Compiled in each process at model load (``FactorScreen.build`` runs a checked search), not
-cached on disk: two serving workers starting at once would share numba's cache files beside
-this module (issue 15 saw such a race with librosa's kernels). No GIL is held, so two
+cached on disk unless ``NUMBA_CACHE_DIR`` is set: two serving workers starting at once
+would share numba's cache files beside this module (issue 15 saw such a race with
+librosa's kernels). No GIL is held, so two
 ranking threads of a worker screen at once.
 """
 
