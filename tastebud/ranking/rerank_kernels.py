@@ -12,20 +12,25 @@ kept only when the best gain leads the next by more than twice that bound, so th
 would have picked the same item; otherwise the kernel gives up (``exact`` False) and the
 caller runs the numpy loop (a few requests in a hundred, at exact or near ties).
 
-Compiled in each process, not cached on disk (two workers starting at once would share
-numba's cache files); no GIL is held.
+Compiled in each process, not cached on disk unless ``NUMBA_CACHE_DIR`` is set (two
+workers starting at once would share numba's cache files); no GIL is held.
 """
 
 from __future__ import annotations
+
+import os
 
 import numba
 import numpy as np
 
 _FAST = {"reassoc", "contract"}
+# On disk only where NUMBA_CACHE_DIR names a directory on purpose (one per process, or a
+# benchmark under valgrind, where compiling takes minutes); by default each process compiles.
+_CACHE = bool(os.environ.get("NUMBA_CACHE_DIR"))
 _U = 2.0**-24  # float32 unit roundoff
 
 
-@numba.njit(nogil=True, cache=False, fastmath=_FAST)
+@numba.njit(nogil=True, cache=_CACHE, fastmath=_FAST)
 def _similarities(vectors: np.ndarray, pick: int, out: np.ndarray) -> None:
     """``out = vectors @ vectors[pick]`` in float64 (error far below the float32 bound)."""
     rows, dim = vectors.shape
@@ -36,7 +41,7 @@ def _similarities(vectors: np.ndarray, pick: int, out: np.ndarray) -> None:
         out[i] = acc
 
 
-@numba.njit(nogil=True, cache=False)
+@numba.njit(nogil=True, cache=_CACHE)
 def _margin(vectors: np.ndarray, scaled: np.ndarray, diversity: float) -> float:
     """Twice the largest difference between a gain as computed here and as the numpy loop
     computes it (float32 BLAS similarities, float32 gains)."""
@@ -58,7 +63,7 @@ def _margin(vectors: np.ndarray, scaled: np.ndarray, diversity: float) -> float:
     return 2.0 * gain + 1e-12
 
 
-@numba.njit(nogil=True, cache=False)
+@numba.njit(nogil=True, cache=_CACHE)
 def greedy(
     relevance: np.ndarray,
     scaled: np.ndarray,

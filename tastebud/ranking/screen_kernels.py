@@ -9,21 +9,27 @@ array. Fused into one loop, the sum did not vectorise and the screen executed mo
 instructions than the float32 product it replaces (docs/benchmarks.md, "On-demand ranking").
 
 Compiled in each process at model load (``FactorScreen.build`` runs a checked search), not
-cached on disk: two serving workers starting at once would share numba's cache files beside
-this module (issue 15 saw such a race with librosa's kernels). No GIL is held, so two
+cached on disk unless ``NUMBA_CACHE_DIR`` is set: two serving workers starting at once
+would share numba's cache files beside this module (issue 15 saw such a race with
+librosa's kernels). No GIL is held, so two
 ranking threads of a worker screen at once.
 """
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 
 _FAST = {"reassoc", "contract"}
+# On disk only where NUMBA_CACHE_DIR names a directory on purpose (one per process, or a
+# benchmark under valgrind, where compiling takes minutes); by default each process compiles.
+_CACHE = bool(os.environ.get("NUMBA_CACHE_DIR"))
 SAMPLE_MARGIN = 1.5  # the sampled threshold aims at this many times n lower bounds above it
 
 
-@numba.njit(nogil=True, cache=False, fastmath=_FAST)
+@numba.njit(nogil=True, cache=_CACHE, fastmath=_FAST)
 def approximate(codes: np.ndarray, scale: np.ndarray, query: np.ndarray, out: np.ndarray) -> None:
     """``out[i] = scale[i] * (codes[i] @ query)`` for every row, summed in float32."""
     rows, dim = codes.shape
@@ -34,7 +40,7 @@ def approximate(codes: np.ndarray, scale: np.ndarray, query: np.ndarray, out: np
         out[i] = acc * scale[i]
 
 
-@numba.njit(nogil=True, cache=False)
+@numba.njit(nogil=True, cache=_CACHE)
 def bounded(
     approx: np.ndarray,
     rho: np.ndarray,
