@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 CHECKS = ("offline", "lists", "scores", "age", "new_data", "data_drift")
+Baseline = tuple[dict[str, Any], dict[str, Any]] | str  # (metrics, details), or why none
 
 
 def open_results(stores: Stores) -> MonitorResultStore:
@@ -126,7 +127,7 @@ def _checks(
     start = max(as_of - window, production.end)
     recent: pa.Table | None = None
     steps: dict[str, Callable[[], MonitorCheck]] = {
-        "offline": lambda: _offline(settings, rules, production, recent, baseline, evaluation),
+        "offline": lambda: _offline(rules, baseline, evaluation),
         "lists": lambda: judged("lists", _lists(evaluation), rules, "the lists of the recent days"),
         "scores": lambda: _scores(settings, rules, production, recent, baseline),
         "age": lambda: _age(rules, production, as_of),
@@ -167,7 +168,7 @@ def _baseline(
     production: Production,
     results: MonitorResultStore | None,
     found: list[MonitorCheck],
-) -> tuple[dict[str, Any], dict[str, Any]] | str:
+) -> Baseline:
     """The version's baseline from the history, or computed now (and reported as the
     ``baseline`` check, so it is recorded once)."""
     stored = results.baseline(production.version) if results is not None else None
@@ -189,7 +190,9 @@ def _baseline(
     return dict(metrics), details
 
 
-def _offline(settings, rules, production, recent, baseline, evaluation) -> MonitorCheck:  # type: ignore[no-untyped-def]
+def _offline(
+    rules: RetrainingTriggers, baseline: Baseline, evaluation: dict[str, float] | CannotJudge
+) -> MonitorCheck:
     if isinstance(evaluation, CannotJudge):
         raise evaluation
     if isinstance(baseline, str):
@@ -216,7 +219,13 @@ def _lists(evaluation: dict[str, float] | CannotJudge) -> dict[str, float | None
     return {f"lists.{name}": evaluation[name] for name in names}
 
 
-def _scores(settings, rules, production, recent, baseline) -> MonitorCheck:  # type: ignore[no-untyped-def]
+def _scores(
+    settings: Settings,
+    rules: RetrainingTriggers,
+    production: Production,
+    recent: pa.Table | None,
+    baseline: Baseline,
+) -> MonitorCheck:
     if isinstance(baseline, str):
         raise CannotJudge(f"no training-time score distribution ({baseline})")
     if recent is None:
