@@ -127,7 +127,7 @@ def _checks(
     start = max(as_of - window, production.end)
     recent: pa.Table | None = None
     steps: dict[str, Callable[[], MonitorCheck]] = {
-        "offline": lambda: _offline(rules, baseline, evaluation),
+        "offline": lambda: _offline(rules, baseline, evaluation, settings.monitoring.ndcg_min_z),
         "lists": lambda: judged("lists", _lists(evaluation), rules, "the lists of the recent days"),
         "scores": lambda: _scores(settings, rules, production, recent, baseline),
         "age": lambda: _age(rules, production, as_of),
@@ -191,7 +191,10 @@ def _baseline(
 
 
 def _offline(
-    rules: RetrainingTriggers, baseline: Baseline, evaluation: dict[str, float] | CannotJudge
+    rules: RetrainingTriggers,
+    baseline: Baseline,
+    evaluation: dict[str, float] | CannotJudge,
+    min_z: float,
 ) -> MonitorCheck:
     if isinstance(evaluation, CannotJudge):
         raise evaluation
@@ -200,6 +203,8 @@ def _offline(
     before = float(baseline[0]["ndcg@10"])
     now = evaluation["ndcg@10"]
     drop = (before - now) / before if before > 0 else math.nan
+    spread = math.hypot(float(baseline[0].get("ndcg@10.se", 0.0)), evaluation["ndcg@10.se"])
+    z = (before - now) / spread if spread > 0 else (math.inf if before > now else 0.0)
     metrics = {
         "offline.ndcg@10": now,
         "offline.recall@20": evaluation["recall@20"],
@@ -207,6 +212,9 @@ def _offline(
         "offline.ndcg@10.baseline": before,
         "offline.recall@20.baseline": baseline[0].get("recall@20"),
         "offline.ndcg@10.drop": drop,
+        "offline.ndcg@10.z": z if math.isfinite(z) else None,
+        # The trigger's figure: the drop, when chance alone would rarely make one this big.
+        "offline.ndcg@10.significant_drop": drop if z > min_z or math.isnan(drop) else 0.0,
     }
     message = f"NDCG@10 {now:.4f} on the recent days against {before:.4f} at training time"
     return judged("offline", metrics, rules, message, users=evaluation["users"])
