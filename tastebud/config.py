@@ -598,6 +598,12 @@ class MonitoringSettings(BaseModel):
     min_users: int = Field(
         default=20, ge=1, description="Fewer judgeable users: the evaluation cannot run."
     )
+    ndcg_min_z: float = Field(
+        default=2.33,
+        ge=0,
+        description="ndcg_drop fires only when the drop is this many standard errors "
+        "(over users) big: 2.33, one chance in a hundred.",
+    )
     triggers: RetrainingTriggers = Field(default_factory=RetrainingTriggers)
     rules_file: Path | None = Field(
         default=None, description="A TOML file whose [triggers] table wins over these."

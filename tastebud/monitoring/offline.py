@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from tastebud.config import Settings
 from tastebud.data.interactions import read_event_store
 from tastebud.evaluation import evaluate_rankings
+from tastebud.evaluation.metrics.accuracy import judge, ndcg
 from tastebud.quality.reference import NoReference, production_manifest
 from tastebud.stores import EventQuery
 from tastebud.training.holdout import Holdout
@@ -86,7 +87,14 @@ def judge_lists(model: Recommender, held_out: pa.Table, settings: Settings) -> d
     ranked = holdout.rank(model, max(LIST_KS))
     found = evaluate_rankings(ranked, holdout.relevant, ks=LIST_KS, train_matrix=holdout.train)
     names = ("ndcg@10", "recall@20", "coverage@10", "ild@10", "personalization@10", "gini@10")
-    return {**{name: float(found[name]) for name in names}, "users": float(len(holdout))}
+    per_user = ndcg(judge(ranked, holdout.relevant), 10)
+    per_user = per_user[np.isfinite(per_user)]
+    spread = float(per_user.std(ddof=1) / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
+    return {
+        **{name: float(found[name]) for name in names},
+        "ndcg@10.se": spread,  # its standard error over users: how much is chance
+        "users": float(len(holdout)),
+    }
 
 
 def score_sample(model: Recommender, table: pa.Table, settings: Settings) -> np.ndarray:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 CHECKS = ("offline", "lists", "scores", "age", "new_data", "data_drift")
+Baseline = tuple[dict[str, Any], dict[str, Any]] | str  # (metrics, details), or why none
 
 
 def open_results(stores: Stores) -> MonitorResultStore:
@@ -126,7 +127,7 @@ def _checks(
     start = max(as_of - window, production.end)
     recent: pa.Table | None = None
     steps: dict[str, Callable[[], MonitorCheck]] = {
-        "offline": lambda: _offline(settings, rules, production, recent, baseline, evaluation),
+        "offline": lambda: _offline(rules, baseline, evaluation, settings.monitoring.ndcg_min_z),
         "lists": lambda: judged("lists", _lists(evaluation), rules, "the lists of the recent days"),
         "scores": lambda: _scores(settings, rules, production, recent, baseline),
         "age": lambda: _age(rules, production, as_of),
@@ -167,7 +168,7 @@ def _baseline(
     production: Production,
     results: MonitorResultStore | None,
     found: list[MonitorCheck],
-) -> tuple[dict[str, Any], dict[str, Any]] | str:
+) -> Baseline:
     """The version's baseline from the history, or computed now (and reported as the
     ``baseline`` check, so it is recorded once)."""
     stored = results.baseline(production.version) if results is not None else None
@@ -189,7 +190,12 @@ def _baseline(
     return dict(metrics), details
 
 
-def _offline(settings, rules, production, recent, baseline, evaluation) -> MonitorCheck:  # type: ignore[no-untyped-def]
+def _offline(
+    rules: RetrainingTriggers,
+    baseline: Baseline,
+    evaluation: dict[str, float] | CannotJudge,
+    min_z: float,
+) -> MonitorCheck:
     if isinstance(evaluation, CannotJudge):
         raise evaluation
     if isinstance(baseline, str):
@@ -197,6 +203,8 @@ def _offline(settings, rules, production, recent, baseline, evaluation) -> Monit
     before = float(baseline[0]["ndcg@10"])
     now = evaluation["ndcg@10"]
     drop = (before - now) / before if before > 0 else math.nan
+    spread = math.hypot(float(baseline[0].get("ndcg@10.se", 0.0)), evaluation["ndcg@10.se"])
+    z = (before - now) / spread if spread > 0 else (math.inf if before > now else 0.0)
     metrics = {
         "offline.ndcg@10": now,
         "offline.recall@20": evaluation["recall@20"],
@@ -204,6 +212,9 @@ def _offline(settings, rules, production, recent, baseline, evaluation) -> Monit
         "offline.ndcg@10.baseline": before,
         "offline.recall@20.baseline": baseline[0].get("recall@20"),
         "offline.ndcg@10.drop": drop,
+        "offline.ndcg@10.z": z if math.isfinite(z) else None,
+        # The trigger's figure: the drop, when chance alone would rarely make one this big.
+        "offline.ndcg@10.significant_drop": drop if z > min_z or math.isnan(drop) else 0.0,
     }
     message = f"NDCG@10 {now:.4f} on the recent days against {before:.4f} at training time"
     return judged("offline", metrics, rules, message, users=evaluation["users"])
@@ -216,7 +227,13 @@ def _lists(evaluation: dict[str, float] | CannotJudge) -> dict[str, float | None
     return {f"lists.{name}": evaluation[name] for name in names}
 
 
-def _scores(settings, rules, production, recent, baseline) -> MonitorCheck:  # type: ignore[no-untyped-def]
+def _scores(
+    settings: Settings,
+    rules: RetrainingTriggers,
+    production: Production,
+    recent: pa.Table | None,
+    baseline: Baseline,
+) -> MonitorCheck:
     if isinstance(baseline, str):
         raise CannotJudge(f"no training-time score distribution ({baseline})")
     if recent is None:

@@ -24,7 +24,7 @@ from tastebud.quality.rules import RulesError
 
 # The check that measures each rule, and the metric it judges.
 TRIGGERS: dict[str, tuple[str, str]] = {
-    "ndcg_drop": ("offline", "offline.ndcg@10.drop"),
+    "ndcg_drop": ("offline", "offline.ndcg@10.significant_drop"),
     "score_psi": ("scores", "scores.psi"),
     "data_psi": ("data_drift", "data_drift.psi"),
     "new_events": ("new_data", "new_data.events"),

@@ -41,8 +41,14 @@ def _at(moment: datetime) -> pa.Scalar:
     return pa.scalar(moment, pa.timestamp("us", tz="UTC"))
 
 
-def stream(worlds: dict[str, Path], after_shift: str, until: datetime = END) -> pa.Table:
-    """World A's events before SHIFT, then ``after_shift``'s (a or b) until ``until``."""
+def stream(
+    worlds: dict[str, Path],
+    after_shift: str,
+    until: datetime = END,
+    seed: Callable[[pa.Table], pa.Table] | None = None,
+) -> pa.Table:
+    """World A's events before SHIFT, then ``after_shift``'s (a or b) until ``until``,
+    passed through ``seed`` (a seeded problem) if given."""
     first = pq.read_table(worlds["a"] / "events.parquet")
     first = first.filter(pc.less(first.column("timestamp"), _at(SHIFT)))
     then = pq.read_table(worlds[after_shift] / "events.parquet")
@@ -50,7 +56,8 @@ def stream(worlds: dict[str, Path], after_shift: str, until: datetime = END) -> 
         pc.greater_equal(then.column("timestamp"), _at(SHIFT)),
         pc.less(then.column("timestamp"), _at(until)),
     )
-    return pa.concat_tables([first, then.filter(keep).cast(first.schema)])
+    then = then.filter(keep).cast(first.schema)
+    return pa.concat_tables([first, seed(then).cast(first.schema) if seed else then])
 
 
 @pytest.fixture
@@ -68,6 +75,7 @@ def build(
         model: bool = True,
         database_url: str | None = None,
         quality: dict[str, object] | None = None,
+        seed: Callable[[pa.Table], pa.Table] | None = None,
         **monitoring: object,
     ) -> tuple[Stores, Settings]:
         # Two days judged (the default is one): a world of 600 users is too noisy for one day.
@@ -81,7 +89,7 @@ def build(
         )
         stores = open_stores(settings)
         opened.append(stores)
-        stores.events.append_arrow(stream(worlds, after_shift, until))
+        stores.events.append_arrow(stream(worlds, after_shift, until, seed))
         if model:
             log = read_event_store(stores.events, EventQuery(end=SHIFT))
             registry = open_registry(settings, stores.artifacts)

@@ -4,6 +4,8 @@ stream fires nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tastebud.jobs import JobRunner, open_run_history
 from tastebud.jobs.definitions import build_registry
 from tastebud.models import load_model
@@ -71,3 +73,13 @@ def test_a_decayed_model_fires_the_trigger_and_a_retrain_recovers_it(build) -> N
     # World B's own level differs from A's; the retrained model is back near it (0.147
     # against 0.212 for the old model on A at training time), the decayed one far from it.
     assert new > 0.6 * metric(decayed, "offline", "offline.ndcg@10.baseline")
+
+
+def test_the_monitor_job_alerts_a_firing_check_once(build) -> None:
+    stores, settings = build("b", **ONLY_DECAY)
+    runner = JobRunner(settings, build_registry(), open_run_history(settings), stores=stores)
+    first = runner.run("monitor", end=CHECKED)
+    assert first.status == "succeeded" and first.output["firing"] == ["ndcg_drop"]
+    assert first.output["alerted"] == ["offline", "data_drift"]  # fires; cannot run yet
+    again = runner.run("monitor", end=CHECKED + timedelta(hours=1))
+    assert again.output["firing"] == ["ndcg_drop"] and again.output["alerted"] == []

@@ -125,3 +125,18 @@ def test_a_running_train_job_holds_the_trigger(build) -> None:
         held = runner.run("retrain", end=CHECKED).output
     assert held["firing"] == ["max_age_hours"] and held["trained"] is False
     assert held["held"] == "the train job is already running"
+
+
+@pytest.mark.parametrize(("error", "status"), [(0.02, "pass"), (0.005, "fail")])
+def test_ndcg_drop_fires_only_when_chance_would_rarely_make_it(error: float, status: str) -> None:
+    """A 20% drop (0.20 to 0.16): with standard errors of 0.02 it is 1.4 of them, which chance
+    makes often (a quiet day, few users); with 0.005, 5.7, which it does not."""
+    from tastebud.config import RetrainingTriggers
+    from tastebud.monitoring.runner import _offline
+
+    baseline = ({"ndcg@10": 0.20, "ndcg@10.se": error, "recall@20": 0.3}, {})
+    now = {"ndcg@10": 0.16, "ndcg@10.se": error, "recall@20": 0.25, "coverage@10": 0.5}
+    check = _offline(RetrainingTriggers(), baseline, {**now, "users": 100.0}, 2.33)
+    assert check.status == status
+    assert check.metrics["offline.ndcg@10.drop"] == pytest.approx(0.2)
+    assert check.metrics["offline.ndcg@10.z"] == pytest.approx(0.04 / (error * 2**0.5))
