@@ -285,7 +285,7 @@ def evaluate_command(
         list[str] | None,
         typer.Option(
             "--model",
-            help="Models to compare (repeatable): popularity, itemknn, als, bpr, ease, "
+            help="Models to compare (repeatable): popularity, itemknn, userknn, als, bpr, ease, "
             "mult-vae, two-tower, ncf (these three need tastebud[neural]), "
             "tastebud (default configuration), auto (AutoML on the train part); with "
             "--protocol ratings: biased-mf, svdpp, global-mean, surprise-svd, surprise-svdpp.",

@@ -28,6 +28,7 @@ from tastebud.training.pipeline import train
 BASELINES: dict[str, Configuration] = {
     "popularity": Configuration({}, "popularity", {}),
     "itemknn": Configuration({"transform": "binary"}, "itemknn", {}),
+    "userknn": Configuration({"transform": "binary"}, "userknn", {}),
     "als": Configuration({"transform": "binary"}, "als", {}),
     "bpr": Configuration({"transform": "binary"}, "bpr", {}),
     "ease": Configuration({"transform": "binary"}, "ease", {}),
