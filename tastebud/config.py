@@ -2,6 +2,11 @@
 
 The file is ``$TASTEBUD_CONFIG`` if set, else ``./tastebud.toml`` if present. Environment
 variables win over the file; nested keys use ``__`` (``TASTEBUD_EVENTS__MAX_CONTEXT_BYTES=8192``).
+
+Over 400 lines because it is every table of the one settings file, each a short typed class
+with its defaults and checks: docs/reference.md is rendered from them in this order, and a
+reader looks for a setting in one place (the ``[ranking]`` tables, the largest, are in
+``ranking_config.py``).
 """
 
 from __future__ import annotations
