@@ -20,11 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.config import Settings
-from tastebud.data.interactions import read_event_store
+from tastebud.data.interactions import InteractionsError, read_event_store
 from tastebud.evaluation import evaluate_rankings
 from tastebud.evaluation.metrics.accuracy import judge, ndcg
+from tastebud.models import load_model
 from tastebud.quality.reference import NoReference, production_manifest
+from tastebud.registry import open_registry
 from tastebud.stores import EventQuery
+from tastebud.training.configuration import Configuration, fit_configuration
 from tastebud.training.holdout import Holdout
 
 if TYPE_CHECKING:
@@ -58,9 +61,6 @@ class Production:
 
 def load_production(stores: Stores, settings: Settings) -> Production:
     """The production version, loaded and verified, or ``NoReference`` saying why not."""
-    from tastebud.models import load_model
-    from tastebud.registry import open_registry
-
     manifest = production_manifest(stores, settings)
     if manifest.time_range is None or manifest.time_range.end is None:
         raise NoReference(f"production version {manifest.model_version} records no time range")
@@ -128,9 +128,6 @@ def training_baseline(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """The version's metrics at training time (the module docstring) and its reference
     score distribution (deciles of its scores for the users of its last days)."""
-    from tastebud.data.interactions import InteractionsError
-    from tastebud.training.configuration import Configuration, fit_configuration
-
     params = production.manifest.params
     if not isinstance(params, dict) or "model" not in params:
         raise CannotJudge(f"version {production.version} records no recipe to refit")

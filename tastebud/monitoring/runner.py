@@ -20,6 +20,7 @@ from tastebud.monitoring.results import MonitorCheck, MonitorReport, MonitorResu
 from tastebud.monitoring.triggers import TRIGGERS, triggers_from
 from tastebud.observability import get_logger, metrics
 from tastebud.quality.rules import SEVERITY
+from tastebud.quality.runner import open_results as open_quality
 from tastebud.quality.stats import psi
 
 if TYPE_CHECKING:
@@ -276,8 +277,6 @@ def _new_data(
 
 def _data_drift(stores: Stores, rules: RetrainingTriggers) -> MonitorCheck:
     """The largest PSI of the latest data-quality drift check (``tastebud.quality``)."""
-    from tastebud.quality.runner import open_results as open_quality
-
     with open_quality(stores) as quality:
         rows = quality.history(check="drift", limit=1)
     if not rows:

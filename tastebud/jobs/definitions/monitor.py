@@ -20,6 +20,9 @@ from typing import Any
 
 from tastebud.jobs.alerts import AlertHook
 from tastebud.jobs.base import JobAlreadyRunning, JobContext, JobError
+from tastebud.jobs.definitions import build_registry
+from tastebud.jobs.history import open_run_history
+from tastebud.jobs.runner import JobFailed, JobRunner
 from tastebud.monitoring.results import MonitorReport
 from tastebud.monitoring.runner import open_results, run_monitor
 from tastebud.observability import get_logger
@@ -81,10 +84,6 @@ def run(context: JobContext) -> dict[str, Any]:
 
 def retrain(context: JobContext) -> dict[str, Any]:
     """Train when a trigger fires and the cooldown has passed (the module docstring)."""
-    from tastebud.jobs.definitions import build_registry
-    from tastebud.jobs.history import open_run_history
-    from tastebud.jobs.runner import JobFailed, JobRunner
-
     report, _ = monitored(context)
     found: dict[str, Any] = outcome(report)
     firing = [check for check in report.firing if check.trigger]
