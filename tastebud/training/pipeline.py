@@ -209,6 +209,7 @@ def write_search_report(search: SearchResult, folder: Path) -> None:
         f"{sum(t['state'] == 'pruned' for t in search.trials)} pruned)",
         f"- validation: {search.validation}",
         f"- best validation NDCG@10: {search.validation_ndcg:.4f}",
+        f"- families skipped: {search.skipped or 'none'}",
         f"- best configuration: `{json.dumps(search.configuration.to_dict(), default=str)}`",
         "",
         "| trial | family | state | validation NDCG@10 | seconds |",
