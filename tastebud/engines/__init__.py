@@ -29,9 +29,8 @@ __all__ = [
 
 ENGINES = ("local", "spark")
 #: The jobs with a Spark implementation; the others always run locally. In ``materialize``
-#: and ``backfill`` the feature views that reuse a job's computation (item_popularity,
-#: user_category_affinity) run on the job's engine; SQL views run in DuckDB either way. In
-#: ``train`` the final fit's interaction matrix is built on the job's engine.
+#: and ``backfill`` the job-backed and SQL feature views run on the job's engine (Python
+#: views in the job). In ``train`` the final fit's interaction matrix is built there.
 SPARK_JOBS = frozenset(
     {"popularity", "affinity", "trending", "materialize", "backfill", "recommendations", "train"}
 )

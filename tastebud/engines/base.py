@@ -103,5 +103,19 @@ class Engine(ABC):
     ) -> InteractionMatrix:
         """The training matrix of every event before ``end`` (``build_matrix``'s result)."""
 
+    def sql_view(
+        self,
+        source: EventSource,
+        query: str,
+        *,
+        start: datetime,
+        as_of: datetime,
+        items: pa.Table | None,
+    ) -> pa.Table | None:
+        """A feature view's SQL (DuckDB's dialect: ``events`` in [start, as_of), ``items``,
+        ``$as_of``) run on this engine; the local engine runs it in DuckDB itself
+        (``tastebud.features.compute``), so only other engines implement it."""
+        raise EngineError(f"the {self.name} engine does not run SQL feature views")
+
     def close(self) -> None:  # noqa: B027  (engines without resources need nothing)
         """Release what the engine holds (a Spark engine leaves the shared session up)."""

@@ -17,6 +17,7 @@ pyspark is imported here only, and only when a job runs on Spark.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -447,6 +448,45 @@ class SparkEngine(Engine):
         snapshot = event_store_snapshot(last_seq, int(summary["rows"]), EventQuery(end=end))
         return assemble(table, reference=reference, snapshot=snapshot, options=options)
 
+    def sql_view(
+        self,
+        source: EventSource,
+        query: str,
+        *,
+        start: datetime,
+        as_of: datetime,
+        items: pa.Table | None,
+    ) -> pa.Table | None:
+        """The view's SQL, written once in DuckDB's dialect, translated to Spark SQL
+        (``spark_sql``) and run over the window's events and the catalog on the executors;
+        None when it reads events and the window has none."""
+        from tastebud.schemas import EVENT_SCHEMA
+
+        suffix = uuid.uuid4().hex[:12]
+        names = {"events": f"events_{suffix}", "items": f"items_{suffix}"}
+        translated = spark_sql(query, names)
+        session = self.session
+        reads_events = names["events"] in translated
+        with contextlib.ExitStack() as stack:
+            if reads_events:
+                events = stack.enter_context(
+                    self._events(source, start, as_of, columns=tuple(EVENT_SCHEMA.names))
+                )
+                if events is None:
+                    return None
+                events.createOrReplaceTempView(names["events"])
+            if items is not None and names["items"] in translated:
+                frame = stack.enter_context(self._staged_table(items))
+                frame.createOrReplaceTempView(names["items"])
+            try:
+                result = session.sql(translated, args={"as_of": as_of}).toArrow()
+            except Exception as error:
+                raise EngineError(f"the Spark job failed: {_first_line(error)}") from error
+            finally:
+                for name in names.values():
+                    session.catalog.dropTempView(name)
+        return result
+
     def map_ids(
         self,
         ids: list[str],
@@ -502,6 +542,35 @@ class _Mapper:
 
         for out in self.func(batches(), self.broadcast.value):
             yield from out.to_pylist()
+
+
+def spark_sql(query: str, tables: Mapping[str, str]) -> str:
+    """A feature view's DuckDB SQL in Spark's dialect, through sqlglot (one query for both
+    engines); ``tables`` renames its inputs (per-run temporary views). DuckDB's ``epoch``
+    keeps microseconds, Spark's ``unix_timestamp`` drops them: it becomes
+    ``unix_micros(x) / 1e6``."""
+    try:
+        import sqlglot
+        from sqlglot import exp
+    except ImportError:
+        raise EngineError("Spark SQL views need sqlglot: pip install 'tastebud[spark]'") from None
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.TimeToUnix):
+            micros = exp.Anonymous(this="unix_micros", expressions=[node.this])
+            return exp.Div(this=micros, expression=exp.Literal.number("1e6"))
+        if isinstance(node, exp.Table) and node.name in tables:
+            renamed = exp.Table(this=exp.to_identifier(tables[node.name]))
+            if node.alias:
+                renamed.set("alias", node.args.get("alias"))
+            return renamed
+        return node
+
+    try:
+        tree = sqlglot.parse_one(query, read="duckdb")
+    except sqlglot.errors.ParseError as error:
+        raise EngineError(f"cannot translate the view's SQL for Spark: {error}") from None
+    return tree.transform(rewrite).sql(dialect="spark")
 
 
 def _lookup(weights: Mapping[str, float]) -> Column:

@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.config import Settings
+from tastebud.engines import engine_name
 from tastebud.features.views import ARROW_TYPES, FeatureView, PythonSource
 from tastebud.signals.catalog import catalog_table
-from tastebud.signals.window import EventWindow, Window
+from tastebud.signals.window import EventWindow, Window, engine
+from tastebud.signals.window import source as events_of
 from tastebud.stores import EventQuery, Stores
 
 Transform = Callable[["TransformContext"], pa.Table | None]
@@ -115,11 +117,18 @@ def _reads(query: str, table: str) -> bool:
     return re.search(rf"\b(from|join)\s+{table}\b", query, re.IGNORECASE) is not None
 
 
-def _run_sql(context: TransformContext) -> pa.Table:
+def _run_sql(context: TransformContext) -> pa.Table | None:
+    """The view's SQL (DuckDB's dialect) in DuckDB, or translated for the window's engine
+    when that is Spark (inside ``materialize``/``backfill`` on engine spark)."""
     source = context.view.source
     assert not isinstance(source, PythonSource)
     start = context.as_of - timedelta(days=source.window_days)
     query = source.query
+    if engine_name(context.settings, context.window.job_name) == "spark":  # one SQL, two engines
+        items = context.catalog_items if _reads(query, "items") else None
+        return engine(context.window).sql_view(
+            events_of(context.window), query, start=start, as_of=context.as_of, items=items
+        )
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
