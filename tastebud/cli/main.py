@@ -19,6 +19,7 @@ from tastebud.cli import (
     quality,
     quickstart,
     recommend,
+    replay,
     serve,
     train,
 )
@@ -48,6 +49,7 @@ app.command("quickstart")(quickstart.quickstart)
 app.command("train")(train.train_command)
 app.command("recommend")(recommend.recommend_command)
 app.command("evaluate")(train.evaluate_command)
+app.command("replay")(replay.replay_command)
 
 
 @app.callback()

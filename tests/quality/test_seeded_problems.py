@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from tastebud.data import faults
 from tastebud.quality.results import CheckResult, QualityReport
 from tastebud.quality.runner import run_checks
 
-from .conftest import END, last_day
+from .conftest import END
 
 
 def by_name(report: QualityReport) -> dict[str, CheckResult]:
@@ -36,14 +35,7 @@ def test_a_schema_break_is_caught_by_the_schema_check(build) -> None:
     """A producer that sends ratings on a 1-100 scale and negative play durations."""
 
     def seed(events: pa.Table) -> pa.Table:
-        recent = last_day(events, 6)
-        kind = events.column("event_type")
-        value = events.column("value")
-        broken = pc.if_else(
-            pc.and_(recent, pc.equal(kind, "rating")), pc.multiply(value, 20.0), value
-        )
-        broken = pc.if_else(pc.and_(recent, pc.equal(kind, "play")), pc.negate(broken), broken)
-        return events.set_column(events.schema.get_field_index("value"), "value", broken)
+        return faults.schema_break(events, END - timedelta(hours=6), END)
 
     stores, settings = build(seed)
     schema = by_name(run_checks(stores, settings, as_of=END))["schema"]
@@ -57,8 +49,7 @@ def test_a_stalled_source_is_caught_by_freshness(build) -> None:
     hours before the end."""
 
     def seed(events: pa.Table) -> pa.Table:
-        stalled = pc.and_(last_day(events, 6), pc.equal(events.column("device_type"), "other"))
-        return events.filter(pc.invert(stalled))
+        return faults.stalled_source(events, END - timedelta(hours=6), END, "other")
 
     stores, settings = build(seed)
     freshness = by_name(run_checks(stores, settings, as_of=END))["freshness"]
@@ -71,12 +62,8 @@ def test_half_the_volume_missing_for_one_hour_is_caught(build, world) -> None:
     """Half of the events of the last day's busiest hour are lost."""
 
     def seed(events: pa.Table) -> pa.Table:
-        hours = pc.cast(events.column("timestamp"), pa.int64()).to_numpy() // 3_600_000_000
-        recent = hours[last_day(events).to_numpy(zero_copy_only=False)]
-        busiest = np.bincount(recent - recent.min()).argmax() + recent.min()
-        rng = np.random.default_rng(0)
-        lost = (hours == busiest) & (rng.random(len(hours)) < 0.5)
-        return events.filter(pa.array(~lost))
+        hour = faults.busiest_hour(events, END - timedelta(days=1), END)
+        return faults.volume_drop(events, hour, hour + timedelta(hours=1), share=0.5)
 
     stores, settings = build(seed)
     volume = by_name(run_checks(stores, settings, as_of=END))["volume"]
@@ -89,11 +76,7 @@ def test_a_shift_of_item_popularity_is_caught_by_drift(build) -> None:
     """On the last day every item's events go to another item (a reshuffled popularity)."""
 
     def seed(events: pa.Table) -> pa.Table:
-        ids = pc.unique(events.column("item_id"))
-        shuffled = ids.take(pa.array(np.random.default_rng(1).permutation(len(ids))))
-        moved = shuffled.take(pc.index_in(events.column("item_id"), value_set=ids))
-        items = pc.if_else(last_day(events), moved, events.column("item_id"))
-        return events.set_column(events.schema.get_field_index("item_id"), "item_id", items)
+        return faults.popularity_shift(events, END - timedelta(days=1), END)
 
     stores, settings = build(seed)
     drift = by_name(run_checks(stores, settings, as_of=END))["drift"]
@@ -106,13 +89,7 @@ def test_a_surge_of_unknown_users_is_caught_by_cold_start(build) -> None:
     """On the last day, half of the events come from users never seen before."""
 
     def seed(events: pa.Table) -> pa.Table:
-        users = events.column("user_id")
-        coin = pa.array(np.random.default_rng(2).random(len(users)) < 0.5)
-        picked = pc.and_(last_day(events), coin)
-        renamed = pc.binary_join_element_wise("new-", users, "")
-        return events.set_column(
-            events.schema.get_field_index("user_id"), "user_id", pc.if_else(picked, renamed, users)
-        )
+        return faults.unknown_user_surge(events, END - timedelta(days=1), END, share=0.5)
 
     stores, settings = build(seed)
     cold = by_name(run_checks(stores, settings, as_of=END))["cold_start"]
