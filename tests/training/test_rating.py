@@ -202,9 +202,10 @@ def test_a_diverged_training_leaves_the_registry_unchanged(home: Path) -> None:
 
 @pytest.mark.movielens
 @pytest.mark.skipif(not (DATASETS / "ml-100k" / "u.data").is_file(), reason="no MovieLens copy")
-def test_movielens_100k_biased_mf_beats_the_seed_target() -> None:
+def test_movielens_100k_biased_mf_beats_surprise_svd_default() -> None:
     raw = np.loadtxt(DATASETS / "ml-100k" / "u.data", dtype=np.int64)
     table = pa.table({"user_id": raw[:, 0].astype(str), "item_id": raw[:, 1].astype(str),
                       "rating": raw[:, 2].astype(float)})  # fmt: skip
     report = evaluate_ratings(from_table(table), ["biased-mf"])
+    # scikit-surprise's SVD at its defaults scores 0.9316 on this split (docs/benchmarks.md).
     assert report.models["biased-mf"]["rmse"] < 0.93
