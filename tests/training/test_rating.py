@@ -179,6 +179,14 @@ def test_cli_trains_registers_and_evaluates_ratings(home: Path, tmp_path: Path) 
     assert knn.exit_code == 0, knn.output
     assert json.loads((tmp_path / "x" / "training.json").read_text())["model"] == "knn-baseline"
 
+    tiny = write_csv(tmp_path / "tiny.csv", rating_table(n_users=4, n_items=5, per_user=3))
+    small = runner.invoke(app, ["train", "--interactions", str(tiny), "--objective", "rating",
+                                "--out", "tiny"])  # fmt: skip
+    assert small.exit_code == 0 and "too few ratings" in small.output, small.output
+    too_few = runner.invoke(app, ["evaluate", "--interactions", str(tiny), "--protocol",
+                                  "ratings", "--out", "ev-tiny"])  # fmt: skip
+    assert too_few.exit_code == 2 and "too few" in too_few.output, too_few.output
+
     args = ["evaluate", "--interactions", str(path), "--protocol", "ratings", "--out", "ev",
             "--model", "global-mean", "--model", "biased-mf"]  # fmt: skip
     result = runner.invoke(app, args)
