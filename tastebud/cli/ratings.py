@@ -37,10 +37,15 @@ def train_ratings(
         raise fail(escape(str(error))) from None  # a diverged fit registers nothing
     result = training.result
     metrics = training.metrics
+    validation = (
+        f"validation RMSE {metrics['rmse']:.4f}, MAE {metrics['mae']:.4f}"
+        if metrics
+        else "too few ratings for a validation RMSE"
+    )
     console.print(
         f"fitted [bold]{model}[/] on {result.matrix.nnz:,} ratings ({result.matrix.shape[0]:,} "
         f"users x {result.matrix.shape[1]:,} items) in {result.timings['fit_seconds']:.1f}s; "
-        f"validation RMSE {metrics['rmse']:.4f}, MAE {metrics['mae']:.4f}"
+        f"{validation}"
     )
     if out_dir is not None:
         save_training(result, log, out_dir)

@@ -41,6 +41,7 @@ from tastebud.training.pipeline import (
 
 DEFAULT_RATING_MODEL = "svdpp"
 VALIDATION_FRACTION = 0.1
+MIN_VALIDATION_RATINGS = 10
 
 
 def rating_rows(log: InteractionLog) -> pa.Table:
@@ -116,9 +117,12 @@ def check_rating_model(name: str) -> None:
 def validation_metrics(
     log: InteractionLog, model: str, params: dict[str, Any], random_state: int
 ) -> dict[str, float]:
-    """RMSE/MAE of the model fitted on 90% of the ratings and judged on the other 10%."""
+    """RMSE/MAE of the model fitted on 90% of the ratings and judged on the other 10%
+    (nothing when that 10% holds fewer than ``MIN_VALIDATION_RATINGS``)."""
     table = rating_rows(log)
     held = np.random.default_rng(random_state).random(table.num_rows) < VALIDATION_FRACTION
+    if held.sum() < MIN_VALIDATION_RATINGS:
+        return {}  # too few ratings to say anything; the fit itself still runs
     train_log = InteractionLog(table.filter(pa.array(~held)), f"{log.snapshot}:rating-train")
     fitted = make_model(model, **params).fit(ratings_matrix(train_log))
     assert isinstance(fitted, RatingRecommender)

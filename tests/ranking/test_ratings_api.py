@@ -79,6 +79,13 @@ def test_ratings_from_a_rating_model(world: World, keys: dict[str, str]) -> None
         assert [i["fallback"] for i in stranger["items"]] == ["item_bias", "global_mean"]
         assert stranger["items"][1]["rating"] == pytest.approx(model.global_mean_, abs=1e-3)
 
+        # The rating model also ranks: the serving pipeline orders by predicted rating.
+        listed = client.get(
+            "/v1/users/u0/recommendations", params={"k": 5}, headers={"X-API-Key": keys["read"]}
+        )
+        assert listed.status_code == 200 and listed.json()["model_version"] == version
+        assert len(listed.json()["items"]) == 5
+
         assert get(client, None, "u0", items="i0").status_code == 401
         assert get(client, keys["ingest"], "u0", items="i0").status_code == 403
 
