@@ -57,8 +57,12 @@ def open_service(home: Path) -> tuple[Any, Any, Any]:
     from tastebud.config import load_settings
     from tastebud.features.store import open_feature_store
     from tastebud.ranking.retrieval import limit_threads
-    from tastebud.ranking.service import RecommendationService
     from tastebud.stores import open_stores
+
+    try:  # renamed from ranking/service.py (issue 17); the old tree of a side by side has that
+        from tastebud.ranking.recommender import RecommendationService
+    except ImportError:
+        from tastebud.ranking.service import RecommendationService  # type: ignore[no-redef]
 
     settings = load_settings(home=home)
     stores = open_stores(settings)
@@ -129,10 +133,16 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run_worker(
-    tree: Path | None, args: argparse.Namespace, out: Path, requests: int, prefix: list[str]
+    tree: Path | None,
+    args: argparse.Namespace,
+    out: Path,
+    requests: int,
+    prefix: list[str],
+    extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASTEBUD_", "PYTHONPATH"))}
     env.update(SERVER_ENV)
+    env.update(extra or {})
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     command = [*prefix, sys.executable, __file__, "--home", str(args.home), "--worker", str(out)]
@@ -143,9 +153,14 @@ def run_worker(
 
 
 def callgrind_count(tree: Path | None, args: argparse.Namespace, work: Path, name: str) -> int:
-    """Instructions per request (Ir between the two marks, over the requests)."""
+    """Instructions per request (Ir between the two marks, over the requests).
+
+    numba's kernels are compiled first, outside valgrind (where compiling takes many
+    minutes), into a cache of this run, for an AVX2 CPU that valgrind can run."""
     folder = work / f"callgrind-{name}"
     folder.mkdir(exist_ok=True)
+    numba = {"NUMBA_CACHE_DIR": str(folder / "numba"), "NUMBA_CPU_NAME": "haswell"}
+    run_worker(tree, args, folder / "compile.json", 5, [], numba)
     prefix = [
         "valgrind",
         "--tool=callgrind",
@@ -153,7 +168,7 @@ def callgrind_count(tree: Path | None, args: argparse.Namespace, work: Path, nam
         "--dump-before=getpgrp",
         f"--callgrind-out-file={folder}/callgrind.out.%p",
     ]
-    run_worker(tree, args, folder / "lists.json", args.callgrind_requests, prefix)
+    run_worker(tree, args, folder / "lists.json", args.callgrind_requests, prefix, numba)
     dumps = sorted(folder.glob("callgrind.out.*.1"))
     total = None
     for line in dumps[-1].read_text().splitlines():

@@ -141,7 +141,7 @@ class Metrics:
     @property
     def registry(self) -> CollectorRegistry:
         if self._registry is None:
-            from prometheus_client import CollectorRegistry
+            from prometheus_client import CollectorRegistry  # lazy: CLI start-up (class docstring)
 
             with self._lock:
                 if self._registry is None:
@@ -169,14 +169,14 @@ class Metrics:
     def counter(
         self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
     ) -> Counter:
-        from prometheus_client import Counter
+        from prometheus_client import Counter  # lazy: CLI start-up (class docstring)
 
         return self._get(Counter, self.name(domain, metric, unit), doc, labels)
 
     def gauge(
         self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
     ) -> Gauge:
-        from prometheus_client import Gauge
+        from prometheus_client import Gauge  # lazy: CLI start-up (class docstring)
 
         return self._get(Gauge, self.name(domain, metric, unit), doc, labels)
 
@@ -189,7 +189,7 @@ class Metrics:
         labels: Sequence[str] = (),
         buckets: Sequence[float] | None = None,
     ) -> Histogram:
-        from prometheus_client import Histogram
+        from prometheus_client import Histogram  # lazy: CLI start-up (class docstring)
 
         return self._get(
             Histogram,

@@ -12,6 +12,25 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def json_integer(value: Any) -> Any:
+    """JSON's integers: 13 and 13.0 (JSON Schema calls both an integer), never ``true``.
+    Here, at the bottom of the core, because overrides need it and ``schemas`` (which
+    imports the settings) builds its ``JsonInt`` on it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def json_integers(value: Any) -> Any:
+    """``value`` with its integral floats as ints (``schemas.JsonInt`` for nested JSON,
+    before a strict validation)."""
+    if isinstance(value, dict):
+        return {key: json_integers(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [json_integers(inner) for inner in value]
+    return json_integer(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,10 +62,10 @@ class CandidateSettings(_Section):
         "(benchmarks/bench_retrieval.py).",
     )
     exact_screen: bool = Field(
-        default=False,
-        description="Exact CF top-N through an int8 screen (ranking/screen.py): the same items "
-        "and scores; off until it is measured cheaper (it is not yet in instructions, and "
-        "its numba kernel compiles at model load).",
+        default=True,
+        description="Exact CF top-N through an int8 screen (ranking/screen.py) for catalogs of "
+        "20,000 items or more: the same items and scores as the full product, with fewer "
+        "instructions and a quarter of the memory read (docs/benchmarks.md, issue 17).",
     )
 
 
@@ -116,8 +135,6 @@ class RankingSettings(_Section):
         pydantic's ValidationError naming the field on a bad value or unknown name."""
         if not overrides:
             return self
-        from tastebud.schemas import json_integers  # here: schemas imports the settings
-
         # Strict, as JSON Schema reads JSON: a boolean is not 0, 413.0 is an integer.
         merged = _merge(self.model_dump(), json_integers(overrides))
         return type(self).model_validate(merged, strict=True)

@@ -140,7 +140,7 @@ def show(settings: Settings, stores: Stores, as_of: datetime) -> list[str]:
     """Print two users' last items and recommendations, and the trending list; returns the
     users shown."""
     from tastebud.ranking.pipeline import RankRequest  # lazy: CLI start-up
-    from tastebud.ranking.service import RecommendationService  # lazy: CLI start-up
+    from tastebud.ranking.recommender import RecommendationService  # lazy: CLI start-up
 
     users = pick_users(stores, as_of, SHOWN_USERS)
     service = RecommendationService(settings, stores)

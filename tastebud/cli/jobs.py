@@ -167,7 +167,7 @@ def run_job(
     engine: Annotated[
         str | None,
         typer.Option(
-            help="Where the job runs: local or spark (popularity, affinity, trending). "
+            help="Where the job runs: local or spark (the jobs docs/spark.md lists). "
             "Default: [jobs] engines / engine.",
         ),
     ] = None,

@@ -65,7 +65,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "train",
         "tastebud.cli.train",
         "train_command",
-        "Train a model (the default configuration, or AutoML's best with --auto).",
+        "Train a model (the default configuration, a --model family, or AutoML's best).",
     ),
     LazyCommand(
         "recommend",
@@ -117,6 +117,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "tastebud.cli.quality",
         "app",
         "Data-quality checks of the event log (docs/quality.md).",
+    ),
+    LazyCommand(
+        "monitor",
+        "tastebud.cli.monitor",
+        "app",
+        "Model monitoring and retraining triggers (docs/monitoring.md).",
     ),
 )
 

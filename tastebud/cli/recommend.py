@@ -92,7 +92,7 @@ def _served_rows(
     """Rows ranked by ``RecommendationService``, the server's pipeline, on the same stores."""
     # Imported here, not at the top: the ranking pipeline brings numpy, scipy, implicit.
     from tastebud.ranking.pipeline import RankRequest  # lazy: CLI start-up
-    from tastebud.ranking.service import RecommendationService  # lazy: CLI start-up
+    from tastebud.ranking.recommender import RecommendationService  # lazy: CLI start-up
 
     configured = settings_from_context(ctx)
     settings = configured.model_copy(

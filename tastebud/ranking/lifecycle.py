@@ -26,6 +26,7 @@ from tastebud.models.base import Recommender
 from tastebud.observability import get_logger
 from tastebud.ranking.index_artifact import load_index
 from tastebud.ranking.metrics import MODEL_LOADS
+from tastebud.ranking.rerank import compiled_kernels
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.registry.registry import ModelRegistry, open_registry
 from tastebud.schemas import Item
@@ -74,7 +75,9 @@ class ModelLifecycle:
         self._catalog_at = 0.0
 
     def start(self, *, watch: bool = True) -> None:
-        """Load what there is now (so the first request has the model), then keep watching."""
+        """Load what there is now (so the first request has the model, and the selection's
+        kernel is compiled), then keep watching."""
+        compiled_kernels()
         self.refresh()
         if watch and self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="tastebud-model-watch")

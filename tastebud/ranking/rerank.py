@@ -92,6 +92,9 @@ def select(
         for codes, share in ((creators, creator_share), (categories, category_share))
         if codes is not None and share is not None
     ]
+    fast = _greedy(relevance, scaled, vectors if use_mmr else None, diversity, caps, k)
+    if fast is not None:
+        return fast
     left = _Open(n, caps)
     gain = np.empty(n, dtype=np.float32)
     for step in range(k):
@@ -109,6 +112,58 @@ def select(
             assert vectors is not None
             np.maximum(max_sim, vectors @ vectors[pick], out=max_sim)
     return Selection(order, left.relaxed)
+
+
+_kernels: Any = None
+_NO_VECTORS = np.zeros((0, 1), dtype=np.float32)
+
+
+def compiled_kernels() -> Any:
+    """The selection's numba kernel, imported (and compiled, with a small selection) once
+    per process; ``tastebud.ranking.lifecycle`` calls it at model load so that the first
+    request does not pay numba's import and compilation (about 2 s)."""
+    global _kernels
+    if _kernels is None:  # lazy: numba's import costs about a second
+        from tastebud.ranking import rerank_kernels
+
+        relevance = np.array([0.5, 0.25, 0.75], dtype=np.float32)
+        vectors = np.eye(3, 2, dtype=np.float32)
+        codes = np.array([[0, -1, 0]], dtype=np.int64)
+        for mmr in (True, False):
+            rerank_kernels.greedy(relevance, relevance, vectors, 0.5, mmr, codes, codes[0], 2)
+        _kernels = rerank_kernels
+    return _kernels
+
+
+def _greedy(
+    relevance: np.ndarray,
+    scaled: np.ndarray,
+    vectors: np.ndarray | None,
+    diversity: float,
+    caps: list[tuple[np.ndarray, int]],
+    k: int,
+) -> Selection | None:
+    """``select`` in one numba call (``tastebud.ranking.rerank_kernels``): the same picks,
+    or None when a pick was too close to call exactly (the numpy loop then decides)."""
+    if vectors is not None and (vectors.dtype != np.float32 or vectors.ndim != 2):
+        return None
+    kernels = compiled_kernels()
+    n = len(relevance)
+    codes = np.empty((len(caps), n), dtype=np.int64)
+    for row, (values, _) in enumerate(caps):
+        codes[row] = values
+    limits = np.array([limit for _, limit in caps], dtype=np.int64)
+    order, relaxed, exact = kernels.greedy(
+        relevance,
+        np.asarray(scaled, dtype=np.float32),
+        _NO_VECTORS if vectors is None else np.ascontiguousarray(vectors),
+        float(np.float32(diversity)),  # the value numpy multiplies float32 similarities by
+        vectors is not None,
+        codes,
+        limits,
+        k,
+    )
+    return Selection(order, int(relaxed)) if exact else None
 
 
 class _Open:

@@ -12,7 +12,8 @@ How (docs/benchmarks.md, "On-demand ranking"):
    absolute value / 127), so ``s * c`` is ``x`` to within half a step per component. Per row
    the screen keeps ``rho`` >= ||s*c - x|| and ``kappa``, which covers float32 rounding of
    both the screen's sum and the exact product's (``gamma_d`` per term, doubled).
-2. A query ``q`` gets ``approx = s * (c . q)`` for every item (a numba kernel) and the bound
+2. A query ``q`` gets ``approx = s * (c . q)`` for every item (a vectorised numba loop of
+   its own) and the bound
    ``E = ||q||_2 * rho + ||q||_1 * kappa`` >= |approx - exact|, for any summation order.
 3. ``T`` = the N-th largest ``approx - E`` among the items not excluded: N items score at
    least ``T`` exactly, so every item of the exact top N has ``approx + E >= T``. Only those
@@ -44,8 +45,9 @@ _kernels = None
 
 
 def _compiled():
-    """The numba kernels, compiled (or loaded from numba's cache) on first use: importing
-    numba takes about a second, which only a process that builds a screen should pay."""
+    """The numba kernels, imported on first use (they compile on their first call, at model
+    load): importing numba takes about a second, which only a process that builds a screen
+    should pay."""
     global _kernels
     if _kernels is None:  # lazy: numba's import costs about a second
         from tastebud.ranking import screen_kernels
@@ -143,12 +145,12 @@ class FactorScreen:
             return None
         wide = query.astype(np.float64)
         kernels = _compiled()
-        candidates = kernels.screen(
-            self.codes,
-            self.scale,
+        approx = np.empty(total, dtype=np.float32)
+        kernels.approximate(self.codes, self.scale, query, approx)
+        candidates = kernels.bounded(
+            approx,
             self.rho,
             self.kappa,
-            query,
             float(np.sqrt(wide @ wide)),
             float(np.abs(wide).sum()),
             np.asarray(excluded, dtype=np.int64),

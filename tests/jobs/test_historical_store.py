@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tastebud.cli.main import app
 from tastebud.config import load_settings
 from tastebud.jobs.outputs import read_published
-from tastebud.ranking.service import RecommendationService
+from tastebud.ranking.recommender import RecommendationService
 from tastebud.schemas import Event
 from tastebud.stores import EventQuery, open_stores
 from tastebud.trending.lists import trending_items

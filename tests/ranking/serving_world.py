@@ -24,7 +24,7 @@ from interaction_data import clustered_log
 from tastebud.config import Settings, load_settings
 from tastebud.data.matrix import MatrixOptions, build_matrix
 from tastebud.models import ALSRecommender, Recommender
-from tastebud.ranking.service import RecommendationService
+from tastebud.ranking.recommender import RecommendationService
 from tastebud.registry import ModelRegistry, open_registry
 from tastebud.schemas import Item
 from tastebud.stores import Stores, open_stores

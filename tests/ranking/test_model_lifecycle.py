@@ -14,7 +14,7 @@ import pytest
 from serving_world import World, build_world, fitted_model, register
 
 from tastebud.ranking.pipeline import RankRequest
-from tastebud.ranking.service import MODEL_LOADS, RecommendationService
+from tastebud.ranking.recommender import MODEL_LOADS, RecommendationService
 from tastebud.registry.errors import ModelLoadError
 
 

@@ -29,7 +29,7 @@ from tastebud.jobs.definitions import build_registry, recommendations
 from tastebud.observability import metrics
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.precomputed import PrecomputedList, precomputed_key
-from tastebud.ranking.service import RecommendationService
+from tastebud.ranking.recommender import RecommendationService
 from tastebud.stores import Stores, open_stores
 
 K = 20  # serving.precomputed_k's default

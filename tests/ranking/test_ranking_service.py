@@ -17,7 +17,7 @@ from tastebud.content.catalog_embedding import embed_catalog
 from tastebud.features.store import open_feature_store
 from tastebud.jobs.outputs import publish_lists
 from tastebud.ranking.pipeline import RankRequest
-from tastebud.ranking.service import RecommendationService, UnknownCategory, UnknownItem
+from tastebud.ranking.recommender import RecommendationService, UnknownCategory, UnknownItem
 from tastebud.schemas import Item
 
 PLAIN = {"candidates": {"fresh": 0}, "recency": {"weight": 0.0}}

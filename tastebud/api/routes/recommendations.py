@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 from tastebud.api.errors import ApiError
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.precomputed import PrecomputedList, item_document
-from tastebud.ranking.service import (
+from tastebud.ranking.recommender import (
     RecommendationService,
     Served,
     UnknownCategory,

@@ -28,7 +28,7 @@ from tastebud.jobs.definitions.common import engine
 from tastebud.jobs.definitions.recommendations import Tally, rank_users
 
 if TYPE_CHECKING:
-    from tastebud.ranking.service import RecommendationService
+    from tastebud.ranking.recommender import RecommendationService
     from tastebud.registry.registry import ModelRegistry
 
 T = TypeVar("T")
@@ -119,7 +119,7 @@ def rank_partition(
 
     from tastebud.config import Settings
     from tastebud.jobs.definitions.recommendations import _features_for
-    from tastebud.ranking.service import RecommendationService
+    from tastebud.ranking.recommender import RecommendationService
     from tastebud.registry import open_registry
     from tastebud.stores import open_stores
 

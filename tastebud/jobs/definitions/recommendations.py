@@ -25,7 +25,7 @@ from tastebud.jobs.base import JobContext
 from tastebud.observability import get_logger
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.precomputed import PrecomputedList, precomputed_key
-from tastebud.ranking.service import RecommendationService
+from tastebud.ranking.recommender import RecommendationService
 
 if TYPE_CHECKING:
     from tastebud.config import ServingSettings, Settings
