@@ -45,10 +45,9 @@ def check(
 ) -> None:
     """Run every check on the production model now; exit 1 when a retraining trigger
     fires (the retrain job would train)."""
-    # lazy: CLI start-up (the checks import numpy, scipy, the models)
-    from tastebud.monitoring.runner import open_results, run_monitor
-    from tastebud.quality.rules import RulesError
-    from tastebud.stores import StoreError
+    from tastebud.monitoring.runner import open_results, run_monitor  # lazy: CLI start-up
+    from tastebud.quality.rules import RulesError  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     clock = clock_for(settings, parse_moment(as_of, "--as-of"))
@@ -106,9 +105,8 @@ def history(
         raise fail(f"--check must be one of {', '.join(CHECK_NAMES)}, not {check!r}")
     if status is not None and status not in STATUS_NAMES:
         raise fail(f"--status must be one of {', '.join(STATUS_NAMES)}, not {status!r}")
-    # lazy: CLI start-up (the checks import numpy, scipy, the models)
-    from tastebud.monitoring.runner import open_results
-    from tastebud.stores import StoreError
+    from tastebud.monitoring.runner import open_results  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:

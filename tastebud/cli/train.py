@@ -8,6 +8,7 @@ and file formats are stable (see README "Batch CLI").
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -78,11 +79,9 @@ def _spark_matrix(settings: Settings) -> tuple[InteractionLog, MatrixSource]:
     """The event store's log up to now, and the matrix of the same events built on Spark
     (the log's rows still feed the checks, AutoML's splits and the summary)."""
     # Imported here, not at the top: numpy and pyarrow (CLI start-up).
-    from datetime import UTC, datetime
-
-    from tastebud.data.interactions import InteractionsError, read_event_store
-    from tastebud.engines import EngineError, EventSource, open_engine
-    from tastebud.stores import EventQuery
+    from tastebud.data.interactions import InteractionsError, read_event_store  # lazy: CLI start-up
+    from tastebud.engines import EngineError, EventSource, open_engine  # lazy: CLI start-up
+    from tastebud.stores import EventQuery  # lazy: CLI start-up
 
     end = datetime.now(UTC)
     try:
@@ -106,9 +105,9 @@ def _family(log: InteractionLog, model: str) -> Configuration:
     """``model`` at its default parameters on the default configuration's matrix."""
     import pyarrow.compute as pc  # lazy: pyarrow (CLI start-up)
 
-    from tastebud.models import make_model
-    from tastebud.training.configuration import Configuration
-    from tastebud.training.pipeline import default_configuration
+    from tastebud.models import make_model  # lazy: CLI start-up
+    from tastebud.training.configuration import Configuration  # lazy: CLI start-up
+    from tastebud.training.pipeline import default_configuration  # lazy: CLI start-up
 
     make_model(model)  # an unknown family: ModelError, before anything is read or fitted
     base = default_configuration(len(pc.unique(log.table.column("item_id"))))
