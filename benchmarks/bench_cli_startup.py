@@ -3,10 +3,16 @@ list`, `models list`, `jobs list`) as whole processes, against a quickstart worl
 interpreter alone as the floor and, side by side, an older source tree (`--baseline-ref`).
 
 Each command runs `--runs` times, interleaved with the baseline so that both see the same
-load; we quote the median wall time (and the median CPU time of the process). Target: every
-light command under 0.5 s.
+load; we quote the median wall time (and the median CPU time of the process), each also as a
+ratio to the floor (`python -c pass` measured in the same run), and the load average before
+and after. On a shared machine wall times grow with the load while CPU times and ratios to
+the floor move much less, so those are what compare across runs. Target: every light
+command under 0.5 s wall.
 
-Run:  flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_cli_startup.py --runs 15
+Run:  flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_cli_startup.py --runs 15 \
+          --baseline-ref <older commit>
+(the quickstart world is built once in --work and reused; `--markdown` prints the table that
+docs/benchmarks.md quotes).
 """
 
 from __future__ import annotations
@@ -69,6 +75,25 @@ def baseline_tree(ref: str, work: Path) -> Path:
     return folder
 
 
+def markdown_table(trees: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Wall / CPU seconds and their ratios to the floor, one column per tree."""
+    names = list(trees)
+    lines = [
+        "| command | " + " | ".join(f"{name}: wall / CPU (s), x floor" for name in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for label in trees[names[0]]:
+        cells = []
+        for name in names:
+            row = trees[name][label]
+            cells.append(
+                f"{row['wall_median']:.3f} / {row['cpu_median']:.3f}, "
+                f"{row['wall_floors']:.1f}x / {row['cpu_floors']:.1f}x"
+            )
+        lines.append(f"| `{label}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -79,6 +104,9 @@ def main() -> None:
         "--baseline-ref", default=None, help="A git ref to compare with (e.g. main)."
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--markdown", action="store_true", help="Also print the table for docs/benchmarks.md."
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     home = args.work / "home"
@@ -105,6 +133,7 @@ def main() -> None:
         tree = baseline_tree(args.baseline_ref, args.work)
         trees[args.baseline_ref] = {**env, "PYTHONPATH": str(tree)}
 
+    load_before = os.getloadavg()
     samples: dict[str, dict[str, list[tuple[float, float]]]] = {
         name: {label: [] for label in COMMANDS} for name in trees
     }
@@ -118,6 +147,7 @@ def main() -> None:
     result: dict[str, object] = {
         "machine": describe(),
         "runs": args.runs,
+        "load_average_before": load_before,
         "load_average": os.getloadavg(),
         "target_seconds": TARGET_SECONDS,
         "trees": {},
@@ -132,6 +162,10 @@ def main() -> None:
                 "wall_min": round(min(walls), 3),
                 "cpu_median": round(statistics.median(cpus), 3),
             }
+        floor = rows["python -c pass"]
+        for row in rows.values():
+            row["wall_floors"] = round(row["wall_median"] / floor["wall_median"], 1)
+            row["cpu_floors"] = round(row["cpu_median"] / max(floor["cpu_median"], 1e-3), 1)
         result["trees"][name] = rows  # type: ignore[index]
     current = result["trees"]["current"]  # type: ignore[index]
     result["met"] = all(
@@ -139,11 +173,20 @@ def main() -> None:
         for label, row in current.items()
         if label != "python -c pass"
     )
-    for name, rows in result["trees"].items():  # type: ignore[attr-defined]
-        print(f"\n{name}: median of {args.runs} (wall / cpu seconds)")
+    trees_out: dict[str, dict[str, dict[str, float]]] = result["trees"]  # type: ignore[assignment]
+    for name, rows in trees_out.items():
+        print(f"\n{name}: median of {args.runs} (wall / cpu seconds; x the floor)")
         for label, row in rows.items():
-            print(f"  {label:<22} {row['wall_median']:6.3f} / {row['cpu_median']:6.3f}")
-    print(f"\nload average {os.getloadavg()}; target < {TARGET_SECONDS} s met: {result['met']}")
+            print(
+                f"  {label:<22} {row['wall_median']:6.3f} / {row['cpu_median']:6.3f}"
+                f"   ({row['wall_floors']:4.1f}x / {row['cpu_floors']:4.1f}x)"
+            )
+    print(
+        f"\nload average {load_before} before, {os.getloadavg()} after; "
+        f"target < {TARGET_SECONDS} s wall met: {result['met']}"
+    )
+    if args.markdown:
+        print(markdown_table(trees_out))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -53,9 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 from serve_process import ServeProcess, read_response, run_in_process, server_env
 
-from tastebud.features.offline import open_offline_store
 from tastebud.features.online import FeatureOnlineStore
 from tastebud.features.serving import FeatureService
+from tastebud.features.store import open_offline_store
 from tastebud.features.views import FeatureRegistry
 from tastebud.stores import open_database, open_online_store
 

@@ -8,7 +8,7 @@ def __getattr__(name: str) -> str:
     start-up (docs/benchmarks.md, CLI start-up), and most commands never ask."""
     if name != "__version__":
         raise AttributeError(f"module 'tastebud' has no attribute {name!r}")
-    from importlib import metadata
+    from importlib import metadata  # lazy: ~25 ms of start-up (see the docstring)
 
     try:
         version = metadata.version("tastebud")

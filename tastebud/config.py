@@ -2,6 +2,11 @@
 
 The file is ``$TASTEBUD_CONFIG`` if set, else ``./tastebud.toml`` if present. Environment
 variables win over the file; nested keys use ``__`` (``TASTEBUD_EVENTS__MAX_CONTEXT_BYTES=8192``).
+
+Over 400 lines because it is every table of the one settings file, each a short typed class
+with its defaults and checks: docs/reference.md is rendered from them in this order, and a
+reader looks for a setting in one place (the ``[ranking]`` tables, the largest, are in
+``ranking_config.py``).
 """
 
 from __future__ import annotations
@@ -548,6 +553,69 @@ class QualitySettings(BaseModel):
         return self
 
 
+class RetrainingTriggers(BaseModel):
+    """When the ``retrain`` job trains (docs/monitoring.md): each rule fires past its
+    threshold; ``None`` turns it off. The same fields make a rules file's ``[triggers]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ndcg_drop: float | None = Field(
+        default=0.10,
+        gt=0,
+        lt=1,
+        description="Offline NDCG@10 down by more than this share of its training-time value.",
+    )
+    score_psi: float | None = Field(
+        default=0.25, gt=0, description="PSI of the served scores against training time."
+    )
+    data_psi: float | None = Field(
+        default=0.25, gt=0, description="The data-quality drift check's largest PSI."
+    )
+    new_events: int | None = Field(
+        default=1_000_000, ge=1, description="Events since the model's training data ended."
+    )
+    new_items: int | None = Field(
+        default=1_000, ge=1, description="Items in those events that the model does not know."
+    )
+    max_age_hours: float | None = Field(
+        default=168.0, gt=0, description="Hours since the model's training data ended."
+    )
+
+
+class MonitoringSettings(BaseModel):
+    """Model monitoring (``tastebud.monitoring``, docs/monitoring.md) and the retraining
+    triggers the ``retrain`` job evaluates."""
+
+    eval_days: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Offline evaluation: the most recent days judged (a full window only).",
+    )
+    max_users: int = Field(
+        default=2_000, ge=10, description="Users sampled for the evaluation and the scores."
+    )
+    min_users: int = Field(
+        default=20, ge=1, description="Fewer judgeable users: the evaluation cannot run."
+    )
+    ndcg_min_z: float = Field(
+        default=2.33,
+        ge=0,
+        description="ndcg_drop fires only when the drop is this many standard errors "
+        "(over users) big: 2.33, one chance in a hundred.",
+    )
+    triggers: RetrainingTriggers = Field(default_factory=RetrainingTriggers)
+    rules_file: Path | None = Field(
+        default=None, description="A TOML file whose [triggers] table wins over these."
+    )
+    cooldown_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="After a triggered training, no other for this long (by interval end).",
+    )
+    retrain: bool = Field(default=True, description="A firing trigger runs the train job.")
+
+
 def check_timezone(name: str) -> str:
     """``name`` if it is an IANA time zone this machine knows, else a ValueError."""
     try:
@@ -594,6 +662,7 @@ class Settings(BaseSettings):
     app: AppSettings = Field(default_factory=AppSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def settings_customise_sources(

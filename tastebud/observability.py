@@ -4,6 +4,13 @@ Logs are JSON lines when stderr is not a terminal (or ``log_format = "json"``), 
 whatever is bound with ``bind_context`` (request_id, trace_id, job run id) via contextvars,
 so every line of one request can be found together. Metric names follow
 ``tastebud_<domain>_<metric>_<unit>``; ``metrics.counter(...)`` builds and checks them.
+
+structlog is imported on first use, not with this module: with what it imports (rich's
+tracebacks, pygments, asyncio) it is about 0.05 s of every command's start-up, and most
+light commands never log (docs/benchmarks.md, "Command-line start-up"). So
+``configure_logging`` before structlog is loaded only records the configuration, and
+``get_logger``/``bind_context`` apply it when they load structlog: any line logged through
+them is configured as asked.
 """
 
 from __future__ import annotations
@@ -14,8 +21,6 @@ import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
-
-import structlog
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -43,10 +48,35 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(
-    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
-) -> None:
-    """Set up structlog once per process; safe to call again (the last call wins)."""
+LogFormat = Literal["auto", "json", "console"]
+_pending: tuple[str, LogFormat] | None = None
+
+
+def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:
+    """Set up structlog once per process; safe to call again (the last call wins).
+
+    If structlog is not loaded yet, the configuration waits for its first use (see the
+    module docstring)."""
+    global _pending
+    if "structlog" not in sys.modules:
+        _pending = (level, fmt)
+        return
+    _pending = None
+    _apply(level, fmt)
+
+
+def _structlog() -> Any:
+    """structlog, configured as last asked."""
+    import structlog  # lazy: CLI start-up (see the module docstring)
+
+    if _pending is not None:
+        configure_logging(*_pending)
+    return structlog
+
+
+def _apply(level: str, fmt: LogFormat) -> None:
+    import structlog  # lazy: CLI start-up (see the module docstring)
+
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
@@ -68,17 +98,33 @@ def configure_logging(
     )
 
 
+class _Logger:
+    """A logger that loads structlog on its first call, so modules that keep one at module
+    level (``log = get_logger(__name__)``) cost nothing to import."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._logger is None:
+            self._logger = _structlog().get_logger(self._name)
+        return getattr(self._logger, attribute)
+
+
 def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)
 
 
 def bind_context(**values: Any) -> None:
     """Attach values (request_id, trace_id...) to every log line of this context."""
-    structlog.contextvars.bind_contextvars(**values)
+    _structlog().contextvars.bind_contextvars(**values)
 
 
 def clear_context() -> None:
-    structlog.contextvars.clear_contextvars()
+    _structlog().contextvars.clear_contextvars()
 
 
 class Metrics:
@@ -95,7 +141,7 @@ class Metrics:
     @property
     def registry(self) -> CollectorRegistry:
         if self._registry is None:
-            from prometheus_client import CollectorRegistry
+            from prometheus_client import CollectorRegistry  # lazy: CLI start-up (class docstring)
 
             with self._lock:
                 if self._registry is None:
@@ -123,14 +169,14 @@ class Metrics:
     def counter(
         self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
     ) -> Counter:
-        from prometheus_client import Counter
+        from prometheus_client import Counter  # lazy: CLI start-up (class docstring)
 
         return self._get(Counter, self.name(domain, metric, unit), doc, labels)
 
     def gauge(
         self, domain: str, metric: str, unit: str, doc: str, labels: Sequence[str] = ()
     ) -> Gauge:
-        from prometheus_client import Gauge
+        from prometheus_client import Gauge  # lazy: CLI start-up (class docstring)
 
         return self._get(Gauge, self.name(domain, metric, unit), doc, labels)
 
@@ -143,7 +189,7 @@ class Metrics:
         labels: Sequence[str] = (),
         buckets: Sequence[float] | None = None,
     ) -> Histogram:
-        from prometheus_client import Histogram
+        from prometheus_client import Histogram  # lazy: CLI start-up (class docstring)
 
         return self._get(
             Histogram,

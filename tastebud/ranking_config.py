@@ -12,6 +12,25 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def json_integer(value: Any) -> Any:
+    """JSON's integers: 13 and 13.0 (JSON Schema calls both an integer), never ``true``.
+    Here, at the bottom of the core, because overrides need it and ``schemas`` (which
+    imports the settings) builds its ``JsonInt`` on it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def json_integers(value: Any) -> Any:
+    """``value`` with its integral floats as ints (``schemas.JsonInt`` for nested JSON,
+    before a strict validation)."""
+    if isinstance(value, dict):
+        return {key: json_integers(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [json_integers(inner) for inner in value]
+    return json_integer(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -116,8 +135,6 @@ class RankingSettings(_Section):
         pydantic's ValidationError naming the field on a bad value or unknown name."""
         if not overrides:
             return self
-        from tastebud.schemas import json_integers  # here: schemas imports the settings
-
         # Strict, as JSON Schema reads JSON: a boolean is not 0, 413.0 is an integer.
         merged = _merge(self.model_dump(), json_integers(overrides))
         return type(self).model_validate(merged, strict=True)

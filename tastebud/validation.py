@@ -5,6 +5,9 @@ ingest budget), so this module checks columns with Arrow compute kernels and fal
 Python only for the rows that need it (ISO text Arrow cannot parse, JSON contexts). Reason
 codes are the same as the model's error types; ``tests/test_validation.py`` checks that both
 paths accept and reject the same rows.
+
+Over 400 lines because it is every rule of ``Event`` in columnar form, one step per rule in
+the model's order; the agreement test reads the two side by side.
 """
 
 from __future__ import annotations
@@ -252,7 +255,9 @@ def validate_event_table(
     now: float | None = None,
 ) -> ValidatedBatch:
     """Check every row of ``raw`` (columns named like Event's fields, loosely typed) against
-    ``rules``; return the good rows in EVENT_SCHEMA and a Rejection for each bad one."""
+    ``rules``; return the good rows in EVENT_SCHEMA and a Rejection for each bad one.
+
+    The checks run in the model's order: a row keeps the reason of its first failure."""
     size = raw.num_rows
     rows = np.arange(1, size + 1) if row_numbers is None else np.asarray(row_numbers)
     verdicts = _Verdicts(size)
@@ -264,7 +269,39 @@ def validate_event_table(
         _check_ids(verdicts, name, ids[name], rules, required=True)
     for name in ("event_id", "session_id"):
         _check_ids(verdicts, name, ids[name], rules, required=False)
+    event_type, type_values = _check_event_type(verdicts, raw, rules)
+    micros = _check_timestamps(verdicts, raw, rules, now)
+    value = _values(_column(raw, "value"), verdicts)
+    device, locale = _check_device_and_locale(verdicts, raw, rules)
+    _check_schema_version(verdicts, raw)
+    contexts = _contexts(_column(raw, "context"), verdicts, rules)
+    # Last, as in the model: a missing required value is only reported for otherwise valid rows.
+    required = [name for name, spec in rules.types.items() if spec.value_required]
+    needs_value = (
+        _mask(pc.is_in(event_type, pa.array(required, pa.string())))
+        if required
+        else np.zeros(size, bool)
+    )
+    verdicts.fail(
+        needs_value & np.isnan(value),
+        "value_required",
+        lambda i: f"event_type {type_values[i]!r} needs a value",
+    )
 
+    good = verdicts.ok
+    columns = {**ids, "event_type": event_type, "device_type": device, "locale": locale}
+    table = _good_rows(raw, good, columns, value, micros, contexts)
+    rejections = [
+        Rejection(int(rows[i]), str(verdicts.reason[i]), verdicts.message[int(i)])
+        for i in np.flatnonzero(~good)
+    ]
+    return ValidatedBatch(table=table, row_numbers=rows[good], rejections=rejections)
+
+
+def _check_event_type(
+    verdicts: _Verdicts, raw: pa.Table, rules: EventRules
+) -> tuple[pa.ChunkedArray, list[Any]]:
+    """The event types as text (and as Python values, for messages): present, configured."""
     event_type = _as_text(_column(raw, "event_type"))
     verdicts.fail(
         ~_mask(pc.is_valid(event_type)), "missing_field", lambda _: "event_type is required"
@@ -276,7 +313,13 @@ def validate_event_table(
         "unknown_event_type",
         lambda i: f"event_type {str(type_values[i])[:64]!r} is not configured",
     )
+    return event_type, type_values
 
+
+def _check_timestamps(
+    verdicts: _Verdicts, raw: pa.Table, rules: EventRules, now: float
+) -> np.ndarray:
+    """The timestamps in microseconds: present, parseable, inside the rules' window."""
     stamp = _column(raw, "timestamp")
     verdicts.fail(~_mask(pc.is_valid(stamp)), "missing_field", lambda _: "timestamp is required")
     micros, invalid, out_of_range = _parse_times(stamp)
@@ -296,14 +339,18 @@ def validate_event_table(
     verdicts.fail(
         micros > latest, "timestamp_in_future", lambda _: "timestamp is too far in the future"
     )
+    return micros
 
-    value = _values(_column(raw, "value"), verdicts)
+
+def _check_device_and_locale(
+    verdicts: _Verdicts, raw: pa.Table, rules: EventRules
+) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The device types (a known one, or none) and locales (a BCP-47 tag, or none)."""
     device = _as_text(_column(raw, "device_type"))
     bad_device = _mask(pc.is_valid(device)) & ~_mask(pc.is_in(device, pa.array(DEVICE_TYPES)))
     verdicts.fail(
         bad_device, "invalid_device_type", lambda _: "device_type must be web, mobile or other"
     )
-
     locale = _as_text(_column(raw, "locale"))
     locale_ok = _mask(pc.match_substring_regex(locale, f"^(?:{LOCALE_RE.pattern})$")) & ~_mask(
         pc.greater(pc.utf8_length(locale), rules.max_locale_length)
@@ -313,7 +360,11 @@ def validate_event_table(
         "invalid_locale",
         lambda _: "locale is not a BCP-47 tag",
     )
+    return device, locale
 
+
+def _check_schema_version(verdicts: _Verdicts, raw: pa.Table) -> None:
+    """An event's schema version, when given, is one this code reads (1 or 2)."""
     version = _column(raw, "schema_version")
     if not pa.types.is_null(version.type):
         as_text = _as_text(version)
@@ -324,36 +375,30 @@ def validate_event_table(
             lambda _: "schema_version must be 1 or 2",
         )
 
-    contexts = _contexts(_column(raw, "context"), verdicts, rules)
 
-    # Last, as in the model: a missing required value is only reported for otherwise valid rows.
-    required = [name for name, spec in rules.types.items() if spec.value_required]
-    needs_value = (
-        _mask(pc.is_in(event_type, pa.array(required, pa.string())))
-        if required
-        else np.zeros(size, bool)
-    )
-    verdicts.fail(
-        needs_value & np.isnan(value),
-        "value_required",
-        lambda i: f"event_type {type_values[i]!r} needs a value",
-    )
-
-    good = verdicts.ok
+def _good_rows(
+    raw: pa.Table,
+    good: np.ndarray,
+    columns: dict[str, pa.ChunkedArray],
+    value: np.ndarray,
+    micros: np.ndarray,
+    contexts: list[str | None],
+) -> pa.Table:
+    """The rows that passed, in EVENT_SCHEMA, a content-derived id where none was given."""
     keep = pa.array(good)
     received = _column(raw, "received_at")
     received_micros, _, _ = _parse_times(received)
     table = pa.table(
         {
-            "event_id": ids["event_id"].filter(keep),
-            "user_id": ids["user_id"].filter(keep),
-            "item_id": ids["item_id"].filter(keep),
-            "event_type": event_type.filter(keep),
+            "event_id": columns["event_id"].filter(keep),
+            "user_id": columns["user_id"].filter(keep),
+            "item_id": columns["item_id"].filter(keep),
+            "event_type": columns["event_type"].filter(keep),
             "value": pa.array(value[good], pa.float64(), mask=np.isnan(value[good])),
             "timestamp": pa.array(micros[good], pa.int64()).cast(TIMESTAMP_TYPE),
-            "session_id": ids["session_id"].filter(keep),
-            "device_type": device.filter(keep),
-            "locale": locale.filter(keep),
+            "session_id": columns["session_id"].filter(keep),
+            "device_type": columns["device_type"].filter(keep),
+            "locale": columns["locale"].filter(keep),
             "schema_version": pa.array(np.full(int(good.sum()), EVENT_SCHEMA_VERSION, np.int8)),
             "context": pa.array([c for c, g in zip(contexts, good, strict=True) if g], pa.string()),
             "received_at": pa.array(
@@ -368,11 +413,7 @@ def validate_event_table(
         filled = np.asarray(table.column("event_id").to_pylist(), dtype=object)
         filled[missing_ids] = generated
         table = table.set_column(0, EVENT_SCHEMA.field("event_id"), pa.array(filled, pa.string()))
-    rejections = [
-        Rejection(int(rows[i]), str(verdicts.reason[i]), verdicts.message[int(i)])
-        for i in np.flatnonzero(~good)
-    ]
-    return ValidatedBatch(table=table, row_numbers=rows[good], rejections=rejections)
+    return table
 
 
 def _values(column: pa.ChunkedArray, verdicts: _Verdicts) -> np.ndarray:

@@ -92,6 +92,8 @@ def test_light_commands_import_only_what_they_use(
 ) -> None:
     loaded = loaded_after(args, tmp_path)
     assert loaded & (MODEL_LIBRARIES | DATA_LIBRARIES) <= allowed
+    # structlog loads with the first logger used (tastebud.observability); these never log.
+    assert "structlog" not in loaded
 
 
 def test_stats_on_stored_events_reads_the_summary_without_arrow_or_duckdb(tmp_path: Path) -> None:
@@ -119,3 +121,50 @@ def test_names_spelled_out_for_help_agree_with_their_source() -> None:
     assert SCOPES == SCOPE_NAMES
     assert QUALITY_CHECKS == CHECK_NAMES
     assert tuple(PROTOCOLS) == PROTOCOL_NAMES
+
+
+def command_modules(modules: set[str]) -> set[str]:
+    """The command modules (``tastebud.cli.X``) among ``modules``."""
+    shared = {"tastebud.cli", "tastebud.cli.main", "tastebud.cli.common"}
+    return {name for name in modules if name.startswith("tastebud.cli.")} - shared
+
+
+def test_help_imports_no_command_module_and_a_command_only_its_own(tmp_path: Path) -> None:
+    """Commands are registered lazily (``tastebud.cli.main.COMMANDS``)."""
+    assert command_modules(modules_after([], tmp_path)) == set()
+    assert command_modules(modules_after(["--help"], tmp_path)) == set()
+    assert command_modules(modules_after(["keys", "list"], tmp_path)) == {"tastebud.cli.keys"}
+    assert command_modules(modules_after(["jobs", "list"], tmp_path)) == {"tastebud.cli.jobs"}
+    assert command_modules(modules_after(["stats"], tmp_path)) == {"tastebud.cli.data"}
+
+
+def test_help_spelled_out_for_lazy_commands_is_their_own() -> None:
+    """Each placeholder's help is the first paragraph of its command's own help, so the
+    command list of ``--help`` reads as it would with every module imported."""
+    import inspect
+
+    from tastebud.cli.main import COMMANDS, load_command
+
+    for spec in COMMANDS:
+        command = load_command(spec)
+        assert inspect.cleandoc(command.help or "").split("\n\n")[0] == spec.help, spec.name
+
+
+def test_help_prints_the_same_with_every_command_loaded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import typer.main
+
+    from tastebud.cli.main import COMMANDS, app
+
+    def rendered(load: bool) -> str:
+        group = typer.main.get_command(app)
+        if load:
+            group.load_all()  # type: ignore[attr-defined]
+        with group.make_context("tastebud", [], resilient_parsing=True) as ctx:
+            printed = group.get_help(ctx)  # rich prints the help; click returns it
+        return (printed or "") + capsys.readouterr().out
+
+    lazy, loaded = rendered(load=False), rendered(load=True)
+    assert lazy == loaded
+    assert all(f" {spec.name} " in lazy for spec in COMMANDS)

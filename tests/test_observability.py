@@ -41,3 +41,26 @@ def test_metric_names_follow_the_convention() -> None:
         metrics.counter("Bad-Domain", "rows", "total", "x")
     with pytest.raises(ValueError, match="already exists"):
         metrics.gauge("ingest", "rows", "total", "x")
+
+
+def test_logging_configured_before_structlog_loads_applies_on_first_use() -> None:
+    """``configure_logging`` does not import structlog (CLI start-up); the first logger
+    applies what was asked, in a fresh interpreter where nothing else loaded structlog."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from tastebud.observability import configure_logging, get_logger\n"
+        "configure_logging('WARNING', 'json')\n"
+        "assert 'structlog' not in sys.modules\n"
+        "log = get_logger('probe')\n"
+        "log.info('hidden')\n"
+        "log.warning('shown', token='tb_secret')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    (line,) = [json.loads(text) for text in done.stderr.splitlines()]
+    assert line["event"] == "shown" and line["level"] == "warning"
+    assert line["token"] == "[redacted]"

@@ -7,6 +7,7 @@ each worker: settings come from tastebud.toml and TASTEBUD_* variables, as for e
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -28,8 +29,9 @@ from tastebud.api import errors
 from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
 from tastebud.api.openapi_limits import document_limits
 from tastebud.api.routes import app as app_routes
-from tastebud.api.routes import catalog, events, health, push, quality
+from tastebud.api.routes import catalog, events, health, monitoring, push, quality
 from tastebud.api.routes import features as feature_routes
+from tastebud.api.routes import ratings as rating_routes
 from tastebud.api.routes import recommendations as ranking_routes
 from tastebud.api.routes import trending as trending_routes
 from tastebud.api.schemas import (
@@ -51,7 +53,7 @@ from tastebud.observability import bind_context, clear_context, configure_loggin
 from tastebud.ranking.recommender import RecommendationService
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
-from tastebud.stores import open_stores
+from tastebud.stores import Stores, open_stores
 from tastebud.stores.activity import RecentActivity
 from tastebud.stores.budget import within_budget
 from tastebud.stores.errors import StoreError
@@ -83,33 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         stores = open_stores(settings)
         recommendations: RecommendationService | None = None
         try:
-            gateway = EventGateway(
-                stores,
-                settings,
-                monitor=DlqShareMonitor.from_settings(settings.gateway),
-                activity=RecentActivity(
-                    stores.online,
-                    settings.events.types,
-                    keep=settings.serving.recent_activity,
-                    ttl_seconds=settings.serving.recent_activity_ttl_days * 86_400,
-                ),
-            )
-            app.state.tastebud = AppState(
-                settings=settings,
-                stores=stores,
-                gateway=gateway,
-                keys=KeyAuthenticator(
-                    stores.database.gateway.keys,
-                    settings.gateway.key_cache_seconds,
-                    outage_seconds=settings.gateway.key_outage_seconds,
-                    miss_seconds=settings.gateway.key_miss_cache_seconds,
-                ),
-                limiter=limiter_for(
-                    stores.online,
-                    settings.budgets,
-                    shared=settings.gateway.shared_rate_limits,
-                ),
-            )
+            app.state.tastebud = _app_state(settings, stores)
             recommendations = RecommendationService(
                 settings, stores, features=lambda: feature_routes.feature_store(app).service
             )
@@ -128,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
                 recommendations.stop()
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
+            monitoring.close_results_store(app)
             state = getattr(app.state, "tastebud", None)
             if state is not None:
                 await state.limiter.aclose()
@@ -145,12 +122,56 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    _include_routes(app, settings)
+    _add_middleware(app, settings)
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
+    return app
+
+
+def _app_state(settings: Settings, stores: Stores) -> AppState:
+    """What every request reads: the stores, the event gateway, key checks, rate limits."""
+    gateway = EventGateway(
+        stores,
+        settings,
+        monitor=DlqShareMonitor.from_settings(settings.gateway),
+        activity=RecentActivity(
+            stores.online,
+            settings.events.types,
+            keep=settings.serving.recent_activity,
+            ttl_seconds=settings.serving.recent_activity_ttl_days * 86_400,
+        ),
+    )
+    return AppState(
+        settings=settings,
+        stores=stores,
+        gateway=gateway,
+        keys=KeyAuthenticator(
+            stores.database.gateway.keys,
+            settings.gateway.key_cache_seconds,
+            outage_seconds=settings.gateway.key_outage_seconds,
+            miss_seconds=settings.gateway.key_miss_cache_seconds,
+        ),
+        limiter=limiter_for(
+            stores.online,
+            settings.budgets,
+            shared=settings.gateway.shared_rate_limits,
+        ),
+    )
+
+
+def _include_routes(app: FastAPI, settings: Settings) -> None:
+    """Every router, the read-scoped ones behind an API key with ``read``."""
     app.include_router(events.router)
     # Before the catalog's /v1/users/{id:path}: ids may hold "/", so the longer routes first.
     app.include_router(
         ranking_routes.router,
         dependencies=[Depends(require("read"))],
         responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+    )
+    app.include_router(
+        rating_routes.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 409, 422, 429, 503),
     )
     app.include_router(catalog.router)
     app.include_router(health.router)
@@ -166,8 +187,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(push.router)
     app.include_router(quality.router, responses=error_responses(401, 403, 422, 429, 503))
+    app.include_router(monitoring.router, responses=error_responses(401, 403, 422, 429, 503))
     if settings.app.enabled:
         app_routes.install(app)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """CORS when origins are configured; the request middleware (ids, budgets, limits)."""
     if settings.gateway.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -185,8 +211,6 @@ def create_app(settings: Settings) -> FastAPI:
         max_header_bytes=settings.gateway.max_header_bytes,
         max_headers=settings.gateway.max_headers,
     )
-    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
-    return app
 
 
 def app_from_environment() -> FastAPI:
@@ -296,8 +320,6 @@ class RequestMiddleware:
         self, send: Send, request_id: str, status: int, code: str, message: str
     ) -> None:
         """Answer before the app sees the request (and close the connection)."""
-        import json
-
         body = json.dumps(
             {"error": {"code": code, "message": message, "request_id": request_id}}
         ).encode()

@@ -78,27 +78,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
             )
         key = state.keys.cached(secret)
         if key is None:
-            # A client whose keys keep failing (a scan, a leaked-key hunt) is slowed down per
-            # address before its lookups reach the key store.
-            client = request.client.host if request.client else "unknown"
-            failures = f"authfail:{client}"
-            wait = await state.limiter.peek(
-                failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
-            )
-            if wait > 0:
-                raise _too_many(wait, "too many failed API-key checks from this address")
-            if not state.keys.known_unknown(secret):
-                key = await run_in_threadpool(state.keys.authenticate, secret)
-            if key is None:
-                await state.limiter.take(
-                    failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
-                )
-                raise ApiError(
-                    401,
-                    "invalid_api_key",
-                    "the API key is unknown or revoked",
-                    headers=UNAUTHORIZED,
-                )
+            key = await _look_up(request, state, secret)
         request.state.key_id = key.key_id
         bind_context(key_id=key.key_id)
         if not key.allows(scope):
@@ -117,6 +97,34 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
 
     dependency.required_scope = scope  # type: ignore[attr-defined]  # read by the OpenAPI
     return dependency
+
+
+async def _look_up(request: Request, state: AppState, secret: str) -> ApiKey:
+    """A key not in the cache, from the key store; 401 when unknown. A client whose keys
+    keep failing (a scan, a leaked-key hunt) is slowed down per address before its lookups
+    reach the key store."""
+    gateway = state.settings.gateway
+    client = request.client.host if request.client else "unknown"
+    failures = f"authfail:{client}"
+    wait = await state.limiter.peek(
+        failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
+    )
+    if wait > 0:
+        raise _too_many(wait, "too many failed API-key checks from this address")
+    key = None
+    if not state.keys.known_unknown(secret):
+        key = await run_in_threadpool(state.keys.authenticate, secret)
+    if key is None:
+        await state.limiter.take(
+            failures, gateway.auth_failures_per_second, gateway.auth_failure_burst
+        )
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "the API key is unknown or revoked",
+            headers=UNAUTHORIZED,
+        )
+    return key
 
 
 def api_key_of(request: Request) -> str | None:

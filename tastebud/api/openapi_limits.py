@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tastebud.api.routes.ratings import MAX_ITEMS
 from tastebud.config import Settings
 from tastebud.ranking_config import RankingSettings
 from tastebud.schemas import LOCALE_RE, STORABLE_TEXT_PATTERN
@@ -52,6 +53,8 @@ def document_limits(schema: dict[str, Any], settings: Settings) -> None:
                 elif parameter["name"] == "exclude":
                     items = next(s for s in parameter["schema"]["anyOf"] if "items" in s)
                     items["items"]["pattern"] = _id_list_pattern(settings)
+                elif parameter["name"] == "items":  # GET /v1/users/{id}/ratings
+                    parameter["schema"]["pattern"] = _strict_id_list_pattern(settings, MAX_ITEMS)
             _document_headers(operation, settings)
     batch = components.get("BatchRequest")
     if batch is not None:
@@ -81,6 +84,13 @@ def _id_list_pattern(settings: Settings) -> str:
     chars = settings.events.id_pattern.removeprefix("^").removesuffix("$").removesuffix("+")
     part = f"\\s*({chars}{{1,{settings.events.max_id_length}}})?\\s*"
     return f"^{part}(,{part})*$"
+
+
+def _strict_id_list_pattern(settings: Settings, most: int) -> str:
+    """1 to ``most`` ids separated by commas, none blank, each within the id rule."""
+    chars = settings.events.id_pattern.removeprefix("^").removesuffix("$").removesuffix("+")
+    part = f"\\s*{chars}{{1,{settings.events.max_id_length}}}\\s*"
+    return f"^{part}(,{part}){{0,{most - 1}}}$"
 
 
 def _event_rules(event: dict[str, Any], settings: Settings) -> None:

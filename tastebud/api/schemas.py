@@ -261,6 +261,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or unknown API key.",
         403: "The key lacks the scope this route needs.",
         404: "Not found.",
+        409: "The request conflicts with the serving state (e.g. the model cannot do it).",
         413: "The body is larger than the configured limit.",
         415: "The body is not JSON.",
         422: "Invalid parameters.",

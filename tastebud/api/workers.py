@@ -16,6 +16,7 @@ import multiprocessing
 import signal
 import socket
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -49,7 +50,7 @@ def _socket(host: str, port: int) -> socket.socket:
 
 
 def _worker(host: str, port: int, options: dict[str, Any]) -> None:
-    import uvicorn
+    import uvicorn  # lazy: only the spawned worker serves; the supervisor never needs it
 
     sock = _socket(host, port)
     sock.listen(2048)
@@ -58,20 +59,9 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
 
 
 def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
-    """Serve ``options["app"]`` (uvicorn.Config keywords) from ``workers`` processes.
-
-    The parent first binds the address without SO_REUSEPORT, so a port already in use (even
-    by another server that set SO_REUSEPORT) fails here instead of being shared; port 0 is
-    resolved once so that every worker gets the same port. It then holds the address with a
-    bound, non-listening socket, which takes no connections."""
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))  # without SO_REUSEPORT: fails if anyone listens there
-            port = probe.getsockname()[1]
-        reserved = _socket(host, port)
-    except OSError as error:
-        raise WorkersFailed(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    """Serve ``options["app"]`` (uvicorn.Config keywords) from ``workers`` processes,
+    restarting one that dies, until SIGTERM or SIGINT."""
+    reserved, port = _reserve(host, port)
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -80,7 +70,6 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
         stopping = True
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
-
     started: dict[int, float] = {}
 
     def start() -> BaseProcess:
@@ -90,33 +79,64 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
         return process
 
     processes = [start() for _ in range(workers)]
-    quick_deaths = 0
     log.info("workers_started", workers=workers, host=host, port=port)
     try:
-        while not stopping:
-            time.sleep(0.2)
-            for n, process in enumerate(processes):
-                if process.is_alive() or stopping:
-                    continue
-                lived = time.monotonic() - started.pop(id(process))
-                log.error("worker_died", pid=process.pid, exitcode=process.exitcode, lived=lived)
-                quick_deaths = quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
-                if quick_deaths >= QUICK_DEATHS_ALLOWED:
-                    raise WorkersFailed(
-                        f"{quick_deaths} workers died within {QUICK_DEATH_SECONDS:.0f} s of"
-                        " starting; see the log above"
-                    )
-                processes[n] = start()
+        _supervise(processes, start, started, lambda: stopping)
     finally:
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                process.terminate()  # SIGTERM: uvicorn shuts down gracefully
-        deadline = time.monotonic() + GRACE_SECONDS
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
+        _stop(processes)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         reserved.close()
+
+
+def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
+    """A bound, non-listening socket holding the address (it takes no connections), and
+    the port (port 0 resolved once, so that every worker gets the same one).
+
+    The address is first bound without SO_REUSEPORT, so a port already in use (even by
+    another server that set SO_REUSEPORT) fails here instead of being shared."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))  # without SO_REUSEPORT: fails if anyone listens there
+            port = probe.getsockname()[1]
+        return _socket(host, port), port
+    except OSError as error:
+        raise WorkersFailed(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def _supervise(
+    processes: list[BaseProcess],
+    start: Callable[[], BaseProcess],
+    started: dict[int, float],
+    stopping: Callable[[], bool],
+) -> None:
+    """Restart each worker that dies until stopped; give up after a few quick deaths."""
+    quick_deaths = 0
+    while not stopping():
+        time.sleep(0.2)
+        for n, process in enumerate(processes):
+            if process.is_alive() or stopping():
+                continue
+            lived = time.monotonic() - started.pop(id(process))
+            log.error("worker_died", pid=process.pid, exitcode=process.exitcode, lived=lived)
+            quick_deaths = quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
+            if quick_deaths >= QUICK_DEATHS_ALLOWED:
+                raise WorkersFailed(
+                    f"{quick_deaths} workers died within {QUICK_DEATH_SECONDS:.0f} s of"
+                    " starting; see the log above"
+                )
+            processes[n] = start()
+
+
+def _stop(processes: list[BaseProcess]) -> None:
+    """SIGTERM to every worker (uvicorn shuts down gracefully), SIGKILL after the grace."""
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            process.terminate()
+    deadline = time.monotonic() + GRACE_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -42,7 +42,7 @@ def parse_moment(value: str | None, option: str) -> datetime | None:
         return None
     from pydantic_core import PydanticCustomError  # lazy: see the module docstring
 
-    from tastebud.schemas import parse_timestamp
+    from tastebud.schemas import parse_timestamp  # lazy: CLI start-up
 
     try:
         return parse_timestamp(value)
@@ -55,8 +55,8 @@ def settings_from_context(ctx: typer.Context) -> Settings:
     if settings is None:
         from pydantic import ValidationError  # lazy: see the module docstring
 
-        from tastebud.config import load_settings
-        from tastebud.observability import configure_logging
+        from tastebud.config import load_settings  # lazy: CLI start-up
+        from tastebud.observability import configure_logging  # lazy: CLI start-up
 
         try:
             settings = load_settings()
@@ -140,7 +140,7 @@ def progress_bar() -> Progress:
 def clock_for(settings: Settings, as_of: datetime | None = None) -> DataClock:
     """The data clock of the configured store (see ``tastebud.jobs.clock``)."""
     from tastebud.jobs.clock import data_clock  # lazy: see the module docstring
-    from tastebud.stores import StoreError, open_database
+    from tastebud.stores import StoreError, open_database  # lazy: CLI start-up
 
     try:
         with open_database(settings.resolved_database_url) as database:

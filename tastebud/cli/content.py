@@ -36,10 +36,14 @@ def embed(
     """Build the catalog's embeddings, or update them: only new and changed items (or the
     ``--items`` given) are processed; the new version becomes ``production``."""
     # Imported here, not at the top: scikit-learn and librosa cost seconds (CLI start-up).
-    from tastebud.content.catalog_embedding import audio_from, embed_catalog, options_from
-    from tastebud.content.text import EncoderUnavailable
-    from tastebud.registry import ModelLoadError, RegistryError
-    from tastebud.stores import StoreError
+    from tastebud.content.catalog_embedding import (  # lazy: CLI start-up
+        audio_from,
+        embed_catalog,
+        options_from,
+    )
+    from tastebud.content.text import EncoderUnavailable  # lazy: CLI start-up
+    from tastebud.registry import ModelLoadError, RegistryError  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     if text_encoder not in (None, "auto", "tfidf", "minilm"):
@@ -85,9 +89,9 @@ def show(
 ) -> None:
     """The schema and coverage report of an embedding version, as JSON."""
     # Imported here, not at the top: scikit-learn (CLI start-up).
-    from tastebud.content.artifact import load_artifact
-    from tastebud.content.catalog_embedding import registry_for
-    from tastebud.registry import ModelLoadError
+    from tastebud.content.artifact import load_artifact  # lazy: CLI start-up
+    from tastebud.content.catalog_embedding import registry_for  # lazy: CLI start-up
+    from tastebud.registry import ModelLoadError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:
@@ -118,11 +122,11 @@ def similar(
     """The nearest items by content (cosine of the production embeddings), with their
     titles and creators from the catalog."""
     # Imported here, not at the top: scikit-learn (CLI start-up).
-    from tastebud.content.artifact import load_artifact
-    from tastebud.content.catalog_embedding import registry_for
-    from tastebud.content.similarity import ContentSimilarity
-    from tastebud.registry import ModelLoadError
-    from tastebud.stores import StoreError
+    from tastebud.content.artifact import load_artifact  # lazy: CLI start-up
+    from tastebud.content.catalog_embedding import registry_for  # lazy: CLI start-up
+    from tastebud.content.similarity import ContentSimilarity  # lazy: CLI start-up
+    from tastebud.registry import ModelLoadError  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -72,9 +72,9 @@ def ingest(
 ) -> None:
     """Load events, items or users into the stores, reporting every rejected row."""
     # Imported here, not at the top: loaders and validation bring pyarrow (CLI start-up).
-    from tastebud.data.loaders import open_sources
-    from tastebud.data.loaders.columns import MappingError, parse_mapping
-    from tastebud.schemas import parse_timestamp
+    from tastebud.data.loaders import open_sources  # lazy: CLI start-up
+    from tastebud.data.loaders.columns import MappingError, parse_mapping  # lazy: CLI start-up
+    from tastebud.schemas import parse_timestamp  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     if kind is not None and kind not in KINDS:
@@ -122,9 +122,7 @@ def ingest(
 
 def _quality_tally(settings: Settings) -> tuple[Any, Any]:
     """A schema tally and the callback that feeds it each stored batch."""
-    from datetime import UTC
-
-    from tastebud.quality.schema import SchemaTally, check_table, event_schema
+    from tastebud.quality.schema import SchemaTally, check_table, event_schema  # lazy: CLI start-up
 
     tally = SchemaTally()
     schema = event_schema(settings, datetime.now(UTC))
@@ -149,9 +147,9 @@ def _print_quality(tally: Any) -> None:
 def _run(
     sources: list[Any], stores: Stores, settings: Settings, on_events: Any = None
 ) -> IngestReport:
-    from tastebud.data.bulk_load import ingest_sources
+    from tastebud.data.bulk_load import ingest_sources  # lazy: CLI start-up
     from tastebud.data.loaders.columns import MappingError  # lazy: pyarrow (CLI start-up)
-    from tastebud.stores import StoreError
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
@@ -213,7 +211,7 @@ def stats(
     """Users, items, events by type and the time range of what is stored."""
     from pydantic import ValidationError  # lazy: stores and pydantic (CLI start-up)
 
-    from tastebud.stores import StoreError
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     with database_for(settings) as database:

@@ -121,8 +121,8 @@ def retry(
     """Store entries that now validate (the store is back, or the rules changed), and remove
     them from the queue; the rest stay, with their attempts counted."""
     # Imported here, not at the top: stores bring pyarrow (CLI start-up).
-    from tastebud.gateway.dlq import RetryReport, retry_entries
-    from tastebud.stores import StoreError
+    from tastebud.gateway.dlq import RetryReport, retry_entries  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     wanted = _kind(kind)

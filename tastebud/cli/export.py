@@ -50,8 +50,8 @@ def export_events_command(
     if start is not None and end is not None and start >= end:
         raise fail("--since must be before --until")
     # Imported here, not at the top: pyarrow and the stores (CLI start-up).
-    from tastebud.stores import StoreError
-    from tastebud.stores.export import export_events
+    from tastebud.stores import StoreError  # lazy: CLI start-up
+    from tastebud.stores.export import export_events  # lazy: CLI start-up
 
     with database_for(settings) as database:
         try:

@@ -46,8 +46,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 def _registry(settings: Settings) -> FeatureRegistry:
     # Imported here, not at the top: the feature store brings pyarrow (CLI start-up).
-    from tastebud.features.store import load_registry
-    from tastebud.features.views import ManifestError
+    from tastebud.features.store import load_registry  # lazy: CLI start-up
+    from tastebud.features.views import ManifestError  # lazy: CLI start-up
 
     try:
         return load_registry(settings)
@@ -58,10 +58,10 @@ def _registry(settings: Settings) -> FeatureRegistry:
 @contextmanager
 def _feature_store(ctx: typer.Context) -> Iterator[tuple[Settings, Any, FeatureStore]]:
     # Imported here, not at the top: pyarrow, DuckDB (CLI start-up).
-    from tastebud.features.compute import TransformError
-    from tastebud.features.offline import FeatureVersionConflict
-    from tastebud.features.store import open_feature_store
-    from tastebud.stores import StoreError
+    from tastebud.features.compute import TransformError  # lazy: CLI start-up
+    from tastebud.features.offline import FeatureVersionConflict  # lazy: CLI start-up
+    from tastebud.features.store import open_feature_store  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     _registry(settings)

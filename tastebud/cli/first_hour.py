@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.compute as pc
 from rich.markup import escape
 
-from tastebud.cli.common import console, out
+from tastebud.cli.common import console, fail, out, stores_for
 from tastebud.config import Settings
 from tastebud.jobs import JobFailed, JobRunner, open_run_history
 from tastebud.jobs.definitions import build_registry
@@ -139,8 +139,8 @@ def _ago(moment: datetime, as_of: datetime) -> str:
 def show(settings: Settings, stores: Stores, as_of: datetime) -> list[str]:
     """Print two users' last items and recommendations, and the trending list; returns the
     users shown."""
-    from tastebud.ranking.pipeline import RankRequest
-    from tastebud.ranking.recommender import RecommendationService
+    from tastebud.ranking.pipeline import RankRequest  # lazy: CLI start-up
+    from tastebud.ranking.recommender import RecommendationService  # lazy: CLI start-up
 
     users = pick_users(stores, as_of, SHOWN_USERS)
     service = RecommendationService(settings, stores)
@@ -249,13 +249,12 @@ def serve_foreground(
 ) -> None:
     """Serve the API on this world until Ctrl-C; once it answers, print its URL, a read key
     and a ``curl`` for ``user``."""
-    import uvicorn
+    import uvicorn  # lazy: CLI start-up
 
-    from tastebud.api.app import create_app
-    from tastebud.api.server import http_protocol
-    from tastebud.cli.common import fail, stores_for
-    from tastebud.gateway.keys import bootstrap_admin_key
-    from tastebud.ranking.retrieval import limit_threads
+    from tastebud.api.app import create_app  # lazy: CLI start-up
+    from tastebud.api.server import http_protocol  # lazy: CLI start-up
+    from tastebud.gateway.keys import bootstrap_admin_key  # lazy: CLI start-up
+    from tastebud.ranking.retrieval import limit_threads  # lazy: CLI start-up
 
     host = host or settings.gateway.host
     with stores_for(settings) as stores:

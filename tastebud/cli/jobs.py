@@ -48,8 +48,8 @@ app = typer.Typer(
 
 def registry_for(settings: Settings) -> JobRegistry:
     # Imported here, not at the top: the jobs package brings the stores (CLI start-up).
-    from tastebud.jobs.definitions import build_registry
-    from tastebud.stores.retry import RetryPolicy
+    from tastebud.jobs.definitions import build_registry  # lazy: CLI start-up
+    from tastebud.stores.retry import RetryPolicy  # lazy: CLI start-up
 
     jobs = settings.jobs
     return build_registry(
@@ -98,7 +98,7 @@ def with_engine(settings: Settings, name: str, engine: str) -> Settings:
 @contextmanager
 def history_for(settings: Settings) -> Iterator[RunHistory]:
     from tastebud.jobs import open_run_history  # lazy: stores (CLI start-up)
-    from tastebud.stores import StoreError
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     try:
         history = open_run_history(settings)
@@ -167,7 +167,7 @@ def run_job(
     engine: Annotated[
         str | None,
         typer.Option(
-            help="Where the job runs: local or spark (popularity, affinity, trending). "
+            help="Where the job runs: local or spark (the jobs docs/spark.md lists). "
             "Default: [jobs] engines / engine.",
         ),
     ] = None,
@@ -177,7 +177,7 @@ def run_job(
 
     Exit 5 when the run is refused for too little data (the previous result keeps serving)."""
     # Imported here, not at the top: the runner brings the stores (CLI start-up).
-    from tastebud.jobs import (
+    from tastebud.jobs import (  # lazy: CLI start-up
         InvalidInterval,
         JobAlreadyRunning,
         JobFailed,
@@ -185,7 +185,7 @@ def run_job(
         JobRunner,
         UnknownJob,
     )
-    from tastebud.stores import StoreError
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
@@ -267,8 +267,8 @@ def scheduler(
 ) -> None:
     """Run the job schedules in this process (embedded mode; no orchestrator needed)."""
     # Imported here, not at the top: the runner brings the stores (CLI start-up).
-    from tastebud.jobs import JobNotAvailable, JobRunner, UnknownJob
-    from tastebud.jobs.scheduler import Scheduler
+    from tastebud.jobs import JobNotAvailable, JobRunner, UnknownJob  # lazy: CLI start-up
+    from tastebud.jobs.scheduler import Scheduler  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     registry = registry_for(settings)

@@ -40,7 +40,7 @@ def create(
 ) -> None:
     """Create a key; the key itself is printed once, on the last line."""
     from tastebud.stores import StoreError  # lazy: stores bring pyarrow (CLI start-up)
-    from tastebud.stores.keys import check_scopes
+    from tastebud.stores.keys import check_scopes  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     try:

@@ -31,8 +31,13 @@ def registry_for(ctx: typer.Context) -> Iterator[ModelRegistry]:
     traceback: 2 for a bad ref or alias, 3 for an unreachable store, 1 otherwise."""
     # Imported here, not at the top: the registry brings fsspec and the stores (CLI
     # start-up).
-    from tastebud.registry import RegistryError, UnknownAlias, VersionNotFound, open_registry
-    from tastebud.stores import StoreError
+    from tastebud.registry import (  # lazy: CLI start-up
+        RegistryError,
+        UnknownAlias,
+        VersionNotFound,
+        open_registry,
+    )
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     try:
@@ -144,7 +149,7 @@ def show(
 @contextmanager
 def _refusal(alias: str, before: str | None) -> Iterator[None]:
     """A version that fails validation: say so, and that the alias did not move."""
-    from tastebud.registry import ModelLoadError
+    from tastebud.registry import ModelLoadError  # lazy: CLI start-up
 
     try:
         yield
@@ -157,8 +162,8 @@ def _validation() -> dict[str, Any]:
     """How a version is checked before an alias moves to it: loaded as a recommender (its
     arrays' shapes checked) and asked for one recommendation."""
     # Imported here, not at the top: numpy, implicit (CLI start-up).
-    from tastebud.cli.recommend import smoke_recommendation
-    from tastebud.models.base import Recommender
+    from tastebud.cli.recommend import smoke_recommendation  # lazy: CLI start-up
+    from tastebud.models.base import Recommender  # lazy: CLI start-up
 
     return {"loader": Recommender.load, "smoke": smoke_recommendation}
 

@@ -25,8 +25,8 @@ def keys(
 ) -> None:
     """Make the VAPID key pair if there is none (or --rotate it); print the public key."""
     # Imported here, not at the top: cryptography and the stores (CLI start-up).
-    from tastebud.push.vapid import ensure_keys
-    from tastebud.stores import StoreError
+    from tastebud.push.vapid import ensure_keys  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:

@@ -56,9 +56,9 @@ def check(
 ) -> None:
     """Run every check now; exit 1 when a critical check failed (the train job would
     refuse this data)."""
-    from tastebud.quality.rules import RulesError
-    from tastebud.quality.runner import open_results, run_checks
-    from tastebud.stores import StoreError
+    from tastebud.quality.rules import RulesError  # lazy: CLI start-up
+    from tastebud.quality.runner import open_results, run_checks  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     clock = clock_for(settings, parse_moment(as_of, "--as-of"))
@@ -117,8 +117,8 @@ def history(
         raise fail(f"--check must be one of {', '.join(CHECK_NAMES)}, not {check!r}")
     if status is not None and status not in STATUS_NAMES:
         raise fail(f"--status must be one of {', '.join(STATUS_NAMES)}, not {status!r}")
-    from tastebud.quality.runner import open_results
-    from tastebud.stores import StoreError
+    from tastebud.quality.runner import open_results  # lazy: CLI start-up
+    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     with stores_for(settings) as stores:

@@ -99,7 +99,7 @@ def quickstart(
         out.print(f"[bold]3/{STEPS}[/] {_summary(stores)}", soft_wrap=True)
         out.print(f"[bold]4/{STEPS}[/] the default model", soft_wrap=True)
         train_production(settings, stores)
-    from tastebud.cli import first_hour
+    from tastebud.cli import first_hour  # lazy: CLI start-up
 
     clock = clock_for(settings)
     out.print(f"[bold]5/{STEPS}[/] the jobs, {clock.describe()}", soft_wrap=True)
@@ -250,9 +250,9 @@ def train_production(settings: Settings, stores: Stores) -> str:
     """Train the default configuration on the store and register it as production, unless
     production was trained on exactly these events; returns the production version."""
     # Imported here, not at the top: training brings numpy, implicit... (CLI start-up).
-    from tastebud.data.interactions import read_event_store
-    from tastebud.registry import RegistryError, open_registry
-    from tastebud.training.pipeline import register_training, train
+    from tastebud.data.interactions import read_event_store  # lazy: CLI start-up
+    from tastebud.registry import RegistryError, open_registry  # lazy: CLI start-up
+    from tastebud.training.pipeline import register_training, train  # lazy: CLI start-up
 
     log = read_event_store(stores.events)
     registry = open_registry(settings, stores.artifacts)

@@ -91,8 +91,8 @@ def _served_rows(
 ) -> Iterator[list[object]]:
     """Rows ranked by ``RecommendationService``, the server's pipeline, on the same stores."""
     # Imported here, not at the top: the ranking pipeline brings numpy, scipy, implicit.
-    from tastebud.ranking.pipeline import RankRequest
-    from tastebud.ranking.recommender import RecommendationService
+    from tastebud.ranking.pipeline import RankRequest  # lazy: CLI start-up
+    from tastebud.ranking.recommender import RecommendationService  # lazy: CLI start-up
 
     configured = settings_from_context(ctx)
     settings = configured.model_copy(
@@ -179,8 +179,8 @@ def smoke_recommendation(model: Recommender) -> None:
 def _load(ctx: typer.Context, model: str) -> Recommender:
     """A model folder, or a registry version or alias (production, canary, shadow)."""
     # Imported here, not at the top: numpy, implicit (CLI start-up).
-    from tastebud.models.base import ModelError, Recommender
-    from tastebud.registry import RegistryError, open_registry
+    from tastebud.models.base import ModelError, Recommender  # lazy: CLI start-up
+    from tastebud.registry import RegistryError, open_registry  # lazy: CLI start-up
 
     path = Path(model)
     try:

@@ -16,6 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import typer.main
+
+from tastebud.cli.main import app
+
 HEADER = """# Reference: commands, jobs and HTTP routes
 
 Generated from the code by `python -m tastebud.cli.reference --write docs/reference.md`;
@@ -32,9 +36,6 @@ def _first_line(text: str | None) -> str:
 
 def commands() -> list[tuple[str, str]]:
     """``(tastebud GROUP COMMAND, help)`` for every command, groups included."""
-    import typer.main
-
-    from tastebud.cli.main import app
 
     def walk(command: Any, path: list[str]) -> Iterator[tuple[str, str]]:
         yield " ".join(path), _first_line(command.help)
@@ -42,12 +43,14 @@ def commands() -> list[tuple[str, str]]:
         for name in sorted(children):
             yield from walk(children[name], [*path, name])
 
-    return list(walk(typer.main.get_command(app), ["tastebud"]))[1:]
+    group = typer.main.get_command(app)
+    group.load_all()  # type: ignore[attr-defined]  # the commands, not their placeholders
+    return list(walk(group, ["tastebud"]))[1:]
 
 
 def jobs() -> list[tuple[str, str, str, str]]:
     """``(name, schedule, timeout, description)`` of every registered job."""
-    from tastebud.jobs.definitions import build_registry
+    from tastebud.jobs.definitions import build_registry  # lazy: CLI start-up
 
     rows = []
     for job in build_registry():
@@ -59,11 +62,11 @@ def jobs() -> list[tuple[str, str, str, str]]:
 
 def routes() -> list[tuple[str, str, str, str]]:
     """``(method, path, scope, summary)`` of every HTTP route of ``tastebud serve``."""
-    from fastapi.routing import APIRoute, iter_route_contexts
-    from starlette.routing import Route
+    from fastapi.routing import APIRoute, iter_route_contexts  # lazy: FastAPI, only to list routes
+    from starlette.routing import Route  # lazy: FastAPI, only to list routes
 
-    from tastebud.api.app import create_app
-    from tastebud.config import Settings
+    from tastebud.api.app import create_app  # lazy: CLI start-up
+    from tastebud.config import Settings  # lazy: CLI start-up
 
     app = create_app(Settings(home=Path("/nonexistent")))
     rows = []

@@ -91,8 +91,8 @@ def replay_command(
     events go straight into the stores (as `tastebud ingest`)."""
     # lazy: loaders, validation and the client bring pyarrow, numpy and httpx (CLI start-up)
     from tastebud.data.loaders import open_sources
-    from tastebud.data.loaders.columns import MappingError, parse_mapping
-    from tastebud.replay import ReplayError, ReplayPlan, load_events
+    from tastebud.data.loaders.columns import MappingError, parse_mapping  # lazy: CLI start-up
+    from tastebud.replay import ReplayError, ReplayPlan, load_events  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     if event_type not in settings.events.types:

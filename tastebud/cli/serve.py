@@ -31,10 +31,14 @@ def serve(
     run creates an admin API key and prints it, once, on the last line.
     """
     # Imported here, not at the top: FastAPI and the stores (CLI start-up).
-    from tastebud.api.server import http_protocol
-    from tastebud.api.workers import WorkersFailed, reuse_port_supported, run_workers
-    from tastebud.gateway.keys import bootstrap_admin_key, write_admin_key
-    from tastebud.observability import configure_logging
+    from tastebud.api.server import http_protocol  # lazy: CLI start-up
+    from tastebud.api.workers import (  # lazy: CLI start-up
+        WorkersFailed,
+        reuse_port_supported,
+        run_workers,
+    )
+    from tastebud.gateway.keys import bootstrap_admin_key, write_admin_key  # lazy: CLI start-up
+    from tastebud.observability import configure_logging  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     gateway = settings.gateway
@@ -60,7 +64,7 @@ def serve(
             )
     configure_logging(settings.log_level, settings.log_format)
 
-    import uvicorn
+    import uvicorn  # lazy: CLI start-up
 
     metrics_dir = None
     if workers > 1 and not os.environ.get(METRICS_DIR):

@@ -115,7 +115,7 @@ def decode(path: str | Path, info: AudioInfo, max_seconds: float = MAX_SECONDS) 
     if len(signal) < MIN_SECONDS * rate:
         raise AudioError("too_short", f"{Path(path).name}: decoded {len(signal) / rate:.2f} s")
     if rate != SAMPLE_RATE:
-        import librosa
+        import librosa  # lazy: librosa (numba, scipy) loads in the audio workers only
 
         signal = librosa.resample(signal, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
     return np.ascontiguousarray(signal, dtype=np.float32)
@@ -139,7 +139,7 @@ def estimate_key(chroma: np.ndarray) -> tuple[int, int, float]:
 
 def features_from_signal(signal: np.ndarray, duration_sec: float) -> dict[str, float]:
     """Every field of ``AUDIO_FIELDS`` from a mono signal at ``SAMPLE_RATE``."""
-    import librosa
+    import librosa  # lazy: librosa (numba, scipy) loads in the audio workers only
 
     rms_total = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
     if not math.isfinite(rms_total):

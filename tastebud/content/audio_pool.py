@@ -49,8 +49,15 @@ from pathlib import Path
 
 import numpy as np
 from pebble import ProcessExpired, ProcessPool
+from threadpoolctl import threadpool_limits
 
-from tastebud.content.audio import MAX_SECONDS, SAMPLE_RATE, AudioResult, analyse
+from tastebud.content.audio import (
+    MAX_SECONDS,
+    SAMPLE_RATE,
+    AudioResult,
+    analyse,
+    features_from_signal,
+)
 
 DEFAULT_TIMEOUT = 60.0
 # A cold numba cache compiles librosa's kernels (tens of seconds), and warm-ups queue on the
@@ -99,15 +106,11 @@ def _warm_up(cache_dir: str) -> None:
     # Before librosa (and numba) are imported: numba reads it once, at import.
     os.environ["NUMBA_CACHE_DIR"] = cache_dir
     if "numba" in sys.modules:  # imported by the parent's main module on spawn
-        from numba.core.config import reload_config
+        from numba.core.config import reload_config  # lazy: only when numba is loaded already
 
         reload_config()
     # One file per process already fills the cores; threaded BLAS/FFT underneath would
     # oversubscribe them.
-    from threadpoolctl import threadpool_limits
-
-    from tastebud.content.audio import features_from_signal
-
     threadpool_limits(1)
 
     rng = np.random.default_rng(0)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from tastebud.schemas import Item
 
@@ -170,8 +171,6 @@ class MetadataEncoder:
 
 def item_event_counts(events: Any, item_ids: Iterable[str] | None = None) -> dict[str, float]:
     """Events per item from an ``EventStore`` (bounded-memory batches, counted in Arrow)."""
-    import pyarrow as pa
-
     partials = []
     for batch in events.iter_batches():
         table = pa.table({"item_id": batch.column("item_id")})

@@ -154,27 +154,7 @@ def build(
     wanted = set(only) if only is not None else None
     for item_id in sorted((wanted or set()) - set(by_id)):
         failures.append(Failure(item_id, "item", "unknown_item", "not in the catalog"))
-    full = previous is None or rebuild or _incompatible(previous, options)
-    if full:
-        embedder_options = options or (previous.embedder.options if previous else EmbedOptions())
-        targets = catalog
-        old_rows: dict[str, int] = {}
-    else:
-        assert previous is not None
-        embedder_options = previous.embedder.options
-        old_rows = {item_id: row for row, item_id in enumerate(previous.item_ids)}
-        targets = [
-            item
-            for item in catalog
-            if (wanted is not None and item.item_id in wanted)
-            or (
-                wanted is None
-                and (
-                    item.item_id not in old_rows
-                    or previous.hashes[old_rows[item.item_id]] != hashes[item.item_id]
-                )
-            )
-        ]
+    full, embedder_options, targets = _plan(catalog, hashes, previous, options, rebuild, wanted)
     removed = 0 if previous is None else len(set(previous.item_ids) - set(by_id))
     if not full and not targets and not removed:
         return BuildResult(None, 0, len(catalog), 0, failures, mode="unchanged")
@@ -183,35 +163,70 @@ def build(
     audio = extract_audio(targets, previous, runner, failures, deferred, audio_stop_at, check)
     for item_id in deferred:
         hashes[item_id] = PENDING_HASH
-    for item in targets:
-        _, bad = attribute_values(item)
-        failures.extend(Failure(item.item_id, "attributes", "nan_attribute", n) for n in bad)
+    failures.extend(_attribute_failures(targets))
     if full:
         counts = item_events() if callable(item_events) else item_events
         embedder = ContentEmbedder(embedder_options).fit(catalog, audio, counts, now)
-    else:
+    else:  # an incremental run keeps the previous embedder
         assert previous is not None
         embedder = previous.embedder
     vectors, present = embedder.embed(targets, audio)
-    for item, has_content in zip(targets, present["any"], strict=True):
-        if not has_content:
-            failures.append(Failure(item.item_id, "item", "no_content", "no usable input"))
+    failures.extend(_content_failures(targets, present))
 
     artifact = _merge(catalog, hashes, targets, vectors, present, audio, previous, embedder, full)
     artifact.created_at = now
+    mode = "full" if full else "incremental"
     result = BuildResult(
-        artifact,
-        processed=len(targets),
-        reused=len(catalog) - len(targets),
-        removed=removed,
-        failures=failures,
-        mode="full" if full else "incremental",
-        deferred=len(deferred),
+        artifact, len(targets), len(catalog) - len(targets), removed, failures, mode, len(deferred)
     )
     artifact.report = report(result, artifact)
     elapsed_ms = (time.perf_counter() - started) * 1000
     _record(result, artifact, elapsed_ms)
     return result
+
+
+def _content_failures(targets: list[Item], present: Mapping[str, Any]) -> Iterator[Failure]:
+    """A failure for each item with no usable input at all (no vector worth keeping)."""
+    for item, has_content in zip(targets, present["any"], strict=True):
+        if not has_content:
+            yield Failure(item.item_id, "item", "no_content", "no usable input")
+
+
+def _attribute_failures(targets: Iterable[Item]) -> Iterator[Failure]:
+    """A failure for each attribute that is not a number (the item is embedded without it)."""
+    for item in targets:
+        _, bad = attribute_values(item)
+        yield from (Failure(item.item_id, "attributes", "nan_attribute", n) for n in bad)
+
+
+def _plan(
+    catalog: list[Item],
+    hashes: dict[str, str],
+    previous: EmbeddingArtifact | None,
+    options: EmbedOptions | None,
+    rebuild: bool,
+    wanted: set[str] | None,
+) -> tuple[bool, EmbedOptions, list[Item]]:
+    """Whether the run is full (no usable previous artifact, or a rebuild), the embedder's
+    options, and the items to embed: all on a full run, else the wanted ones, or the new
+    and changed ones."""
+    if previous is None or rebuild or _incompatible(previous, options):
+        embedder_options = options or (previous.embedder.options if previous else EmbedOptions())
+        return True, embedder_options, catalog
+    old_rows = {item_id: row for row, item_id in enumerate(previous.item_ids)}
+    targets = [
+        item
+        for item in catalog
+        if (wanted is not None and item.item_id in wanted)
+        or (
+            wanted is None
+            and (
+                item.item_id not in old_rows
+                or previous.hashes[old_rows[item.item_id]] != hashes[item.item_id]
+            )
+        )
+    ]
+    return False, previous.embedder.options, targets
 
 
 def _incompatible(previous: EmbeddingArtifact, options: EmbedOptions | None) -> bool:

@@ -23,7 +23,6 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -32,6 +31,9 @@ from urllib.request import url2pathname
 
 import pooch
 import requests
+
+from tastebud.data.public_datasets import DATASETS as DATASETS
+from tastebud.data.public_datasets import DatasetSpec
 
 MANIFEST_NAME = ".tastebud-fetch.json"
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
@@ -42,74 +44,8 @@ EXTRACTED = "extracted"  # the folder the archive is unpacked into, inside the w
 ProgressCallback = Callable[[int, int | None], None]
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Where a public dataset lives and which files prove that a copy of it is complete.
-
-    ``required_files`` are paths relative to the dataset folder; ``sha256`` is the expected
-    checksum of the archive, or None when upstream publishes none we have verified.
-    """
-
-    name: str
-    url: str
-    required_files: tuple[str, ...]
-    sha256: str | None = None
-    description: str = ""
-
-
 class FetchError(RuntimeError):
     """A fetch failed; the message is meant to be shown to the user as is."""
-
-
-_MOVIELENS = "https://files.grouplens.org/datasets/movielens"
-_MOVIELENS_CSV_FILES = ("ratings.csv", "movies.csv", "tags.csv", "links.csv")
-
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec(
-            name="ml-100k",
-            url=f"{_MOVIELENS}/ml-100k.zip",
-            required_files=("u.data", "u.item", "u.user"),
-            description="MovieLens 100K: 100,000 ratings from 943 users on 1,682 movies (1998).",
-        ),
-        DatasetSpec(
-            name="ml-1m",
-            url=f"{_MOVIELENS}/ml-1m.zip",
-            required_files=("ratings.dat", "movies.dat", "users.dat"),
-            description="MovieLens 1M: 1 million ratings from 6,040 users on 3,900 movies (2003).",
-        ),
-        DatasetSpec(
-            name="ml-latest-small",
-            url=f"{_MOVIELENS}/ml-latest-small.zip",
-            required_files=_MOVIELENS_CSV_FILES,
-            description="MovieLens latest, small: 100,000 ratings and 3,600 tag applications.",
-        ),
-        DatasetSpec(
-            name="ml-20m",
-            url=f"{_MOVIELENS}/ml-20m.zip",
-            required_files=_MOVIELENS_CSV_FILES,
-            description="MovieLens 20M: 20 million ratings and 465,000 tag applications (2015).",
-        ),
-        DatasetSpec(
-            name="ml-25m",
-            url=f"{_MOVIELENS}/ml-25m.zip",
-            required_files=_MOVIELENS_CSV_FILES,
-            description="MovieLens 25M: 25 million ratings and 1 million tag applications (2019).",
-        ),
-        DatasetSpec(
-            name="lastfm-2k",
-            url="https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
-            required_files=(
-                "user_artists.dat",
-                "artists.dat",
-                "user_taggedartists.dat",
-                "tags.dat",
-            ),
-            description="HetRec 2011 Last.fm: artist play counts and tags from 1,892 users.",
-        ),
-    )
-}
 
 
 def fetch_dataset(

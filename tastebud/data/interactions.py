@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -193,8 +194,27 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
         )
     ignored = sorted(names - set(FILE_COLUMNS))
     rows = table.num_rows
-    user = table.column("user_id").cast(pa.string())
-    item = table.column("item_id").cast(pa.string())
+    columns = _typed_columns(table, names)
+    good, dropped = _usable_rows(table, names, columns)
+    rating, weight = columns["rating"], columns["weight"]
+    log = pa.table(
+        {
+            "user_id": columns["user_id"],
+            "item_id": columns["item_id"],
+            "event_type": columns["event_type"],
+            "value": rating if rating is not None else pa.nulls(rows, pa.float64()),
+            "weight": weight if weight is not None else pa.nulls(rows, pa.float64()),
+            "timestamp": columns["timestamp"],
+        }
+    ).filter(pa.array(good))
+    log = log.cast(LOG_SCHEMA)
+    return InteractionLog(log, snapshot, dropped, ignored)
+
+
+def _typed_columns(table: pa.Table, names: set[str]) -> dict[str, Any]:
+    """The log's columns in their types; ``rating`` and ``weight`` None when absent. Without
+    an event type a row is a rating when it has one, else a view."""
+    rows = table.num_rows
     rating = _numbers(table.column("rating")) if "rating" in names else None
     weight = _numbers(table.column("weight")) if "weight" in names else None
     if "event_type" in names:
@@ -211,9 +231,24 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
         timestamp = _timestamps(table.column("timestamp"))
     else:
         timestamp = pa.chunked_array([pa.nulls(rows, TIMESTAMP)])
+    return {
+        "user_id": table.column("user_id").cast(pa.string()),
+        "item_id": table.column("item_id").cast(pa.string()),
+        "rating": rating,
+        "weight": weight,
+        "event_type": event_type,
+        "timestamp": timestamp,
+    }
 
+
+def _usable_rows(
+    table: pa.Table, names: set[str], columns: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Which rows a model can learn from, and how many were dropped for each reason."""
+    user, item, event_type = columns["user_id"], columns["item_id"], columns["event_type"]
+    rating, weight = columns["rating"], columns["weight"]
     dropped: dict[str, int] = {}
-    good = np.ones(rows, dtype=bool)
+    good = np.ones(table.num_rows, dtype=bool)
 
     def require(mask: pa.ChunkedArray | pa.Array, reason: str) -> None:
         """Drop rows failing ``mask``; each row is counted once, under its first reason."""
@@ -240,17 +275,5 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
             given = pc.and_kleene(
                 given, pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)
             )
-        require(pc.or_(pc.invert(given), pc.is_valid(timestamp)), "timestamp_invalid")
-
-    log = pa.table(
-        {
-            "user_id": user,
-            "item_id": item,
-            "event_type": event_type,
-            "value": rating if rating is not None else pa.nulls(rows, pa.float64()),
-            "weight": weight if weight is not None else pa.nulls(rows, pa.float64()),
-            "timestamp": timestamp,
-        }
-    ).filter(pa.array(good))
-    log = log.cast(LOG_SCHEMA)
-    return InteractionLog(log, snapshot, dropped, ignored)
+        require(pc.or_(pc.invert(given), pc.is_valid(columns["timestamp"])), "timestamp_invalid")
+    return good, dropped

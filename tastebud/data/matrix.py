@@ -6,6 +6,10 @@ decay. Weights are summed per (user, item); a positive sum is a preference and a
 one a rejection (kept apart, so it is never recommended again). A confidence transform then
 shapes the positive values. The result is cached by a hash of the log's snapshot and the
 options, so AutoML trials and repeated runs don't rebuild it.
+
+Over 400 lines because it is one recipe (options, weights, decay, encoding, signed sums,
+confidence) with its result type and its cache: the cache key is every option, and the
+Spark engine's build shares the last steps (``signed_matrices``, ``finished_matrix``).
 """
 
 from __future__ import annotations
@@ -198,14 +202,7 @@ def build_matrix(
     if table.num_rows == 0:
         raise InteractionsError("no interactions to learn from: the data is empty")
     weights, _ = row_weights(table, options, event_types)
-
-    stamps = table.column("timestamp")
-    if stamps.null_count == len(stamps):
-        seconds = np.zeros(table.num_rows)
-    else:
-        micros = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
-        seconds = np.asarray(micros, dtype=np.float64) / 1e6
-        seconds = np.where(np.isnan(seconds), np.nanmin(seconds), seconds)
+    seconds = _event_seconds(table)
     reference = float(seconds.max())
     if options.half_life_days is not None:
         age_days = (reference - seconds) / SECONDS_PER_DAY
@@ -246,6 +243,17 @@ def build_matrix(
         options=options,
         stats=stats,
     )
+
+
+def _event_seconds(table: pa.Table) -> np.ndarray:
+    """Each row's time in epoch seconds; a row without one counts as the oldest (all zero
+    when no row has a time)."""
+    stamps = table.column("timestamp")
+    if stamps.null_count == len(stamps):
+        return np.zeros(table.num_rows)
+    micros = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    seconds = np.asarray(micros, dtype=np.float64) / 1e6
+    return np.where(np.isnan(seconds), np.nanmin(seconds), seconds)
 
 
 def finished_matrix(
@@ -318,7 +326,8 @@ def _confidence(matrix: sp.csr_matrix, options: MatrixOptions) -> sp.csr_matrix:
         data = result.data
         result.data = np.where(data <= 1.0, data, 1.0 + np.log(np.maximum(data, 1.0)))
     elif options.transform == "bm25":
-        from implicit.nearest_neighbours import bm25_weight  # only when asked for (start-up)
+        # lazy: implicit (and numba) load only when BM25 is asked for, not with every matrix
+        from implicit.nearest_neighbours import bm25_weight
 
         # implicit's BM25 weighting (rows = users as documents, items as terms). An item in
         # every history gets idf 0; a small floor keeps it a preference rather than a hole.

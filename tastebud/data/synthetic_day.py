@@ -7,14 +7,11 @@ session or event), so memory is bounded by the busiest day rather than the whole
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tastebud.data.synthetic_spec import WorldSpec
 from tastebud.data.synthetic_world import FEATURES, MICROS_PER_DAY, MICROS_PER_SECOND, World
-
-if TYPE_CHECKING:
-    from tastebud.data.synthetic import WorldSpec
 
 EVENT_TYPES = (
     "play",
@@ -211,13 +208,7 @@ def follow_ups(
     n = len(items)
     a = affinity
     nan = np.full(n, np.nan)
-    is_play = rng.random(n) < spec.play_share
-    duration = world.item_features[items, DURATION]
-    skipped = is_play & (rng.random(n) < 0.04 + 0.45 * (1 - a) ** 2)
-    completed = np.clip(rng.beta(2 + 6 * a, 1 + 2 * (1 - a)), 0.05, 1.0)
-    fraction = np.where(skipped, rng.uniform(0.02, 0.3, n), completed)
-    played = np.maximum(1.0, np.round(duration * fraction, 1))
-    dwell = np.round(2.0 + rng.exponential(8.0 + 40.0 * a), 1)
+    is_play, skipped, played, dwell = _plays_and_views(world, spec, rng, items, a)
     engaged = np.where(is_play, played, dwell)
 
     clicked = ~is_play & (rng.random(n) < 0.08 + 0.5 * a)
@@ -255,3 +246,19 @@ def follow_ups(
     ]
     masks = [is_play, ~is_play, skipped, liked, disliked, clicked, carted, bought, rated]
     return [(i[m], k, o[m], v[m]) for (i, k, o, v), m in zip(parts, masks, strict=True)], busy
+
+
+def _plays_and_views(
+    world: World, spec: WorldSpec, rng: np.random.Generator, items: np.ndarray, a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which interactions are plays (the rest are views), which plays are skipped, seconds
+    played, and seconds a view dwells: longer and fewer skips when affinity ``a`` is high."""
+    n = len(items)
+    is_play = rng.random(n) < spec.play_share
+    duration = world.item_features[items, DURATION]
+    skipped = is_play & (rng.random(n) < 0.04 + 0.45 * (1 - a) ** 2)
+    completed = np.clip(rng.beta(2 + 6 * a, 1 + 2 * (1 - a)), 0.05, 1.0)
+    fraction = np.where(skipped, rng.uniform(0.02, 0.3, n), completed)
+    played = np.maximum(1.0, np.round(duration * fraction, 1))
+    dwell = np.round(2.0 + rng.exponential(8.0 + 40.0 * a), 1)
+    return is_play, skipped, played, dwell

@@ -8,12 +8,11 @@ tastes, creator affinities, power-law popularity, content features that follow c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from tastebud.data.synthetic import WorldSpec
+from tastebud.data.sampling import GroupedSampler
+from tastebud.data.synthetic_spec import WorldSpec
 
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
@@ -65,51 +64,6 @@ class Trend:
     start_day: int
     end_day: int
     boost: float
-
-
-class GroupedSampler:
-    """Draw members of a group in proportion to weights that change day by day.
-
-    Members are stored sorted by group, so one cumulative sum over all of them serves every
-    group: a draw for group g is a uniform integer inside g's slice of the cumulative sum,
-    located with searchsorted. Integer weights make the draw exact (zero-weight members, such
-    as items that do not exist yet, can never be hit).
-    """
-
-    def __init__(self, groups: np.ndarray, members: np.ndarray, factors: np.ndarray, n_groups: int):
-        order = np.argsort(groups, kind="stable")
-        self.members = members[order]
-        self.factors = factors[order]
-        self.bounds = np.searchsorted(groups[order], np.arange(n_groups + 1))
-
-    def cumulative(self, member_weights: np.ndarray) -> np.ndarray:
-        """The integer cumulative weight over all members, with a leading zero."""
-        weights = member_weights[self.members] * self.factors
-        total = float(weights.sum())
-        scaled = np.zeros(len(weights) + 1, dtype=np.int64)
-        if total > 0:
-            integer = np.floor(weights * (2.0**50 / total)).astype(np.int64)
-            integer[(weights > 0) & (integer == 0)] = 1
-            np.cumsum(integer, out=scaled[1:])
-        return scaled
-
-    def sample(
-        self, rng: np.random.Generator, cumulative: np.ndarray, groups: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One member per requested group, and a mask of the groups that had any weight."""
-        low = cumulative[self.bounds[groups]]
-        high = cumulative[self.bounds[groups + 1]]
-        found = high > low
-        draws = rng.integers(low, np.where(found, high, low + 1))
-        return self._locate(cumulative, draws), found
-
-    def sample_any(self, rng: np.random.Generator, cumulative: np.ndarray, size: int) -> np.ndarray:
-        """Members drawn across all groups (caller checks that the total is positive)."""
-        return self._locate(cumulative, rng.integers(0, cumulative[-1], size=size))
-
-    def _locate(self, cumulative: np.ndarray, draws: np.ndarray) -> np.ndarray:
-        index = np.searchsorted(cumulative, draws, side="right") - 1
-        return self.members[np.minimum(index, len(self.members) - 1)]
 
 
 @dataclass
@@ -196,40 +150,17 @@ def arrival_times(
 def build_world(spec: WorldSpec, rng: np.random.Generator, start_us: int) -> World:
     """Draw the whole static world from ``rng``; the same spec and stream give the same world."""
     n_cat, n_creators = spec.categories, spec.resolved_creators
-    category_weights = rng.dirichlet(np.full(n_cat, 4.0))
-    low, high = FEATURE_MEAN_RANGES[:, 0], FEATURE_MEAN_RANGES[:, 1]
-    feature_means = low + (high - low) * rng.random((n_cat, len(FEATURES)))
-    price_medians = np.exp(rng.uniform(np.log(2.0), np.log(80.0), size=n_cat))
-    category_tags = [
-        [TAG_WORDS[i] for i in rng.choice(len(TAG_WORDS), TAGS_PER_CATEGORY, replace=False)]
-        for _ in range(n_cat)
-    ]
-
+    category_weights, feature_means, price_medians, category_tags = _categories(n_cat, rng)
     creator_home = rng.choice(n_cat, size=n_creators, p=category_weights)
     creator_weights = rng.pareto(1.5, size=n_creators) + 1.0
     items = build_items(spec, rng, start_us, category_weights, creator_home, creator_weights)
     item_category, item_secondary, item_creator = items[:3]
-    # Items are drawn within their primary category, and at 0.3 weight within a secondary one.
-    factors = np.where(np.arange(2 * spec.items) < spec.items, 1.0, 0.3)
-    has_second = np.concatenate([np.ones(spec.items, bool), item_secondary >= 0])
-    category_items = GroupedSampler(
-        np.concatenate([item_category, item_secondary])[has_second],
-        np.tile(np.arange(spec.items), 2)[has_second],
-        factors[has_second],
-        n_cat,
-    )
-    creator_items = GroupedSampler(
-        item_creator, np.arange(spec.items), np.ones(spec.items), n_creators
-    )
+    category_items, creator_items = _samplers(spec, items[:3], n_cat, n_creators)
     item_features = draw_features(rng, feature_means, item_category, item_secondary)
     item_price = np.maximum(
         0.49, np.round(price_medians[item_category] * rng.lognormal(0, 0.35, spec.items), 2)
     )
-    tag_keys = rng.exponential(size=(spec.items, TAGS_PER_CATEGORY)) / (
-        1.0 / np.arange(1, TAGS_PER_CATEGORY + 1)
-    )
-    item_tags = np.argsort(tag_keys, axis=1)[:, :4]
-    item_tags[np.arange(4) >= rng.integers(2, 5, size=(spec.items, 1))] = -1
+    item_tags = _item_tags(spec.items, rng)
 
     users = build_users(spec, rng, start_us, category_weights)
     world = World(
@@ -262,6 +193,51 @@ def build_world(spec: WorldSpec, rng: np.random.Generator, start_us: int) -> Wor
     )
     world.user_favorites = draw_favorites(spec, rng, world)
     return world
+
+
+def _categories(
+    n_cat: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]]]:
+    """Each category's weight, content-feature means, median price and tag words."""
+    category_weights = rng.dirichlet(np.full(n_cat, 4.0))
+    low, high = FEATURE_MEAN_RANGES[:, 0], FEATURE_MEAN_RANGES[:, 1]
+    feature_means = low + (high - low) * rng.random((n_cat, len(FEATURES)))
+    price_medians = np.exp(rng.uniform(np.log(2.0), np.log(80.0), size=n_cat))
+    category_tags = [
+        [TAG_WORDS[i] for i in rng.choice(len(TAG_WORDS), TAGS_PER_CATEGORY, replace=False)]
+        for _ in range(n_cat)
+    ]
+    return category_weights, feature_means, price_medians, category_tags
+
+
+def _samplers(
+    spec: WorldSpec, items: tuple[np.ndarray, ...], n_cat: int, n_creators: int
+) -> tuple[GroupedSampler, GroupedSampler]:
+    """Samplers of the items in a category and of a creator's items. Items are drawn within
+    their primary category, and at 0.3 weight within a secondary one."""
+    item_category, item_secondary, item_creator = items
+    factors = np.where(np.arange(2 * spec.items) < spec.items, 1.0, 0.3)
+    has_second = np.concatenate([np.ones(spec.items, bool), item_secondary >= 0])
+    category_items = GroupedSampler(
+        np.concatenate([item_category, item_secondary])[has_second],
+        np.tile(np.arange(spec.items), 2)[has_second],
+        factors[has_second],
+        n_cat,
+    )
+    creator_items = GroupedSampler(
+        item_creator, np.arange(spec.items), np.ones(spec.items), n_creators
+    )
+    return category_items, creator_items
+
+
+def _item_tags(n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """Two to four of its category's tags per item (indices; -1 pads), earlier tags likelier."""
+    tag_keys = rng.exponential(size=(n_items, TAGS_PER_CATEGORY)) / (
+        1.0 / np.arange(1, TAGS_PER_CATEGORY + 1)
+    )
+    item_tags = np.argsort(tag_keys, axis=1)[:, :4]
+    item_tags[np.arange(4) >= rng.integers(2, 5, size=(n_items, 1))] = -1
+    return item_tags
 
 
 def build_items(

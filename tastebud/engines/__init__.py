@@ -30,9 +30,10 @@ __all__ = [
 ENGINES = ("local", "spark")
 #: The jobs with a Spark implementation; the others always run locally. In ``materialize``
 #: and ``backfill`` the feature views that reuse a job's computation (item_popularity,
-#: user_category_affinity) run on the job's engine; SQL views run in DuckDB either way.
+#: user_category_affinity) run on the job's engine; SQL views run in DuckDB either way. In
+#: ``train`` the final fit's interaction matrix is built on the job's engine.
 SPARK_JOBS = frozenset(
-    {"popularity", "affinity", "trending", "materialize", "backfill", "recommendations"}
+    {"popularity", "affinity", "trending", "materialize", "backfill", "recommendations", "train"}
 )
 
 

@@ -13,11 +13,15 @@ from tastebud.features.offline import (
     FeatureVersionConflict,
     OfflineStore,
     UnknownFeatures,
-    open_offline_store,
 )
 from tastebud.features.online import FeatureOnlineStore
 from tastebud.features.serving import FeatureResult, FeatureService
-from tastebud.features.store import FeatureStore, load_registry, open_feature_store
+from tastebud.features.store import (
+    FeatureStore,
+    load_registry,
+    open_feature_store,
+    open_offline_store,
+)
 from tastebud.features.views import (
     FeatureRef,
     FeatureRegistry,

@@ -4,7 +4,8 @@
 Two backends behind one interface, chosen by URL: ``parquet:///dir`` (the embedded default:
 one Parquet file per view, version and snapshot, queried with DuckDB) and
 ``postgresql://...`` (one table, JSONB values). One contract suite runs against both
-(``tests/features/test_feature_offline_store.py``).
+(``tests/features/test_feature_offline_store.py``). This module is the interface the
+backends build on; ``store.open_offline_store`` picks one by URL.
 
 Point-in-time rule, for an entity row (id, t): the newest stored row of that entity with
 ``t - ttl < event_timestamp <= t``. Sources compute a snapshot as of T from events strictly
@@ -17,13 +18,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.features.views import ARROW_TYPES, ENTITY_KEYS, FeatureRegistry, FeatureView
-from tastebud.stores import Closeable, StoreError, local_path
+from tastebud.stores import Closeable, StoreError
 
 
 class FeatureVersionConflict(StoreError):
@@ -121,18 +121,3 @@ class OfflineStore(Closeable, ABC):
 
 def null_table(view: FeatureView, rows: int) -> pa.Table:
     return pa.table({spec.name: pa.nulls(rows, ARROW_TYPES[spec.dtype]) for spec in view.features})
-
-
-def open_offline_store(url: str) -> OfflineStore:
-    scheme = urlsplit(url).scheme
-    if scheme == "parquet":
-        from tastebud.features.offline_parquet import ParquetOfflineStore
-
-        return ParquetOfflineStore(local_path(url))
-    if scheme in ("postgresql", "postgres"):
-        from tastebud.features.offline_postgres import PostgresOfflineStore
-
-        return PostgresOfflineStore(url)
-    raise StoreError(
-        f"unsupported offline feature store URL {scheme!r}: use parquet:///dir or postgresql://..."
-    )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tastebud.config import Settings
 from tastebud.quality.scan import Bounds, Scan, micros, scan
+from tastebud.registry import RegistryError, open_registry
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,8 +41,6 @@ class Reference:
 
 def production_manifest(stores: Stores, settings: Settings) -> ModelVersion:
     """The production version's manifest, or ``NoReference`` saying why there is none."""
-    from tastebud.registry import RegistryError, open_registry
-
     try:
         return open_registry(settings, stores.artifacts).get("production")
     except RegistryError as error:
@@ -50,9 +49,7 @@ def production_manifest(stores: Stores, settings: Settings) -> ModelVersion:
 
 def production_reference(stores: Stores, settings: Settings, manifest: ModelVersion) -> Reference:
     """The reference of the production version ``manifest``, or ``NoReference``."""
-    import pyarrow.parquet as pq
-
-    from tastebud.registry import RegistryError, open_registry
+    import pyarrow.parquet as pq  # lazy: pyarrow waits for a check run (quality history)
 
     registry = open_registry(settings, stores.artifacts)
     version = manifest.model_version

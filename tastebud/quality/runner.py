@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tastebud.config import QUALITY_CHECKS, Settings
 from tastebud.observability import get_logger, metrics
-from tastebud.quality import checks
+from tastebud.quality import checks, model_checks
 from tastebud.quality.reference import (
     NoReference,
     Reference,
@@ -113,14 +113,14 @@ def _judge(
             inputs, known_items if has_catalog else None
         ),
         "volume": lambda: checks.check_volume(inputs),
-        "drift": lambda: _with_reference(inputs, "drift", reference, checks.check_drift),
+        "drift": lambda: _with_reference(inputs, "drift", reference, model_checks.check_drift),
         "cold_start": lambda: _with_reference(
-            inputs, "cold_start", reference, checks.check_cold_start
+            inputs, "cold_start", reference, model_checks.check_cold_start
         ),
         "staleness": lambda: (
             checks.failed_to_run(inputs, "staleness", manifest)
             if isinstance(manifest, str)
-            else checks.check_staleness(inputs, manifest)
+            else model_checks.check_staleness(inputs, manifest)
         ),
     }
     found = []

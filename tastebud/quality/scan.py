@@ -110,6 +110,7 @@ def scan(
 ) -> Scan:
     """Read [first, end) once; ``on_window_batch`` also sees each batch's rows in the judged
     window (the schema check validates them as they pass)."""
+    # lazy: DuckDB and pyarrow wait for a scan (quality history starts without them)
     import duckdb
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -147,7 +148,7 @@ def reduce_batch(
 
 def _combined(connection: duckdb.DuckDBPyConnection, parts: list[Any], sql: str, empty: str) -> Any:
     """Reduce the partials once more (``sql`` over a table named ``parts``)."""
-    import pyarrow as pa
+    import pyarrow as pa  # lazy: pyarrow waits for a scan (quality history starts without it)
 
     if not parts:
         return connection.sql(empty).to_arrow_table()

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tastebud.config import Settings
+from tastebud.schemas import DEVICE_TYPE_VALUES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,10 +52,9 @@ class SchemaTally:
 
 def event_schema(settings: Settings, as_of: datetime) -> Any:
     """The pandera schema of a batch of events (with its derived value columns)."""
+    # lazy: pandera (narwhals) and pyarrow wait for a check (quality history starts without)
     import pandera.pyarrow as pp
     import pyarrow as pa
-
-    from tastebud.schemas import DEVICE_TYPE_VALUES
 
     rules, quality = settings.events, settings.quality
     timestamp = pa.timestamp("us", tz="UTC")
@@ -101,6 +101,7 @@ def with_value_columns(table: pa.Table, settings: Settings) -> pa.Table:
     """``table`` plus one column per value kind: the value where the event's type has that
     kind, else null. Tables lacking ``event_type`` or ``value`` are left as they are (the
     schema then reports the missing column)."""
+    # lazy: pyarrow waits for a check (quality history starts without it)
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -124,7 +125,7 @@ def with_value_columns(table: pa.Table, settings: Settings) -> pa.Table:
 
 def check_table(table: pa.Table, schema: Any, settings: Settings, tally: SchemaTally) -> None:
     """Validate one batch and add its failures to ``tally``."""
-    from pandera.errors import SchemaErrors
+    from pandera.errors import SchemaErrors  # lazy: pandera waits for a check (see above)
 
     tally.rows += table.num_rows
     try:

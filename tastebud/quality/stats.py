@@ -35,6 +35,7 @@ def psi(reference: Sequence[float], current: Sequence[float]) -> float:
 def chi_square_p(reference: Sequence[float], current: Sequence[float]) -> float:
     """p-value of "both histograms come from one distribution" (chi-square test of a 2 x k
     contingency table; bins empty on both sides dropped). NaN when it cannot be computed."""
+    # lazy: scipy.stats waits for a test (quality history starts without it)
     from scipy.stats import chi2_contingency
 
     table = np.vstack([np.asarray(reference, float), np.asarray(current, float)])
@@ -46,6 +47,7 @@ def chi_square_p(reference: Sequence[float], current: Sequence[float]) -> float:
 
 def ks_p(reference: Sequence[float], current: Sequence[float]) -> float:
     """p-value of the two-sample Kolmogorov-Smirnov test (NaN for an empty sample)."""
+    # lazy: scipy.stats waits for a test (quality history starts without it)
     from scipy.stats import ks_2samp
 
     if len(reference) == 0 or len(current) == 0:
@@ -58,6 +60,7 @@ def count_tails(count: int, expected: float, dispersion: float = 1.0) -> tuple[f
     chance alone. X is Poisson(expected) when ``dispersion`` (variance over mean) is 1, and
     negative binomial with that variance when it is more: events arrive in bursts (a
     session, an interaction's follow-ups), so hourly counts vary more than Poisson's."""
+    # lazy: scipy.stats waits for a test (quality history starts without it)
     from scipy.stats import nbinom, poisson
 
     if dispersion <= 1.0 + 1e-9:

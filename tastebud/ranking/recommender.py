@@ -19,6 +19,7 @@ import numpy as np
 
 from tastebud.config import Settings
 from tastebud.features.serving import FeatureService
+from tastebud.monitoring.serving import observe_served
 from tastebud.observability import get_logger
 from tastebud.ranking.context import ContextReader
 from tastebud.ranking.lifecycle import ModelLifecycle
@@ -242,6 +243,7 @@ class RecommendationService:
 
     def _observe(self, ranked: RankedList | PrecomputedList, degraded: list[str]) -> None:
         SEGMENTS.labels(segment=ranked.segment).inc()
+        observe_served(ranked)  # per model version (tastebud.monitoring.serving)
         BLEND_RATIO.set(ranked.blend_ratio)
         DIVERSITY.set(ranked.diversity)
         RECENCY.set(ranked.recency_weight)

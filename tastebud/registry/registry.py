@@ -11,6 +11,10 @@ Layout under the artifact store (``prefix`` defaults to ``models``)::
 A version without ``manifest.json`` does not exist for readers; ``gc`` deletes such leftovers
 once they are older than a grace period, so a failed or interrupted registration changes
 nothing anyone can see.
+
+Over 400 lines because ``ModelRegistry`` is one class whose writes (register, promote,
+rollback, gc) and reads (resolve, fetch, load with its local cache) share one layout and
+one alias lock; its parts around it (manifest, aliases, errors) are modules of their own.
 """
 
 from __future__ import annotations

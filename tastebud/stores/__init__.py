@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tastebud.lazy import lazy_exports
+from tastebud.stores.dead_letters import DeadLetterStore
 from tastebud.stores.errors import Closeable, StoreDataError, StoreError, StoreUnavailable
+from tastebud.stores.keys import ApiKeyStore
+from tastebud.stores.push import PushStore
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
@@ -29,9 +32,6 @@ if TYPE_CHECKING:
         EventStore,
         OnlineStore,
     )
-    from tastebud.stores.dead_letters import DeadLetterStore
-    from tastebud.stores.keys import ApiKeyStore
-    from tastebud.stores.push import PushStore
     from tastebud.stores.sql import SqlBackend
 
 __all__ = [
@@ -71,7 +71,6 @@ __getattr__ = lazy_exports(
         "OnlineStore": "base",
         "ArtifactNotFound": "artifacts",
         "ArtifactStore": "artifacts",
-        "PushStore": "push",
     },
 )
 
@@ -120,9 +119,6 @@ class GatewayStores(Closeable):
 
     @classmethod
     def on(cls, backend: SqlBackend) -> GatewayStores:
-        from tastebud.stores.dead_letters import DeadLetterStore
-        from tastebud.stores.keys import ApiKeyStore
-
         return cls(ApiKeyStore(backend), DeadLetterStore(backend), backend)
 
     def close(self) -> None:
@@ -133,6 +129,7 @@ class GatewayStores(Closeable):
 def _embedded_gateway(url: str) -> GatewayStores:
     """Keys and letters in ``gateway.db``, its own file so key lookups and DLQ writes never
     wait behind an event append."""
+    # lazy: sqlite3 loads for an embedded URL only (start-up)
     from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
     return GatewayStores.on(SqliteBackend(SqliteDatabase(local_path(url) / "gateway.db")))
@@ -151,9 +148,11 @@ class Database(Closeable):
     def gateway(self) -> GatewayStores:
         """API keys and the dead-letter queue, opened on first use. Embedded: ``gateway.db``
         in the database folder; PostgreSQL: tables on the event store's connection pool."""
+        # lazy: pyarrow and psycopg load for a PostgreSQL URL only
         from tastebud.stores.postgres_events import PostgresEventStore
 
         if isinstance(self.events, PostgresEventStore):
+            # lazy: psycopg loads for a PostgreSQL URL only
             from tastebud.stores.postgres import PostgresBackend
 
             return GatewayStores.on(PostgresBackend(self.events.database))
@@ -163,13 +162,15 @@ class Database(Closeable):
     def push(self) -> PushStore:
         """Web push subscriptions and VAPID keys, opened on first use. Embedded: ``push.db``
         in the database folder; PostgreSQL: tables on the event store's connection pool."""
+        # lazy: pyarrow and psycopg load for a PostgreSQL URL only
         from tastebud.stores.postgres_events import PostgresEventStore
-        from tastebud.stores.push import PushStore
 
         if isinstance(self.events, PostgresEventStore):
+            # lazy: psycopg loads for a PostgreSQL URL only
             from tastebud.stores.postgres import PostgresBackend
 
             return PushStore(PostgresBackend(self.events.database))
+        # lazy: sqlite3 loads for an embedded URL only (start-up)
         from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
         return PushStore(SqliteBackend(SqliteDatabase(local_path(self.url) / "push.db")))
@@ -178,12 +179,15 @@ class Database(Closeable):
         """A SQL backend for a store of plain rows that lives above this package (the
         quality results): embedded, ``{name}.db`` in the database folder; PostgreSQL, the
         event store's pool (not closed with the backend). The caller closes it."""
+        # lazy: pyarrow and psycopg load for a PostgreSQL URL only
         from tastebud.stores.postgres_events import PostgresEventStore
 
         if isinstance(self.events, PostgresEventStore):
+            # lazy: psycopg loads for a PostgreSQL URL only
             from tastebud.stores.postgres import PostgresBackend
 
             return PostgresBackend(self.events.database)
+        # lazy: sqlite3 loads for an embedded URL only (start-up)
         from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
         return SqliteBackend(SqliteDatabase(local_path(self.url) / f"{name}.db"))
@@ -200,6 +204,7 @@ class Database(Closeable):
 def open_database(url: str) -> Database:
     scheme = urlsplit(url).scheme
     if scheme == "embedded":
+        # lazy: the embedded backends (pyarrow, DuckDB, sqlite3) load for their URL only
         from tastebud.stores.catalog import SqlCatalogStore
         from tastebud.stores.embedded_events import EmbeddedEventStore
         from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
@@ -209,6 +214,7 @@ def open_database(url: str) -> Database:
         catalog = SqlCatalogStore(SqliteBackend(SqliteDatabase(root / "catalog.db")))
         return Database(url, events, catalog)
     if scheme in POSTGRES_SCHEMES:
+        # lazy: the PostgreSQL backends (psycopg, pyarrow) load for their URL only
         from tastebud.stores.catalog import SqlCatalogStore
         from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
         from tastebud.stores.postgres_events import PostgresEventStore
@@ -225,6 +231,7 @@ def open_database(url: str) -> Database:
 
 
 def open_online_store(url: str) -> OnlineStore:
+    # lazy: redis-py and sqlite3 load when an online store is opened (start-up)
     from tastebud.stores import online
 
     scheme = urlsplit(url).scheme
@@ -268,6 +275,7 @@ def open_gateway_stores(url: str) -> GatewayStores:
     if scheme == "embedded":
         return _embedded_gateway(url)
     if scheme in POSTGRES_SCHEMES:
+        # lazy: psycopg loads for a PostgreSQL URL only
         from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
 
         return GatewayStores.on(PostgresBackend(PostgresDatabase(url), owned=True))
@@ -277,6 +285,7 @@ def open_gateway_stores(url: str) -> GatewayStores:
 
 
 def open_stores(settings: Settings) -> Stores:
+    # lazy: fsspec loads when the artifact store is opened (start-up)
     from tastebud.stores.artifacts import ArtifactStore
 
     database = open_database(settings.resolved_database_url)

@@ -23,6 +23,10 @@ be transactional (the event-id index and a small tail), and everything else is c
 
 Every event gets a ``seq``, allocated under the write lock, so seq order is commit order: a
 consumer can read "everything after seq N" without missing late commits.
+
+Over 400 lines because the write path (ids, tail, segments), compaction and the read
+snapshot share one lock and one SQLite layout: split apart, each half would need the
+other's invariants restated.
 """
 
 from __future__ import annotations
@@ -558,6 +562,7 @@ def _tail_table(connection: sqlite3.Connection, where: str, params: list[object]
 
 
 def _to_schema(table: pa.Table, with_seq: bool) -> pa.Table:
+    # lazy: EVENT_SCHEMA builds the Arrow schemas (pyarrow)
     from tastebud.schemas import EVENT_SCHEMA
 
     schema = tail_schema() if with_seq else EVENT_SCHEMA

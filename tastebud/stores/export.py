@@ -16,9 +16,10 @@ exported again replaces the earlier copy of that day.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import fsspec
 import numpy as np
@@ -62,13 +63,12 @@ def export_events(
     unknown = sorted(set(names) - set(EVENT_SCHEMA.names))
     if unknown:
         raise ValueError(f"unknown event columns {unknown}; known: {EVENT_SCHEMA.names}")
-    schema = pa.schema([EVENT_SCHEMA.field(name) for name in names])
     fs, root = fsspec.core.url_to_fs(url)
     root = root.rstrip("/")
     run = uuid.uuid4().hex[:12]
     staging = f"{root}/_tmp-{run}"
     fs.makedirs(staging, exist_ok=True)
-    writers: dict[str, tuple[object, pq.ParquetWriter]] = {}
+    writers = _DayWriters(fs, staging, run, pa.schema([EVENT_SCHEMA.field(n) for n in names]))
     result = ExportResult(url=url)
     moved = False
     try:
@@ -76,31 +76,10 @@ def export_events(
         for batch in events.iter_batches(query, batch_size=batch_size):
             if check is not None:
                 check()
-            if batch.num_rows == 0:
-                continue
-            days = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy() // MICROS_PER_DAY
-            # One sort, then a slice per day (a filter per day would rescan the batch).
-            order = np.argsort(days, kind="stable")
-            table = pa.Table.from_batches([batch]).select(names).take(order)
-            days = days[order]
-            starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
-            for first, stop in zip(starts, np.r_[starts[1:], len(days)], strict=True):
-                label = str(np.datetime64(int(days[first]), "D"))
-                part = table.slice(first, stop - first)
-                if label not in writers:
-                    folder = f"{staging}/day={label}"
-                    fs.makedirs(folder, exist_ok=True)
-                    handle = fs.open(f"{folder}/part-{run}.parquet", "wb")
-                    writers[label] = (
-                        handle,
-                        pq.ParquetWriter(handle, schema, compression="zstd"),
-                    )
-                writers[label][1].write_table(part.cast(schema))
+            for label, part in _day_slices(batch, names):
+                writers.write(label, part)
                 result.days[label] = result.days.get(label, 0) + part.num_rows
-        for handle, writer in writers.values():
-            writer.close()
-            handle.close()  # type: ignore[attr-defined]
-        writers.clear()
+        writers.close()
         for label in sorted(result.days):
             target = f"{root}/day={label}"
             if fs.exists(target):
@@ -108,14 +87,56 @@ def export_events(
             fs.mv(f"{staging}/day={label}", target, recursive=True)
         moved = True
     finally:
-        for handle, writer in writers.values():
-            try:
-                writer.close()
-                handle.close()  # type: ignore[attr-defined]
-            except Exception:  # already failing: the staging folder is removed below
-                pass
+        writers.abandon()
         if fs.exists(staging):
             fs.rm(staging, recursive=True)
         if not moved:
             result.days.clear()
     return result
+
+
+def _day_slices(batch: pa.RecordBatch, names: list[str]) -> Iterator[tuple[str, pa.Table]]:
+    """The batch's ``names`` columns cut into one slice per UTC day, labelled YYYY-MM-DD."""
+    if batch.num_rows == 0:
+        return
+    days = pc.cast(batch.column("timestamp"), pa.int64()).to_numpy() // MICROS_PER_DAY
+    # One sort, then a slice per day (a filter per day would rescan the batch).
+    order = np.argsort(days, kind="stable")
+    table = pa.Table.from_batches([batch]).select(names).take(order)
+    days = days[order]
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    for first, stop in zip(starts, np.r_[starts[1:], len(days)], strict=True):
+        yield str(np.datetime64(int(days[first]), "D")), table.slice(first, stop - first)
+
+
+class _DayWriters:
+    """One open Parquet writer per day folder under the staging folder."""
+
+    def __init__(self, fs: Any, staging: str, run: str, schema: pa.Schema) -> None:
+        self.fs, self.staging, self.run, self.schema = fs, staging, run, schema
+        self.open: dict[str, tuple[Any, pq.ParquetWriter]] = {}
+
+    def write(self, label: str, part: pa.Table) -> None:
+        if label not in self.open:
+            folder = f"{self.staging}/day={label}"
+            self.fs.makedirs(folder, exist_ok=True)
+            handle = self.fs.open(f"{folder}/part-{self.run}.parquet", "wb")
+            self.open[label] = (handle, pq.ParquetWriter(handle, self.schema, compression="zstd"))
+        self.open[label][1].write_table(part.cast(self.schema))
+
+    def close(self) -> None:
+        """Finish every file (their footers written): the export succeeded."""
+        for handle, writer in self.open.values():
+            writer.close()
+            handle.close()
+        self.open.clear()
+
+    def abandon(self) -> None:
+        """Close what is still open after a failure; the staging folder is removed next."""
+        for handle, writer in self.open.values():
+            try:
+                writer.close()
+                handle.close()
+            except Exception:  # already failing: the staging folder is removed below
+                pass
+        self.open.clear()

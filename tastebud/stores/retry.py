@@ -75,8 +75,8 @@ def retrying(
     ``wait_hint(value)`` may name the wait instead of the backoff (a Retry-After header),
     capped at ``policy.cap_seconds``. Build it per call: it reads the request budget that is
     current when it is built."""
-    # Here, not at the top: ``RetryPolicy`` is part of every job definition, and the CLI's
-    # light commands list jobs without paying for tenacity (it imports asyncio) or settings.
+    # ``RetryPolicy`` is in every job definition; the CLI's light commands list jobs.
+    # lazy: tenacity (it imports asyncio) and the budgets (settings) wait for a first retry
     import tenacity
 
     from tastebud.stores.budget import CircuitOpen, current_budget

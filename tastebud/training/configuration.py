@@ -6,6 +6,7 @@ under ``params`` and what the train job's quality gate refits: one small, JSON-a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,9 @@ from tastebud.data.interactions import InteractionLog
 from tastebud.data.matrix import InteractionMatrix, MatrixCache, MatrixOptions, build_matrix
 from tastebud.models import make_model
 from tastebud.models.base import Recommender
+
+#: Builds the training matrix of the log for some options (an engine's ``interaction_matrix``).
+MatrixSource = Callable[[MatrixOptions], InteractionMatrix]
 
 
 @dataclass
@@ -36,10 +40,14 @@ def fit_configuration(
     configuration: Configuration,
     event_types: dict[str, EventTypeSpec] | None = None,
     matrix_cache: MatrixCache | None = None,
+    matrix_source: MatrixSource | None = None,
 ) -> tuple[Recommender, InteractionMatrix]:
-    """Fit a configuration on the whole log (AutoML's last step; plain `train`)."""
+    """Fit a configuration on the whole log (AutoML's last step; plain `train`);
+    ``matrix_source`` builds the matrix elsewhere (the Spark engine) instead of from ``data``."""
     options = MatrixOptions(**configuration.matrix)
-    if matrix_cache is not None:
+    if matrix_source is not None:
+        matrix = matrix_source(options)
+    elif matrix_cache is not None:
         matrix = matrix_cache.get_or_build(data, options, event_types)
     else:
         matrix = build_matrix(data, options, event_types)

@@ -35,6 +35,8 @@ BASELINES: dict[str, Configuration] = {
     "mult-vae": Configuration({"transform": "binary"}, "mult-vae", {}),
     "two-tower": Configuration({"transform": "binary"}, "two-tower", {}),
     "ncf": Configuration({"transform": "binary"}, "ncf", {}),
+    # Implicit ALS trained by Spark MLlib (issue 22; tastebud[spark] and Java).
+    "mllib-als": Configuration({"transform": "binary"}, "mllib-als", {}),
 }
 EXTRA_MODELS = ("tastebud", "auto")  # the default configuration; AutoML on the train part
 DEFAULT_MODELS = ("popularity", "itemknn", "als", "ease", "tastebud")

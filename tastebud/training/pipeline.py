@@ -30,7 +30,7 @@ from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
 from tastebud.registry import ModelRegistry, ModelVersion
 from tastebud.training.automl import AutoML, BudgetTooSmall, SearchFailed, SearchResult
-from tastebud.training.configuration import Configuration, fit_configuration
+from tastebud.training.configuration import Configuration, MatrixSource, fit_configuration
 
 TRAINING_FILE = "training.json"
 # Above this catalog size the default configuration switches from EASE to ALS.
@@ -113,8 +113,10 @@ def train(
     random_state: int = 42,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
     matrix_cache: MatrixCache | None = None,
+    matrix_source: MatrixSource | None = None,
 ) -> TrainingResult:
-    """Fit the default (or given) configuration, or search one with AutoML first."""
+    """Fit the default (or given) configuration, or search one with AutoML first; the
+    final fit's matrix comes from ``matrix_source`` when given (the Spark engine)."""
     event_types = event_types or default_event_types()
     check_trainable(log)
     timings: dict[str, float] = {}
@@ -139,7 +141,7 @@ def train(
                 fallback = f"AutoML chose nothing ({error}); fitted the default configuration"
             timings["search_seconds"] = time.monotonic() - started
     started = time.monotonic()
-    model, matrix = fit_configuration(log, configuration, event_types, matrix_cache)
+    model, matrix = fit_configuration(log, configuration, event_types, matrix_cache, matrix_source)
     timings["fit_seconds"] = time.monotonic() - started
     result = TrainingResult(model, matrix, configuration, search, fallback, timings)
     result.coverage = coverage_of(model, log)
@@ -207,6 +209,7 @@ def write_search_report(search: SearchResult, folder: Path) -> None:
         f"{sum(t['state'] == 'pruned' for t in search.trials)} pruned)",
         f"- validation: {search.validation}",
         f"- best validation NDCG@10: {search.validation_ndcg:.4f}",
+        f"- families skipped: {search.skipped or 'none'}",
         f"- best configuration: `{json.dumps(search.configuration.to_dict(), default=str)}`",
         "",
         "| trial | family | state | validation NDCG@10 | seconds |",

@@ -32,15 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.config import TrendingSettings
+from tastebud.trending.scoring import HOUR_US, CreatedTimes, score, to_micros
 
-HOUR_US = 3_600_000_000
-# Shrinkage of an item's hour-of-day profile towards the catalog's, in units of engagement:
-# an item needs a few dozen baseline events before its own daily cycle dominates.
-SEASONAL_PRIOR = 24.0
-# Variance floor in (weighted) events: an item with an empty baseline needs real volume.
-VARIANCE_FLOOR = 1.0
-# Engagement after which an item's own burst sizes outweigh the catalog's.
-MEAN_SQUARE_PRIOR = 20.0
 ENGAGEMENT_SCHEMA = pa.schema(
     [
         ("item_id", pa.string()),
@@ -63,15 +56,6 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
             _DUCKDB = duckdb.connect()
         return _DUCKDB
 
-
-# Creation times: a table (item_id, created_at), a mapping, or a function that looks up the
-# items it is given (so a big catalog is read only for the items that matter).
-CreatedTimes = (
-    Mapping[str, datetime | None]
-    | pa.Table
-    | Callable[[list[str]], Mapping[str, datetime | None] | pa.Table]
-    | None
-)
 
 # Categories: a table (item_id, categories) or a function that looks up the items it is given.
 ItemCategories = pa.Table | Callable[[list[str]], Mapping[str, list[str]]] | None
@@ -97,13 +81,6 @@ class TrendingResult:
     @property
     def final_count(self) -> int:
         return self.items.num_rows
-
-
-def _micros(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError("as_of must be timezone-aware")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _datetime(micros: int) -> datetime:
@@ -180,7 +157,7 @@ class TrendingAggregates:
 
 def bounds(as_of: datetime, params: TrendingSettings) -> tuple[int, int, int]:
     """(origin, recent start, as_of) in epoch microseconds: the window and its recent part."""
-    as_of_us = _micros(as_of)
+    as_of_us = to_micros(as_of)
     origin = as_of_us - (params.baseline_days * 24 + params.recent_hours) * HOUR_US
     return origin, as_of_us - params.recent_hours * HOUR_US, as_of_us
 
@@ -298,7 +275,7 @@ def detect_aggregates(
         catalog_profile /= catalog_profile.sum()
     else:
         catalog_profile[:] = 1 / 24
-    scored, candidates = _score(
+    scored, candidates = score(
         aggregates.hourly,
         aggregates.recent,
         catalog_profile,
@@ -320,146 +297,6 @@ def detect_aggregates(
         newest_event=newest_event,
         params=params.model_dump(),
     )
-
-
-def _created_hours(item_ids: pa.Array, item_created: CreatedTimes, origin: int) -> np.ndarray:
-    """Hours after the window's origin at which each item came to exist (<= 0: before it)."""
-    if item_created is None:
-        return np.zeros(len(item_ids))
-    if callable(item_created):
-        item_created = item_created(item_ids.to_pylist())
-    if isinstance(item_created, pa.Table):
-        known = item_created.column("item_id").combine_chunks()
-        created = pc.cast(item_created.column("created_at"), pa.int64()).combine_chunks()
-    else:
-        dated = {key: value for key, value in item_created.items() if value is not None}
-        known = pa.array(list(dated), pa.string())
-        created = pa.array([_micros(moment) for moment in dated.values()], pa.int64())
-    taken = pc.take(created, pc.index_in(item_ids, value_set=known))
-    created_us = pc.fill_null(taken, origin).to_numpy()
-    return (created_us.astype(np.float64) - origin) / HOUR_US
-
-
-def _score(
-    hourly: pa.Table,
-    users: pa.Table,
-    catalog_profile: np.ndarray,
-    origin: int,
-    n_baseline: int,
-    n_recent: int,
-    params: TrendingSettings,
-    item_created: CreatedTimes,
-    keep_all: bool = False,
-) -> tuple[pa.Table, int]:
-    """The numeric core: per-item matrices for the candidates only, then the z-scores."""
-    empty = pa.table(
-        {
-            "item_id": pa.array([], pa.string()),
-            "score": pa.array([], pa.float64()),
-            "lift": pa.array([], pa.float64()),
-            "observed": pa.array([], pa.float64()),
-            "expected": pa.array([], pa.float64()),
-            "recent_events": pa.array([], pa.int64()),
-            "recent_users": pa.array([], pa.int64()),
-        }
-    )
-    if hourly.num_rows == 0:
-        return empty, 0
-    encoded = pc.dictionary_encode(hourly.column("item_id").combine_chunks())
-    vocabulary: pa.Array = encoded.dictionary
-    item = encoded.indices.to_numpy().astype(np.int64)
-    hour = hourly.column("h").to_numpy()
-    w = hourly.column("w").to_numpy()
-    n = hourly.column("n").to_numpy()
-    n_items = len(vocabulary)
-    recent = hour >= n_baseline
-    hour_of_day = (origin // HOUR_US + hour) % 24
-
-    recent_events = np.bincount(item[recent], weights=n[recent], minlength=n_items)
-    user_position = pc.index_in(users.column("item_id"), value_set=vocabulary)
-    valid = pc.is_valid(user_position).to_numpy(zero_copy_only=False)
-    position = pc.filter(user_position, valid).to_numpy()
-    recent_users, burst_w, burst_w2 = np.zeros(n_items), np.zeros(n_items), np.zeros(n_items)
-    for target, column in ((recent_users, "users"), (burst_w, "w"), (burst_w2, "w2")):
-        target[position] = pc.filter(users.column(column), valid).to_numpy()
-    # An item's life in the window starts when it was created or, for an item created inside
-    # the window, at its first engagement (a catalog entry often precedes its launch).
-    supported = (recent_events >= params.min_events) & (recent_users >= params.min_users)
-    created_hours = np.zeros(n_items)
-    if supported.any():  # creation times are looked up for supported items only
-        created_hours[supported] = _created_hours(
-            pc.filter(vocabulary, pa.array(supported)), item_created, origin
-        )
-    first_hour = np.full(n_items, np.inf)
-    np.minimum.at(first_hour, item, hour.astype(np.float64))
-    born = np.where(created_hours > 0, np.maximum(created_hours, first_hour), created_hours)
-    exposure = n_baseline - np.clip(born, 0, n_baseline)
-    candidate = supported & (exposure >= params.min_history_hours) & (exposure > 0)
-    count = int(candidate.sum())
-    if count == 0:
-        return empty, 0
-
-    index = np.full(n_items, -1)
-    index[candidate] = np.arange(count)
-    rows = index[item] >= 0
-    local = index[item[rows]]
-    r_hour, r_w, r_hod = hour[rows], w[rows], hour_of_day[rows]
-    r_recent = r_hour >= n_baseline
-    baseline_hod = np.zeros((count, 24))
-    np.add.at(baseline_hod, (local[~r_recent], r_hod[~r_recent]), r_w[~r_recent])
-    observed = np.zeros((count, n_recent))
-    np.add.at(observed, (local[r_recent], r_hour[r_recent] - n_baseline), r_w[r_recent])
-    sum_w, sum_w2 = burst_w[candidate], burst_w2[candidate]
-
-    baseline_total = baseline_hod.sum(axis=1)
-    hours_alive = exposure[candidate]
-    daily_rate = baseline_total / hours_alive * 24.0
-    if params.seasonality:
-        profile = (baseline_hod + SEASONAL_PRIOR * catalog_profile) / (
-            baseline_total[:, None] + SEASONAL_PRIOR
-        )
-    else:
-        profile = np.full((count, 24), 1 / 24)
-    recent_hod = (origin // HOUR_US + n_baseline + np.arange(n_recent)) % 24
-    expected_hourly = daily_rate[:, None] * profile[:, recent_hod]
-
-    if params.smoothing_half_life_hours:
-        age = np.arange(n_recent)[::-1]
-        decay = np.exp2(-age / params.smoothing_half_life_hours)
-        decay *= n_recent / decay.sum()
-    else:
-        decay = np.ones(n_recent)
-    observed_total = observed @ decay
-    expected_total = expected_hourly @ decay
-    # E[W^2] / E[W] of one user's burst (recent window), shrunk towards the catalog's.
-    all_w = float(pc.sum(users.column("w")).as_py() or 0.0)
-    pooled = float(pc.sum(users.column("w2")).as_py() or 0.0) / max(all_w, 1e-12)
-    mean_square = (sum_w2 + MEAN_SQUARE_PRIOR * pooled) / (sum_w + MEAN_SQUARE_PRIOR)
-    variance = mean_square * (
-        (expected_hourly @ (decay**2)) * (1.0 + n_recent / hours_alive) + VARIANCE_FLOOR
-    )
-    z = (observed_total - expected_total) / np.sqrt(variance)
-    lift = observed_total / np.maximum(expected_total, 1e-9)
-    trending = (z >= params.z_threshold) & (lift >= params.min_lift)
-
-    chosen = np.arange(count) if keep_all else np.flatnonzero(trending)
-    ids = pc.take(vocabulary, pa.array(np.flatnonzero(candidate)[chosen]))
-    table = pa.table(
-        {
-            "item_id": ids,
-            "score": pa.array(np.round(z[chosen], 4)),
-            "lift": pa.array(np.round(np.minimum(lift[chosen], 1e6), 4)),
-            "observed": pa.array(np.round(observed_total[chosen], 4)),
-            "expected": pa.array(np.round(expected_total[chosen], 4)),
-            "recent_events": pa.array(recent_events[candidate][chosen].astype(np.int64)),
-            "recent_users": pa.array(recent_users[candidate][chosen].astype(np.int64)),
-        }
-    )
-    if keep_all:
-        table = table.append_column("trending", pa.array(trending[chosen]))
-    # Ties broken by item id so the same input always gives the same order.
-    order = pc.sort_indices(table, [("score", "descending"), ("item_id", "ascending")])
-    return table.take(order), count
 
 
 def _top_lists(

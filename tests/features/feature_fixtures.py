@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tastebud.features.offline import OfflineStore, open_offline_store
+from tastebud.features.offline import OfflineStore
+from tastebud.features.store import open_offline_store
 from tastebud.features.views import FeatureRegistry, FeatureView
 
 TEST_MANIFEST = """

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tastebud.data.loaders import Source, file_catalog, file_events
 from tastebud.data.loaders.columns import EVENT_ALIASES, map_events, resolve_columns
 from tastebud.data.loaders.files import RawBatch, count_lines, detect_format, read_delimited
+from tastebud.data.loaders.sources import Source, file_catalog, file_events
 
 # HetRec 2011 has no interaction times; its release date stands in (documented in the README).
 LASTFM_TIMESTAMP = datetime(2011, 5, 1, tzinfo=UTC)

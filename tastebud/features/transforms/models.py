@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tastebud.content.artifact import latest_artifact
+from tastebud.content.catalog_embedding import registry_for
 from tastebud.features.compute import TransformContext
+from tastebud.models import load_model
 from tastebud.observability import get_logger
 from tastebud.registry import ModelLoadError, RegistryError, open_registry
 
@@ -19,8 +22,6 @@ log = get_logger("tastebud.features")
 
 def _factor_model(context: TransformContext) -> tuple[Any, str] | None:
     """The production model when it (or a component of a hybrid) has factors."""
-    from tastebud.models import load_model
-
     registry = open_registry(context.settings, context.stores.artifacts)
     try:
         version = registry.get("production")
@@ -67,9 +68,6 @@ def item_factors(context: TransformContext) -> pa.Table | None:
 def item_content_embeddings(context: TransformContext) -> pa.Table | None:
     """Item embeddings of the content-embedding ``production`` version when one exists;
     None before. Only embedded items count."""
-    from tastebud.content.artifact import latest_artifact
-    from tastebud.content.catalog_embedding import registry_for
-
     try:
         artifact = latest_artifact(registry_for(context.settings, context.stores))
     except (RegistryError, ModelLoadError) as error:

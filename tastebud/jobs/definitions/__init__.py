@@ -136,6 +136,22 @@ def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
         description="Data-quality checks: schema, freshness, completeness, volume, drift.",
     )
     registry.register(
+        "monitor",
+        _deferred("monitor"),
+        schedule="40 * * * *",
+        timeout_seconds=1800,
+        retry=policy,
+        description="Model monitoring: offline NDCG@10 against training time, score drift, age.",
+    )
+    registry.register(
+        "retrain",
+        _deferred("monitor", "retrain"),
+        schedule="50 * * * *",
+        timeout_seconds=4 * 3600,
+        retry=policy,
+        description="Retraining triggers: a firing one runs train (with a cooldown).",
+    )
+    registry.register(
         "feature-parity",
         _deferred("features", "parity_run"),
         schedule="0 5 * * *",

@@ -17,12 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from tastebud.data.interactions import InteractionLog, from_table, read_event_store
+from tastebud.engines import engine_name
 from tastebud.evaluation import make_splitter
 from tastebud.jobs.base import EmptyWindow, JobContext
+from tastebud.jobs.definitions.common import engine, source
 from tastebud.jobs.definitions.quality import gate_training
 from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import EventQuery
-from tastebud.training.configuration import Configuration, fit_configuration
+from tastebud.training.configuration import Configuration, MatrixSource, fit_configuration
 from tastebud.training.holdout import Holdout
 from tastebud.training.pipeline import check_trainable, register_training, train
 
@@ -40,6 +42,18 @@ def gate_scores(
         holdout = Holdout.build(model, split.test, context.settings.events.types)
         scores[name] = holdout.ndcg(model, 10) if len(holdout) else float("nan")
     return scores
+
+
+def engine_matrix(context: JobContext) -> MatrixSource | None:
+    """On the Spark engine, the final fit's matrix built there (``interaction_matrix``,
+    equal to ``build_matrix`` of the same events); None: from the log, here. The search and
+    the gate still read the log's rows (splits need them)."""
+    if engine_name(context.settings, context.job_name) != "spark":
+        return None
+    chosen, events, types = engine(context), source(context), context.settings.events.types
+    return lambda options: chosen.interaction_matrix(
+        events, context.end, options=options, event_types=types
+    )
 
 
 def run(context: JobContext) -> dict[str, Any]:
@@ -68,6 +82,7 @@ def run(context: JobContext) -> dict[str, Any]:
         auto=settings.jobs.train_auto,
         budget_seconds=settings.jobs.train_budget_seconds,
         event_types=settings.events.types,
+        matrix_source=engine_matrix(context),
     )
     outcome: dict[str, Any] = {"model": result.configuration.model, "rows": len(log)}
     if result.fallback:

@@ -1,0 +1,84 @@
+"""The explicit-rating halves of ``train`` and ``evaluate`` (``--objective rating``,
+``--protocol ratings``), called from ``cli/train.py`` once it has read the log.
+
+Imported by those commands on use only: it pulls in numpy, the models and the registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+
+from tastebud.cli.common import EXIT_STORE, console, fail, out, stores_for
+from tastebud.config import Settings
+from tastebud.data.interactions import InteractionLog, InteractionsError
+from tastebud.models.base import ModelError
+from tastebud.registry import RegistryError, open_registry
+from tastebud.training.pipeline import save_training
+from tastebud.training.rating import register_rating, train_rating
+from tastebud.training.rating_evaluation import DEFAULT_EVALUATION_MODELS, evaluate_ratings
+
+
+def train_ratings(
+    settings: Settings,
+    log: InteractionLog,
+    *,
+    model: str,
+    out_dir: Path | None,
+    promote: str | None,
+    seed: int,
+) -> None:
+    """Fit a rating predictor, print its validation RMSE/MAE, save or register it."""
+    try:
+        with console.status(f"training {model} on ratings..."):
+            training = train_rating(log, model=model, random_state=seed)
+    except (InteractionsError, ModelError) as error:
+        raise fail(escape(str(error))) from None  # a diverged fit registers nothing
+    result = training.result
+    metrics = training.metrics
+    console.print(
+        f"fitted [bold]{model}[/] on {result.matrix.nnz:,} ratings ({result.matrix.shape[0]:,} "
+        f"users x {result.matrix.shape[1]:,} items) in {result.timings['fit_seconds']:.1f}s; "
+        f"validation RMSE {metrics['rmse']:.4f}, MAE {metrics['mae']:.4f}"
+    )
+    if out_dir is not None:
+        save_training(result, log, out_dir)
+        out.print(str(out_dir))
+        return
+    with stores_for(settings) as stores:
+        registry = open_registry(settings, stores.artifacts)
+        try:
+            version = register_rating(training, log, registry, aliases=[promote] if promote else [])
+        except RegistryError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    out.print(version.model_version)
+
+
+def evaluate_rating_models(
+    log: InteractionLog,
+    *,
+    models: list[str] | None,
+    fraction: float,
+    out_dir: Path,
+    seed: int,
+) -> None:
+    """RMSE/MAE of each rating model on one seeded random split; report.json and .md."""
+
+    def show(name: str, metrics: dict[str, float]) -> None:
+        console.print(f"  {name:<16} RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}")
+
+    try:
+        report = evaluate_ratings(
+            log,
+            models or list(DEFAULT_EVALUATION_MODELS),
+            fraction=fraction,
+            random_state=seed,
+            on_model=show,
+        )
+    except (InteractionsError, ModelError, ValueError) as error:
+        raise fail(escape(str(error))) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.to_json(out_dir / "report.json")
+    report.to_markdown(out_dir / "report.md")
+    out.print(str(out_dir / "report.json"))
