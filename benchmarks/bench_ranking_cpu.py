@@ -15,8 +15,8 @@ callgrind (one process per tree over ``--callgrind-requests`` requests): a count
 other processes on a shared machine cannot move. ``--profile`` prints a pyinstrument profile
 of the current tree instead.
 
-The exact int8 screen (``[ranking.candidates] exact_screen``) is off by default; to measure
-it, run with ``TASTEBUD_RANKING__CANDIDATES__EXACT_SCREEN=true`` in the environment.
+The exact int8 screen (``[ranking.candidates] exact_screen``) is off by default; the driver
+passes only ``SERVER_ENV`` to its workers, so add the setting there to measure it.
 
 Run:  .venv/bin/python benchmarks/bench_ranking_cpu.py --home /tmp/bench-serving \
           --baseline-ref main --passes 3 --callgrind

@@ -62,10 +62,10 @@ class CandidateSettings(_Section):
         "(benchmarks/bench_retrieval.py).",
     )
     exact_screen: bool = Field(
-        default=True,
+        default=False,
         description="Exact CF top-N through an int8 screen (ranking/screen.py) for catalogs of "
-        "20,000 items or more: the same items and scores as the full product, with fewer "
-        "instructions and a quarter of the memory read (docs/benchmarks.md, issue 17).",
+        "20,000 items or more: the same items and scores as the full product; off until it is "
+        "measured cheaper in instructions as well as CPU time (docs/benchmarks.md, issue 17).",
     )
 
 
