@@ -40,6 +40,7 @@ PENDING = {
     "engines",
     "ranking",
     "models",
+    "monitoring",  # new in the same session (issue 19), merged while this test was written
 }
 
 

@@ -14,20 +14,16 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import tastebud
 from tastebud.api import errors
-from tastebud.api.deps import SECURITY_SCHEMES, AppState, require
-from tastebud.api.openapi_limits import document_limits
+from tastebud.api.deps import AppState, require
+from tastebud.api.openapi import openapi_document
 from tastebud.api.routes import app as app_routes
 from tastebud.api.routes import catalog, events, health, monitoring, push, quality
 from tastebud.api.routes import features as feature_routes
@@ -35,12 +31,6 @@ from tastebud.api.routes import ratings as rating_routes
 from tastebud.api.routes import recommendations as ranking_routes
 from tastebud.api.routes import trending as trending_routes
 from tastebud.api.schemas import (
-    EventBatchIn,
-    EventIn,
-    ItemBatchIn,
-    ItemIn,
-    UserBatchIn,
-    UserIn,
     error_responses,
 )
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
@@ -52,7 +42,7 @@ from tastebud.gateway.shared_ratelimit import limiter_for
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
 from tastebud.ranking.recommender import RecommendationService
 from tastebud.ranking.retrieval import limit_threads
-from tastebud.schemas import ID_SCHEMA_MARK, rules_in_force
+from tastebud.schemas import rules_in_force
 from tastebud.stores import Stores, open_stores
 from tastebud.stores.activity import RecentActivity
 from tastebud.stores.budget import within_budget
@@ -124,7 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     _include_routes(app, settings)
     _add_middleware(app, settings)
-    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_document(app, settings)  # type: ignore[method-assign]
     return app
 
 
@@ -335,72 +325,3 @@ class RequestMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
-    """FastAPI's schema plus the request-body models the routes read by hand, with the
-    configured event types and batch size filled in."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=app.routes,
-    )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    ref = "#/components/schemas/{model}"
-    for model in (EventIn, EventBatchIn, ItemIn, ItemBatchIn, UserIn, UserBatchIn):
-        document = model.model_json_schema(ref_template=ref)
-        for name, definition in document.pop("$defs", {}).items():
-            components.setdefault(name, definition)
-        components[model.__name__] = document
-    event = components["EventIn"]["properties"]
-    event["event_type"]["enum"] = sorted(settings.events.types)
-    limit = settings.gateway.max_batch_events
-    batches = (("EventBatchIn", "events"), ("ItemBatchIn", "items"), ("UserBatchIn", "users"))
-    for batch, field in batches:
-        components[batch]["properties"][field]["maxItems"] = limit
-    _document_ids(schema, settings)
-    document_limits(schema, settings)
-    _document_security(app, schema)
-    app.openapi_schema = schema
-    return schema
-
-
-def _document_ids(node: Any, settings: Settings) -> None:
-    """Every ``ExternalId`` (parameters and bodies) with the configured length and pattern."""
-    if isinstance(node, dict):
-        if node.pop(ID_SCHEMA_MARK, False):
-            node["maxLength"] = settings.events.max_id_length
-            node["pattern"] = settings.events.id_pattern
-        for value in node.values():
-            _document_ids(value, settings)
-    elif isinstance(node, list):
-        for value in node:
-            _document_ids(value, settings)
-
-
-def _document_security(app: FastAPI, schema: dict[str, Any]) -> None:
-    """The API-key schemes, on every operation whose dependencies ``require`` a key (the
-    check reads the headers itself, so FastAPI cannot see it: ``deps.api_key_of``)."""
-    schema["components"]["securitySchemes"] = {
-        name: model.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for name, model in SECURITY_SCHEMES.items()
-    }
-    security = [{name: []} for name in SECURITY_SCHEMES]
-    # Route contexts carry the dependencies of the routers a route was included with.
-    for route in iter_route_contexts(app.routes):
-        if not isinstance(route.original_route, APIRoute) or not _requires_key(route.dependant):
-            continue
-        for method in route.methods or ():
-            operation = schema["paths"].get(route.path_format, {}).get(method.lower())
-            if operation is not None:
-                operation["security"] = security
-
-
-def _requires_key(dependant: Dependant) -> bool:
-    return any(
-        getattr(sub.call, "required_scope", None) is not None or _requires_key(sub)
-        for sub in dependant.dependencies
-    )

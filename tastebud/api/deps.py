@@ -42,7 +42,7 @@ async def get_state(request: Request) -> AppState:
 
 State = Annotated[AppState, Depends(get_state)]
 
-# How a route that ``require``s a key is documented in the OpenAPI schema (``app._openapi``).
+# How a route that ``require``s a key is documented in the OpenAPI schema (``api.openapi``).
 SECURITY_SCHEMES = {
     "APIKeyHeader": APIKeyHeader(
         name="X-API-Key", auto_error=False, description="An API key (`tastebud keys create`)."

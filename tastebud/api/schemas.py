@@ -25,7 +25,7 @@ EVENT_EXAMPLE: dict[str, Any] = {
 
 
 def _id(description: str, *, required: bool = True) -> Any:
-    """An ``ExternalId`` field: its length and pattern are the settings' (``app._openapi``)."""
+    """An ``ExternalId`` field: its length and pattern are the settings' (``api.openapi``)."""
     if required:
         return Field(description=description)
     return Field(default=None, description=description)
