@@ -9,10 +9,11 @@ stores and everything heavier are imported inside the commands that use them (ea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -154,3 +155,27 @@ def clock_for(settings: Settings, as_of: datetime | None = None) -> DataClock:
         raise fail(str(error), EXIT_STORE) from None
     except ValueError as error:
         raise fail(str(error)) from None
+
+
+def save_or_register(
+    settings: Settings,
+    out_dir: Path | None,
+    promote: str | None,
+    save: Callable[[Path], object],
+    register: Callable[[Any, list[str]], Any],
+) -> None:
+    """Write a trained model to ``out_dir`` when one is given, else register it (pointing
+    ``promote`` at it); print the folder or the new version."""
+    if out_dir is not None:
+        save(out_dir)
+        out.print(str(out_dir))
+        return
+    from tastebud.registry import RegistryError, open_registry  # lazy: CLI start-up
+
+    with stores_for(settings) as stores:
+        registry = open_registry(settings, stores.artifacts)
+        try:
+            version = register(registry, [promote] if promote else [])
+        except RegistryError as error:
+            raise fail(str(error), EXIT_STORE) from None
+    out.print(version.model_version)

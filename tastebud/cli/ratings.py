@@ -10,11 +10,10 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from tastebud.cli.common import EXIT_STORE, console, fail, out, stores_for
+from tastebud.cli.common import console, fail, out, save_or_register
 from tastebud.config import Settings
 from tastebud.data.interactions import InteractionLog, InteractionsError
 from tastebud.models.base import ModelError
-from tastebud.registry import RegistryError, open_registry
 from tastebud.training.pipeline import save_training
 from tastebud.training.rating import register_rating, train_rating
 from tastebud.training.rating_evaluation import DEFAULT_EVALUATION_MODELS, evaluate_ratings
@@ -47,17 +46,15 @@ def train_ratings(
         f"users x {result.matrix.shape[1]:,} items) in {result.timings['fit_seconds']:.1f}s; "
         f"{validation}"
     )
-    if out_dir is not None:
-        save_training(result, log, out_dir)
-        out.print(str(out_dir))
-        return
-    with stores_for(settings) as stores:
-        registry = open_registry(settings, stores.artifacts)
-        try:
-            version = register_rating(training, log, registry, aliases=[promote] if promote else [])
-        except RegistryError as error:
-            raise fail(str(error), EXIT_STORE) from None
-    out.print(version.model_version)
+    save_or_register(
+        settings,
+        out_dir,
+        promote,
+        save=lambda folder: save_training(result, log, folder),
+        register=lambda registry, aliases: register_rating(
+            training, log, registry, aliases=aliases
+        ),
+    )
 
 
 def evaluate_rating_models(

@@ -16,10 +16,10 @@ import typer
 from rich.markup import escape
 
 from tastebud.cli.common import (
-    EXIT_STORE,
     console,
     fail,
     out,
+    save_or_register,
     settings_from_context,
     stores_for,
 )
@@ -251,19 +251,15 @@ def train_command(
         f"fitted [bold]{result.configuration.model}[/] on {result.matrix.shape[0]:,} users x "
         f"{result.matrix.shape[1]:,} items in {result.timings['fit_seconds']:.1f}s"
     )
-    if out_dir is not None:
-        save_training(result, log, out_dir)
-        out.print(str(out_dir))
-        return
-    from tastebud.registry import RegistryError, open_registry  # lazy: CLI start-up
-
-    with stores_for(settings) as stores:
-        registry = open_registry(settings, stores.artifacts)
-        try:
-            version = register_training(result, log, registry, aliases=[promote] if promote else [])
-        except RegistryError as error:
-            raise fail(str(error), EXIT_STORE) from None
-    out.print(version.model_version)
+    save_or_register(
+        settings,
+        out_dir,
+        promote,
+        save=lambda folder: save_training(result, log, folder),
+        register=lambda registry, aliases: register_training(
+            result, log, registry, aliases=aliases
+        ),
+    )
 
 
 def evaluate_command(
