@@ -10,12 +10,12 @@ row of check ``baseline``, computed once and read back by later runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tastebud.quality.rules import Status, worst
-from tastebud.stores.errors import Closeable
-from tastebud.stores.sql import SqlBackend, loads, where
+from tastebud.stores.check_history import CheckHistory, read_moment
+from tastebud.stores.sql import SqlBackend, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitoring_results (
@@ -119,37 +119,30 @@ class StoredCheck:
         }
 
 
-def _moment(value: Any) -> datetime:
-    """A ``{timestamp}`` as read: ISO text from SQLite, a datetime from PostgreSQL."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC)
-
-
-class MonitorResultStore(Closeable):
+class MonitorResultStore(CheckHistory[StoredCheck]):
     """The history of monitoring results on a SQL backend (closed with this store)."""
 
     def __init__(self, backend: SqlBackend) -> None:
-        self.backend = backend
-        backend.apply_schema("monitoring_results", backend.dialect.ddl(SCHEMA))
+        super().__init__(backend, "monitoring_results", SCHEMA, COLUMNS, _stored)
 
     def record(self, report: MonitorReport) -> None:
         dialect = self.backend.dialect
-        rows = [
-            (
-                report.run_id,
-                report.model_version,
-                check.check,
-                dialect.timestamp(report.as_of),
-                dialect.timestamp(report.checked_at),
-                check.status,
-                dialect.json(check.metrics),
-                check.message,
-                dialect.json({**check.details, "trigger": check.trigger}),
-            )
-            for check in report.checks
-        ]
-        with self.backend.write() as sql:
-            sql.many(f"INSERT INTO monitoring_results ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        self.insert(
+            [
+                (
+                    report.run_id,
+                    report.model_version,
+                    check.check,
+                    dialect.timestamp(report.as_of),
+                    dialect.timestamp(report.checked_at),
+                    check.status,
+                    dialect.json(check.metrics),
+                    check.message,
+                    dialect.json({**check.details, "trigger": check.trigger}),
+                )
+                for check in report.checks
+            ]
+        )
 
     def history(
         self,
@@ -162,42 +155,19 @@ class MonitorResultStore(Closeable):
         limit: int = 100,
     ) -> list[StoredCheck]:
         """Results newest first, optionally of one version, check, status or run."""
-        dialect = self.backend.dialect
-        clause, params = where(
-            [
-                ("run_id = ?", run_id),
-                ("model_version = ?", model_version),
-                ("check_name = ?", check),
-                ("status = ?", status),
-                ("checked_at >= ?", None if since is None else dialect.timestamp(since)),
-            ]
-        )
-        with self.backend.read(short=False) as sql:
-            rows = sql.all(
-                f"SELECT id, {COLUMNS} FROM monitoring_results{clause} ORDER BY id DESC LIMIT ?",
-                [*params, int(limit)],
-            )
-        return [_stored(row) for row in rows]
-
-    def latest(self) -> list[StoredCheck]:
-        """Every result of the most recent run (empty before the first)."""
-        with self.backend.read(short=False) as sql:
-            row = sql.one("SELECT run_id FROM monitoring_results ORDER BY id DESC LIMIT 1")
-            if row is None:
-                return []
-            rows = sql.all(
-                f"SELECT id, {COLUMNS} FROM monitoring_results WHERE run_id = ? ORDER BY id",
-                (row[0],),
-            )
-        return [_stored(row) for row in rows]
+        filters = [
+            ("run_id = ?", run_id),
+            ("model_version = ?", model_version),
+            ("check_name = ?", check),
+            ("status = ?", status),
+            ("checked_at >= ?", since),
+        ]
+        return self.select(filters, limit)
 
     def baseline(self, model_version: str) -> StoredCheck | None:
         """The version's training-time baseline, if one was computed."""
         found = self.history(model_version=model_version, check="baseline", status="pass", limit=1)
         return found[0] if found else None
-
-    def close(self) -> None:
-        self.backend.close()
 
 
 def _stored(row: tuple[Any, ...]) -> StoredCheck:
@@ -207,8 +177,8 @@ def _stored(row: tuple[Any, ...]) -> StoredCheck:
         run_id=run_id,
         model_version=version,
         check=check,
-        as_of=_moment(as_of),
-        checked_at=_moment(checked_at),
+        as_of=read_moment(as_of),
+        checked_at=read_moment(checked_at),
         status=status,
         metrics=loads(metrics),
         message=message,

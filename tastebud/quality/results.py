@@ -9,12 +9,12 @@ both backends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tastebud.quality.rules import Status, worst
-from tastebud.stores.errors import Closeable
-from tastebud.stores.sql import SqlBackend, loads, where
+from tastebud.stores.check_history import CheckHistory, read_moment
+from tastebud.stores.sql import SqlBackend, loads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS quality_results (
@@ -125,37 +125,30 @@ class StoredResult:
         }
 
 
-def _moment(value: Any) -> datetime:
-    """A ``{timestamp}`` as read: ISO text from SQLite, a datetime from PostgreSQL."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC)
-
-
-class QualityResultStore(Closeable):
+class QualityResultStore(CheckHistory[StoredResult]):
     """The history of check results on a SQL backend (closed with this store)."""
 
     def __init__(self, backend: SqlBackend) -> None:
-        self.backend = backend
-        backend.apply_schema("quality_results", backend.dialect.ddl(SCHEMA))
+        super().__init__(backend, "quality_results", SCHEMA, COLUMNS, _stored)
 
     def record(self, report: QualityReport) -> None:
         dialect = self.backend.dialect
-        rows = [
-            (
-                report.run_id,
-                check.check,
-                dialect.timestamp(report.as_of),
-                dialect.timestamp(report.checked_at),
-                check.status,
-                dialect.boolean(check.critical),
-                dialect.json(check.as_dict()["metrics"]),
-                check.message,
-                dialect.json(check.details),
-            )
-            for check in report.checks
-        ]
-        with self.backend.write() as sql:
-            sql.many(f"INSERT INTO quality_results ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        self.insert(
+            [
+                (
+                    report.run_id,
+                    check.check,
+                    dialect.timestamp(report.as_of),
+                    dialect.timestamp(report.checked_at),
+                    check.status,
+                    dialect.boolean(check.critical),
+                    dialect.json(check.as_dict()["metrics"]),
+                    check.message,
+                    dialect.json(check.details),
+                )
+                for check in report.checks
+            ]
+        )
 
     def history(
         self,
@@ -167,36 +160,13 @@ class QualityResultStore(Closeable):
         limit: int = 100,
     ) -> list[StoredResult]:
         """Results newest first, optionally of one check, status or run, or checked since."""
-        dialect = self.backend.dialect
-        clause, params = where(
-            [
-                ("run_id = ?", run_id),
-                ("check_name = ?", check),
-                ("status = ?", status),
-                ("checked_at >= ?", None if since is None else dialect.timestamp(since)),
-            ]
-        )
-        with self.backend.read(short=False) as sql:
-            rows = sql.all(
-                f"SELECT id, {COLUMNS} FROM quality_results{clause} ORDER BY id DESC LIMIT ?",
-                [*params, int(limit)],
-            )
-        return [_stored(row) for row in rows]
-
-    def latest(self) -> list[StoredResult]:
-        """Every result of the most recent run (empty before the first)."""
-        with self.backend.read(short=False) as sql:
-            row = sql.one("SELECT run_id FROM quality_results ORDER BY id DESC LIMIT 1")
-            if row is None:
-                return []
-            rows = sql.all(
-                f"SELECT id, {COLUMNS} FROM quality_results WHERE run_id = ? ORDER BY id",
-                (row[0],),
-            )
-        return [_stored(row) for row in rows]
-
-    def close(self) -> None:
-        self.backend.close()
+        filters = [
+            ("run_id = ?", run_id),
+            ("check_name = ?", check),
+            ("status = ?", status),
+            ("checked_at >= ?", since),
+        ]
+        return self.select(filters, limit)
 
 
 def _stored(row: tuple[Any, ...]) -> StoredResult:
@@ -205,8 +175,8 @@ def _stored(row: tuple[Any, ...]) -> StoredResult:
         id=int(ident),
         run_id=run_id,
         check=check,
-        as_of=_moment(as_of),
-        checked_at=_moment(checked_at),
+        as_of=read_moment(as_of),
+        checked_at=read_moment(checked_at),
         status=status,
         critical=bool(critical),
         metrics=loads(metrics),
