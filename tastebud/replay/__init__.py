@@ -12,12 +12,13 @@ from tastebud.replay.stream import (
     ReplayInterrupted,
     ReplayPlan,
     ReplayReport,
+    Target,
     TargetFailed,
     load_events,
     replay,
     schedule,
 )
-from tastebud.replay.targets import GatewayTarget, StoreTarget, Target
+from tastebud.replay.targets import GatewayTarget, StoreTarget
 
 __all__ = [
     "PATTERNS",

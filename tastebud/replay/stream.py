@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,6 @@ from tastebud.validation import Rejection, validate_event_table
 if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.data.loaders import Source
-    from tastebud.replay.targets import Target
 
 PATTERNS = ("recorded", "uniform", "poisson")
 MAX_REPORTED_REJECTIONS = 50
@@ -158,6 +157,16 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+
+
+class Target(Protocol):
+    def send(self, events: pa.Table) -> Outcome:
+        """Store a batch of events (EVENT_SCHEMA, shifted times); raise ``TargetFailed``."""
+        ...
+
+    def send_catalog(self, source: Source, settings: Settings) -> Outcome:
+        """Upsert a source of items or users; rejected rows are counted by reason."""
+        ...
 
 
 def load_events(sources: Iterable[Source], settings: Settings, plan: ReplayPlan) -> LoadedEvents:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -31,16 +31,6 @@ if TYPE_CHECKING:
     from tastebud.stores import Stores
 
 OPTIONAL_FIELDS = ("value", "session_id", "device_type", "locale")
-
-
-class Target(Protocol):
-    def send(self, events: pa.Table) -> Outcome:
-        """Store a batch of events (EVENT_SCHEMA, shifted times); raise ``TargetFailed``."""
-        ...
-
-    def send_catalog(self, source: Source, settings: Settings) -> Outcome:
-        """Upsert a source of items or users; rejected rows are counted by reason."""
-        ...
 
 
 def _fresh_ids(events: pa.Table) -> pa.Table:
