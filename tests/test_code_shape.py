@@ -38,7 +38,6 @@ PENDING = {
     "training",
     "jobs",
     "engines",
-    "ranking",
     "models",
 }
 

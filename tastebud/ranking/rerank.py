@@ -123,8 +123,8 @@ def compiled_kernels() -> Any:
     per process; ``tastebud.ranking.lifecycle`` calls it at model load so that the first
     request does not pay numba's import and compilation (about 2 s)."""
     global _kernels
-    if _kernels is None:  # lazy: numba's import costs about a second
-        from tastebud.ranking import rerank_kernels
+    if _kernels is None:
+        from tastebud.ranking import rerank_kernels  # lazy: numba's import costs about a second
 
         relevance = np.array([0.5, 0.25, 0.75], dtype=np.float32)
         vectors = np.eye(3, 2, dtype=np.float32)

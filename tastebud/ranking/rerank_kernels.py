@@ -64,6 +64,64 @@ def _margin(vectors: np.ndarray, scaled: np.ndarray, diversity: float) -> float:
 
 
 @numba.njit(nogil=True, cache=_CACHE)
+def _best_two(
+    relevance: np.ndarray,
+    scaled: np.ndarray,
+    max_sim: np.ndarray,
+    diversity: float,
+    use_gain: bool,
+    skip: np.ndarray,
+) -> tuple[int, float, float]:
+    """(index, value) of the best open item and the runner-up's value: by MMR gain once a
+    pick has been made, else by relevance (as float64, as the numpy loop compares)."""
+    best, best_gain, second = -1, -np.inf, -np.inf
+    for i in range(len(relevance)):
+        if skip[i]:
+            continue
+        if use_gain:
+            gain = np.float64(scaled[i]) - diversity * max_sim[i]
+        else:
+            gain = np.float64(relevance[i])
+        if gain > best_gain:
+            second, best_gain, best = best_gain, gain, i
+        elif gain > second:
+            second = gain
+    return best, best_gain, second
+
+
+@numba.njit(nogil=True, cache=_CACHE)
+def _count_caps(
+    codes: np.ndarray,
+    limits: np.ndarray,
+    picked: int,
+    seen_codes: np.ndarray,
+    counts: np.ndarray,
+    distinct: np.ndarray,
+    closed: np.ndarray,
+) -> int:
+    """Count ``picked`` under every cap; close the items of each code that reaches its
+    limit, and return how many open items that closed."""
+    newly_closed = 0
+    for c in range(codes.shape[0]):
+        code = codes[c, picked]
+        if code < 0:
+            continue
+        slot = 0
+        while slot < distinct[c] and seen_codes[c, slot] != code:
+            slot += 1
+        if slot == distinct[c]:
+            seen_codes[c, slot] = code
+            distinct[c] += 1
+        counts[c, slot] += 1
+        if counts[c, slot] == limits[c]:
+            for i in range(codes.shape[1]):
+                if codes[c, i] == code and not closed[i]:
+                    closed[i] = True
+                    newly_closed += 1
+    return newly_closed
+
+
+@numba.njit(nogil=True, cache=_CACHE)
 def greedy(
     relevance: np.ndarray,
     scaled: np.ndarray,
@@ -95,39 +153,16 @@ def greedy(
     for step in range(k):
         relax = still_open == 0
         relaxed += relax
-        best, best_gain, second = -1, -np.inf, -np.inf
-        for i in range(n):
-            if taken[i] if relax else closed[i]:
-                continue
-            if use_mmr and step:
-                gain = np.float64(scaled[i]) - diversity * max_sim[i]
-            else:
-                gain = np.float64(relevance[i])
-            if gain > best_gain:
-                second, best_gain, best = best_gain, gain, i
-            elif gain > second:
-                second = gain
+        skip = taken if relax else closed
+        best, best_gain, second = _best_two(
+            relevance, scaled, max_sim, diversity, use_mmr and step > 0, skip
+        )
         if use_mmr and step and best_gain - second <= margin:
             return order, relaxed, False
         order[step] = best
         still_open -= not closed[best]
         closed[best] = taken[best] = True
-        for c in range(caps):
-            code = codes[c, best]
-            if code < 0:
-                continue
-            slot = 0
-            while slot < distinct[c] and seen_codes[c, slot] != code:
-                slot += 1
-            if slot == distinct[c]:
-                seen_codes[c, slot] = code
-                distinct[c] += 1
-            counts[c, slot] += 1
-            if counts[c, slot] == limits[c]:
-                for i in range(n):
-                    if codes[c, i] == code and not closed[i]:
-                        closed[i] = True
-                        still_open -= 1
+        still_open -= _count_caps(codes, limits, best, seen_codes, counts, distinct, closed)
         if use_mmr:
             _similarities(vectors, best, sims)
             for i in range(n):

@@ -178,12 +178,8 @@ class ExactRetriever:
         block = max(1, BLOCK_BYTES // (4 * self.n_items))
         for start in range(0, len(queries), block):
             chunk = queries[start : start + block]
-            # One query: a matvec (gemv), the cheapest path for the latency-critical case.
-            matrix = (
-                (self.item_factors @ chunk[0])[None, :]
-                if len(chunk) == 1
-                else (chunk @ self.item_factors.T)
-            )
+            one = len(chunk) == 1  # a matvec (gemv): the cheapest path for one query
+            matrix = (self.item_factors @ chunk[0])[None, :] if one else chunk @ self.item_factors.T
             for offset, row_scores in enumerate(matrix):
                 row = start + offset
                 excluded = _excluded(exclude, row, self.n_items)

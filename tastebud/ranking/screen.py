@@ -49,8 +49,8 @@ def _compiled():
     load): importing numba takes about a second, which only a process that builds a screen
     should pay."""
     global _kernels
-    if _kernels is None:  # lazy: numba's import costs about a second
-        from tastebud.ranking import screen_kernels
+    if _kernels is None:
+        from tastebud.ranking import screen_kernels  # lazy: numba's import costs about a second
 
         _kernels = screen_kernels
     return _kernels
