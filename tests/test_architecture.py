@@ -133,6 +133,44 @@ def test_the_parts_import_each_other_without_a_cycle() -> None:
     assert not found, "import cycles between parts:\n" + "\n".join(report)
 
 
+def module_graph(package: str) -> dict[str, dict[str, list[str]]]:
+    """module -> imported module -> ``file:line``, for the modules inside ``package``
+    (function-level imports included, ``TYPE_CHECKING`` ones left out). An import names the
+    module it names: ``from a.b import c`` is an edge to ``a.b.c`` when that is a module,
+    else to ``a.b``."""
+    folder = ROOT / package.replace(".", "/")
+    modules = {_module_name(path): path for path in sorted(folder.rglob("*.py"))}
+    graph: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for source, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        skipped = _type_checking_only(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in skipped:
+                continue
+            module, *members = _imported(path, node)
+            targets = [name for name in members if name in modules] or [module]
+            for target in targets:
+                if target in modules and target != source:
+                    graph[source][target].append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return graph
+
+
+@pytest.mark.parametrize(
+    "package", ["tastebud.jobs", "tastebud.cli", "tastebud.training", "tastebud.models"]
+)
+def test_the_modules_of_a_part_import_each_other_without_a_cycle(package: str) -> None:
+    graph = module_graph(package)
+    found = cycles(graph)
+    report = [
+        f"{source} -> {target}: {', '.join(graph[source][target][:3])}"
+        for component in found
+        for source in component
+        for target in component
+        if target in graph[source]
+    ]
+    assert not found, f"import cycles between modules of {package}:\n" + "\n".join(report)
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b": ["x"]}, "b": {"c": ["y"]}, "c": {"a": ["z"]}, "d": {"a": ["w"]}}
     assert cycles(graph) == [["a", "b", "c"]]

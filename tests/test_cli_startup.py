@@ -111,9 +111,9 @@ def test_stats_on_stored_events_reads_the_summary_without_arrow_or_duckdb(tmp_pa
 
 def test_names_spelled_out_for_help_agree_with_their_source() -> None:
     """Help text names these without importing their modules (see each constant)."""
+    from tastebud.cli.evaluate import PROTOCOL_NAMES
     from tastebud.cli.keys import SCOPE_NAMES
     from tastebud.cli.quality import CHECK_NAMES
-    from tastebud.cli.train import PROTOCOL_NAMES
     from tastebud.config import QUALITY_CHECKS
     from tastebud.evaluation import PROTOCOLS
     from tastebud.stores.keys import SCOPES

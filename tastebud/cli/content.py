@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,11 +65,16 @@ def embed(
             raise fail(f"embedding registry: {error}", EXIT_FAILED) from None
         except StoreError as error:
             raise fail(str(error), EXIT_STORE) from None
-    summary = outcome.summary()
+    _print_outcome(outcome.summary(), outcome.version is not None, as_json)
+
+
+def _print_outcome(summary: dict[str, Any], new_version: bool, as_json: bool) -> None:
+    """What an embed run did: the new version, processed/reused/removed and coverage, and
+    the failures counted by reason (or that nothing was new)."""
     if as_json:
         out.print_json(json.dumps(summary, default=str))
         return
-    if outcome.version is None:
+    if not new_version:
         out.print(f"nothing new or changed: {summary['reused']} item(s) already embedded")
         return
     coverage = summary["coverage"]
@@ -148,18 +153,11 @@ def similar(
             except StoreError as error:
                 raise fail(str(error), EXIT_STORE) from None
 
-    def entry(item_id: str, score: float | None = None) -> dict[str, object]:
-        document: dict[str, object] = {"item_id": item_id}
-        if score is not None:
-            document["score"] = round(score, 6)
-        if metadata:
-            item = catalog.get(item_id)
-            document["title"] = item.title if item else None
-            document["creator"] = item.creator if item else None
-        return document
-
     documents = [
-        {**entry(item_id), "similar": [entry(i, s) for i, s in row]}
+        {
+            **_entry(item_id, catalog, metadata),
+            "similar": [_entry(i, catalog, metadata, s) for i, s in row],
+        }
         for item_id, row in zip(item_ids, listed, strict=True)
     ]
     if as_json:
@@ -172,6 +170,21 @@ def similar(
         for neighbour in document["similar"]:  # type: ignore[attr-defined]
             line = f"  {neighbour['score']:.3f}  {_described(neighbour)}"
             out.print(line, markup=False, highlight=False)
+
+
+def _entry(
+    item_id: str, catalog: dict[str, Any], metadata: bool, score: float | None = None
+) -> dict[str, object]:
+    """One item of the answer: its id, its score as a neighbour, and with ``metadata`` its
+    catalog title and creator (None when the catalog does not know it)."""
+    document: dict[str, object] = {"item_id": item_id}
+    if score is not None:
+        document["score"] = round(score, 6)
+    if metadata:
+        item = catalog.get(item_id)
+        document["title"] = item.title if item else None
+        document["creator"] = item.creator if item else None
+    return document
 
 
 def _described(document: dict[str, object]) -> str:

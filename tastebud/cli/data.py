@@ -25,57 +25,61 @@ from tastebud.data.formats import FORMATS, KINDS
 if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.data.bulk_load import IngestReport
+    from tastebud.data.loaders import Source
     from tastebud.stores import Stores
+
+
+IngestPath = Annotated[
+    Path, typer.Argument(help="A dataset folder, or one file of events/items/users.")
+]
+KindOption = Annotated[
+    str | None,
+    typer.Option(help=f"What a single file holds: {', '.join(KINDS)} (default events)."),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help=f"File format: {', '.join(FORMATS)} (default: from the suffix)."),
+]
+MapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map", help="Column mapping target=source, e.g. --map user_id=customer (repeatable)."
+    ),
+]
+EventTypeOption = Annotated[
+    str, typer.Option(help="Event type for interaction rows that have no event_type or rating.")
+]
+DefaultTimestampOption = Annotated[
+    str | None,
+    typer.Option(help="Timestamp for files without one (ISO-8601 or epoch seconds)."),
+]
+StrictOption = Annotated[
+    bool, typer.Option(help="Exit 1 if any row was rejected (good rows are still stored).")
+]
+QualityOption = Annotated[
+    bool,
+    typer.Option(
+        help="Also run the data-quality schema check on each stored batch (ranges, "
+        "rating scale: docs/quality.md); costs ~0.3 s per 100k events."
+    ),
+]
 
 
 def ingest(
     ctx: typer.Context,
-    path: Annotated[
-        Path, typer.Argument(help="A dataset folder, or one file of events/items/users.")
-    ],
-    kind: Annotated[
-        str | None,
-        typer.Option(help=f"What a single file holds: {', '.join(KINDS)} (default events)."),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format", help=f"File format: {', '.join(FORMATS)} (default: from the suffix)."
-        ),
-    ] = None,
-    mapping: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--map", help="Column mapping target=source, e.g. --map user_id=customer (repeatable)."
-        ),
-    ] = None,
-    event_type: Annotated[
-        str, typer.Option(help="Event type for interaction rows that have no event_type or rating.")
-    ] = "view",
-    default_timestamp: Annotated[
-        str | None,
-        typer.Option(help="Timestamp for files without one (ISO-8601 or epoch seconds)."),
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option(help="Exit 1 if any row was rejected (good rows are still stored).")
-    ] = False,
+    path: IngestPath,
+    kind: KindOption = None,
+    fmt: FormatOption = None,
+    mapping: MapOption = None,
+    event_type: EventTypeOption = "view",
+    default_timestamp: DefaultTimestampOption = None,
+    strict: StrictOption = False,
     report: Annotated[Path | None, typer.Option(help="Write the full JSON report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     show: Annotated[int, typer.Option(help="How many rejected rows to list.")] = 20,
-    quality: Annotated[
-        bool,
-        typer.Option(
-            help="Also run the data-quality schema check on each stored batch (ranges, "
-            "rating scale: docs/quality.md); costs ~0.3 s per 100k events."
-        ),
-    ] = False,
+    quality: QualityOption = False,
 ) -> None:
     """Load events, items or users into the stores, reporting every rejected row."""
-    # Imported here, not at the top: loaders and validation bring pyarrow (CLI start-up).
-    from tastebud.data.loaders import open_sources  # lazy: CLI start-up
-    from tastebud.data.loaders.columns import MappingError, parse_mapping  # lazy: CLI start-up
-    from tastebud.schemas import parse_timestamp  # lazy: CLI start-up
-
     settings = settings_from_context(ctx)
     if kind is not None and kind not in KINDS:
         raise fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -85,19 +89,7 @@ def ingest(
         raise fail(
             f"--event-type {event_type!r} is not configured ({', '.join(settings.events.types)})"
         )
-    try:
-        moment = parse_timestamp(default_timestamp) if default_timestamp else None
-        sources = open_sources(
-            path,
-            kind=kind,  # type: ignore[arg-type]
-            fmt=fmt,
-            mapping=parse_mapping(mapping),
-            event_type=event_type,
-            default_timestamp=moment,
-        )
-    except (MappingError, FileNotFoundError, ValueError) as error:
-        raise fail(str(error)) from None
-
+    sources = _open_sources(path, kind, fmt, mapping, event_type, default_timestamp)
     tally, on_events = _quality_tally(settings) if quality else (None, None)
     with stores_for(settings) as stores:
         result = _run(sources, stores, settings, on_events)
@@ -118,6 +110,35 @@ def ingest(
             _print_quality(tally)
     if strict and result.rejected:
         raise typer.Exit(1)
+
+
+def _open_sources(
+    path: Path,
+    kind: str | None,
+    fmt: str | None,
+    mapping: list[str] | None,
+    event_type: str,
+    default_timestamp: str | None,
+) -> list[Source]:
+    """The files under ``path`` with their kind, format and column mapping; a bad mapping,
+    path or timestamp is a clean CLI failure."""
+    # Imported here, not at the top: loaders and validation bring pyarrow (CLI start-up).
+    from tastebud.data.loaders import open_sources  # lazy: CLI start-up
+    from tastebud.data.loaders.columns import MappingError, parse_mapping  # lazy: CLI start-up
+    from tastebud.schemas import parse_timestamp  # lazy: CLI start-up
+
+    try:
+        moment = parse_timestamp(default_timestamp) if default_timestamp else None
+        return open_sources(
+            path,
+            kind=kind,  # type: ignore[arg-type]
+            fmt=fmt,
+            mapping=parse_mapping(mapping),
+            event_type=event_type,
+            default_timestamp=moment,
+        )
+    except (MappingError, FileNotFoundError, ValueError) as error:
+        raise fail(str(error)) from None
 
 
 def _quality_tally(settings: Settings) -> tuple[Any, Any]:

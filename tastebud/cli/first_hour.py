@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -253,19 +254,10 @@ def serve_foreground(
 
     from tastebud.api.app import create_app  # lazy: CLI start-up
     from tastebud.api.server import http_protocol  # lazy: CLI start-up
-    from tastebud.gateway.keys import bootstrap_admin_key  # lazy: CLI start-up
     from tastebud.ranking.retrieval import limit_threads  # lazy: CLI start-up
 
     host = host or settings.gateway.host
-    with stores_for(settings) as stores:
-        try:
-            admin = bootstrap_admin_key(settings, stores.database)
-            key = read_key(settings, stores)
-        except StoreError as error:
-            raise fail(f"cannot create an API key: {error}") from None
-    if admin is not None:
-        console.print("[bold]Created the first admin API key[/] (shown this once; store it now):")
-        out.print(admin, soft_wrap=True, highlight=False)
+    key = _keys(settings)
     try:
         listener = _socket(host, port)
     except OSError as error:
@@ -283,21 +275,7 @@ def serve_foreground(
     server = uvicorn.Server(config)
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{bound}"
-
-    def announce() -> None:
-        while not server.started and not server.should_exit:
-            time.sleep(0.05)
-        if not server.started:
-            return
-        path = f"/v1/users/{user}/recommendations?k=5" if user else "/v1/popular?k=5"
-        out.print(f"serving {url}  (API docs: {url}/docs; Ctrl-C stops)", highlight=False)
-        out.print(f"read key: {key}", highlight=False, soft_wrap=True)
-        out.print(
-            f"try: curl -s -H 'Authorization: Bearer {key}' '{url}{path}'",
-            highlight=False,
-            soft_wrap=True,
-        )
-
+    announce = partial(_announce, server, url, key, user)
     threading.Thread(target=announce, name="quickstart-announce", daemon=True).start()
     try:
         server.run(sockets=[listener])
@@ -306,3 +284,37 @@ def serve_foreground(
     finally:
         listener.close()
     out.print("stopped")
+
+
+def _keys(settings: Settings) -> str:
+    """A read key for the ``curl`` shown; on the first run of the store the admin key is
+    created too, and printed this once."""
+    from tastebud.gateway.keys import bootstrap_admin_key  # lazy: CLI start-up
+
+    with stores_for(settings) as stores:
+        try:
+            admin = bootstrap_admin_key(settings, stores.database)
+            key = read_key(settings, stores)
+        except StoreError as error:
+            raise fail(f"cannot create an API key: {error}") from None
+    if admin is not None:
+        console.print("[bold]Created the first admin API key[/] (shown this once; store it now):")
+        out.print(admin, soft_wrap=True, highlight=False)
+    return key
+
+
+def _announce(server: Any, url: str, key: str, user: str | None) -> None:
+    """Once the server answers, print its URL, the read key and a ``curl`` to try (run on
+    a thread beside the server; nothing when it stops before it starts)."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if not server.started:
+        return
+    path = f"/v1/users/{user}/recommendations?k=5" if user else "/v1/popular?k=5"
+    out.print(f"serving {url}  (API docs: {url}/docs; Ctrl-C stops)", highlight=False)
+    out.print(f"read key: {key}", highlight=False, soft_wrap=True)
+    out.print(
+        f"try: curl -s -H 'Authorization: Bearer {key}' '{url}{path}'",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -33,6 +33,8 @@ from tastebud.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from tastebud.config import Settings
     from tastebud.jobs import RunHistory
     from tastebud.jobs.roster import JobRegistry
@@ -145,6 +147,23 @@ def list_jobs(
     out.print(table)
 
 
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Run the schedule's latest interval as if the clock read this. Default: now, "
+        "or the newest event when the store is historical (jobs.historical_after_hours).",
+    ),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the job runs: local or spark (the jobs docs/spark.md lists). "
+        "Default: [jobs] engines / engine.",
+    ),
+]
+
+
 @app.command("run")
 def run_job(
     ctx: typer.Context,
@@ -156,36 +175,15 @@ def run_job(
         str | None,
         typer.Option(help="Interval end, exclusive. Default: the schedule's latest interval."),
     ] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Run the schedule's latest interval as if the clock read this. Default: now, "
-            "or the newest event when the store is historical (jobs.historical_after_hours).",
-        ),
-    ] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            help="Where the job runs: local or spark (the jobs docs/spark.md lists). "
-            "Default: [jobs] engines / engine.",
-        ),
-    ] = None,
+    as_of: AsOfOption = None,
+    engine: EngineOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Run one job over one data interval [start, end), with its retries and timeout.
 
     Exit 5 when the run is refused for too little data (the previous result keeps serving)."""
     # Imported here, not at the top: the runner brings the stores (CLI start-up).
-    from tastebud.jobs import (  # lazy: CLI start-up
-        InvalidInterval,
-        JobAlreadyRunning,
-        JobFailed,
-        JobNotAvailable,
-        JobRunner,
-        UnknownJob,
-    )
-    from tastebud.stores import StoreError  # lazy: CLI start-up
+    from tastebud.jobs import JobNotAvailable, UnknownJob  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
     start_at, end_at = parse_moment(start, "--start"), parse_moment(end, "--end")
@@ -204,10 +202,34 @@ def run_job(
         as_of_at = clock.as_of
         if clock.historical and not as_json:
             console.print(f"[yellow]note[/] {clock.describe()}")
+    outcome = _run_once(settings, registry, name, start_at, end_at, as_of_at, as_json)
+    if as_json:
+        out.print_json(json.dumps(outcome.__dict__, default=str))
+    else:
+        out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
+    if outcome.status == "refused":
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _run_once(
+    settings: Settings,
+    registry: JobRegistry,
+    name: str,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    as_of_at: datetime | None,
+    as_json: bool,
+) -> RunOutcome:
+    """Run the job with its retries; each way a run can fail is a failure with its own exit
+    code (a failed run's outcome is printed first under ``--json``)."""
+    # lazy: the runner brings the stores (CLI start-up)
+    from tastebud.jobs import InvalidInterval, JobAlreadyRunning, JobFailed, JobRunner
+    from tastebud.stores import StoreError  # lazy: CLI start-up
+
     with history_for(settings) as history:
         runner = JobRunner(settings, registry, history)
         try:
-            outcome = runner.run(name, start_at, end_at, as_of=as_of_at)
+            return runner.run(name, start_at, end_at, as_of=as_of_at)
         except InvalidInterval as error:
             raise fail(str(error)) from None
         except JobAlreadyRunning as error:
@@ -218,12 +240,6 @@ def run_job(
             raise fail(str(error), EXIT_FAILED) from None
         except StoreError as error:
             raise fail(str(error), EXIT_STORE) from None
-    if as_json:
-        out.print_json(json.dumps(outcome.__dict__, default=str))
-    else:
-        out.print(describe_outcome(outcome), highlight=False, soft_wrap=True)
-    if outcome.status == "refused":
-        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command("history")

@@ -76,7 +76,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ),
     LazyCommand(
         "evaluate",
-        "tastebud.cli.train",
+        "tastebud.cli.evaluate",
         "evaluate_command",
         "Split, train each model on the train part, rank the whole catalog, and report.",
     ),

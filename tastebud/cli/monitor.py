@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from tastebud.cli.check_commands import (
+    STYLES,
+    JsonOption,
+    LimitOption,
+    RecordOption,
+    RunOption,
+    refuse_unknown,
+    run_and_show,
+    show_history,
+)
 from tastebud.cli.common import (
-    EXIT_STORE,
-    clock_for,
     console,
-    fail,
     out,
-    parse_moment,
     settings_from_context,
-    stores_for,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +33,6 @@ app = typer.Typer(
 # Spelled out so that help needs no import of tastebud.monitoring (CLI start-up).
 CHECK_NAMES = ("baseline", "offline", "lists", "scores", "age", "new_data", "data_drift")
 STATUS_NAMES = ("pass", "error", "fail")
-STYLES = {"pass": "green", "warn": "yellow", "error": "magenta", "fail": "bold red"}
 EXIT_FIRING = 1
 
 
@@ -40,34 +43,15 @@ def check(
         str | None,
         typer.Option(help="Judge as of this moment (default: now, or a historical store's end)."),
     ] = None,
-    record: Annotated[bool, typer.Option(help="Record the results in the history.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    record: RecordOption = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Run every check on the production model now; exit 1 when a retraining trigger
     fires (the retrain job would train)."""
     from tastebud.monitoring.runner import open_results, run_monitor  # lazy: CLI start-up
-    from tastebud.quality.rules import RulesError  # lazy: CLI start-up
-    from tastebud.stores import StoreError  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
-    clock = clock_for(settings, parse_moment(as_of, "--as-of"))
-    if not as_json:
-        console.print(clock.describe())
-    with stores_for(settings) as stores:
-        results = open_results(stores) if record else None
-        try:
-            report = run_monitor(stores, settings, as_of=clock.as_of, results=results)
-        except RulesError as error:
-            raise fail(str(error)) from None
-        except StoreError as error:
-            raise fail(str(error), EXIT_STORE) from None
-        finally:
-            if results is not None:
-                results.close()
-    if as_json:
-        out.print_json(json.dumps(report.as_dict(), default=str))
-    else:
-        show_report(report)
+    report = run_and_show(settings, as_of, record, as_json, open_results, run_monitor, show_report)
     if report.firing:
         raise typer.Exit(EXIT_FIRING)
 
@@ -96,38 +80,14 @@ def history(
         str | None, typer.Option(help=f"One status: {', '.join(STATUS_NAMES)}.")
     ] = None,
     version: Annotated[str | None, typer.Option(help="One model version.")] = None,
-    run: Annotated[str | None, typer.Option(help="One run's results (its run id).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many results.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    run: RunOption = None,
+    limit: LimitOption = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """Recorded results, newest first."""
-    if check is not None and check not in CHECK_NAMES:
-        raise fail(f"--check must be one of {', '.join(CHECK_NAMES)}, not {check!r}")
-    if status is not None and status not in STATUS_NAMES:
-        raise fail(f"--status must be one of {', '.join(STATUS_NAMES)}, not {status!r}")
+    refuse_unknown("--check", check, CHECK_NAMES)
+    refuse_unknown("--status", status, STATUS_NAMES)
     from tastebud.monitoring.runner import open_results  # lazy: CLI start-up
-    from tastebud.stores import StoreError  # lazy: CLI start-up
 
-    settings = settings_from_context(ctx)
-    with stores_for(settings) as stores:
-        try:
-            with open_results(stores) as results:
-                rows = results.history(
-                    model_version=version, check=check, status=status, run_id=run, limit=limit
-                )
-        except StoreError as error:
-            raise fail(str(error), EXIT_STORE) from None
-    if as_json:
-        out.print_json(json.dumps([row.as_dict() for row in rows], default=str))
-        return
-    table = Table("checked at", "run", "version", "check", "status", "message")
-    for row in rows:
-        table.add_row(
-            row.checked_at.isoformat(timespec="seconds"),
-            row.run_id,
-            row.model_version,
-            row.check,
-            f"[{STYLES.get(row.status, '')}]{row.status}[/]",
-            row.message,
-        )
-    out.print(table)
+    query = dict(model_version=version, check=check, status=status, run_id=run, limit=limit)
+    show_history(settings_from_context(ctx), open_results, query, as_json, with_version=True)

@@ -51,33 +51,39 @@ JOBS = ("popularity", "trending", "affinity", "materialize", "recommendations")
 STEPS = 7
 
 
+EndOption = Annotated[
+    str | None,
+    typer.Option(
+        help="When the world ends (ISO-8601). Default: now for a new world, the recorded "
+        "end for the world this store already holds."
+    ),
+]
+WorldOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Where the world goes (default $TASTEBUD_HOME/worlds/)."),
+]
+ServeOption = Annotated[
+    bool, typer.Option("--serve/--no-serve", help="Serve the world in the foreground.")
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(help="Port (default 8000, or a free one when 8000 is taken; 0: any)."),
+]
+
+
 def quickstart(
     ctx: typer.Context,
     users: Annotated[int, typer.Option(min=1)] = 2000,
     items: Annotated[int, typer.Option(min=1)] = 3000,
     days: Annotated[int, typer.Option(min=1)] = 30,
     seed: Annotated[int, typer.Option(min=0)] = 0,
-    end: Annotated[
-        str | None,
-        typer.Option(
-            help="When the world ends (ISO-8601). Default: now for a new world, the recorded "
-            "end for the world this store already holds."
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Where the world goes (default $TASTEBUD_HOME/worlds/)."),
-    ] = None,
-    serve: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="Serve the world in the foreground.")
-    ] = True,
+    end: EndOption = None,
+    out_dir: WorldOut = None,
+    serve: ServeOption = True,
     host: Annotated[str | None, typer.Option(help="Address to serve on (default 127.0.0.1).")] = (
         None
     ),
-    port: Annotated[
-        int | None,
-        typer.Option(help="Port (default 8000, or a free one when 8000 is taken; 0: any)."),
-    ] = None,
+    port: PortOption = None,
 ) -> None:
     """Generate a world that ends now, ingest it, train, run the jobs, show two users'
     recommendations and what trends, then serve it (Ctrl-C stops).

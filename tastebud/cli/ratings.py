@@ -1,5 +1,6 @@
 """The explicit-rating halves of ``train`` and ``evaluate`` (``--objective rating``,
-``--protocol ratings``), called from ``cli/train.py`` once it has read the log.
+``--protocol ratings``), called from ``cli/train.py`` and ``cli/evaluate.py`` once they
+have read the log.
 
 Imported by those commands on use only: it pulls in numpy, the models and the registry.
 """

@@ -33,55 +33,66 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 1
 
 
+PathArgument = Annotated[Path, typer.Argument(help="A dataset folder or one file of events.")]
+SpeedOption = Annotated[
+    float,
+    typer.Option(help="Recorded seconds per second of replay (1 = real time; 0 = at once)."),
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--from", help="First recorded time to send (inclusive).")
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--to", help="Recorded time to stop before (exclusive).")
+]
+RatePatternOption = Annotated[
+    str,
+    typer.Option(
+        help="recorded (the data's own gaps / --speed), uniform or poisson (--rate events/s)."
+    ),
+]
+RateOption = Annotated[float | None, typer.Option(help="Events per second for uniform or poisson.")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(help="Send through this gateway (http://host:port); default: the stores."),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(envvar="TASTEBUD_API_KEY", help="API key with the write scope, for --url."),
+]
+EndsAtOption = Annotated[
+    str | None,
+    typer.Option(help="Stamp the data to end at this time (default: when the replay ends)."),
+]
+MapOption = Annotated[
+    list[str] | None,
+    typer.Option("--map", help="Column mapping target=source, as for ingest (repeatable)."),
+]
+EventTypeOption = Annotated[
+    str, typer.Option(help="Event type for rows that have no event_type or rating.")
+]
+CatalogOption = Annotated[bool, typer.Option(help="Also send the dataset's items and users first.")]
+KeepIdsOption = Annotated[
+    bool,
+    typer.Option(help="Send the file's event ids (a second replay is then all duplicates)."),
+]
+
+
 def replay_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A dataset folder or one file of events.")],
-    speed: Annotated[
-        float,
-        typer.Option(help="Recorded seconds per second of replay (1 = real time; 0 = at once)."),
-    ] = 3600.0,
-    since: Annotated[
-        str | None, typer.Option("--from", help="First recorded time to send (inclusive).")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--to", help="Recorded time to stop before (exclusive).")
-    ] = None,
-    rate_pattern: Annotated[
-        str,
-        typer.Option(
-            help="recorded (the data's own gaps / --speed), uniform or poisson (--rate events/s)."
-        ),
-    ] = "recorded",
-    rate: Annotated[
-        float | None, typer.Option(help="Events per second for uniform or poisson.")
-    ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(help="Send through this gateway (http://host:port); default: the stores."),
-    ] = None,
-    key: Annotated[
-        str | None,
-        typer.Option(envvar="TASTEBUD_API_KEY", help="API key with the write scope, for --url."),
-    ] = None,
-    ends_at: Annotated[
-        str | None,
-        typer.Option(help="Stamp the data to end at this time (default: when the replay ends)."),
-    ] = None,
-    mapping: Annotated[
-        list[str] | None,
-        typer.Option("--map", help="Column mapping target=source, as for ingest (repeatable)."),
-    ] = None,
-    event_type: Annotated[
-        str, typer.Option(help="Event type for rows that have no event_type or rating.")
-    ] = "view",
+    path: PathArgument,
+    speed: SpeedOption = 3600.0,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    rate_pattern: RatePatternOption = "recorded",
+    rate: RateOption = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    ends_at: EndsAtOption = None,
+    mapping: MapOption = None,
+    event_type: EventTypeOption = "view",
     batch_size: Annotated[int, typer.Option(help="Most events sent in one request.")] = 500,
-    catalog: Annotated[
-        bool, typer.Option(help="Also send the dataset's items and users first.")
-    ] = True,
-    keep_ids: Annotated[
-        bool,
-        typer.Option(help="Send the file's event ids (a second replay is then all duplicates)."),
-    ] = False,
+    catalog: CatalogOption = True,
+    keep_ids: KeepIdsOption = False,
     seed: Annotated[int, typer.Option(help="Seed of the poisson pattern.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -89,38 +100,20 @@ def replay_command(
 
     Rows that fail validation are reported with their line and not sent. Without --url the
     events go straight into the stores (as `tastebud ingest`)."""
-    # lazy: loaders, validation and the client bring pyarrow, numpy and httpx (CLI start-up)
-    from tastebud.data.loaders import open_sources
-    from tastebud.data.loaders.columns import MappingError, parse_mapping  # lazy: CLI start-up
-    from tastebud.replay import ReplayError, ReplayPlan, load_events  # lazy: CLI start-up
-
     settings = settings_from_context(ctx)
     if event_type not in settings.events.types:
         raise fail(f"--event-type {event_type!r} is not configured")
     if key is not None and url is None:
         raise fail("--key applies to --url")
-    try:
-        plan = ReplayPlan(
-            speed=speed,
-            pattern=rate_pattern,
-            rate=rate,
-            start=parse_moment(since, "--from"),
-            end=parse_moment(until, "--to"),
-            ends_at=parse_moment(ends_at, "--ends-at"),
-            batch_size=batch_size,
-            seed=seed,
-        )
-        sources = open_sources(path, mapping=parse_mapping(mapping), event_type=event_type)
-        loaded = load_events(sources, settings, plan)
-    except (ReplayError, MappingError, FileNotFoundError, ValueError) as error:
-        raise fail(str(error)) from None
+    plan = _plan(speed, rate_pattern, rate, since, until, ends_at, batch_size, seed)
+    sources, loaded = _load(settings, path, mapping, event_type, plan)
     _print_loaded(loaded, as_json)
     if loaded.table.num_rows == 0:
         raise fail("nothing to replay: no valid event in the file (or in --from/--to)")
     catalog_sources = [s for s in sources if s.kind != "events"] if catalog else []
     if url is None:
         with stores_for(settings) as stores:
-            from tastebud.replay import StoreTarget  # lazy: see above
+            from tastebud.replay import StoreTarget  # lazy: the replay brings pyarrow (start-up)
 
             document = _run(
                 StoreTarget(stores, keep_ids=keep_ids), catalog_sources, loaded, plan, settings
@@ -131,6 +124,54 @@ def replay_command(
         out.print_json(json.dumps(document))
     else:
         _print_report(document)
+
+
+def _plan(
+    speed: float,
+    pattern: str,
+    rate: float | None,
+    since: str | None,
+    until: str | None,
+    ends_at: str | None,
+    batch_size: int,
+    seed: int,
+) -> ReplayPlan:
+    """The pace and stamping of the replay, from its options; bad ones are a clean CLI
+    failure."""
+    from tastebud.replay import ReplayError, ReplayPlan  # lazy: CLI start-up
+
+    start, end = parse_moment(since, "--from"), parse_moment(until, "--to")
+    last = parse_moment(ends_at, "--ends-at")
+    try:
+        return ReplayPlan(
+            speed=speed,
+            pattern=pattern,
+            rate=rate,
+            start=start,
+            end=end,
+            ends_at=last,
+            batch_size=batch_size,
+            seed=seed,
+        )
+    except (ReplayError, ValueError) as error:
+        raise fail(str(error)) from None
+
+
+def _load(
+    settings: Settings, path: Path, mapping: list[str] | None, event_type: str, plan: ReplayPlan
+) -> tuple[list[Source], LoadedEvents]:
+    """The dataset's sources and its valid events in time order; a bad mapping, path or
+    file is a clean CLI failure."""
+    # lazy: loaders, validation and the client bring pyarrow, numpy and httpx (CLI start-up)
+    from tastebud.data.loaders import open_sources
+    from tastebud.data.loaders.columns import MappingError, parse_mapping  # lazy: CLI start-up
+    from tastebud.replay import ReplayError, load_events  # lazy: CLI start-up
+
+    try:
+        sources = open_sources(path, mapping=parse_mapping(mapping), event_type=event_type)
+        return sources, load_events(sources, settings, plan)
+    except (ReplayError, MappingError, FileNotFoundError, ValueError) as error:
+        raise fail(str(error)) from None
 
 
 def _through_gateway(

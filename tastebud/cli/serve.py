@@ -6,11 +6,14 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tastebud.cli.common import console, out, settings_from_context, stores_for
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -30,14 +33,6 @@ def serve(
     schemas are created before the workers race for them); on the embedded store, the first
     run creates an admin API key and prints it, once, on the last line.
     """
-    # Imported here, not at the top: FastAPI and the stores (CLI start-up).
-    from tastebud.api.server import http_protocol  # lazy: CLI start-up
-    from tastebud.api.workers import (  # lazy: CLI start-up
-        WorkersFailed,
-        reuse_port_supported,
-        run_workers,
-    )
-    from tastebud.gateway.keys import bootstrap_admin_key, write_admin_key  # lazy: CLI start-up
     from tastebud.observability import configure_logging  # lazy: CLI start-up
 
     settings = settings_from_context(ctx)
@@ -45,6 +40,17 @@ def serve(
     host = host or gateway.host
     port = gateway.port if port is None else port
     workers = workers or gateway.workers
+    _announce_admin_key(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    _run_server(host, port, workers)
+
+
+def _announce_admin_key(settings: Settings) -> None:
+    """Open the stores (failing fast when they are unreachable, creating their schemas)
+    and, on the first run of the embedded store, create the admin API key: printed once to
+    a terminal, written to a private file when the output goes to a log."""
+    from tastebud.gateway.keys import bootstrap_admin_key, write_admin_key  # lazy: CLI start-up
+
     with stores_for(settings) as stores:
         secret = bootstrap_admin_key(settings, stores.database)
     if secret is not None:
@@ -62,9 +68,19 @@ def serve(
                 soft_wrap=True,
                 highlight=False,
             )
-    configure_logging(settings.log_level, settings.log_format)
 
+
+def _run_server(host: str, port: int, workers: int) -> None:
+    """Run uvicorn: ``workers`` processes sharing the port when the platform allows it
+    (their metrics summed through a temporary multiprocess folder), else uvicorn's own."""
     import uvicorn  # lazy: CLI start-up
+
+    from tastebud.api.server import http_protocol  # lazy: CLI start-up
+    from tastebud.api.workers import (  # lazy: CLI start-up
+        WorkersFailed,
+        reuse_port_supported,
+        run_workers,
+    )
 
     metrics_dir = None
     if workers > 1 and not os.environ.get(METRICS_DIR):

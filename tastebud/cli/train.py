@@ -1,5 +1,5 @@
-"""``tastebud train`` and ``tastebud evaluate`` (with ``recommend``, in ``recommend.py``): the
-batch contract.
+"""``tastebud train`` (with ``evaluate`` in ``evaluate.py`` and ``recommend`` in
+``recommend.py``): the batch contract.
 
 Outside evaluation drives tastebud through these three commands, so their names, options
 and file formats are stable (see README "Batch CLI").
@@ -18,7 +18,6 @@ from rich.markup import escape
 from tastebud.cli.common import (
     console,
     fail,
-    out,
     save_or_register,
     settings_from_context,
     stores_for,
@@ -29,16 +28,7 @@ if TYPE_CHECKING:
     from tastebud.data.interactions import InteractionLog
     from tastebud.data.matrix import InteractionMatrix, MatrixOptions
     from tastebud.training.configuration import Configuration, MatrixSource
-
-# The protocols of ``tastebud.evaluation.PROTOCOLS``, named here so that help does not import
-# numpy (CLI start-up); tests/test_cli_startup.py checks that they agree.
-PROTOCOL_NAMES = (
-    "global-temporal",
-    "user-temporal",
-    "leave-last-one",
-    "random-holdout",
-    "strong-generalization",
-)
+    from tastebud.training.pipeline import TrainingResult
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
 
@@ -53,7 +43,7 @@ def parse_duration(text: str) -> float:
     return value * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
 
 
-def _read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
+def read_log(settings: Settings, interactions: Path | None) -> InteractionLog:
     """The interactions of ``--interactions FILE``, or of the event store; what was dropped
     or ignored is printed."""
     # Imported here, not at the top: numpy and pyarrow (CLI start-up).
@@ -122,72 +112,111 @@ def _report_log(log: InteractionLog) -> None:
         console.print(f"[yellow]ignored columns:[/] {', '.join(log.ignored_columns)}")
 
 
+TrainInteractions = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV/TSV/Parquet with user_id,item_id[,rating,weight,event_type,timestamp]; "
+        "without it, the configured event store."
+    ),
+]
+TrainOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write the model to this new folder instead of registering."),
+]
+AutoOption = Annotated[
+    bool, typer.Option("--auto", help="Search model, parameters and blend with AutoML.")
+]
+PromoteOption = Annotated[
+    str | None,
+    typer.Option(help="After registering, point this alias (production/canary/shadow) at it."),
+]
+ObjectiveOption = Annotated[
+    str,
+    typer.Option(
+        help="ranking (implicit preferences) or rating (predict explicit ratings; needs "
+        "a rating column)."
+    ),
+]
+RatingModelOption = Annotated[
+    str,
+    typer.Option(
+        help="With --objective rating: svdpp, biased-mf, knn-baseline or rating-ensemble "
+        "(a learned blend of the three; slowest, most accurate)."
+    ),
+]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="Where the training matrix is built: local, or spark (on spark_master, from "
+        "the event store; docs/spark.md)."
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Fit this model family at its defaults on the default matrix (e.g. als, "
+        "mllib-als: Spark MLlib's ALS) instead of the default configuration.",
+    ),
+]
+
+
 def train_command(
     ctx: typer.Context,
-    interactions: Annotated[
-        Path | None,
-        typer.Option(
-            help="CSV/TSV/Parquet with user_id,item_id[,rating,weight,event_type,timestamp]; "
-            "without it, the configured event store."
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the model to this new folder instead of registering."),
-    ] = None,
-    auto: Annotated[
-        bool, typer.Option("--auto", help="Search model, parameters and blend with AutoML.")
-    ] = False,
+    interactions: TrainInteractions = None,
+    out_dir: TrainOut = None,
+    auto: AutoOption = False,
     budget: Annotated[str, typer.Option(help="AutoML time budget, e.g. 90s, 10m, 1h.")] = "5m",
-    promote: Annotated[
-        str | None,
-        typer.Option(help="After registering, point this alias (production/canary/shadow) at it."),
-    ] = None,
+    promote: PromoteOption = None,
     seed: Annotated[int, typer.Option(help="Random seed for splits and searches.")] = 42,
-    objective: Annotated[
-        str,
-        typer.Option(
-            help="ranking (implicit preferences) or rating (predict explicit ratings; needs "
-            "a rating column)."
-        ),
-    ] = "ranking",
-    rating_model: Annotated[
-        str,
-        typer.Option(
-            help="With --objective rating: svdpp, biased-mf, knn-baseline or rating-ensemble "
-            "(a learned blend of the three; slowest, most accurate)."
-        ),
-    ] = "svdpp",
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="Where the training matrix is built: local, or spark (on spark_master, from "
-            "the event store; docs/spark.md)."
-        ),
-    ] = "local",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Fit this model family at its defaults on the default matrix (e.g. als, "
-            "mllib-als: Spark MLlib's ALS) instead of the default configuration.",
-        ),
-    ] = None,
+    objective: ObjectiveOption = "ranking",
+    rating_model: RatingModelOption = "svdpp",
+    engine: EngineOption = "local",
+    model: ModelOption = None,
 ) -> None:
     """Train a model (the default configuration, a --model family, or AutoML's best)."""
     # Imported here, not at the top: numpy, implicit, Optuna... (CLI start-up).
-    from tastebud.data.interactions import InteractionsError  # lazy: CLI start-up
-    from tastebud.data.matrix import MatrixCache  # lazy: CLI start-up
-    from tastebud.engines import EngineError  # lazy: CLI start-up
-    from tastebud.models.base import ModelError  # lazy: CLI start-up
     from tastebud.training.pipeline import (  # lazy: CLI start-up
         register_training,
         save_training,
-        train,
     )
 
     settings = settings_from_context(ctx)
     budget_seconds = parse_duration(budget)
+    _check_train_options(interactions, out_dir, auto, objective, engine, model)
+    if engine == "spark":
+        log, matrix_source = _spark_matrix(settings)
+    else:
+        log, matrix_source = read_log(settings, interactions), None
+    if objective == "rating":
+        from tastebud.cli.ratings import train_ratings  # lazy: keeps CLI start-up light
+
+        train_ratings(settings, log, model=rating_model, out_dir=out_dir, promote=promote,
+                      seed=seed)  # fmt: skip
+        return
+    with console.status("training..." if not auto else f"AutoML search ({budget})..."):
+        result = _fit(settings, log, matrix_source, auto, budget_seconds, seed, model)
+    _report_training(result)
+    save_or_register(
+        settings,
+        out_dir,
+        promote,
+        save=lambda folder: save_training(result, log, folder),
+        register=lambda registry, aliases: register_training(
+            result, log, registry, aliases=aliases
+        ),
+    )
+
+
+def _check_train_options(
+    interactions: Path | None,
+    out_dir: Path | None,
+    auto: bool,
+    objective: str,
+    engine: str,
+    model: str | None,
+) -> None:
+    """Refuse, before anything is read, options that cannot go together."""
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
         raise fail(f"{out_dir} exists and is not empty; choose a new --out")
     if objective not in ("ranking", "rating"):
@@ -202,39 +231,52 @@ def train_command(
         raise fail("--auto searches the model itself: give --auto or --model, not both")
     if engine == "spark" and interactions is not None:
         raise fail("--engine spark builds the matrix from the event store: drop --interactions")
-    if engine == "spark":
-        log, matrix_source = _spark_matrix(settings)
-    else:
-        log, matrix_source = _read_log(settings, interactions), None
-    if objective == "rating":
-        from tastebud.cli.ratings import train_ratings  # lazy: keeps CLI start-up light
 
-        train_ratings(settings, log, model=rating_model, out_dir=out_dir, promote=promote,
-                      seed=seed)  # fmt: skip
-        return
 
-    def show_trial(trial: dict) -> None:
-        value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
-        console.print(
-            f"  trial {trial['number']:>3} {trial['family'] or '?':<10} {trial['state']:<8} "
-            f"ndcg@10 {value}  ({trial['seconds']}s)"
-        )
+def _fit(
+    settings: Settings,
+    log: InteractionLog,
+    matrix_source: MatrixSource | None,
+    auto: bool,
+    budget_seconds: float,
+    seed: int,
+    model: str | None,
+) -> TrainingResult:
+    """Train the default configuration, the ``--model`` family or AutoML's best (printing
+    each AutoML trial); a training error is a clean CLI failure."""
+    # lazy: CLI start-up
+    from tastebud.data.interactions import InteractionsError
+    from tastebud.data.matrix import MatrixCache
+    from tastebud.engines import EngineError
+    from tastebud.models.base import ModelError
+    from tastebud.training.pipeline import train
 
     try:
-        with console.status("training..." if not auto else f"AutoML search ({budget})..."):
-            result = train(
-                log,
-                auto=auto,
-                budget_seconds=budget_seconds,
-                event_types=settings.events.types,
-                random_state=seed,
-                on_trial=show_trial if auto else None,
-                matrix_cache=MatrixCache(settings.home / "cache" / "matrices"),
-                matrix_source=matrix_source,
-                configuration=_family(log, model) if model else None,
-            )
+        return train(
+            log,
+            auto=auto,
+            budget_seconds=budget_seconds,
+            event_types=settings.events.types,
+            random_state=seed,
+            on_trial=_show_trial if auto else None,
+            matrix_cache=MatrixCache(settings.home / "cache" / "matrices"),
+            matrix_source=matrix_source,
+            configuration=_family(log, model) if model else None,
+        )
     except (InteractionsError, ModelError, EngineError) as error:
         raise fail(escape(str(error))) from None  # plain text, not markup
+
+
+def _show_trial(trial: dict) -> None:
+    value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
+    console.print(
+        f"  trial {trial['number']:>3} {trial['family'] or '?':<10} {trial['state']:<8} "
+        f"ndcg@10 {value}  ({trial['seconds']}s)"
+    )
+
+
+def _report_training(result: TrainingResult) -> None:
+    """What was fitted: a fallback warning, the AutoML summary, the model and its matrix."""
     if result.fallback:
         console.print(f"[yellow]warning:[/] {result.fallback}")
     if result.search is not None:
@@ -251,110 +293,3 @@ def train_command(
         f"fitted [bold]{result.configuration.model}[/] on {result.matrix.shape[0]:,} users x "
         f"{result.matrix.shape[1]:,} items in {result.timings['fit_seconds']:.1f}s"
     )
-    save_or_register(
-        settings,
-        out_dir,
-        promote,
-        save=lambda folder: save_training(result, log, folder),
-        register=lambda registry, aliases: register_training(
-            result, log, registry, aliases=aliases
-        ),
-    )
-
-
-def evaluate_command(
-    ctx: typer.Context,
-    interactions: Annotated[
-        Path | None,
-        typer.Option(help="Interactions file; without it, the configured event store."),
-    ] = None,
-    protocol: Annotated[
-        str,
-        typer.Option(
-            help=f"Split protocol: {', '.join(PROTOCOL_NAMES)}; or ratings "
-            "(RMSE/MAE of rating predictors on a random split)."
-        ),
-    ] = "user-temporal",
-    k: Annotated[int, typer.Option("--k", min=1, help="The K reports lead with.")] = 10,
-    models: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            help="Models to compare (repeatable): popularity, itemknn, userknn, als, bpr, ease, "
-            "mult-vae, two-tower, ncf (these three need tastebud[neural]), "
-            "tastebud (default configuration), auto (AutoML on the train part); with "
-            "--protocol ratings: biased-mf, svdpp, global-mean, surprise-svd, surprise-svdpp.",
-        ),
-    ] = None,
-    fraction: Annotated[float, typer.Option(help="Held-out fraction.")] = 0.2,
-    min_rating: Annotated[
-        float | None, typer.Option(help="Relevant = test rating >= this (default: liked).")
-    ] = None,
-    budget: Annotated[str, typer.Option(help="AutoML budget when --model auto.")] = "5m",
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.json/.md/.png.")] = Path(
-        "evaluation"
-    ),
-    seed: Annotated[int, typer.Option()] = 42,
-) -> None:
-    """Split, train each model on the train part, rank the whole catalog, and report."""
-    # Imported here, not at the top: numpy, scikit-learn, matplotlib... (CLI start-up).
-    import numpy as np  # lazy: CLI start-up
-
-    from tastebud.data.interactions import InteractionsError  # lazy: CLI start-up
-    from tastebud.evaluation import PROTOCOLS  # lazy: CLI start-up
-    from tastebud.models.base import ModelError  # lazy: CLI start-up
-    from tastebud.training.offline import DEFAULT_MODELS, run_evaluation  # lazy: CLI start-up
-
-    settings = settings_from_context(ctx)
-    if protocol == "ratings":
-        from tastebud.cli.ratings import evaluate_rating_models  # lazy: keeps CLI start-up light
-
-        if not 0 < fraction < 1:
-            raise fail("--fraction must be between 0 and 1")
-        log = _read_log(settings, interactions)
-        evaluate_rating_models(log, models=models, fraction=fraction, out_dir=out_dir, seed=seed)
-        return
-    if protocol not in PROTOCOLS:
-        raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")
-    if not 0 < fraction < 1:
-        raise fail("--fraction must be between 0 and 1")
-    log = _read_log(settings, interactions)
-    split_options: dict = {}
-    if protocol in ("user-temporal", "random-holdout"):
-        split_options["fraction"] = fraction
-    elif protocol == "strong-generalization":
-        split_options["test_fraction"] = fraction
-    elif protocol == "global-temporal":
-        split_options["quantile"] = 1 - fraction
-    if protocol in ("random-holdout", "strong-generalization"):
-        split_options["random_state"] = seed
-    ks = sorted({5, 10, 20, k})
-
-    def show(name: str, metrics: dict[str, float]) -> None:
-        console.print(
-            f"  {name:<12} ndcg@{k} {metrics.get(f'ndcg@{k}', np.nan):.4f}  "
-            f"recall@{k} {metrics.get(f'recall@{k}', np.nan):.4f}  "
-            f"coverage@{k} {metrics.get(f'coverage@{k}', np.nan):.3f}"
-        )
-
-    try:
-        report = run_evaluation(
-            log,
-            protocol,
-            models=models or list(DEFAULT_MODELS),
-            ks=ks,
-            min_rating=min_rating,
-            split_options=split_options,
-            event_types=settings.events.types,
-            budget_seconds=parse_duration(budget),
-            random_state=seed,
-            on_model=show,
-        )
-    except (InteractionsError, ModelError, ValueError) as error:
-        raise fail(escape(str(error))) from None  # plain text, not markup
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report.main_k = k
-    report.to_json(out_dir / "report.json")
-    report.to_markdown(out_dir / "report.md")
-    report.to_png(out_dir / "report.png")
-    out.print(str(out_dir / "report.json"))

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
         TransientJobError,
         UnknownJob,
     )
-    from tastebud.jobs.history import RunHistory, RunRecord, open_run_history
+    from tastebud.jobs.history import RunHistory, RunRecord
+    from tastebud.jobs.history_open import open_run_history
     from tastebud.jobs.roster import JobRegistry
     from tastebud.jobs.runner import JobFailed, JobRunner, RunOutcome
 
@@ -73,7 +74,7 @@ __getattr__ = lazy_exports(
         "UnknownJob": "base",
         "RunHistory": "history",
         "RunRecord": "history",
-        "open_run_history": "history",
+        "open_run_history": "history_open",
         "JobRegistry": "roster",
         "JobFailed": "runner",
         "JobRunner": "runner",

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from tastebud.jobs.failures import failure_reason
 from tastebud.observability import get_logger
 
 log = get_logger("tastebud.jobs.alerts")
@@ -30,8 +31,6 @@ class AlertHook:
         attempts: int,
         error: BaseException,
     ) -> None:
-        from tastebud.jobs.runner import failure_reason
-
         payload: dict[str, Any] = {
             "alert": "job_failed",
             "job_name": job_name,

@@ -17,10 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from tastebud.config import Settings
-from tastebud.stores import POSTGRES_SCHEMES, Closeable, StoreError, local_path
+from tastebud.stores import Closeable
 from tastebud.stores.sql import SqlBackend, where
 
 STATUSES = ("running", "succeeded", "failed", "timeout", "skipped", "refused")
@@ -215,18 +213,3 @@ def record_from_row(row: tuple[Any, ...]) -> RunRecord:
         error_kind=row[12],
         output=output,
     )
-
-
-def open_run_history(settings: Settings) -> RunHistory:
-    """The run history behind ``settings.database_url`` (its own connections)."""
-    url = settings.resolved_database_url
-    scheme = urlsplit(url).scheme
-    if scheme == "embedded":
-        from tastebud.jobs.history_sqlite import SqliteRunHistory
-
-        return SqliteRunHistory(local_path(url))
-    if scheme in POSTGRES_SCHEMES:
-        from tastebud.jobs.history_postgres import PostgresRunHistory
-
-        return PostgresRunHistory(url)
-    raise StoreError(f"unsupported database URL scheme {scheme!r} for job history")

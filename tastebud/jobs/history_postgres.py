@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from tastebud.jobs.base import JobAlreadyRunning
 from tastebud.jobs.history import RunHistory
+from tastebud.stores import StoreUnavailable
 
 
 def advisory_key(name: str, scope: str = "") -> int:
@@ -28,6 +29,7 @@ class PostgresRunHistory(RunHistory):
     dedicated connection for as long as the run lasts."""
 
     def __init__(self, url: str) -> None:
+        # lazy: psycopg loads for a PostgreSQL URL only
         from tastebud.stores.postgres import PostgresBackend, PostgresDatabase
 
         self.url = url
@@ -36,9 +38,7 @@ class PostgresRunHistory(RunHistory):
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        import psycopg
-
-        from tastebud.stores import StoreUnavailable
+        import psycopg  # lazy: psycopg loads for a PostgreSQL URL only
 
         try:
             connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10)

@@ -19,6 +19,7 @@ class SqliteRunHistory(RunHistory):
     """The embedded default: ``jobs.db`` and ``locks/`` under the embedded database folder."""
 
     def __init__(self, root: Path) -> None:
+        # lazy: sqlite3 loads for an embedded URL only (start-up)
         from tastebud.stores.sqlite import SqliteBackend, SqliteDatabase
 
         self.root = root

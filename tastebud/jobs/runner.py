@@ -32,11 +32,11 @@ from tastebud.jobs.base import (
     JobError,
     JobTimeout,
 )
+from tastebud.jobs.failures import failure_reason
 from tastebud.jobs.history import RunHistory
 from tastebud.jobs.roster import JobRegistry
 from tastebud.observability import bind_context, get_logger, metrics
-from tastebud.stores import Stores
-from tastebud.stores.errors import is_transient
+from tastebud.stores import Stores, open_stores
 from tastebud.stores.retry import RetryPolicy, retrying
 
 log = get_logger("tastebud.jobs")
@@ -88,21 +88,6 @@ class RunOutcome:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def failure_reason(error: BaseException) -> str:
-    """A short, stable label for metrics and history."""
-    from tastebud.trending.detector import StaleDataError
-
-    if isinstance(error, JobTimeout | JobCancelled):
-        return "timeout"
-    if isinstance(error, InsufficientData):
-        return error.reason
-    if isinstance(error, StaleDataError):
-        return "stale_data"
-    if is_transient(error):
-        return "transient"
-    return "error"
 
 
 class JobRunner:
@@ -232,8 +217,6 @@ class JobRunner:
         stores = self.stores
         owned = None
         if stores is None:
-            from tastebud.stores import open_stores
-
             stores = owned = open_stores(self.settings)
         attempts: list[tuple[RunOutcome, BaseException | None]] = []
 
@@ -281,9 +264,7 @@ class JobRunner:
         trigger: str,
     ) -> tuple[RunOutcome, BaseException | None]:
         name = definition.name
-        assert definition.func is not None
         timeout = self.timeout(definition)
-        began = self.clock()
         attempt_id = self.history.start_attempt(
             run_id=run_id,
             job_name=name,
@@ -291,7 +272,7 @@ class JobRunner:
             end=end,
             attempt=attempt,
             trigger=trigger,
-            started_at=began,
+            started_at=self.clock(),
         )
         data_version = _data_version(stores)
         clock_start = time.monotonic()
@@ -305,38 +286,36 @@ class JobRunner:
             stores=stores,
             deadline=clock_start + timeout,
         )
-        result: dict[str, Any] = {}
-
-        def work() -> None:
-            bind_context(job_name=name, run_id=run_id, attempt=attempt)
-            try:
-                result["output"] = definition.func(context) or {}  # type: ignore[misc]
-            except BaseException as error:  # reported to the runner thread, not swallowed
-                result["error"] = error
-
-        worker = threading.Thread(target=work, name=f"job-{name}-{attempt}", daemon=True)
-        worker.start()
-        worker.join(timeout)
+        output, error = _run_in_worker(definition, context, timeout)
         duration = time.monotonic() - clock_start
-        error: BaseException | None
-        if worker.is_alive():
-            context.cancelled.set()
-            error = JobTimeout(f"{name} attempt {attempt} exceeded its {timeout:g} s timeout")
-        else:
-            error = result.get("error")
-        status = (
-            "succeeded"
-            if error is None
-            else "refused"
-            if isinstance(error, InsufficientData)
-            else "timeout"
-            if isinstance(error, JobTimeout | JobCancelled)
-            else "failed"
-        )
-        output = result.get("output") if error is None else None
+        status = _status(error)
         if isinstance(error, InsufficientData):
             # What the scheduler compares before running a refused job again.
             output = {**error.details, "data_version": data_version}
+        self._record(attempt_id, context, status, duration, error, output)
+        outcome = RunOutcome(
+            run_id,
+            name,
+            start,
+            end,
+            status,
+            attempt,
+            output or {},
+            None if error is None else str(error),
+        )
+        return outcome, error
+
+    def _record(
+        self,
+        attempt_id: int,
+        context: JobContext,
+        status: str,
+        duration: float,
+        error: BaseException | None,
+        output: dict[str, Any] | None,
+    ) -> None:
+        """Close the attempt's history row, count it in the metrics and log it."""
+        name = context.job_name
         self.history.finish_attempt(
             attempt_id,
             status=status,
@@ -356,21 +335,49 @@ class JobRunner:
         log.info(
             "job attempt finished",
             job=name,
-            attempt=attempt,
+            attempt=context.attempt,
             status=status,
             seconds=round(duration, 3),
         )
-        outcome = RunOutcome(
-            run_id,
-            name,
-            start,
-            end,
-            status,
-            attempt,
-            output or {},
-            None if error is None else str(error),
-        )
-        return outcome, error
+
+
+def _run_in_worker(
+    definition: JobDefinition, context: JobContext, timeout: float
+) -> tuple[dict[str, Any] | None, BaseException | None]:
+    """Run the job's function in a worker thread and wait up to ``timeout``: its output, or
+    the error it raised. A worker still running then is abandoned, its context cancelled
+    (see the module docstring), and the error is a ``JobTimeout``."""
+    assert definition.func is not None
+    job = definition.func
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        bind_context(job_name=context.job_name, run_id=context.run_id, attempt=context.attempt)
+        try:
+            result["output"] = job(context) or {}
+        except BaseException as error:  # reported to the runner thread, not swallowed
+            result["error"] = error
+
+    name, attempt = context.job_name, context.attempt
+    worker = threading.Thread(target=work, name=f"job-{name}-{attempt}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        context.cancelled.set()
+        return None, JobTimeout(f"{name} attempt {attempt} exceeded its {timeout:g} s timeout")
+    error: BaseException | None = result.get("error")
+    return (result.get("output") if error is None else None), error
+
+
+def _status(error: BaseException | None) -> str:
+    """The history status of an attempt that ended with ``error`` (None: it succeeded)."""
+    if error is None:
+        return "succeeded"
+    if isinstance(error, InsufficientData):
+        return "refused"
+    if isinstance(error, JobTimeout | JobCancelled):
+        return "timeout"
+    return "failed"
 
 
 def _data_version(stores: Stores) -> int | None:

@@ -82,7 +82,7 @@ class FactorRecommender(Recommender):
         self.item_factors_ = state["item_factors_"]
         # A loaded model serves fold-ins (implicit's solver): import implicit with the
         # model, off the request path, not in the first request that folds a user in.
-        import implicit.cpu.als  # noqa: F401
+        import implicit.cpu.als  # noqa: F401  # lazy: see above
 
     @staticmethod
     def _to_numpy(array: object) -> np.ndarray:

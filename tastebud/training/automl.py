@@ -9,7 +9,8 @@ ALS's per-iteration callback and, for every model, the validation users scored i
 Two phases share the time budget: (1) single models with their matrix options, seeded with
 sound defaults so even a tight budget tries every family; (2) blend weights over the best
 configuration of each family, fitted on the best trial's matrix, searched on cached
-validation scores (fast). The winner is refitted on the whole training log.
+validation scores (fast; ``training.blend``). The winner is refitted on the whole training
+log.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ import pyarrow.compute as pc
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError
 from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
-from tastebud.evaluation import make_splitter, time_status
-from tastebud.models import make_model, normalise
-from tastebud.models.base import ModelError, Recommender
+from tastebud.models import make_model
+from tastebud.models.base import ModelError
 from tastebud.models.factors import ALSRecommender
 from tastebud.observability import get_logger
+from tastebud.training.blend import best_of_each_family, search_blend
 from tastebud.training.configuration import Configuration
-from tastebud.training.holdout import Holdout, positive_rows
+from tastebud.training.holdout import Holdout, positive_rows, validation_split
 from tastebud.training.neural_budget import MIN_BUDGET_SECONDS, plan_neural
+from tastebud.training.pruning import als_pruning, score_in_chunks, stop_before
 from tastebud.training.space import (
     FAMILIES,
     NEURAL_FAMILIES,
@@ -51,8 +53,6 @@ log = get_logger(__name__)
 DEFAULT_BUDGET_SECONDS = 300.0
 # Ratio of the budget given to the single-model phase; the rest goes to the blend.
 MODEL_PHASE_SHARE = 0.8
-EVAL_CHUNKS = 4
-BLEND_BYTES = 1 << 30
 
 
 TRIAL_ERRORS = (ModelError, InteractionsError, np.linalg.LinAlgError, MemoryError)
@@ -130,40 +130,9 @@ class AutoML:
     def _validation_split(
         self, data: InteractionLog
     ) -> tuple[InteractionLog, pa.Table, dict[str, Any]]:
-        """Each user's latest ``validation_fraction`` when times order the rows; a seeded
-        random share per user when they cannot (absent, partial or constant times)."""
-        table = data.table
-        status = time_status(table)
-        if status == "usable":
-            protocol, options = "user-temporal", {"fraction": self.validation_fraction}
-        else:
-            protocol = "random-holdout"
-            options = {"fraction": self.validation_fraction, "random_state": self.random_state}
-        counts = pc.value_counts(table.column("user_id")).field("counts").to_numpy()
-        eligible = int((counts >= 2).sum())
-        if eligible == 0:
-            raise InteractionsError(
-                f"too little data for a validation split: none of the {len(counts):,} users "
-                "has 2 or more interactions (one is needed as history, one as target)"
-            )
-        rows = table.append_column("_row", pa.array(np.arange(table.num_rows)))
-        split = make_splitter(protocol, **options)(rows)
-        keep = np.zeros(table.num_rows, dtype=bool)
-        keep[split.train.column("_row").to_numpy()] = True
-        described = {
-            "protocol": protocol,
-            "timestamps": status,
-            "fraction": self.validation_fraction,
-            "users_split": eligible,
-        }
-        if protocol == "random-holdout":
-            described["random_state"] = self.random_state
-            described["reason"] = {
-                "absent": "the data has no timestamps",
-                "partial": "some rows have no timestamp, so their order is unknown",
-                "constant": "most users' rows share one timestamp, so time orders nothing",
-            }[status]
-        return data.slice_rows(keep, "automl-train"), split.test.drop(["_row"]), described
+        """The part to fit on, the validation part and how it was split
+        (``training.holdout.validation_split``)."""
+        return validation_split(data, self.validation_fraction, self.random_state)
 
     def _check_holdout(self) -> None:
         """Refuse, with the true cause, a validation part no trial could be judged on."""
@@ -217,7 +186,45 @@ class AutoML:
         if not families:
             reasons = "; ".join(f"{f}: {why}" for f, why in skipped.items())
             raise SearchFailed(f"no model family left to search ({reasons})")
+        study = self._study(families, max_epochs, has_ratings)
+        trials: list[dict[str, Any]] = []
 
+        def objective(trial: optuna.Trial) -> float:
+            return self._trial(trial, families, max_epochs, has_ratings, has_time, deadline)
+
+        model_deadline = started + self.budget_seconds * MODEL_PHASE_SHARE
+        study.optimize(
+            objective,
+            timeout=max(model_deadline - time.monotonic(), 0.001),
+            callbacks=[self._recorder(trials), stop_before(model_deadline)],
+            catch=TRIAL_ERRORS,
+            gc_after_trial=True,
+        )
+        completed = self._completed(study)
+        best = max(completed, key=lambda t: t.value or -math.inf)
+        configuration = Configuration(
+            best.user_attrs["matrix"], best.params["family"], best.user_attrs["params"]
+        )
+        result = SearchResult(
+            configuration,
+            float(best.value),
+            trials,
+            budget_seconds=self.budget_seconds,
+            validation={**validation,
+                        "users": len(self._holdout(self._matrix(configuration.matrix)))},
+            validation_metrics=dict(best.user_attrs.get("metrics", {})),
+            skipped=skipped,
+        )  # fmt: skip
+        if time.monotonic() < deadline:
+            self._blend(result, completed, deadline)
+        result.elapsed_seconds = time.monotonic() - started
+        return result
+
+    def _study(
+        self, families: list[str], max_epochs: dict[str, int], has_ratings: bool
+    ) -> optuna.Study:
+        """A TPE study with a median pruner, seeded with sound defaults of every family so
+        even a tight budget tries each one first."""
         with warnings.catch_warnings():
             # multivariate/group TPE are marked experimental; they model conditional spaces.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -239,50 +246,53 @@ class AutoML:
             if not has_ratings:
                 params.pop("unliked_rating_weight", None)
             study.enqueue_trial(params, skip_if_exists=True)
+        return study
 
-        trials: list[dict[str, Any]] = []
+    def _trial(
+        self,
+        trial: optuna.Trial,
+        families: list[str],
+        max_epochs: dict[str, int],
+        has_ratings: bool,
+        has_time: bool,
+        deadline: float,
+    ) -> float:
+        """One trial: a suggested family, matrix and parameters, fitted and scored (its
+        validation NDCG@10)."""
+        family = trial.suggest_categorical("family", families)
+        options = suggest_matrix(trial, family, has_ratings, has_time)
+        params = suggest_model(trial, family, max_epochs)
+        trial.set_user_attr("matrix", options)
+        trial.set_user_attr("params", params)
+        trial_start = time.monotonic()
+        try:
+            matrix = self._matrix(options)
+            holdout = self._holdout(matrix)
+            if len(holdout) == 0:
+                raise InteractionsError(
+                    "these matrix options leave no held-out user with a relevant item"
+                )
+            model = make_model(family, **params)
+            if isinstance(model, ALSRecommender):
+                pruning = als_pruning(trial, model, holdout, deadline)
+                model.fit_with_callback(matrix, pruning)
+            else:
+                model.fit(matrix)
+        except TRIAL_ERRORS as error:
+            # Recorded with the trial (and counted if every trial fails); Optuna's own
+            # report of it, a traceback, is silenced in _study.
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            raise
+        metrics = score_in_chunks(trial, model, holdout)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("seconds", time.monotonic() - trial_start)
+        return metrics["ndcg@10"]
 
-        def objective(trial: optuna.Trial) -> float:
-            family = trial.suggest_categorical("family", families)
-            options = suggest_matrix(trial, family, has_ratings, has_time)
-            params = suggest_model(trial, family, max_epochs)
-            trial.set_user_attr("matrix", options)
-            trial.set_user_attr("params", params)
-            trial_start = time.monotonic()
-            try:
-                matrix = self._matrix(options)
-                holdout = self._holdout(matrix)
-                if len(holdout) == 0:
-                    raise InteractionsError(
-                        "these matrix options leave no held-out user with a relevant item"
-                    )
-                model = make_model(family, **params)
-                if isinstance(model, ALSRecommender):
-                    pruning = self._als_pruning(trial, model, holdout, deadline)
-                    model.fit_with_callback(matrix, pruning)
-                else:
-                    model.fit(matrix)
-            except TRIAL_ERRORS as error:
-                # Recorded with the trial (and counted if every trial fails); Optuna's own
-                # report of it, a traceback, is silenced below.
-                trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-                raise
-            users = len(holdout)
-            bounds = np.linspace(0, users, EVAL_CHUNKS + 1).astype(int)
-            sums: dict[str, float] = {}
-            for step in range(EVAL_CHUNKS):
-                part = slice(bounds[step], bounds[step + 1])
-                size = bounds[step + 1] - bounds[step]
-                for name, value in holdout.accuracy(model, 10, part).items():
-                    sums[name] = sums.get(name, 0.0) + value * size
-                running = sums.get("ndcg@10", 0.0) / max(bounds[step + 1], 1)
-                trial.report(running, 100 + step)
-                if step < EVAL_CHUNKS - 1 and trial.should_prune():
-                    raise optuna.TrialPruned()
-            metrics = {name: total / users for name, total in sums.items()}
-            trial.set_user_attr("metrics", metrics)
-            trial.set_user_attr("seconds", time.monotonic() - trial_start)
-            return metrics["ndcg@10"]
+    def _recorder(
+        self, trials: list[dict[str, Any]]
+    ) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+        """A study callback that appends each finished trial to ``trials``, logs it and
+        hands it to ``on_trial``."""
 
         def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             entry = {
@@ -301,14 +311,10 @@ class AutoML:
             if self.on_trial:
                 self.on_trial(entry)
 
-        model_deadline = started + self.budget_seconds * MODEL_PHASE_SHARE
-        study.optimize(
-            objective,
-            timeout=max(model_deadline - time.monotonic(), 0.001),
-            callbacks=[record, _stop_before(model_deadline)],
-            catch=TRIAL_ERRORS,
-            gc_after_trial=True,
-        )
+        return record
+
+    def _completed(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+        """The trials that finished; refuses a search where none did, naming why."""
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
         if not completed and failed:
@@ -321,24 +327,7 @@ class AutoML:
                 f"no trial finished within the budget of {self.budget_seconds:.0f}s; give a "
                 "larger --budget, or train without --auto to fit the default configuration"
             )
-        best = max(completed, key=lambda t: t.value or -math.inf)
-        configuration = Configuration(
-            best.user_attrs["matrix"], best.params["family"], best.user_attrs["params"]
-        )
-        result = SearchResult(
-            configuration,
-            float(best.value),
-            trials,
-            budget_seconds=self.budget_seconds,
-            validation={**validation,
-                        "users": len(self._holdout(self._matrix(configuration.matrix)))},
-            validation_metrics=dict(best.user_attrs.get("metrics", {})),
-            skipped=skipped,
-        )  # fmt: skip
-        if time.monotonic() < deadline:
-            self._blend(result, completed, deadline)
-        result.elapsed_seconds = time.monotonic() - started
-        return result
+        return completed
 
     def _families(self, phase_seconds: float) -> tuple[list[str], dict[str, int], dict[str, str]]:
         """The families this search tries, the most epochs of each neural one, and why any
@@ -364,125 +353,26 @@ class AutoML:
             log.info("automl.family_skipped", family=family, reason=reason)
         return families, max_epochs, skipped
 
-    def _als_pruning(
-        self, trial: optuna.Trial, model: ALSRecommender, holdout: Holdout, deadline: float
-    ) -> Callable[[int, float, float], None]:
-        """Report validation NDCG every few ALS iterations and stop losing trials early."""
-        every = max(model.iterations // 3, 1)
-        sample = slice(0, max(len(holdout) // EVAL_CHUNKS, 1))
-
-        def callback(iteration: int, elapsed: float, loss: float) -> None:
-            if time.monotonic() > deadline:
-                raise optuna.TrialPruned("budget exhausted")
-            if (iteration + 1) % every or iteration + 1 >= model.iterations:
-                return
-            model._capture(model.implicit_model_)
-            trial.report(holdout.ndcg(model, 10, sample), iteration)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        return callback
-
     def _blend(
         self, result: SearchResult, completed: list[optuna.trial.FrozenTrial], deadline: float
     ) -> None:
-        """Search blend weights over the best configuration of each family."""
-        base = result.configuration
-        matrix = self._matrix(base.matrix)
-        holdout = self._holdout(matrix)
-        by_family: dict[str, optuna.trial.FrozenTrial] = {}
-        for trial in sorted(completed, key=lambda t: -(t.value or -math.inf)):
-            by_family.setdefault(trial.params["family"], trial)
-        members = sorted(by_family.values(), key=lambda t: -(t.value or -math.inf))[:5]
-        if len(members) < 2:
+        """Search blend weights over the best configuration of each family; the blend
+        replaces the winner when it beats it (``training.blend``)."""
+        matrix = self._matrix(result.configuration.matrix)
+        members = best_of_each_family(completed)
+        found = search_blend(
+            result.configuration,
+            result.validation_ndcg,
+            members,
+            matrix,
+            self._holdout(matrix),
+            self.random_state,
+            deadline,
+        )
+        if found is None:
             return
-        # Dense validation scores are cached per member: bound them to BLEND_BYTES.
-        budget_users = BLEND_BYTES // (4 * matrix.shape[1] * len(members))
-        holdout = holdout.sample(max(200, int(budget_users)), self.random_state)
-        models: list[Recommender] = []
-        scores: list[np.ndarray] = []
-        for member in members:
-            if time.monotonic() > deadline:
-                break
-            model = make_model(member.params["family"], **member.user_attrs["params"])
-            try:
-                model.fit(matrix)
-            except (ModelError, MemoryError):
-                continue
-            models.append(model)
-            scores.append(normalise(model.score_users(holdout.users), "zscore"))
-        if len(models) < 2:
-            return
-
-        weights, value, metrics, evaluations = coordinate_weights(scores, holdout, deadline)
-        result.blend = {
-            "members": [m.name for m in models],
-            "weights": weights,
-            "validation_ndcg@10": value,
-            "trials": evaluations,
-            "method": "coordinate ascent over a weight grid",
-        }
-        if value > result.validation_ndcg * 1.005:
-            active = [(m, w) for m, w in zip(models, weights, strict=True) if w > 1e-3]
-            result.configuration = Configuration(
-                base.matrix,
-                "hybrid",
-                {
-                    "components": [(m.name, m.get_params()) for m, _ in active],
-                    "weights": [w for _, w in active],
-                    "normalization": "zscore",
-                },
-            )
-            result.validation_ndcg = value
-            result.validation_metrics = metrics
-
-
-def _stop_before(
-    deadline: float,
-) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
-    """Stop the single-model phase when a typical trial (the median of those that ran)
-    would end after its deadline: Optuna's timeout only stops before a trial starts, so on
-    a slow machine the last trial ate into the blend phase (seen: 40 s over a 300 s budget
-    and no blend)."""
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        seconds = [t.duration.total_seconds() for t in study.trials if t.duration is not None]
-        if seconds and time.monotonic() + float(np.median(seconds)) > deadline:
-            study.stop()
-
-    return callback
-
-
-BLEND_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
-
-
-def coordinate_weights(
-    scores: list[np.ndarray], holdout: Holdout, deadline: float, passes: int = 3
-) -> tuple[list[float], float, dict[str, float], int]:
-    """Blend weights by coordinate ascent on validation NDCG@10: the first member weighs 1,
-    each other member's weight in turn takes the best value of ``BLEND_GRID`` with the rest
-    held, until a pass changes nothing. Deterministic, and with few members it reaches what
-    a sampler does in far fewer evaluations (weights start at 0: the best single model)."""
-    weights = [1.0] + [0.0] * (len(scores) - 1)
-
-    def evaluate(candidate: list[float]) -> dict[str, float]:
-        total = sum(w * s for w, s in zip(candidate, scores, strict=True) if w)
-        return holdout.accuracy_from_scores(total)
-
-    best = evaluate(weights)
-    evaluations = 1
-    for _ in range(passes):
-        changed = False
-        for member in range(1, len(scores)):
-            for value in BLEND_GRID:
-                if value == weights[member] or time.monotonic() > deadline:
-                    continue
-                candidate = list(weights)
-                candidate[member] = value
-                metrics = evaluate(candidate)
-                evaluations += 1
-                if metrics["ndcg@10"] > best["ndcg@10"] + 1e-9:
-                    weights, best, changed = candidate, metrics, True
-        if not changed:
-            break
-    return weights, float(best["ndcg@10"]), dict(best), evaluations
+        result.blend = found.summary
+        if found.configuration is not None:
+            result.configuration = found.configuration
+            result.validation_ndcg = found.validation_ndcg
+            result.validation_metrics = found.validation_metrics or {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,8 +22,9 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from tastebud.config import EventTypeSpec, default_event_types
+from tastebud.data.interactions import InteractionLog, InteractionsError
 from tastebud.data.matrix import InteractionMatrix
-from tastebud.evaluation import evaluate_rankings, relevance_matrix
+from tastebud.evaluation import evaluate_rankings, make_splitter, relevance_matrix, time_status
 from tastebud.models.base import Recommender
 
 DEFAULT_LIKED_RATING = 0.7
@@ -171,3 +173,43 @@ class Holdout:
             n_train_users=self.train.shape[0],
             train_matrix=self.train,
         )
+
+
+def validation_split(
+    data: InteractionLog, fraction: float, random_state: int
+) -> tuple[InteractionLog, pa.Table, dict[str, Any]]:
+    """Split ``data`` for AutoML: each user's latest ``fraction`` when times order the
+    rows; a seeded random share per user when they cannot (absent, partial or constant
+    times). Returns the part to fit on, the validation part, and how it was split."""
+    table = data.table
+    status = time_status(table)
+    if status == "usable":
+        protocol, options = "user-temporal", {"fraction": fraction}
+    else:
+        protocol = "random-holdout"
+        options = {"fraction": fraction, "random_state": random_state}
+    counts = pc.value_counts(table.column("user_id")).field("counts").to_numpy()
+    eligible = int((counts >= 2).sum())
+    if eligible == 0:
+        raise InteractionsError(
+            f"too little data for a validation split: none of the {len(counts):,} users "
+            "has 2 or more interactions (one is needed as history, one as target)"
+        )
+    rows = table.append_column("_row", pa.array(np.arange(table.num_rows)))
+    split = make_splitter(protocol, **options)(rows)
+    keep = np.zeros(table.num_rows, dtype=bool)
+    keep[split.train.column("_row").to_numpy()] = True
+    described = {
+        "protocol": protocol,
+        "timestamps": status,
+        "fraction": fraction,
+        "users_split": eligible,
+    }
+    if protocol == "random-holdout":
+        described["random_state"] = random_state
+        described["reason"] = {
+            "absent": "the data has no timestamps",
+            "partial": "some rows have no timestamp, so their order is unknown",
+            "constant": "most users' rows share one timestamp, so time orders nothing",
+        }[status]
+    return data.slice_rows(keep, "automl-train"), split.test.drop(["_row"]), described

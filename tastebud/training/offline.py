@@ -18,7 +18,12 @@ import pyarrow as pa
 from tastebud.config import EventTypeSpec, default_event_types
 from tastebud.data.interactions import InteractionLog, InteractionsError, from_table
 from tastebud.data.matrix import MatrixOptions
-from tastebud.evaluation import EvaluationReport, evaluate_rankings, make_splitter
+from tastebud.evaluation import (
+    EvaluationReport,
+    evaluate_rankings,
+    make_splitter,
+    relevance_matrix,
+)
 from tastebud.evaluation.report import summarize_interactions
 from tastebud.models.base import Recommender
 from tastebud.training.configuration import Configuration
@@ -131,8 +136,6 @@ def _fold_in_metrics(
     event_types: dict[str, EventTypeSpec],
 ) -> dict[str, float]:
     """Held-out users: recommend from their fold-in history, judge on their test part."""
-    from tastebud.evaluation import relevance_matrix
-
     positives = positive_rows(test, event_types, min_rating=min_rating)
     user_ids = sorted(set(positives.column("user_id").to_pylist()))
     relevance = relevance_matrix(positives, user_ids, model.items_)

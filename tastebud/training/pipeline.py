@@ -196,6 +196,7 @@ def save_training(result: TrainingResult, log: InteractionLog, folder: Path) -> 
 def write_search_report(search: SearchResult, folder: Path) -> None:
     """The AutoML search as Markdown and a PNG validation curve (its JSON is in
     training.json)."""
+    # lazy: matplotlib loads only when a search report is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -11,7 +11,8 @@ from interaction_data import clustered_log
 
 from tastebud.data.matrix import build_matrix
 from tastebud.models.neural import torch_available
-from tastebud.training.automl import AutoML, coordinate_weights
+from tastebud.training.automl import AutoML
+from tastebud.training.blend import coordinate_weights
 from tastebud.training.holdout import Holdout
 from tastebud.training.neural_budget import plan_neural
 from tastebud.training.pipeline import train

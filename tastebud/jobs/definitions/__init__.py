@@ -1,9 +1,10 @@
-"""Every job tastebud runs, in one place. A planned job becomes runnable with one line,
-``registry.register("train", _deferred("train"))``: schedule, timeout and retries stay as
-planned, and the job's module is imported when it first runs."""
+"""Every job tastebud runs, in one place: one row of ``JOBS`` a job (name, schedule,
+timeout, description and the function that runs it); the job's module is imported when it
+first runs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
@@ -25,138 +26,132 @@ def _deferred(module: str, function: str = "run") -> JobFunction:
     return run
 
 
-def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
-    """The nine jobs of issue 8; ``retry`` overrides every job's policy (from settings)."""
-    policy = retry or RetryPolicy()
-    registry = JobRegistry()
-    registry.planned(
+@dataclass(frozen=True)
+class _Job:
+    """One row of the roster: a job's name, when it runs, how long it may take, what it
+    does, and the function (``module.function`` under ``definitions``) that runs it."""
+
+    name: str
+    schedule: str
+    timeout_seconds: float
+    description: str
+    module: str
+    function: str = "run"
+
+
+# In the order ``tastebud jobs list`` shows them.
+JOBS: tuple[_Job, ...] = (
+    _Job(
         "popularity",
         "*/5 * * * *",
-        "",
-        timeout_seconds=240,
-        retry=policy,
-        description="Time-decayed weighted engagement per item over 90 days.",
-    )
-    registry.planned(
+        240,
+        "Time-decayed weighted engagement per item over 90 days.",
+        "popularity",
+    ),
+    _Job(
         "affinity",
         "30 2 * * *",
-        "",
-        timeout_seconds=1800,
-        retry=policy,
-        description="Each user's time-decayed affinity to categories.",
-    )
-    registry.planned(
+        1800,
+        "Each user's time-decayed affinity to categories.",
+        "affinity",
+    ),
+    _Job(
         "train",
         "0 3 * * *",
-        "",
-        timeout_seconds=3 * 3600,
-        retry=policy,
-        description="Train, gate against production, register and promote.",
-    )
-    registry.planned(
-        "embed",
-        "15 * * * *",
-        "content embeddings land with the content-model issue",
-        timeout_seconds=1800,
-        retry=policy,
-        description="Embed items added since the last run.",
-    )
-    registry.planned(
+        3 * 3600,
+        "Train, gate against production, register and promote.",
+        "train",
+    ),
+    _Job("embed", "15 * * * *", 1800, "Embed items added since the last run.", "embed"),
+    _Job(
         "index",
         "30 4 * * *",
-        "",
-        timeout_seconds=1800,
-        retry=policy,
-        description="Rebuild the ANN index and swap it in without downtime.",
-    )
-    registry.planned(
+        1800,
+        "Rebuild the ANN index and swap it in without downtime.",
+        "index",
+    ),
+    _Job(
         "materialize",
         "*/10 * * * *",
-        "the feature store lands with issue 7",
-        timeout_seconds=600,
-        retry=policy,
-        description="Materialize features to the online store.",
-    )
-    registry.planned(
+        600,
+        "Materialize features to the online store.",
+        "features",
+        "materialize_run",
+    ),
+    _Job(
         "backfill",
         "manual",
-        "the feature store lands with issue 7",
-        timeout_seconds=6 * 3600,
-        retry=policy,
-        description="Feature backfill over a date range.",
-    )
-    registry.planned(
-        "dlq-retry",
-        "*/15 * * * *",
-        "",
-        timeout_seconds=600,
-        retry=policy,
-        description="Re-ingest events from the DLQ.",
-    )
-    registry.planned(
+        6 * 3600,
+        "Feature backfill over a date range.",
+        "features",
+        "backfill_run",
+    ),
+    _Job("dlq-retry", "*/15 * * * *", 600, "Re-ingest events from the DLQ.", "dlq_retry"),
+    _Job(
         "trending",
         "0 * * * *",
-        "",
-        timeout_seconds=600,
-        retry=policy,
-        description="Trending items per category (z-score against a seasonal baseline).",
-    )
-    # Available now:
-    registry.register("popularity", _deferred("popularity"))
-    registry.register("affinity", _deferred("affinity"))
-    registry.register("trending", _deferred("trending"))
-    registry.register("train", _deferred("train"))
-    registry.register("dlq-retry", _deferred("dlq_retry"))
-    registry.register("embed", _deferred("embed"))
-    registry.register("index", _deferred("index"))
-    registry.register("materialize", _deferred("features", "materialize_run"))
-    registry.register("backfill", _deferred("features", "backfill_run"))
-    registry.register(
+        600,
+        "Trending items per category (z-score against a seasonal baseline).",
+        "trending",
+    ),
+    _Job(
         "recommendations",
-        _deferred("recommendations"),
-        schedule="10 * * * *",
-        timeout_seconds=3600,
-        retry=policy,
-        description="Rank every known user's default list ahead of time for serving.",
-    )
-    registry.register(
+        "10 * * * *",
+        3600,
+        "Rank every known user's default list ahead of time for serving.",
+        "recommendations",
+    ),
+    _Job(
         "push",
-        _deferred("push", "run"),
-        schedule="*/15 * * * *",
-        timeout_seconds=900,
-        retry=policy,
-        description="Web push to opted-in listeners: new items matching their taste, trending.",
-    )
-    registry.register(
+        "*/15 * * * *",
+        900,
+        "Web push to opted-in listeners: new items matching their taste, trending.",
+        "push",
+    ),
+    _Job(
         "quality",
-        _deferred("quality"),
-        schedule="20 * * * *",
-        timeout_seconds=900,
-        retry=policy,
-        description="Data-quality checks: schema, freshness, completeness, volume, drift.",
-    )
-    registry.register(
+        "20 * * * *",
+        900,
+        "Data-quality checks: schema, freshness, completeness, volume, drift.",
+        "quality",
+    ),
+    _Job(
         "monitor",
-        _deferred("monitor"),
-        schedule="40 * * * *",
-        timeout_seconds=1800,
-        retry=policy,
-        description="Model monitoring: offline NDCG@10 against training time, score drift, age.",
-    )
-    registry.register(
+        "40 * * * *",
+        1800,
+        "Model monitoring: offline NDCG@10 against training time, score drift, age.",
+        "monitor",
+    ),
+    _Job(
         "retrain",
-        _deferred("monitor", "retrain"),
-        schedule="50 * * * *",
-        timeout_seconds=4 * 3600,
-        retry=policy,
-        description="Retraining triggers: a firing one runs train (with a cooldown).",
-    )
-    registry.register(
+        "50 * * * *",
+        4 * 3600,
+        "Retraining triggers: a firing one runs train (with a cooldown).",
+        "monitor",
+        "retrain",
+    ),
+    _Job(
         "feature-parity",
-        _deferred("features", "parity_run"),
-        schedule="0 5 * * *",
-        timeout_seconds=1800,
-        retry=policy,
-        description="Sampled online vs offline feature values: diff rate (target < 2%).",
-    )
+        "0 5 * * *",
+        1800,
+        "Sampled online vs offline feature values: diff rate (target < 2%).",
+        "features",
+        "parity_run",
+    ),
+)
+
+
+def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
+    """Every job of ``JOBS``; ``retry`` overrides every job's policy (from settings)."""
+    policy = retry or RetryPolicy()
+    registry = JobRegistry()
+    for job in JOBS:
+        registry.register(
+            job.name,
+            _deferred(job.module, job.function),
+            schedule=job.schedule,
+            timeout_seconds=job.timeout_seconds,
+            retry=policy,
+            description=job.description,
+        )
     return registry

@@ -16,19 +16,23 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from tastebud.config import Settings
 from tastebud.engines import EngineError
 from tastebud.jobs.base import JobContext
 from tastebud.jobs.definitions.common import engine
-from tastebud.jobs.definitions.recommendations import Tally, rank_users
+from tastebud.jobs.definitions.precompute import Tally, features_for, rank_users
+from tastebud.ranking.recommender import RecommendationService
+from tastebud.registry import open_registry
+from tastebud.stores import open_stores
 
 if TYPE_CHECKING:
-    from tastebud.ranking.recommender import RecommendationService
     from tastebud.registry.registry import ModelRegistry
 
 T = TypeVar("T")
@@ -115,14 +119,6 @@ def rank_partition(
 ) -> Iterator[pa.RecordBatch]:
     """On an executor: rank the users of one partition and store their lists; one tally
     row out. Opens its own stores and service (pinned to the broadcast model)."""
-    from collections import Counter
-
-    from tastebud.config import Settings
-    from tastebud.jobs.definitions.recommendations import _features_for
-    from tastebud.ranking.recommender import RecommendationService
-    from tastebud.registry import open_registry
-    from tastebud.stores import open_stores
-
     settings = Settings.model_validate(shared["settings"])
     stores = open_stores(settings)
     registry = BroadcastRegistry(
@@ -131,7 +127,7 @@ def rank_partition(
         shared["version"],
         shared["files"],
     )
-    features = _features_for(settings, stores)
+    features = features_for(settings, stores)
     service = RecommendationService(
         settings,
         stores,

@@ -18,15 +18,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tastebud.jobs.alerts import AlertHook
-from tastebud.jobs.base import JobAlreadyRunning, JobContext, JobError
+from tastebud.jobs.base import JobAlreadyRunning, JobContext
 from tastebud.jobs.definitions import build_registry
-from tastebud.jobs.history import open_run_history
+from tastebud.jobs.definitions.check_runs import run_and_alert
+from tastebud.jobs.history_open import open_run_history
 from tastebud.jobs.runner import JobFailed, JobRunner
-from tastebud.monitoring.results import MonitorReport
+from tastebud.monitoring.results import MonitorCheck, MonitorReport, MonitorResultStore
 from tastebud.monitoring.runner import open_results, run_monitor
 from tastebud.observability import get_logger
-from tastebud.quality.rules import RulesError
 
 log = get_logger(__name__)
 TRIGGER_PREFIX = "retrain:"
@@ -35,36 +34,32 @@ TRIGGER_PREFIX = "retrain:"
 def monitored(context: JobContext) -> tuple[MonitorReport, list[str]]:
     """Run and record the checks as of the interval's end; alert the checks that newly
     fire or could not run. Returns the report and the checks alerted."""
-    results = open_results(context.stores)
-    try:
-        before = {row.check: row.status for row in results.latest()}
-        report = run_monitor(context.stores, context.settings, as_of=context.end, results=results)
-    except RulesError as error:
-        raise JobError(str(error)) from None
-    finally:
-        results.close()
-    alerted = [
-        check
-        for check in report.checks
-        if check.status in ("fail", "error")
-        and before.get(check.check) != check.status
-        and not check.details.get("waiting")  # clears by itself once the window is full
-    ]
-    hook = AlertHook(context.settings.jobs.alert_webhook_url)
-    for check in alerted:
-        payload = {
-            "alert": "model_monitoring",
-            "check": check.check,
-            "status": check.status,
-            "trigger": check.trigger,
-            "model_version": report.model_version,
-            "message": check.message,
-            "run_id": report.run_id,
-            "as_of": report.as_of.isoformat(),
-        }
-        log.error("model monitoring alert", **payload)
-        hook.send(payload)
-    return report, [check.check for check in alerted]
+
+    def run(results: MonitorResultStore) -> MonitorReport:
+        return run_monitor(context.stores, context.settings, as_of=context.end, results=results)
+
+    return run_and_alert(
+        context,
+        open_results,
+        run,
+        _payload,
+        log,
+        "model monitoring alert",
+        lambda check: not check.details.get("waiting"),  # clears once the window is full
+    )
+
+
+def _payload(report: MonitorReport, check: MonitorCheck) -> dict[str, Any]:
+    return {
+        "alert": "model_monitoring",
+        "check": check.check,
+        "status": check.status,
+        "trigger": check.trigger,
+        "model_version": report.model_version,
+        "message": check.message,
+        "run_id": report.run_id,
+        "as_of": report.as_of.isoformat(),
+    }
 
 
 def outcome(report: MonitorReport) -> dict[str, Any]:

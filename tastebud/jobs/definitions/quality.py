@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tastebud.jobs.alerts import AlertHook
-from tastebud.jobs.base import InsufficientData, JobContext, JobError
+from tastebud.jobs.base import InsufficientData, JobContext
+from tastebud.jobs.definitions.check_runs import run_and_alert
 from tastebud.observability import get_logger
-from tastebud.quality.results import QualityReport
-from tastebud.quality.rules import RulesError
+from tastebud.quality.results import CheckResult, QualityReport, QualityResultStore
 from tastebud.quality.runner import open_results, run_checks
 
 log = get_logger(__name__)
@@ -22,39 +21,31 @@ log = get_logger(__name__)
 def checked(context: JobContext, *, alert: bool = True) -> tuple[QualityReport, list[str]]:
     """Run and record the checks as of the job's interval end; with ``alert``, alert the
     checks that newly failed or could not run. Returns the report and the checks alerted."""
-    results = open_results(context.stores)
-    try:
-        before = {row.check: row.status for row in results.latest()}
-        report = run_checks(
+
+    def run(results: QualityResultStore) -> QualityReport:
+        return run_checks(
             context.stores,
             context.settings,
             as_of=context.end,
             results=results,
             check=context.check,
         )
-    except RulesError as error:
-        raise JobError(str(error)) from None
-    finally:
-        results.close()
-    alerted = [
-        check
-        for check in report.checks
-        if alert and check.status in ("fail", "error") and before.get(check.check) != check.status
-    ]
-    hook = AlertHook(context.settings.jobs.alert_webhook_url)
-    for check in alerted:
-        payload = {
-            "alert": "quality_check",
-            "check": check.check,
-            "status": check.status,
-            "critical": check.critical,
-            "message": check.message,
-            "run_id": report.run_id,
-            "as_of": report.as_of.isoformat(),
-        }
-        log.error("quality check alert", **payload)
-        hook.send(payload)
-    return report, [check.check for check in alerted]
+
+    return run_and_alert(
+        context, open_results, run, _payload, log, "quality check alert", lambda _: alert
+    )
+
+
+def _payload(report: QualityReport, check: CheckResult) -> dict[str, Any]:
+    return {
+        "alert": "quality_check",
+        "check": check.check,
+        "status": check.status,
+        "critical": check.critical,
+        "message": check.message,
+        "run_id": report.run_id,
+        "as_of": report.as_of.isoformat(),
+    }
 
 
 def outcome(report: QualityReport) -> dict[str, Any]:

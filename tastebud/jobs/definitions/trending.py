@@ -127,14 +127,11 @@ def publish_placeholder(context: JobContext, refused: InsufficientData) -> bool:
     )
 
 
-def run(context: JobContext) -> dict[str, Any]:
-    began = time.perf_counter()
-    params = context.settings.trending
-    as_of = context.end
-    start, end = window(as_of, params)
-    scans = engine(context).trending_aggregates(
-        source(context), weights=event_weights(context.settings), as_of=as_of, params=params
-    )
+def _require_engagement(
+    context: JobContext, scans: TrendingAggregates, start: datetime, end: datetime
+) -> None:
+    """Refuse a window with no engagement, or too little to judge, after publishing the
+    empty placeholder lists (so serving says why there is no trending list)."""
     try:
         if scans.events == 0:
             raise refusal(
@@ -147,6 +144,13 @@ def run(context: JobContext) -> dict[str, Any]:
     except InsufficientData as refused:
         refused.details["placeholder_published"] = publish_placeholder(context, refused)
         raise
+
+
+def _detect_with_catalog(
+    context: JobContext, scans: TrendingAggregates, as_of: datetime, params: TrendingSettings
+) -> TrendingResult:
+    """Detect the trending items, reading their creation times and categories from the
+    catalog."""
     catalog = context.stores.catalog
 
     def created(ids: list[str]) -> dict[str, datetime | None]:
@@ -155,9 +159,19 @@ def run(context: JobContext) -> dict[str, Any]:
     def categories(ids: list[str]) -> dict[str, list[str]]:
         return {key: item.categories for key, item in lookup_items(catalog, ids).items()}
 
-    result = detect_aggregates(
-        scans, as_of, params, item_created=created, item_categories=categories
+    return detect_aggregates(scans, as_of, params, item_created=created, item_categories=categories)
+
+
+def run(context: JobContext) -> dict[str, Any]:
+    began = time.perf_counter()
+    params = context.settings.trending
+    as_of = context.end
+    start, end = window(as_of, params)
+    scans = engine(context).trending_aggregates(
+        source(context), weights=event_weights(context.settings), as_of=as_of, params=params
     )
+    _require_engagement(context, scans, start, end)
+    result = _detect_with_catalog(context, scans, as_of, params)
     CANDIDATES.set(result.candidate_count)
     FINAL.set(result.final_count)
     explanation = note(result, params)

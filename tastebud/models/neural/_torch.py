@@ -25,7 +25,7 @@ class TrainingDiverged(ModelError):
 def require_torch() -> ModuleType:
     """The torch module, or a ModelError that names the install command."""
     try:
-        import torch
+        import torch  # lazy: PyTorch is the optional extra tastebud[neural]
     except ImportError:
         raise ModelError(
             f"the neural models need PyTorch, which is not installed: {INSTALL}"

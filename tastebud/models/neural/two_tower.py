@@ -21,6 +21,7 @@ new user's history with the user tower (numpy, no PyTorch at serving).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -145,13 +146,7 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         torch = require_torch()
         where = device(self.device)
         content = self._content_matrix(self._content)
-        matrix = sp.csr_matrix(self.user_items_, copy=True)
-        matrix.data = np.maximum(matrix.data, 0.0)
-        matrix.eliminate_zeros()
-        coo = matrix.tocoo()
-        pair_users, pair_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        if not len(pair_users):
-            raise ModelError("the two-tower model needs positive interactions")
+        matrix, pair_users, pair_items = self._positive_pairs()
         frequency = np.bincount(pair_items, minlength=self.n_items) / len(pair_items)
         log_q = torch.from_numpy(np.log(np.maximum(frequency, 1e-12)).astype(np.float32))
         log_q = log_q.to(where)
@@ -189,15 +184,7 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
                         None if content_t is None else content_t[ids],
                         torch.from_numpy(keep).to(where),
                     )
-                    logits = u @ v.T / self.temperature
-                    if self.logq_correction:
-                        logits = logits - log_q[ids][None, :]
-                    # The same item twice in a batch is no negative of itself.
-                    same = ids[:, None] == ids[None, :]
-                    same.fill_diagonal_(False)
-                    logits = logits.masked_fill(same, float("-inf"))
-                    target = torch.arange(len(items), device=where)
-                    loss = torch.nn.functional.cross_entropy(logits, target)
+                    loss = self._in_batch_loss(torch, u, v, ids, log_q)
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
@@ -210,6 +197,31 @@ class TwoTowerRecommender(NeuralRecommender, FactorRecommender):
         self.content_dim_ = content_dim
         self.item_factors_ = self._item_tower(np.arange(self.n_items), content)
         self.user_factors_ = self._fold_in(matrix)
+
+    def _positive_pairs(self) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """The positive interactions (negative values dropped) as a matrix and as the
+        (user, item) pairs the batches are drawn from."""
+        matrix = sp.csr_matrix(self.user_items_, copy=True)
+        matrix.data = np.maximum(matrix.data, 0.0)
+        matrix.eliminate_zeros()
+        coo = matrix.tocoo()
+        pair_users, pair_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        if not len(pair_users):
+            raise ModelError("the two-tower model needs positive interactions")
+        return matrix, pair_users, pair_items
+
+    def _in_batch_loss(self, torch: Any, u: Any, v: Any, ids: Any, log_q: Any) -> Any:
+        """Sampled softmax over the batch: each user's own item is the positive, the other
+        items of the batch its negatives (log-Q corrected for their popularity when set)."""
+        logits = u @ v.T / self.temperature
+        if self.logq_correction:
+            logits = logits - log_q[ids][None, :]
+        # The same item twice in a batch is no negative of itself.
+        same = ids[:, None] == ids[None, :]
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
+        target = torch.arange(len(ids), device=u.device)
+        return torch.nn.functional.cross_entropy(logits, target)
 
     # -- numpy towers (serving) ----------------------------------------------------------------
     def _item_tower(self, columns: np.ndarray | None, content: np.ndarray | None) -> np.ndarray:
