@@ -35,7 +35,7 @@ from tastebud.schemas import (
     DeviceType,
     context_json,
     parse_timestamp,
-    unstorable_field,
+    unstorable_reason,
 )
 
 REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
@@ -206,12 +206,10 @@ def _contexts(column: pa.ChunkedArray, verdicts: _Verdicts, rules: EventRules) -
             continue
         try:
             parsed = json.loads(value) if is_text else value
-            if unstorable_field(parsed) is not None:
+            unstorable = unstorable_reason({"context": parsed})
+            if unstorable is not None:
                 if verdicts.reason[index] == "":
-                    verdicts.reason[index] = "invalid_text"
-                    verdicts.message[index] = (
-                        "context holds a character no store can keep (NUL or a lone surrogate)"
-                    )
+                    verdicts.reason[index], verdicts.message[index] = unstorable
                 continue
             if not isinstance(parsed, dict):
                 raise TypeError("not an object")

@@ -446,3 +446,43 @@ def test_text_no_store_can_keep_is_rejected_per_row_on_every_backend(
     assert report.stored == 1
     assert [r.reason for r in report.rejections] == ["invalid_text"] * 3
     assert stores.events.count() == 1
+
+
+def test_numbers_no_store_can_keep_are_rejected_per_row_on_every_backend(
+    tmp_path: Path, any_backend: tuple[Stores, Settings]
+) -> None:
+    """NaN, Infinity (which Python's JSON parser accepts) and 1e999 (read as infinity) in a
+    JSON Lines file or a CSV context: the row is rejected with ``invalid_number`` naming the
+    field, the others stored. Before, the embedded store kept them as null and PostgreSQL
+    refused them with its own error (the bad-input audit)."""
+    stores, settings = any_backend
+    items = write(
+        tmp_path / "items.jsonl",
+        '{"item_id": "a", "price": 1e999}\n'
+        '{"item_id": "b", "price": NaN}\n'
+        '{"item_id": "c", "sizes": [1, -Infinity]}\n'
+        '{"item_id": "d", "price": 3.5}\n',
+    )
+    report = run(items, stores, settings, kind="items").sources[0]
+    assert report.stored == 1
+    assert [(r.row, r.reason) for r in report.rejections] == [
+        (1, "invalid_number"),
+        (2, "invalid_number"),
+        (3, "invalid_number"),
+    ]
+    assert "sizes[1]" in report.rejections[2].message
+    assert stores.catalog.get_item("d") is not None and stores.catalog.get_item("a") is None
+    events = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,event_type,timestamp,context\n"
+        'u1,i1,play,1714557600,"{""position"": 3}"\n'
+        'u1,i2,play,1714557601,"{""position"": Infinity}"\n'
+        'u1,i3,play,1714557602,"{""position"": 1e999}"\n',
+    )
+    report = run(events, stores, settings, kind="events").sources[0]
+    assert report.stored == 1
+    assert [(r.row, r.reason) for r in report.rejections] == [
+        (3, "invalid_number"),
+        (4, "invalid_number"),
+    ]
+    assert "context.position" in report.rejections[0].message

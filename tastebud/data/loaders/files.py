@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastebud.data.formats import FORMATS
-from tastebud.schemas import UNSTORABLE_TEXT, unstorable_field
+from tastebud.schemas import unstorable_reason
 from tastebud.validation import Rejection
 
 
@@ -236,10 +236,10 @@ def read_jsonl(path: Path, *, batch_size: int = 100_000) -> Iterator[RawBatch]:
         if not isinstance(record, dict):
             rejections.append(Rejection(number, "malformed_row", "a line must be a JSON object"))
             continue
-        where = unstorable_field(record)
-        if where is not None:  # the models' first rule, before Arrow (which refuses surrogates)
-            message = f"{UNSTORABLE_TEXT.sub('?', where)[:80]} holds a character no store can keep"
-            rejections.append(Rejection(number, "invalid_text", message))
+        # The models' first rule, before Arrow (which refuses surrogates and keeps NaN).
+        unstorable = unstorable_reason(record)
+        if unstorable is not None:
+            rejections.append(Rejection(number, *unstorable))
             continue
         records.append(record)
         numbers.append(number)
