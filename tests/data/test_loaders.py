@@ -252,6 +252,33 @@ def test_explicit_mapping_and_missing_columns(
         parse_mapping(["user_id"])
 
 
+def test_empty_and_header_only_files_are_named_as_such(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """An empty file was refused as one with "no user_id or item_id column (columns: [])",
+    and so was a header-only file whose header names them (the bad-input audit)."""
+    for name, text in (("empty.csv", ""), ("blank.csv", "\n\n"), ("empty.tsv", "")):
+        with pytest.raises(MappingError, match=f"^{name} is empty: not even a header row$"):
+            open_sources(write(tmp_path / name, text))
+    with pytest.raises(MappingError, match=r"^broken\.jsonl has no JSON object on any line$"):
+        open_sources(write(tmp_path / "broken.jsonl", "{not json\n[1]\n"))
+    header = write(tmp_path / "header.csv", "\ufeffuser_id,item_id,timestamp\r\n")
+    source = run(header, stores, settings).sources[0]
+    assert (source.rows_read, source.stored, source.rejections) == (0, 0, [])
+    items = write(tmp_path / "items.csv", "item_id,title\n")
+    assert run(items, stores, settings, kind="items").sources[0].stored == 0
+
+
+def test_a_header_split_on_another_separator_says_so(tmp_path: Path) -> None:
+    semicolons = write(tmp_path / "export.csv", "user_id;item_id;rating\nu1;i1;4\n")
+    with pytest.raises(MappingError, match="its header holds ';', but csv is split on commas"):
+        open_sources(semicolons)
+    with pytest.raises(MappingError, match="its header holds tabs: pass --format tsv"):
+        open_sources(write(tmp_path / "tabs.csv", "user_id\titem_id\nu1\ti1\n"))
+    with pytest.raises(MappingError, match="its header holds commas: pass --format csv"):
+        open_sources(write(tmp_path / "commas.tsv", "item_id,title\ni1,t\n"), kind="items")
+
+
 def test_parquet_events(tmp_path: Path, stores: Stores, settings: Settings) -> None:
     path = tmp_path / "events.parquet"
     pq.write_table(

@@ -109,6 +109,7 @@ def read_delimited(
     else:
         parsed = ((number, text.split(separator)) for number, text in lines)
 
+    yielded = False
     for number, fields in parsed:
         if not fields or fields == [""]:
             continue  # blank line
@@ -121,8 +122,8 @@ def read_delimited(
         numbers.append(number)
         if len(rows) >= batch_size:
             yield _to_batch(columns, rows, numbers, _drain(rejections))
-            rows, numbers = [], []
-    if rows or rejections:
+            rows, numbers, yielded = [], [], True
+    if rows or rejections or not yielded:  # a header alone is an empty batch with its columns
         yield _to_batch(columns, rows, numbers, _drain(rejections))
 
 
