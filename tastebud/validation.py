@@ -112,6 +112,30 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string())
 
 
+def _decode_binary(verdicts: _Verdicts, raw: pa.Table) -> pa.Table:
+    """Binary columns (Parquet strings written without their UTF-8 annotation) as text; a
+    value that is not UTF-8 rejects its row alone (Arrow's cast would refuse the batch)."""
+    for index, name in enumerate(raw.column_names):
+        column = raw.column(name)
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            continue
+        try:
+            text = column.cast(pa.string())
+        except pa.ArrowInvalid:
+            values = column.to_pylist()
+            decoded: list[str | None] = [None] * len(values)
+            bad = np.zeros(len(values), dtype=bool)
+            for row, value in enumerate(values):
+                try:
+                    decoded[row] = None if value is None else value.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad[row] = True
+            verdicts.fail(bad, "invalid_text", lambda _, name=name: f"{name} is not valid UTF-8")
+            text = pa.chunked_array([pa.array(decoded, pa.string())])
+        raw = raw.set_column(index, pa.field(name, pa.string()), text)
+    return raw
+
+
 def _check_text(verdicts: _Verdicts, raw: pa.Table) -> None:
     """The model's first rule (``schemas.check_storable``): no NUL in any text column. Arrow
     strings are valid UTF-8, so a lone surrogate can only come from a JSON escape inside a
@@ -261,6 +285,7 @@ def validate_event_table(
     verdicts = _Verdicts(size)
     now = time.time() if now is None else now
 
+    raw = _decode_binary(verdicts, raw)
     _check_text(verdicts, raw)
     ids = {name: _as_text(_column(raw, name)) for name in ID_FIELDS}
     for name in ("user_id", "item_id"):

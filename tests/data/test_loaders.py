@@ -279,6 +279,32 @@ def test_a_header_split_on_another_separator_says_so(tmp_path: Path) -> None:
         open_sources(write(tmp_path / "commas.tsv", "item_id,title\ni1,t\n"), kind="items")
 
 
+def test_a_binary_column_with_bytes_that_are_not_utf8_rejects_those_rows_alone(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """Parquet writers that leave strings unannotated store them as binary; one value that
+    is not UTF-8 refused the whole file ("Invalid UTF8 payload", no file, row or column
+    named) and lost the good rows with it (the bad-input audit)."""
+    path = tmp_path / "binary.parquet"
+    users = pa.array([b"u1", b"u\xff", b"u3"], pa.binary())
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": users,
+                "item_id": pa.array([b"i1", b"i2", b"i3"], pa.binary()),
+                "event_type": ["view"] * 3,
+                "timestamp": [1714557600, 1714557601, 1714557602],
+            }
+        ),
+        path,
+    )
+    source = run(path, stores, settings).sources[0]
+    assert source.stored == 2
+    assert [(r.row, r.reason) for r in source.rejections] == [(2, "invalid_text")]
+    assert "user_id is not valid UTF-8" in source.rejections[0].message
+    assert {e.user_id for e in stores.events.scan()} == {"u1", "u3"}
+
+
 def test_parquet_events(tmp_path: Path, stores: Stores, settings: Settings) -> None:
     path = tmp_path / "events.parquet"
     pq.write_table(
