@@ -299,34 +299,63 @@ def storable(text: str) -> bool:
 
 def unstorable_field(value: Any, where: str = "") -> str | None:
     """The path of the first string (value or key) in ``value`` no backend can store, or
-    None. Walks dicts and lists, as JSON decodes them."""
+    of the first number that is not finite, or None. Walks dicts and lists, as JSON decodes
+    them."""
+    found = _first_unstorable(value, where)
+    return None if found is None else found[0]
+
+
+def _first_unstorable(value: Any, where: str) -> tuple[str, str] | None:
+    """(path, ``invalid_text`` or ``invalid_number``) of the first value no backend can
+    store: text with NUL or a lone surrogate, or a float that is not finite (JSON has no
+    Infinity or NaN, PostgreSQL's jsonb refuses them; Python's parser reads ``1e999`` as
+    infinity, and NaN or Infinity arrive from files)."""
     if isinstance(value, str):
-        return None if storable(value) else where or "value"
+        return None if storable(value) else (where or "value", "invalid_text")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where or "value", "invalid_number")
     if isinstance(value, dict):
         for key, inner in value.items():
             name = str(key)
             path = f"{where}.{name}" if where else name
             if isinstance(key, str) and not storable(key):
-                return where or "key"
-            found = unstorable_field(inner, path)
+                return where or "key", "invalid_text"
+            found = _first_unstorable(inner, path)
             if found is not None:
                 return found
     elif isinstance(value, list | tuple):
         for index, inner in enumerate(value):
-            found = unstorable_field(inner, f"{where}[{index}]")
+            found = _first_unstorable(inner, f"{where}[{index}]")
             if found is not None:
                 return found
     return None
 
 
+UNSTORABLE_MESSAGES = {
+    "invalid_text": "{field} holds a character no store can keep (NUL or a lone surrogate)",
+    "invalid_number": "{field} is not a finite number (JSON has no Infinity or NaN; a number "
+    "this large does not fit a float)",
+}
+"""The message of each reason ``unstorable_reason`` gives, with ``{field}`` to fill in."""
+
+
+def unstorable_reason(value: Any) -> tuple[str, str] | None:
+    """(reason, message) for the first value in ``value`` no backend can store, or None."""
+    found = _first_unstorable(value, "")
+    if found is None:
+        return None
+    where, reason = found
+    return reason, UNSTORABLE_MESSAGES[reason].format(field=UNSTORABLE_TEXT.sub("?", where)[:80])
+
+
 def check_storable(value: Any) -> Any:
-    """Raise ``invalid_text`` if any string in ``value`` is unstorable (see UNSTORABLE_TEXT)."""
-    where = unstorable_field(value)
-    if where is not None:
+    """Raise ``invalid_text`` if any string in ``value`` is unstorable (see UNSTORABLE_TEXT),
+    ``invalid_number`` if any number is not finite."""
+    found = _first_unstorable(value, "")
+    if found is not None:
+        where, reason = found
         raise PydanticCustomError(
-            "invalid_text",
-            "{field} holds a character no store can keep (NUL or a lone surrogate)",
-            {"field": UNSTORABLE_TEXT.sub("?", where)[:80]},
+            reason, UNSTORABLE_MESSAGES[reason], {"field": UNSTORABLE_TEXT.sub("?", where)[:80]}
         )
     return value
 

@@ -35,7 +35,7 @@ from tastebud.schemas import (
     DeviceType,
     context_json,
     parse_timestamp,
-    unstorable_field,
+    unstorable_reason,
 )
 
 REQUIRED = ("user_id", "item_id", "event_type", "timestamp")
@@ -110,6 +110,30 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
             pa.string(),
         )
     return column.cast(pa.string())
+
+
+def _decode_binary(verdicts: _Verdicts, raw: pa.Table) -> pa.Table:
+    """Binary columns (Parquet strings written without their UTF-8 annotation) as text; a
+    value that is not UTF-8 rejects its row alone (Arrow's cast would refuse the batch)."""
+    for index, name in enumerate(raw.column_names):
+        column = raw.column(name)
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            continue
+        try:
+            text = column.cast(pa.string())
+        except pa.ArrowInvalid:
+            values = column.to_pylist()
+            decoded: list[str | None] = [None] * len(values)
+            bad = np.zeros(len(values), dtype=bool)
+            for row, value in enumerate(values):
+                try:
+                    decoded[row] = None if value is None else value.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad[row] = True
+            verdicts.fail(bad, "invalid_text", lambda _, name=name: f"{name} is not valid UTF-8")
+            text = pa.chunked_array([pa.array(decoded, pa.string())])
+        raw = raw.set_column(index, pa.field(name, pa.string()), text)
+    return raw
 
 
 def _check_text(verdicts: _Verdicts, raw: pa.Table) -> None:
@@ -206,12 +230,10 @@ def _contexts(column: pa.ChunkedArray, verdicts: _Verdicts, rules: EventRules) -
             continue
         try:
             parsed = json.loads(value) if is_text else value
-            if unstorable_field(parsed) is not None:
+            unstorable = unstorable_reason({"context": parsed})
+            if unstorable is not None:
                 if verdicts.reason[index] == "":
-                    verdicts.reason[index] = "invalid_text"
-                    verdicts.message[index] = (
-                        "context holds a character no store can keep (NUL or a lone surrogate)"
-                    )
+                    verdicts.reason[index], verdicts.message[index] = unstorable
                 continue
             if not isinstance(parsed, dict):
                 raise TypeError("not an object")
@@ -263,6 +285,7 @@ def validate_event_table(
     verdicts = _Verdicts(size)
     now = time.time() if now is None else now
 
+    raw = _decode_binary(verdicts, raw)
     _check_text(verdicts, raw)
     ids = {name: _as_text(_column(raw, name)) for name in ID_FIELDS}
     for name in ("user_id", "item_id"):

@@ -173,7 +173,7 @@ def _include_routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(
         feature_routes.router,
         dependencies=[Depends(require("read"))],
-        responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503),
     )
     app.include_router(push.router)
     app.include_router(quality.router, responses=error_responses(401, 403, 422, 429, 503))
@@ -230,11 +230,24 @@ def _new_request_id() -> str:
     return f"{_request_ids.getrandbits(128):032x}"
 
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _content_coding(headers: dict[bytes, bytes]) -> str | None:
+    """The body's Content-Encoding when it is one the server does not decode (any but
+    ``identity``): refused with 415 (RFC 7694) rather than read as if it were plain."""
+    coding = headers.get(b"content-encoding")
+    if coding is None:
+        return None
+    name = coding.decode("latin-1").strip()
+    return None if name.lower() in ("", "identity") else name[:40]
+
+
 class RequestMiddleware:
     """Per request: an id (``X-Request-ID``, echoed or made), the store budgets
-    (``tastebud.stores.budget``), a log line and metrics, and an early 413 when the declared
-    body size is over the limit. Pure ASGI: a BaseHTTPMiddleware would cost a task and a
-    queue per request."""
+    (``tastebud.stores.budget``), a log line and metrics, an early 413 when the declared
+    body size is over the limit and a 415 for a compressed body. Pure ASGI: a
+    BaseHTTPMiddleware would cost a task and a queue per request."""
 
     def __init__(
         self,
@@ -288,6 +301,13 @@ class RequestMiddleware:
             elif declared.isdigit() and int(declared) > self.max_body_bytes:
                 message = f"the body is larger than {self.max_body_bytes} bytes"
                 await self._refuse(send_with_id, request_id, 413, "body_too_large", message)
+            elif scope["method"] in BODY_METHODS and (coding := _content_coding(headers)):
+                message = (
+                    f"Content-Encoding {coding!r} is not supported; send the body uncompressed"
+                )
+                await self._refuse(
+                    send_with_id, request_id, 415, "unsupported_content_encoding", message
+                )
             else:
                 with within_budget(self.budgets), rules_in_force(self.rules):
                     await self.app(scope, receive, send_with_id)

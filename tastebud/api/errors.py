@@ -85,7 +85,7 @@ STATUS_CODES = {
 }
 
 
-RULE_CODES = frozenset({"invalid_id", "id_too_long", "invalid_text"})
+RULE_CODES = frozenset({"invalid_id", "id_too_long", "invalid_text", "invalid_number"})
 
 
 def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:

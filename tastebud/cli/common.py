@@ -150,6 +150,7 @@ def clock_for(settings: Settings, as_of: datetime | None = None) -> DataClock:
                 database.events,
                 historical_after=timedelta(hours=settings.jobs.historical_after_hours),
                 as_of=as_of,
+                max_ahead=timedelta(seconds=settings.events.max_future_seconds),
             )
     except StoreError as error:
         raise fail(str(error), EXIT_STORE) from None

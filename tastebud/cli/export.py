@@ -51,13 +51,15 @@ def export_events_command(
         raise fail("--since must be before --until")
     # Imported here, not at the top: pyarrow and the stores (CLI start-up).
     from tastebud.stores import StoreError  # lazy: CLI start-up
-    from tastebud.stores.export import export_events  # lazy: CLI start-up
+    from tastebud.stores.export import ExportTargetError, export_events  # lazy: CLI start-up
 
     with database_for(settings) as database:
         try:
             result = export_events(database.events, out_url, start=start, end=end)
         except StoreError as error:
             raise fail(str(error), EXIT_STORE) from None
+        except ExportTargetError as error:
+            raise fail(str(error)) from None
         except (OSError, ValueError, ImportError) as error:
             raise fail(f"export to {out_url} failed: {error}", EXIT_FAILED) from None
     if as_json:

@@ -83,6 +83,13 @@ def read_interactions_file(path: str | Path) -> InteractionLog:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    malformed: list[pacsv.InvalidRow] = []
+
+    def skip(row: pacsv.InvalidRow) -> str:
+        """A row with the wrong number of fields: dropped and counted, the rest still read."""
+        malformed.append(row)
+        return "skip"
+
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pq.read_table(path)
@@ -90,7 +97,7 @@ def read_interactions_file(path: str | Path) -> InteractionLog:
             delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
             table = pacsv.read_csv(
                 path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip),
                 convert_options=pacsv.ConvertOptions(
                     column_types={"user_id": pa.string(), "item_id": pa.string()},
                     strings_can_be_null=True,
@@ -101,7 +108,10 @@ def read_interactions_file(path: str | Path) -> InteractionLog:
             )
     except (pa.ArrowInvalid, OSError) as error:
         raise InteractionsError(f"cannot read {path}: {error}") from None
-    return _normalise(table, digest.hexdigest()[:16], source=str(path))
+    log = _normalise(table, digest.hexdigest()[:16], source=str(path))
+    if malformed:
+        log.dropped = {"malformed_row": len(malformed), **log.dropped}
+    return log
 
 
 def read_event_store(
@@ -181,6 +191,14 @@ def _numbers(column: pa.ChunkedArray) -> pa.ChunkedArray:
         return pa.chunked_array([pa.array(values, pa.float64())])
 
 
+def _separator_hint(columns: list[str]) -> str:
+    """For a header read as one column that holds another separator (a ';' export)."""
+    for separator in (";", "|", "\t", ","):
+        if len(columns) == 1 and separator in columns[0]:
+            return f"; its header holds {separator!r}: .csv is split on commas, .tsv on tabs"
+    return ""
+
+
 def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog:
     names = set(table.column_names)
     if "value" in names and "rating" not in names:
@@ -188,9 +206,11 @@ def _normalise(table: pa.Table, snapshot: str, *, source: str) -> InteractionLog
         names = set(table.column_names)
     missing = [name for name in ("user_id", "item_id") if name not in names]
     if missing:
+        columns = table.column_names
         raise InteractionsError(
             f"{source} has no {' and no '.join(missing)} column; columns found: "
-            f"{', '.join(table.column_names) or 'none'}; expected {', '.join(FILE_COLUMNS)}"
+            f"{', '.join(columns) or 'none'}; expected {', '.join(FILE_COLUMNS)}"
+            f"{_separator_hint(columns)}"
         )
     ignored = sorted(names - set(FILE_COLUMNS))
     rows = table.num_rows

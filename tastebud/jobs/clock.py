@@ -57,13 +57,23 @@ def data_clock(
     historical_after: timedelta,
     as_of: datetime | None = None,
     now: datetime | None = None,
+    max_ahead: timedelta | None = None,
 ) -> DataClock:
     """``as_of`` when given; else the wall clock, unless the newest event is older than
-    ``historical_after``: then just after that event (so a [start, as_of) window holds it)."""
+    ``historical_after``: then just after that event (so a [start, as_of) window holds it).
+    ``max_ahead``: how far past the wall clock ``as_of`` may be (no event can be stamped
+    later than ``[events] max_future_seconds`` ahead, so a later moment is a typo whose
+    results would be recorded as the newest)."""
     wall = now or datetime.now(UTC)
     if as_of is not None:
         if as_of.tzinfo is None:
             raise ValueError("--as-of must carry a timezone (e.g. 2025-01-01T00:00Z)")
+        if max_ahead is not None and as_of > wall + max_ahead:
+            raise ValueError(
+                f"--as-of {as_of.isoformat()} is in the future: no event can be later than"
+                f" {(wall + max_ahead).isoformat(timespec='seconds')} ([events]"
+                " max_future_seconds past now)"
+            )
         return DataClock(as_of, None, historical=False, given=True)
     newest = newest_event(events)
     if newest is None or wall - newest <= historical_after:

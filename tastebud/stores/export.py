@@ -34,6 +34,11 @@ MICROS_PER_DAY = 86_400 * 1_000_000
 BATCH_ROWS = 1_000_000
 
 
+class ExportTargetError(ValueError):
+    """The URL names no filesystem fsspec can open: the caller's mistake, before anything
+    is read or written."""
+
+
 @dataclass
 class ExportResult:
     """What one export wrote: rows per day (``YYYY-MM-DD``) and where."""
@@ -63,7 +68,10 @@ def export_events(
     unknown = sorted(set(names) - set(EVENT_SCHEMA.names))
     if unknown:
         raise ValueError(f"unknown event columns {unknown}; known: {EVENT_SCHEMA.names}")
-    fs, root = fsspec.core.url_to_fs(url)
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ValueError, ImportError) as error:  # an unknown protocol, its package missing
+        raise ExportTargetError(f"cannot write to {url}: {error}") from None
     root = root.rstrip("/")
     run = uuid.uuid4().hex[:12]
     staging = f"{root}/_tmp-{run}"

@@ -47,11 +47,13 @@ MIN_VALIDATION_RATINGS = 10
 def rating_rows(log: InteractionLog) -> pa.Table:
     """The rows that carry a rating, or a clear refusal when there are none."""
     table = log.table
+    if table.num_rows == 0:
+        raise InteractionsError("the data has no rows: there are no ratings to learn or judge")
     values = table.column("value")
     rated = table.filter(pc.is_valid(values))
     if rated.num_rows == 0:
         raise InteractionsError(
-            "--objective rating needs explicit ratings: the data has no `rating` (or `value`) "
+            "a rating predictor needs explicit ratings: the data has no `rating` (or `value`) "
             "column with numbers; give a file with user_id,item_id,rating"
         )
     return rated

@@ -3,6 +3,7 @@ clear 4xx for every kind of bad input."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -224,6 +225,39 @@ def test_bad_bodies_get_a_clear_4xx(
     error = response.json()["error"]
     assert error["code"] == (code or "unsupported_media_type")
     assert error["message"] and error["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/events"),
+        ("PUT", "/v1/items"),
+        ("POST", "/v1/recommendations"),
+        ("POST", "/v1/features"),
+    ],
+)
+def test_a_compressed_body_is_refused_with_415_naming_the_encoding(
+    embedded_api: Api, method: str, path: str
+) -> None:
+    """The server decodes no Content-Encoding: a gzip body was answered "not valid UTF-8"
+    (or "error parsing the body"), and a plain body labelled gzip was taken as it was."""
+    event = json.dumps(payload(1)).encode()
+    for body in (gzip.compress(event), event):
+        response = embedded_api.client.request(
+            method,
+            path,
+            content=body,
+            headers=embedded_api.headers(
+                "admin", **{"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            ),
+        )
+        assert response.status_code == 415, response.text
+        error = response.json()["error"]
+        assert error["code"] == "unsupported_content_encoding"
+        assert "gzip" in error["message"]
+    assert embedded_api.database.events.count() == 0
+    plain = embedded_api.post_events(payload(1), **{"Content-Encoding": "identity"})
+    assert plain.status_code == 202, plain.text
 
 
 def test_batch_and_body_limits(api_factory: Callable[..., Api]) -> None:

@@ -146,7 +146,7 @@ def test_an_entry_the_store_refuses_is_rejected_alone(
     permanent ``unstorable`` rejection of that entry, not a 500 or a 503 for the batch."""
     import tastebud.schemas
 
-    monkeypatch.setattr(tastebud.schemas, "unstorable_field", lambda *_, **__: None)
+    monkeypatch.setattr(tastebud.schemas, "_first_unstorable", lambda *_, **__: None)
     api = api_factory(postgres_url)
     items = [{"item_id": "good", "title": "fine"}, {"item_id": "bad", "title": NUL}]
     response = _put(api, "/v1/items", {"items": items})

@@ -252,6 +252,59 @@ def test_explicit_mapping_and_missing_columns(
         parse_mapping(["user_id"])
 
 
+def test_empty_and_header_only_files_are_named_as_such(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """An empty file was refused as one with "no user_id or item_id column (columns: [])",
+    and so was a header-only file whose header names them (the bad-input audit)."""
+    for name, text in (("empty.csv", ""), ("blank.csv", "\n\n"), ("empty.tsv", "")):
+        with pytest.raises(MappingError, match=f"^{name} is empty: not even a header row$"):
+            open_sources(write(tmp_path / name, text))
+    with pytest.raises(MappingError, match=r"^broken\.jsonl has no JSON object on any line$"):
+        open_sources(write(tmp_path / "broken.jsonl", "{not json\n[1]\n"))
+    header = write(tmp_path / "header.csv", "\ufeffuser_id,item_id,timestamp\r\n")
+    source = run(header, stores, settings).sources[0]
+    assert (source.rows_read, source.stored, source.rejections) == (0, 0, [])
+    items = write(tmp_path / "items.csv", "item_id,title\n")
+    assert run(items, stores, settings, kind="items").sources[0].stored == 0
+
+
+def test_a_header_split_on_another_separator_says_so(tmp_path: Path) -> None:
+    semicolons = write(tmp_path / "export.csv", "user_id;item_id;rating\nu1;i1;4\n")
+    with pytest.raises(MappingError, match="its header holds ';', but csv is split on commas"):
+        open_sources(semicolons)
+    with pytest.raises(MappingError, match="its header holds tabs: pass --format tsv"):
+        open_sources(write(tmp_path / "tabs.csv", "user_id\titem_id\nu1\ti1\n"))
+    with pytest.raises(MappingError, match="its header holds commas: pass --format csv"):
+        open_sources(write(tmp_path / "commas.tsv", "item_id,title\ni1,t\n"), kind="items")
+
+
+def test_a_binary_column_with_bytes_that_are_not_utf8_rejects_those_rows_alone(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """Parquet writers that leave strings unannotated store them as binary; one value that
+    is not UTF-8 refused the whole file ("Invalid UTF8 payload", no file, row or column
+    named) and lost the good rows with it (the bad-input audit)."""
+    path = tmp_path / "binary.parquet"
+    users = pa.array([b"u1", b"u\xff", b"u3"], pa.binary())
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": users,
+                "item_id": pa.array([b"i1", b"i2", b"i3"], pa.binary()),
+                "event_type": ["view"] * 3,
+                "timestamp": [1714557600, 1714557601, 1714557602],
+            }
+        ),
+        path,
+    )
+    source = run(path, stores, settings).sources[0]
+    assert source.stored == 2
+    assert [(r.row, r.reason) for r in source.rejections] == [(2, "invalid_text")]
+    assert "user_id is not valid UTF-8" in source.rejections[0].message
+    assert {e.user_id for e in stores.events.scan()} == {"u1", "u3"}
+
+
 def test_parquet_events(tmp_path: Path, stores: Stores, settings: Settings) -> None:
     path = tmp_path / "events.parquet"
     pq.write_table(
@@ -446,3 +499,43 @@ def test_text_no_store_can_keep_is_rejected_per_row_on_every_backend(
     assert report.stored == 1
     assert [r.reason for r in report.rejections] == ["invalid_text"] * 3
     assert stores.events.count() == 1
+
+
+def test_numbers_no_store_can_keep_are_rejected_per_row_on_every_backend(
+    tmp_path: Path, any_backend: tuple[Stores, Settings]
+) -> None:
+    """NaN, Infinity (which Python's JSON parser accepts) and 1e999 (read as infinity) in a
+    JSON Lines file or a CSV context: the row is rejected with ``invalid_number`` naming the
+    field, the others stored. Before, the embedded store kept them as null and PostgreSQL
+    refused them with its own error (the bad-input audit)."""
+    stores, settings = any_backend
+    items = write(
+        tmp_path / "items.jsonl",
+        '{"item_id": "a", "price": 1e999}\n'
+        '{"item_id": "b", "price": NaN}\n'
+        '{"item_id": "c", "sizes": [1, -Infinity]}\n'
+        '{"item_id": "d", "price": 3.5}\n',
+    )
+    report = run(items, stores, settings, kind="items").sources[0]
+    assert report.stored == 1
+    assert [(r.row, r.reason) for r in report.rejections] == [
+        (1, "invalid_number"),
+        (2, "invalid_number"),
+        (3, "invalid_number"),
+    ]
+    assert "sizes[1]" in report.rejections[2].message
+    assert stores.catalog.get_item("d") is not None and stores.catalog.get_item("a") is None
+    events = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,event_type,timestamp,context\n"
+        'u1,i1,play,1714557600,"{""position"": 3}"\n'
+        'u1,i2,play,1714557601,"{""position"": Infinity}"\n'
+        'u1,i3,play,1714557602,"{""position"": 1e999}"\n',
+    )
+    report = run(events, stores, settings, kind="events").sources[0]
+    assert report.stored == 1
+    assert [(r.row, r.reason) for r in report.rejections] == [
+        (3, "invalid_number"),
+        (4, "invalid_number"),
+    ]
+    assert "context.position" in report.rejections[0].message

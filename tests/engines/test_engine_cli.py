@@ -71,6 +71,10 @@ def test_export_usage_errors(home: Path, tmp_path: Path) -> None:
     assert garbage.exit_code == 2 and "--since" in garbage.output
     missing = runner.invoke(app, ["export", "events"])
     assert missing.exit_code == 2 and "--out" in missing.output
+    # A URL no filesystem answers is the caller's mistake (exit 2), not a failed export (1).
+    unknown = runner.invoke(app, ["export", "events", "--out", "bad://lake/events"])
+    assert unknown.exit_code == 2, unknown.output
+    assert "bad://lake/events" in unknown.output and "Protocol not known" in unknown.output
 
 
 def test_engine_choice(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ from tastebud.stores.errors import is_permanent, is_transient
 
 @pytest.fixture
 def without_text_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tastebud.schemas, "unstorable_field", lambda *_, **__: None)
+    monkeypatch.setattr(tastebud.schemas, "_first_unstorable", lambda *_, **__: None)
 
 
 def _event(event_id: str, **fields: Any) -> dict[str, Any]:

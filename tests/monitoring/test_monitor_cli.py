@@ -59,6 +59,18 @@ def test_bad_options_and_rules_files_are_refused(home: Path, tmp_path: Path) -> 
     assert str(rules) in refused.output and "triggers.ndcg_drop" in refused.output
 
 
+def test_an_as_of_past_any_event_time_is_refused_and_nothing_recorded(home: Path) -> None:
+    """``--as-of 9999-12-31`` ran every check and recorded a run dated 9999 (served as the
+    latest by ``GET /v1/monitoring``); no event can be stamped later than now plus
+    ``[events] max_future_seconds``, so such a moment is a typo (the bad-input audit)."""
+    for command in (["monitor", "check"], ["quality", "check"]):
+        refused = runner.invoke(app, [*command, "--as-of", "9999-12-31"], terminal_width=200)
+        assert refused.exit_code == 2, refused.output
+        assert "--as-of 9999-12-31T00:00:00+00:00 is in the future" in refused.output
+    history = runner.invoke(app, ["monitor", "history", "--json"])
+    assert history.exit_code == 0 and json.loads(history.output) == []
+
+
 @pytest.mark.postgres
 def test_checks_run_and_record_on_postgresql(build, postgres_url: str) -> None:
     stores, settings = build("b", database_url=postgres_url)

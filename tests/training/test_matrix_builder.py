@@ -150,6 +150,31 @@ def test_files_drop_bad_rows_and_name_ignored_columns(tmp_path: Path) -> None:
     assert log.table.column("timestamp")[2].as_py() is None
 
 
+def test_a_row_with_the_wrong_number_of_fields_is_dropped_and_the_good_rows_kept(
+    tmp_path: Path,
+) -> None:
+    """``train`` and ``evaluate`` refused the whole file on one such row ("CSV parse error:
+    Expected 4 columns, got 5"), losing every good row (the bad-input audit)."""
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        "user_id,item_id,rating,timestamp\n"
+        "a,x,4,1704067200\n"
+        "b,y,3,1704067200,extra\n"
+        "c\n"
+        "d,z,5,1704067200\n"
+    )
+    log = read_interactions_file(path)
+    assert log.table.column("user_id").to_pylist() == ["a", "d"]
+    assert log.dropped == {"malformed_row": 2}
+
+
+def test_a_header_split_on_another_separator_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text("user_id;item_id;rating\nu1;i1;4\n")
+    with pytest.raises(InteractionsError, match="its header holds ';'"):
+        read_interactions_file(path)
+
+
 def test_files_without_id_columns_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("customer,product\n1,2\n")

@@ -14,7 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tastebud.cli.main import app
-from tastebud.data.interactions import InteractionLog, InteractionsError, from_table
+from tastebud.data.interactions import (
+    InteractionLog,
+    InteractionsError,
+    from_table,
+    read_interactions_file,
+)
 from tastebud.evaluation.ratings import random_rating_split, rating_metrics
 from tastebud.models import Recommender, make_model
 from tastebud.models.rating import RatingRecommender, TrainingDiverged
@@ -131,6 +136,19 @@ def test_a_log_without_ratings_is_refused() -> None:
     plain = from_table(pa.table({"user_id": ["a", "b"], "item_id": ["x", "y"]}))
     with pytest.raises(InteractionsError, match="needs explicit ratings"):
         train_rating(plain)
+
+
+def test_a_log_with_no_rows_is_refused_as_empty(tmp_path: Path) -> None:
+    """``evaluate --protocol ratings`` refused a header-only ratings file with "--objective
+    rating needs explicit ratings: the data has no `rating` column", though the column was
+    there (the bad-input audit)."""
+    header = tmp_path / "ratings.csv"
+    header.write_text("user_id,item_id,rating,timestamp\n")
+    empty = read_interactions_file(header)
+    with pytest.raises(InteractionsError, match=r"^the data has no rows"):
+        evaluate_ratings(empty)
+    with pytest.raises(InteractionsError, match="no usable interactions"):
+        train_rating(empty)
 
 
 def test_train_rating_reports_validation_metrics() -> None:

@@ -2,9 +2,9 @@
 
 Answered by the serving model when it predicts ratings (``tastebud train --objective
 rating``). A user or item the model never saw is answered, not refused: the global mean
-plus whichever bias is known, with ``fallback`` saying which. Errors: malformed, blank or
-too many ``items`` are 422 naming the field; a serving model that predicts no ratings, or
-none at all, is 409 ``not_a_rating_model``.
+plus whichever bias is known, with ``fallback`` saying which. Errors: malformed, blank,
+repeated or too many ``items`` are 422 naming the field; a serving model that predicts no
+ratings, or none at all, is 409 ``not_a_rating_model``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,10 @@ async def get_ratings(
     items: Annotated[str, Query(description=ITEMS_DESCRIPTION)],
 ) -> RatingsResponse:
     """Predicted ratings of ``items`` by a user; unknown users and items get a fallback."""
+    if len(request.query_params.getlist("items")) > 1:  # else all but the last are lost
+        raise ApiError(
+            422, "invalid_items", "give `items` once, with the item ids separated by commas"
+        )
     ids = parse_items(items)
     serving = service_of(request.app).snapshot.model
     if serving is None:  # a state to fix by training, as below, not an outage

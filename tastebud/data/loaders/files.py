@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastebud.data.formats import FORMATS
-from tastebud.schemas import UNSTORABLE_TEXT, unstorable_field
+from tastebud.schemas import unstorable_reason
 from tastebud.validation import Rejection
 
 
@@ -109,6 +109,7 @@ def read_delimited(
     else:
         parsed = ((number, text.split(separator)) for number, text in lines)
 
+    yielded = False
     for number, fields in parsed:
         if not fields or fields == [""]:
             continue  # blank line
@@ -121,8 +122,8 @@ def read_delimited(
         numbers.append(number)
         if len(rows) >= batch_size:
             yield _to_batch(columns, rows, numbers, _drain(rejections))
-            rows, numbers = [], []
-    if rows or rejections:
+            rows, numbers, yielded = [], [], True
+    if rows or rejections or not yielded:  # a header alone is an empty batch with its columns
         yield _to_batch(columns, rows, numbers, _drain(rejections))
 
 
@@ -236,10 +237,10 @@ def read_jsonl(path: Path, *, batch_size: int = 100_000) -> Iterator[RawBatch]:
         if not isinstance(record, dict):
             rejections.append(Rejection(number, "malformed_row", "a line must be a JSON object"))
             continue
-        where = unstorable_field(record)
-        if where is not None:  # the models' first rule, before Arrow (which refuses surrogates)
-            message = f"{UNSTORABLE_TEXT.sub('?', where)[:80]} holds a character no store can keep"
-            rejections.append(Rejection(number, "invalid_text", message))
+        # The models' first rule, before Arrow (which refuses surrogates and keeps NaN).
+        unstorable = unstorable_reason(record)
+        if unstorable is not None:
+            rejections.append(Rejection(number, *unstorable))
             continue
         records.append(record)
         numbers.append(number)

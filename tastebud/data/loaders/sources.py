@@ -43,12 +43,36 @@ SAMPLE_ROWS = 1_000
 
 
 def _columns(path: Path, fmt: str) -> list[str]:
-    """Column names (for JSON Lines: the keys of the first rows)."""
+    """Column names (for JSON Lines: the keys of the first rows); a file with none is
+    refused as empty, not as one missing its id columns."""
     if fmt == "parquet":
         return list(pq.read_schema(path).names)
     for batch in read_file(path, fmt, batch_size=SAMPLE_ROWS):
-        return batch.table.column_names
-    return []
+        if batch.table.column_names:
+            return batch.table.column_names
+    if fmt == "jsonl":
+        raise MappingError(f"{path.name} has no JSON object on any line")
+    raise MappingError(f"{path.name} is empty: not even a header row")
+
+
+def _missing(path: Path, fmt: str, names: str, columns: list[str]) -> str:
+    """Why the id columns were not found, with a hint when the header is one column that
+    holds another separator (a ';'-separated export read as CSV)."""
+    message = f"{path.name} has no {names} column (columns: {columns})"
+    if len(columns) != 1 or fmt not in ("csv", "tsv"):
+        return message
+    if fmt == "csv" and "\t" in columns[0]:
+        return message + "; its header holds tabs: pass --format tsv"
+    if fmt == "tsv" and "," in columns[0]:
+        return message + "; its header holds commas: pass --format csv"
+    for separator in (";", "|"):
+        if separator in columns[0]:
+            splits = "commas" if fmt == "csv" else "tabs"
+            return message + (
+                f"; its header holds {separator!r}, but {fmt} is split on {splits}:"
+                " convert the file to CSV or TSV"
+            )
+    return message
 
 
 def _row_total(path: Path, fmt: str) -> int:
@@ -71,7 +95,7 @@ def file_events(
     missing = [name for name in ("user_id", "item_id") if name not in resolved]
     if missing:
         raise MappingError(
-            f"{path.name} has no {' or '.join(missing)} column (columns: {columns});"
+            f"{_missing(path, fmt, ' or '.join(missing), columns)};"
             " name one with --map, e.g. --map user_id=customer"
         )
     notes = []
@@ -103,9 +127,7 @@ def file_catalog(path: Path, fmt: str, kind: Kind, overrides: Mapping[str, str])
     columns = _columns(path, fmt)
     resolved = resolve_columns(columns, aliases, overrides)
     if key not in resolved:
-        raise MappingError(
-            f"{path.name} has no {key} column (columns: {columns}); name one with --map {key}=..."
-        )
+        raise MappingError(f"{_missing(path, fmt, key, columns)}; name one with --map {key}=...")
 
     def to_record(row: dict[str, Any]) -> dict[str, Any]:
         return catalog_row(row, resolve_columns(list(row), aliases, overrides, strict=False))
