@@ -37,7 +37,6 @@ PENDING = {
     "cli",  # imports all say why; some commands (train, evaluate, serve, ingest) are still long
     "training",
     "jobs",
-    "engines",
     "ranking",
     "models",
 }
