@@ -19,6 +19,12 @@ import pyarrow.parquet as pq
 from tastebud.engines.base import CATEGORY_SCORES, ITEM_SCORES, Engine, EngineError, EventSource
 from tastebud.engines.local import micros
 from tastebud.engines.spark.columns import decay, weight
+from tastebud.engines.spark.mappers import (
+    TIMESTAMP_MICROS,
+    EntityMapper,
+    IdMapper,
+    read_outputs,
+)
 from tastebud.engines.spark.session import first_line, job_failed, spark_session, to_arrow
 from tastebud.engines.spark.sql import spark_sql
 from tastebud.engines.spark.trending import no_aggregates, trending_scans
@@ -250,6 +256,37 @@ class SparkEngine(Engine):
                 for name in names.values():
                     session.catalog.dropTempView(name)
 
+    def by_entity(
+        self,
+        source: EventSource,
+        func: Callable[[pa.Table], pa.Table | None],
+        *,
+        key: str,
+        start: datetime,
+        as_of: datetime,
+    ) -> pa.Table | None:
+        """``func`` on the executors, once per partition of the window's events hashed by
+        ``key`` (so each key's events are in one partition), outputs back as Arrow."""
+        from pyspark.sql import functions as F  # lazy: pyspark is the optional extra [spark]
+
+        columns = tuple(EVENT_SCHEMA.names)
+        with self.events(source, start, as_of, columns=columns) as events:
+            if events is None:
+                return None
+            exact = [
+                F.expr("unix_micros(timestamp)").alias(TIMESTAMP_MICROS)
+                if name == "timestamp"
+                else F.col(name)
+                for name in columns
+            ]
+            count = max(2, self.session.sparkContext.defaultParallelism * 2)
+            partitions = events.select(*exact).repartition(count, key)
+            try:
+                blobs = partitions.rdd.mapPartitions(EntityMapper(func)).collect()
+            except Exception as error:
+                raise job_failed(error) from error
+        return read_outputs(blobs)
+
     def map_ids(
         self,
         ids: list[str],
@@ -261,18 +298,14 @@ class SparkEngine(Engine):
     ) -> pa.Table:
         """Run ``func(batches of ids, shared)`` on the executors over ``partitions`` slices
         of ``ids`` and collect its (small) output rows. ``shared`` reaches every executor
-        once, as a broadcast variable; ``func`` must be importable there.
-
-        The partitions go through the RDD API (``mapPartitions``), not ``mapInArrow`` or
-        ``mapInPandas``: those need pandas on every node, and with pandas installed DuckDB
-        imports it in every tastebud process (half a second of CLI start-up)."""
+        once, as a broadcast variable; ``func`` must be importable there (``mappers``)."""
         session = self.session
         count = partitions or max(2, session.sparkContext.defaultParallelism * 2)
         broadcast = session.sparkContext.broadcast(shared)
         table = pa.table({"id": pa.array(ids, pa.string())})
         try:
             with self.staged_table(table) as frame:
-                rows = frame.repartition(count).rdd.mapPartitions(_Mapper(func, broadcast))
+                rows = frame.repartition(count).rdd.mapPartitions(IdMapper(func, broadcast))
                 try:
                     collected = rows.collect()
                 except Exception as error:
@@ -280,28 +313,3 @@ class SparkEngine(Engine):
             return pa.Table.from_pylist(collected, schema=schema)
         finally:
             broadcast.destroy()
-
-
-class _Mapper:
-    """A picklable ``mapPartitions`` function: rows of ids in, as Arrow batches of at most
-    ``BATCH`` ids, to the job's function with its broadcast value; its rows out as dicts."""
-
-    BATCH = 10_000
-
-    def __init__(self, func: Callable[..., Iterator[pa.RecordBatch]], broadcast: Any) -> None:
-        self.func = func
-        self.broadcast = broadcast
-
-    def __call__(self, rows: Iterator[Any]) -> Iterator[dict[str, Any]]:
-        def batches() -> Iterator[pa.RecordBatch]:
-            chunk: list[str] = []
-            for row in rows:
-                chunk.append(row[0])
-                if len(chunk) >= self.BATCH:
-                    yield pa.RecordBatch.from_pydict({"id": chunk})
-                    chunk = []
-            if chunk:
-                yield pa.RecordBatch.from_pydict({"id": chunk})
-
-        for out in self.func(batches(), self.broadcast.value):
-            yield from out.to_pylist()
