@@ -10,6 +10,8 @@ scheduler keeps its session, a one-off CLI call pays it.
 
     .venv/bin/python benchmarks/bench_spark.py                      # generates + ingests ~10M
     .venv/bin/python benchmarks/bench_spark.py --home /tmp/bench-spark/home --runs 3
+    .venv/bin/python benchmarks/bench_spark.py --home /tmp/reco/home --configs \
+        --reco-users 20000 --runs 1                                 # the recommendations job
 
 CPU seconds count this process and its children (the Spark JVM) through psutil. Prints one
 line per run, then one JSON document (for results files).
@@ -178,9 +180,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.worker:
         print(json.dumps(worker(args)))
         return {}
+    results: dict[str, object] = {"benchmark": "spark", "machine": describe()}
+    results["load_average_before"] = os.getloadavg()
+    if not args.configs:  # the recommendations job only: no event-log world to prepare
+        return run_configs(args, results, [])
     home = prepare(args)
     lake = home.parent / "lake"
-    results: dict[str, object] = {"benchmark": "spark", "machine": describe()}
     with open_stores(load_settings(home=home)) as stores:
         results["events_in_store"] = stores.events.count()
         if any(CONFIGS[name][2] == "lake" for name in args.configs):
@@ -192,7 +197,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "days": len(exported.days),
             }
             print(f"export: {results['export']}", file=sys.stderr)
-    runs = [(name, home) for name in args.configs]
+    return run_configs(args, results, [(name, home) for name in args.configs])
+
+
+def run_configs(
+    args: argparse.Namespace, results: dict[str, object], runs: list[tuple[str, Path]]
+) -> dict[str, object]:
+    """Each configuration in its own process (a Spark master is fixed per JVM)."""
     if args.reco_users:
         reco_home = prepare_reco(args)
         runs += [(name, reco_home) for name in CONFIGS if name.startswith("reco-")]
@@ -212,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             if line.startswith(name):
                 print(line, file=sys.stderr)
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    results["load_average_after"] = os.getloadavg()
     print(json.dumps(results))
     return results
 

@@ -14,8 +14,15 @@ master is fixed per JVM), so the 1- and 2-core times are side by side; session s
 reported apart, and so is a first 1-iteration fit (class loading, JIT). Prints one line
 per model, then one JSON document.
 
+Growth: ``world-<events>`` (``world-3e6``) is a generated world of about that many events
+(10,000 items, 30 days); ``--fixed`` skips the alpha grids and fits each library at alpha 1
+(the grids' choice for both, on both data sets, in the first run), and ``--masters`` picks
+the Spark masters, so larger worlds fit in a shared machine's slot.
+
 Run:  flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_spark_als.py \
           [--datasets ml-100k,world] [--out benchmarks/results/spark_als.json]
+      flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_spark_als.py \
+          --datasets world-1e6,world-3e6 --fixed --masters 'local[2]'
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_quality
 from bench_quality import Judge, movielens, synthetic
@@ -36,6 +46,7 @@ from machine import describe
 
 from tastebud.data.interactions import from_table
 from tastebud.data.matrix import MatrixOptions, build_matrix
+from tastebud.data.synthetic import WorldSpec, estimate_events, generate_world
 from tastebud.models import make_model
 
 DATASETS = Path(os.environ.get("TASTEBUD_DATASETS", bench_quality.DATASETS))
@@ -54,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="ml-100k,world")
     parser.add_argument("--out", type=Path, help="write the JSON document here too")
+    parser.add_argument("--fixed", action="store_true", help="alpha 1 for both, no grids")
+    parser.add_argument("--masters", default="local[2],local[1]")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # JSON: master, dataset, grid|params
     return parser.parse_args(argv)
 
@@ -62,7 +75,28 @@ def table_of(name: str) -> tuple[Any, bool]:
     """The dataset's events and whether relevance is by rating (MovieLens) or by event."""
     if name == "world":
         return synthetic(CACHE), False
+    if name.startswith("world-"):
+        return scaled_world(float(name.removeprefix("world-"))), False
     return movielens(name), True
+
+
+def scaled_world(events: float) -> Any:
+    """A generated world of about ``events`` events (10,000 items, 30 days), cached."""
+    folder = CACHE / f"world-{events:.0e}"
+    if not (folder / "events.parquet").exists():
+        probe = WorldSpec(users=1000, items=10_000, days=30, seed=11)
+        users = max(1, round(events / (estimate_events(probe) / probe.users)))
+        generate_world(WorldSpec(users=users, items=10_000, days=30, seed=11), folder)
+    table = pq.read_table(folder / "events.parquet")
+    return pa.table(
+        {
+            "user_id": table.column("user_id"),
+            "item_id": table.column("item_id"),
+            "event_type": table.column("event_type"),
+            "rating": table.column("value"),
+            "timestamp": table.column("timestamp"),
+        }
+    )
 
 
 def judges(name: str) -> tuple[Judge, Judge]:
@@ -116,21 +150,27 @@ def in_child(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def run_dataset(name: str) -> dict[str, Any]:
+def run_dataset(name: str, fixed: bool, masters: list[str]) -> dict[str, Any]:
     test, validation = judges(name)
     result: dict[str, Any] = {"dataset": name, "protocol": test.summary, "models": {}}
-    # implicit: the grid on validation, the chosen point on test, in this process.
-    grid = [fit_and_judge(validation, "als", params) for params in GRIDS["als"]]
-    best = max(grid, key=lambda fit: fit["ndcg@10"])
-    chosen = fit_and_judge(test, "als", best["params"])
+    # implicit: the grid on validation (or alpha 1), the chosen point on test, here.
+    grid = [] if fixed else [fit_and_judge(validation, "als", p) for p in GRIDS["als"]]
+    best = max(grid, key=lambda fit: fit["ndcg@10"])["params"] if grid else GRIDS["als"][0]
+    chosen = fit_and_judge(test, "als", best)
     result["models"]["als (implicit)"] = {"grid": grid, "test": chosen}
     print(f"{name:<8} als (implicit)  test {chosen}", flush=True)
-    # MLlib: the grid and the chosen point on local[2], that point again on local[1].
-    searched = in_child({"master": "local[2]", "dataset": name, "grid": GRIDS["mllib-als"]})
+    # MLlib: the grid and the chosen point on the first master, that point on the others.
+    first = {"master": masters[0], "dataset": name}
+    if fixed:
+        searched = in_child({**first, "params": GRIDS["mllib-als"][0]})
+    else:
+        searched = in_child({**first, "grid": GRIDS["mllib-als"]})
     best = searched["test"]["params"]
     result["models"]["mllib-als (Spark)"] = {"grid": searched["grid"], "test": {}}
-    one = in_child({"master": "local[1]", "dataset": name, "params": best})
-    for master, run in (("local[1]", one), ("local[2]", searched)):
+    runs = {masters[0]: searched}
+    for master in masters[1:]:
+        runs[master] = in_child({"master": master, "dataset": name, "params": best})
+    for master, run in runs.items():
         fit = {**run["test"], "session_seconds": run["session_seconds"],
                "warmup_seconds": run["warmup_seconds"]}  # fmt: skip
         result["models"]["mllib-als (Spark)"]["test"][master] = fit
@@ -146,10 +186,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = []
     load_before = os.getloadavg()
     for name in args.datasets.split(","):
-        if name != "world" and not (DATASETS / name).is_dir():
+        if not name.startswith("world") and not (DATASETS / name).is_dir():
             print(f"{name}: not found under {DATASETS}; skipped")
             continue
-        runs.append(run_dataset(name))
+        runs.append(run_dataset(name, args.fixed, args.masters.split(",")))
     document = {
         "benchmark": "spark-als",
         "runs": runs,

@@ -1,7 +1,7 @@
 """Where batch work runs: ``local`` (this process; the default) or ``spark`` (Apache Spark,
 the optional extra ``tastebud[spark]``), chosen per job by ``[jobs] engine`` /
-``[jobs] engines`` or ``tastebud jobs run NAME --engine``. pyspark is imported only by
-``tastebud.engines.spark``, and only when a job runs there.
+``[jobs] engines`` or ``tastebud jobs run NAME --engine``. pyspark is imported only inside
+``tastebud.engines.spark``'s functions, and only when a job runs there.
 
 Layer (docs/architecture.md): may import ``models``, ``evaluation``, ``trending`` (the
 detector's aggregates), ``data``, ``stores`` and the core; never ``signals`` or anything
@@ -48,10 +48,12 @@ def engine_name(settings: Settings, job: str) -> str:
 def open_engine(settings: Settings, name: str) -> Engine:
     """The engine called ``name``; EngineError when it cannot run here."""
     if name == "local":
+        # lazy: the local engine loads the stores (~0.4 s): only when a job opens it
         from tastebud.engines.local import LocalEngine
 
         return LocalEngine()
     if name == "spark":
+        # lazy: the Spark engine (fsspec; pyspark inside) loads only when a job runs there
         from tastebud.engines.spark import SparkEngine
 
         return SparkEngine.from_settings(settings)

@@ -117,5 +117,21 @@ class Engine(ABC):
         (``tastebud.features.compute``), so only other engines implement it."""
         raise EngineError(f"the {self.name} engine does not run SQL feature views")
 
+    def by_entity(
+        self,
+        source: EventSource,
+        func: Callable[[pa.Table], pa.Table | None],
+        *,
+        key: str,
+        start: datetime,
+        as_of: datetime,
+    ) -> pa.Table | None:
+        """A Python function over the events in [start, as_of) grouped by ``key``
+        (``user_id`` or ``item_id``): called per group of keys with every event of each,
+        its outputs concatenated (None when it returned none). The local engine calls it
+        once on the whole window itself (``tastebud.features.compute``), so only other
+        engines implement it."""
+        raise EngineError(f"the {self.name} engine does not run Python views by entity")
+
     def close(self) -> None:  # noqa: B027  (engines without resources need nothing)
         """Release what the engine holds (a Spark engine leaves the shared session up)."""

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.engines.base import CATEGORY_SCORES, ITEM_SCORES, Engine, EventSource
+from tastebud.schemas import EVENT_SCHEMA
 from tastebud.stores import EventQuery
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class LocalEngine(Engine):
         as_of: datetime,
         params: TrendingSettings,
     ) -> TrendingAggregates:
-        from tastebud.schemas import EVENT_SCHEMA
+        # lazy: the detector loads duckdb; only the trending job needs it
         from tastebud.trending.detector import aggregate, engagement, window
 
         start, end = window(as_of, params)
@@ -203,6 +204,7 @@ class LocalEngine(Engine):
         options: MatrixOptions,
         event_types: Mapping[str, EventTypeSpec],
     ) -> InteractionMatrix:
+        # lazy: scipy (through the matrix modules) loads only when a job trains
         from tastebud.data.interactions import read_event_store
         from tastebud.data.matrix import build_matrix
 

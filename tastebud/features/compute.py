@@ -8,6 +8,7 @@ Every source sees only events strictly before ``as_of``, and the rows it returns
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Callable
@@ -20,8 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastebud.config import Settings
-from tastebud.engines import engine_name
-from tastebud.features.views import ARROW_TYPES, FeatureView, PythonSource
+from tastebud.engines import EngineError, engine_name
+from tastebud.features.views import (
+    ARROW_TYPES,
+    ENTITY_KEYS,
+    EntityPythonSource,
+    FeatureView,
+    PythonSource,
+)
 from tastebud.signals.catalog import catalog_table
 from tastebud.signals.window import EventWindow, Window, engine
 from tastebud.signals.window import source as events_of
@@ -66,11 +73,11 @@ def context_for(
     return TransformContext(view, as_of, settings, stores, window)
 
 
-def load_transform(spec: str) -> Transform:
+def load_transform(spec: str) -> Callable[..., pa.Table | None]:
     module_name, _, function = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-        found: Transform = getattr(module, function)
+        found: Callable[..., pa.Table | None] = getattr(module, function)
     except (ImportError, AttributeError) as error:
         raise TransformError(f"transform {spec!r} cannot be imported: {error}") from None
     return found
@@ -81,6 +88,8 @@ def compute_view(context: TransformContext) -> pa.Table:
     view = context.view
     if isinstance(view.source, PythonSource):
         table = load_transform(view.source.transform)(context)
+    elif isinstance(view.source, EntityPythonSource):
+        table = _run_by_entity(context)
     else:
         table = _run_sql(context)
     if table is None or table.num_rows == 0:
@@ -115,6 +124,37 @@ def conform(view: FeatureView, table: pa.Table, as_of: datetime) -> pa.Table:
 def _reads(query: str, table: str) -> bool:
     """Whether the query reads ``table`` (FROM/JOIN), so unused inputs are never loaded."""
     return re.search(rf"\b(from|join)\s+{table}\b", query, re.IGNORECASE) is not None
+
+
+def _run_by_entity(context: TransformContext) -> pa.Table | None:
+    """The view's function over its window's events grouped by its entity: on Spark, once
+    per partition on the executors; locally, once over the whole window. An entity returned
+    twice means the function is not per entity (Spark's split would change its rows)."""
+    view, as_of = context.view, context.as_of
+    source = view.source
+    assert isinstance(source, EntityPythonSource)
+    func = functools.partial(load_transform(source.transform), as_of=as_of)
+    start = as_of - timedelta(days=source.window_days)
+    if engine_name(context.settings, context.window.job_name) == "spark":
+        try:
+            table = engine(context.window).by_entity(
+                events_of(context.window), func, key=ENTITY_KEYS[view.entity], start=start,
+                as_of=as_of,
+            )  # fmt: skip
+        except EngineError as error:
+            raise EngineError(f"view {view.name}: {error}") from error
+    else:
+        events = context.stores.events.read_arrow(EventQuery(start=start, end=as_of))
+        table = func(events) if events.num_rows else None
+    if table is not None and "entity_id" in table.column_names:
+        ids = table.column("entity_id")
+        if len(pc.unique(ids)) != len(ids):
+            raise TransformError(
+                f"view {view.name}: its function returned an entity more than once; an "
+                "entity_python transform returns one row per entity, from that entity's "
+                "events only"
+            )
+    return table
 
 
 def _run_sql(context: TransformContext) -> pa.Table | None:

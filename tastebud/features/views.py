@@ -73,7 +73,21 @@ class PythonSource(BaseModel):
     transform: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-Source = Annotated[SqlSource | PythonSource, Field(discriminator="kind")]
+class EntityPythonSource(BaseModel):
+    """``module:function(events, as_of)`` over the events of the last ``window_days`` before
+    ``as_of``, grouped by the view's entity: it receives every event of each entity it is
+    given (an Arrow table in ``EVENT_SCHEMA``) and returns rows for those entities only. So
+    any split of the entities gives the same rows, and Spark runs it partition by partition
+    on the executors (the local engine calls it once, on the whole window)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["entity_python"]
+    transform: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    window_days: float = Field(default=30.0, gt=0)
+
+
+Source = Annotated[SqlSource | PythonSource | EntityPythonSource, Field(discriminator="kind")]
 
 
 class FeatureView(BaseModel):

@@ -174,7 +174,8 @@ def test_parity_finds_no_drift_then_finds_tampering(
 ) -> None:
     materialize(features, settings, stores, end=END)
     report = run_parity(features, sample=50)
-    assert report["sampled"] == 7 + 7 + 5 + 4  # popularity, freshness, engagement, affinity
+    # popularity, freshness, engagement, affinity, rhythm
+    assert report["sampled"] == 7 + 7 + 5 + 4 + 5
     assert report["diffs"] == 0 and report["diff_rate"] == 0.0
     view = features.registry.view("item_popularity")
     key = features.online.key(view, "i1")
