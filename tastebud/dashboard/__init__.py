@@ -1,6 +1,6 @@
 """The Streamlit dashboard (``tastebud dashboard``, docs/dashboard.md): the recommendations
 explorer, operations, models and a business-impact calculator, each page its own module
-under ``pages/``. Every page reads through one ``DataSource`` (``source.py``): a running
+under ``views/``. Every page reads through one ``DataSource`` (``source.py``): a running
 server's HTTP API with a read key, or the same API app served in this process over the
 embedded stores.
 

@@ -13,8 +13,8 @@ import os
 import streamlit as st
 
 from tastebud.dashboard.app_env import KEY_VARIABLE, URL_VARIABLE
-from tastebud.dashboard.pages import explorer, impact, models, operations
 from tastebud.dashboard.source import DataSource, HttpSource, InProcessSource
+from tastebud.dashboard.views import explorer, impact, models, operations
 
 
 @st.cache_resource(show_spinner="Opening tastebud…")

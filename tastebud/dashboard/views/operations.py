@@ -12,8 +12,8 @@ from typing import Any
 import streamlit as st
 
 from tastebud.dashboard.metrics import Scrape
-from tastebud.dashboard.pages.common import attempt
 from tastebud.dashboard.source import DataSource
+from tastebud.dashboard.views.common import attempt
 
 EVENTS = "tastebud_feedback_events_total"
 LATENCY = "tastebud_reco_hybrid_latency_ms"

@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from tastebud.dashboard.pages.common import attempt
 from tastebud.dashboard.source import DashboardError, DataSource
+from tastebud.dashboard.views.common import attempt
 
 ALIASES = ("production", "canary", "shadow")
 
@@ -46,8 +46,9 @@ def _metrics_over_time(versions: list[dict[str, Any]]) -> None:
         {"registered": v["registered_at"], **{n: v["metrics"].get(n) for n in chosen}}
         for v in reversed(versions)
     ]
-    if chosen:
-        st.line_chart(series, x="registered", y=chosen)
+    if chosen:  # one version is a point, which a line chart does not draw
+        chart = st.line_chart if len(series) > 1 else st.scatter_chart
+        chart(series, x="registered", y=chosen)
 
 
 def _search(source: DataSource, version: str) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from tastebud.dashboard.pages.common import attempt
 from tastebud.dashboard.source import DataSource
+from tastebud.dashboard.views.common import attempt
 from tastebud.ranking_config import RankingSettings
 
 DEFAULTS = RankingSettings()
@@ -103,6 +103,9 @@ def _history(source: DataSource, user_id: str) -> None:
         )
         return
     st.subheader("Recent history")
+    if not history["events"]:
+        st.info(f"{user_id} has no events yet: a cold user, ranked from popularity and trends.")
+        return
     rows = [
         {
             "when": event["timestamp"][:19].replace("T", " "),
@@ -140,7 +143,7 @@ def _recommendations(
         f"the recommendations of {user_id}",
     )
     if answer is None:
-        return []
+        return {}
     result, seconds = answer
     st.subheader("Recommended")
     st.caption(
@@ -148,15 +151,26 @@ def _recommendations(
         f"{seconds * 1000:.0f} ms · overrides {ranking or 'none (server settings)'}"
         + (" · degraded: " + ", ".join(result["degraded_reasons"]) if result["degraded"] else "")
     )
-    st.dataframe(_list_rows(result["items"]), hide_index=True, width="stretch", key="reco-list")
-    return [item["item_id"] for item in result["items"]]
+    # A table, not a data grid: its cells are text a browser test (and a screen reader) reads.
+    st.table(_list_rows(result["items"]), hide_index=True)
+    return {item["item_id"]: _label(item) for item in result["items"]}
 
 
-def _similar(source: DataSource, suggestions: list[str]) -> None:
+def _label(item: dict[str, Any]) -> str:
+    return f"{item.get('title') or item['item_id']} — {item.get('creator') or '?'}"
+
+
+def _similar(source: DataSource, suggestions: dict[str, str]) -> None:
     st.subheader("Similar items")
     left, right = st.columns([2, 1])
     typed = right.text_input("…or type an item id", key="typed-item").strip()
-    picked = left.selectbox("Item", suggestions, index=0 if suggestions else None, key="sim-item")
+    picked = left.selectbox(
+        "Item (from the list above)",
+        list(suggestions),
+        index=0 if suggestions else None,
+        format_func=lambda item_id: suggestions.get(item_id, item_id),
+        key="sim-item",
+    )
     item_id = typed or picked
     if not item_id:
         st.info("Pick an item to see what is like it.")
@@ -181,10 +195,7 @@ def _cold_start(source: DataSource, ranking: dict[str, Any], k: int) -> None:
     popular = attempt(lambda: source.popular(k=50), "the popular items")
     if popular is None:
         return
-    labels = {
-        item["item_id"]: f"{item.get('title') or item['item_id']} — {item.get('creator') or '?'}"
-        for item in popular["items"]
-    }
+    labels = {item["item_id"]: _label(item) for item in popular["items"]}
     picked = st.multiselect(
         "Items the new user liked",
         list(labels),
