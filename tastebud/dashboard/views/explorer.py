@@ -81,7 +81,10 @@ def _pick_user(source: DataSource) -> str | None:
     listing = attempt(lambda: source.users(limit=500), "the users")
     options = listing["users"] if listing else []
     left, right = st.columns([2, 1])
-    typed = right.text_input("…or type a user id", key="typed-user").strip()
+    # ?user=ID in the address opens that user (a link to share, or to start from).
+    typed = right.text_input(
+        "…or type a user id", value=st.query_params.get("user", ""), key="typed-user"
+    ).strip()
     picked = left.selectbox(
         f"User ({listing['total']:,} in the catalog; type to search)" if listing else "User",
         options,
