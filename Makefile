@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tastebud needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dashboard]'
 	@touch $(STAMP)
 
 # A world that ends now, the jobs over it, two users' recommendations, then the server in
@@ -29,7 +29,7 @@ test: $(STAMP) $(EXTRAS_STAMP) chromium java
 # The optional extras (tastebud[spark], tastebud[neural]): their tests run in `make test` and
 # CI; `make run` needs neither.
 $(EXTRAS_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev,spark,neural]' '$(TORCH)'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dashboard,spark,neural]' '$(TORCH)'
 	@touch $(EXTRAS_STAMP)
 
 # The Spark engine's tests need a Java runtime: Debian's openjdk-17, installed when missing.

@@ -348,6 +348,20 @@ class ContentSettings(BaseModel):
     )
 
 
+class DashboardSettings(BaseModel):
+    """The Streamlit dashboard (``tastebud dashboard``, docs/dashboard.md): where it listens
+    and the address the server's ``GET /`` links to."""
+
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="The dashboard's address, linked from the server's GET / (none: not shown).",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=0, le=65535, description="0 picks a free port.")
+
+
 class AppSettings(BaseModel):
     """The listener's app at ``/app`` (see docs/app.md): its offline feedback queue limits,
     sent to each device with the app's config."""
@@ -660,6 +674,7 @@ class Settings(BaseSettings):
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     app: AppSettings = Field(default_factory=AppSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)

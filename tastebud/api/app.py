@@ -25,8 +25,20 @@ from tastebud.api import errors
 from tastebud.api.deps import AppState, require
 from tastebud.api.openapi import openapi_document
 from tastebud.api.routes import app as app_routes
-from tastebud.api.routes import catalog, events, health, monitoring, push, quality
+from tastebud.api.routes import (
+    catalog,
+    dlq,
+    events,
+    health,
+    history,
+    home,
+    jobs,
+    monitoring,
+    push,
+    quality,
+)
 from tastebud.api.routes import features as feature_routes
+from tastebud.api.routes import models as model_routes
 from tastebud.api.routes import ratings as rating_routes
 from tastebud.api.routes import recommendations as ranking_routes
 from tastebud.api.routes import trending as trending_routes
@@ -95,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
             monitoring.close_results_store(app)
+            jobs.close_run_history(app)
             state = getattr(app.state, "tastebud", None)
             if state is not None:
                 await state.limiter.aclose()
@@ -163,8 +176,27 @@ def _include_routes(app: FastAPI, settings: Settings) -> None:
         dependencies=[Depends(require("read"))],
         responses=error_responses(401, 403, 409, 422, 429, 503),
     )
+    app.include_router(
+        history.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 422, 429, 503),
+    )
     app.include_router(catalog.router)
     app.include_router(health.router)
+    app.include_router(home.router)
+    app.include_router(
+        model_routes.router, responses=error_responses(401, 403, 404, 409, 422, 429, 503)
+    )
+    app.include_router(
+        dlq.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 422, 429, 503),
+    )
+    app.include_router(
+        jobs.router,
+        dependencies=[Depends(require("read"))],
+        responses=error_responses(401, 403, 422, 429, 503),
+    )
     app.include_router(
         trending_routes.router,
         dependencies=[Depends(require("read"))],

@@ -75,6 +75,12 @@ def _job_summary(name: str, output: dict[str, Any]) -> str:
         views = output.get("views", {})
         published = sum(view.get("published") or 0 for view in views.values())
         return f"{len(views)} feature views, {published:,} online values"
+    if name == "embed":
+        coverage = output.get("coverage") or {}
+        return (
+            f"content embeddings of {coverage.get('embedded', 0):,} of "
+            f"{coverage.get('items', 0):,} items ({output.get('mode', 'none')})"
+        )
     if name == "recommendations":
         if "skipped" in output:
             return f"skipped: {output['skipped']}"

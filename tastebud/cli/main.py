@@ -35,6 +35,13 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "Run the job schedules in this process (embedded mode; no orchestrator needed).",
     ),
     LazyCommand(
+        "dashboard",
+        "tastebud.cli.dashboard",
+        "dashboard",
+        "Run the dashboard: the recommendations explorer, operations, models and business\n"
+        "impact, in a browser (Streamlit; Ctrl-C stops).",
+    ),
+    LazyCommand(
         "serve",
         "tastebud.cli.serve",
         "serve",

@@ -47,7 +47,8 @@ MARKER = "quickstart/world.json"
 # percentile, x12 on average), two of them starting on the last day: "trending now" has
 # something to show. Measured in docs/benchmarks.md (trend recovery on the quickstart world).
 TRENDS = {"trending_items": 8, "trending_band": (0.95, 0.99), "trending_at_end": 2}
-JOBS = ("popularity", "trending", "affinity", "materialize", "recommendations")
+# embed first: serving's content candidates and MMR diversity need the item embeddings.
+JOBS = ("embed", "popularity", "trending", "affinity", "materialize", "recommendations")
 STEPS = 7
 
 
