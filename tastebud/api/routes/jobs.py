@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.errors import ApiError
-from tastebud.jobs.history import RunHistory, open_run_history
+from tastebud.jobs.history import RunHistory
+from tastebud.jobs.history_open import open_run_history
 from tastebud.stores import StoreUnavailable
 
 router = APIRouter(tags=["jobs"])
