@@ -43,3 +43,27 @@ def test_a_batch_naming_events_twice_is_a_400(embedded_api: Api) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["code"] == "duplicate_key" and "events" in error["message"]
+
+
+def test_bodies_fastapi_parses_are_held_to_the_same_json_rules(embedded_api: Api) -> None:
+    """POST /v1/recommendations and /v1/features read their bodies through FastAPI, which
+    kept the last of two ``users`` silently and took NaN; they now answer as /v1/events
+    does: 400 ``duplicate_key`` or ``malformed_json`` naming what is wrong."""
+    cases = [
+        ("/v1/recommendations", '{"users": ["u1"], "users": ["u2"]}', "duplicate_key", "users"),
+        ("/v1/recommendations", '{"users": ["u1"], "k": NaN}', "malformed_json", "NaN"),
+        (
+            "/v1/features",
+            '{"entities": {"user": ["a"]}, "entities": {}}',
+            "duplicate_key",
+            "entities",
+        ),
+        ("/v1/features", '{"entities": {"user": ["a"], "user": ["b"]}}', "duplicate_key", "user"),
+    ]
+    for path, body, code, named in cases:
+        response = _send(embedded_api, "POST", path, body)
+        assert response.status_code == 400, (path, body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code and named in error["message"], error
+    fine = _send(embedded_api, "POST", "/v1/recommendations", '{"users": ["u1"], "k": 3}')
+    assert fine.status_code == 200, fine.text
