@@ -18,6 +18,7 @@ from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.ratelimit import Limiter, retry_after_header
 from tastebud.observability import bind_context
+from tastebud.schemas import json_object
 from tastebud.stores import Stores
 from tastebud.stores.keys import ApiKey
 
@@ -183,6 +184,12 @@ async def read_json(request: Request, limit: int) -> Any:
     body = b"".join(chunks)
     if not body.strip():
         raise ApiError(400, "empty_body", "the body is empty; send a JSON document")
+    return decode_json(body)
+
+
+def decode_json(body: bytes) -> Any:
+    """``body`` as JSON under one rule for every route: UTF-8, no NaN or Infinity, each
+    object marked when it names a key twice (``schemas.DuplicateKeys``); else a 400."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -190,7 +197,7 @@ async def read_json(request: Request, limit: int) -> Any:
             400, "invalid_utf8", f"the body is not valid UTF-8 (byte {error.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=json_object)
     except json.JSONDecodeError as error:
         raise ApiError(
             400,

@@ -140,7 +140,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = STATUS_CODES.get(error.status_code, "http_error")
+        code = getattr(error, "code", None) or STATUS_CODES.get(error.status_code, "http_error")
         message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
         headers = dict(error.headers or {})
         if error.status_code == 405:

@@ -65,7 +65,7 @@ def recommend_command(
         raise fail("give either --alias (as the server ranks) or --model (the raw model)")
     if explain and alias is None:
         raise fail("--explain needs --alias (the raw model has no explanations)")
-    user_ids = _read_users(users)
+    user_ids = _read_users(users, settings_from_context(ctx))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")
     if alias is not None:
@@ -199,14 +199,28 @@ def _load(ctx: typer.Context, model: str) -> Recommender:
             ) from None
 
 
-def _read_users(path: Path) -> list[str]:
+def _read_users(path: Path, settings: Settings) -> list[str]:
+    """The file's user ids; one that breaks the id rule (``[events]`` id pattern and
+    length) is reported by line and skipped, the others ranked."""
+    from pydantic_core import PydanticCustomError  # lazy: CLI start-up
+
+    from tastebud.schemas import check_id  # lazy: CLI start-up
+
     if not path.is_file():
         raise fail(f"users file {path} does not exist")
     try:
-        lines = path.read_text("utf-8").splitlines()
+        lines = path.read_text("utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise fail(f"users file {path} is not UTF-8 text") from None
-    users = [line.strip() for line in lines]
-    if users and users[0] == "user_id":
-        users = users[1:]
-    return [user for user in users if user]
+    users: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        user = line.strip()
+        if not user or (number == 1 and user == "user_id"):
+            continue
+        try:
+            users.append(check_id(user, "user_id", settings.events))
+        except PydanticCustomError as error:
+            console.print(f"[yellow]skipped[/] line {number}: {error.message()}", highlight=False)
+    if not users:
+        raise fail(f"users file {path} holds no valid user id")
+    return users

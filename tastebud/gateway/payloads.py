@@ -15,7 +15,13 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tastebud.config import EventRules
-from tastebud.schemas import EVENT_SCHEMA, Event, events_to_arrow
+from tastebud.schemas import (
+    EVENT_SCHEMA,
+    UNSTORABLE_MESSAGES,
+    DuplicateKeys,
+    Event,
+    events_to_arrow,
+)
 from tastebud.validation import content_event_ids, pydantic_reasons
 
 
@@ -50,6 +56,9 @@ def validate_payload(
     """One decoded payload as an Event, or None with its reasons and a message."""
     if not isinstance(payload, dict):
         return None, ["invalid_type"], "an event must be a JSON object"
+    if isinstance(payload, DuplicateKeys):  # checked before the copy below drops the mark
+        message = UNSTORABLE_MESSAGES["duplicate_key"].format(field=payload.duplicate)
+        return None, ["duplicate_key"], message
     if payload.get("timestamp") is None and not rules.require_timestamp:
         # Most event APIs date an event on receipt when the client does not: the
         # event happened about now. (A dead-letter retry dates it when it was queued.)

@@ -179,11 +179,12 @@ def load_events(sources: Iterable[Source], settings: Settings, plan: ReplayPlan)
             continue
         for batch in source.read(settings.ingest.batch_size):
             loaded.rows_read += batch.rows_read
-            loaded.reject(batch.rejections)
+            refused = list(batch.rejections)  # the reader's, then validation's: by line
             if batch.table.num_rows:
                 validated = validate_event_table(batch.table, settings.events, batch.row_numbers)
-                loaded.reject(validated.rejections)
+                refused += validated.rejections
                 tables.append(validated.table)
+            loaded.reject(sorted(refused, key=lambda rejection: rejection.row))
     if not tables:
         return loaded
     table = pa.concat_tables(tables)

@@ -260,7 +260,7 @@ def test_empty_and_header_only_files_are_named_as_such(
     for name, text in (("empty.csv", ""), ("blank.csv", "\n\n"), ("empty.tsv", "")):
         with pytest.raises(MappingError, match=f"^{name} is empty: not even a header row$"):
             open_sources(write(tmp_path / name, text))
-    with pytest.raises(MappingError, match=r"^broken\.jsonl has no JSON object on any line$"):
+    with pytest.raises(MappingError, match=r"^broken\.jsonl has no JSON object it can read on"):
         open_sources(write(tmp_path / "broken.jsonl", "{not json\n[1]\n"))
     header = write(tmp_path / "header.csv", "\ufeffuser_id,item_id,timestamp\r\n")
     source = run(header, stores, settings).sources[0]
@@ -524,6 +524,17 @@ def test_numbers_no_store_can_keep_are_rejected_per_row_on_every_backend(
         (3, "invalid_number"),
     ]
     assert "sizes[1]" in report.rejections[2].message
+    twice = write(
+        tmp_path / "twice.jsonl",
+        '{"item_id": "e", "item_id": "f"}\n{"item_id": "g", "tags": {"a": 1, "a": 2}}\n'
+        '{"item_id": "h"}\n',
+    )
+    report = run(twice, stores, settings, kind="items").sources[0]
+    assert [(r.row, r.reason) for r in report.rejections] == [
+        (1, "duplicate_key"),
+        (2, "duplicate_key"),
+    ]
+    assert "tags.a is given more than once" in report.rejections[1].message
     assert stores.catalog.get_item("d") is not None and stores.catalog.get_item("a") is None
     events = write(
         tmp_path / "events.csv",

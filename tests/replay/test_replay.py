@@ -74,6 +74,22 @@ def test_a_plan_refuses_what_cannot_run() -> None:
         ReplayPlan(start=T0, end=T0)
 
 
+def test_rejections_are_listed_in_line_order(home: Path, tmp_path: Path) -> None:
+    """Rows the reader refused (a wrong field count) were listed before the rows validation
+    refused, whatever their lines: 25, 26, 23, 24 (the bad-input audit)."""
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "user_id,item_id,event_type,timestamp\n"
+        "u1,i1,play,1714557600\n"
+        "u1,,play,1714557601\n"
+        "u1,i1,play,1714557602,extra\n"
+        "u1,i1,nope,1714557603\n"
+        "u1,i1\n"
+    )
+    loaded = load_events(open_sources(path), load_settings(), ReplayPlan())
+    assert [r.row for r in loaded.rejections] == [3, 4, 5, 6]
+
+
 def test_schedules_follow_the_pattern() -> None:
     hours = np.array([0, 1, 1, 3], dtype=np.int64) * 3_600_000_000
     assert schedule(hours, ReplayPlan(speed=3600)).tolist() == [0, 1, 1, 3]

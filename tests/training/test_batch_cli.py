@@ -172,6 +172,28 @@ def test_recommend_errors_are_clear(interactions: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not empty" in result.output
 
 
+def test_recommend_reports_ids_that_break_the_id_rule_and_ranks_the_others(
+    interactions: Path, tmp_path: Path
+) -> None:
+    """A users file's NUL-holding or over-long id was ranked and written to the CSV like any
+    other (the bad-input audit); a BOM hid the header, which became a user."""
+    assert (
+        runner.invoke(app, ["train", "--interactions", str(interactions), "--out", "m"]).exit_code
+        == 0
+    )
+    users = tmp_path / "users.txt"
+    users.write_text("\ufeffuser_id\nu1\nbad\x00id\n" + "u" * 129 + "\nu2\n")
+    args = ["recommend", "--model", "m", "--users", "users.txt", "--k", "3", "--out", "r.csv"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "line 3: user_id must be 1+ of" in result.output
+    assert "line 4: user_id is longer than 128 characters" in result.output
+    assert {row["user_id"] for row in read_csv(tmp_path / "r.csv")} == {"u1", "u2"}
+    users.write_text("bad id\n")
+    refused = runner.invoke(app, args, terminal_width=200)
+    assert refused.exit_code == 2 and "no valid user id" in refused.output
+
+
 def test_train_reads_the_event_store_when_given_no_file(home: Path) -> None:
     args = ["quickstart", "--users", "80", "--items", "60", "--days", "5", "--no-serve"]
     assert runner.invoke(app, args).exit_code == 0

@@ -20,6 +20,7 @@ from tastebud.api.schemas import (
 )
 from tastebud.gateway.enrichment import RequestContext
 from tastebud.gateway.ingestion import Caller, EventOutcome
+from tastebud.schemas import DuplicateKeys
 
 router = APIRouter(tags=["events"])
 
@@ -33,7 +34,9 @@ def split_events(body: Any, max_events: int) -> list[Any]:
             'the body must be one event (a JSON object) or {"events": [...]}',
         )
     if "events" not in body:
-        return [body]
+        return [body]  # one event: a key it names twice rejects it (``duplicate_key``)
+    if isinstance(body, DuplicateKeys):
+        raise ApiError(400, "duplicate_key", f"the body names {body.duplicate!r} more than once")
     events = body["events"]
     if len(body) != 1 or not isinstance(events, list):
         raise ApiError(

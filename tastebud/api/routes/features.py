@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tastebud.api.errors import ApiError
+from tastebud.api.strict_json import StrictJsonRoute
 from tastebud.features.serving import FeatureService
 from tastebud.features.store import FeatureStore, open_feature_store
 from tastebud.features.views import ManifestError
@@ -134,7 +135,7 @@ def _lookup_limiter(app: FastAPI) -> anyio.CapacityLimiter:
     return limiter
 
 
-router = APIRouter(tags=["features"])
+router = APIRouter(tags=["features"], route_class=StrictJsonRoute)
 
 
 @router.post("/v1/features", response_model=FeaturesResponse)

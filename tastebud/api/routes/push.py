@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from tastebud.api.deps import IngestKey, State
 from tastebud.api.errors import ApiError
 from tastebud.api.schemas import error_responses
+from tastebud.api.strict_json import StrictJsonRoute
 from tastebud.config import check_timezone
 from tastebud.schemas import ExternalId, StorableText
 from tastebud.stores.push import PushSubscription
@@ -102,7 +103,7 @@ class UnsubscribeOut(BaseModel):
     deleted: int
 
 
-router = APIRouter(tags=["push"])
+router = APIRouter(tags=["push"], route_class=StrictJsonRoute)
 
 
 def _decode(value: str, field: str) -> bytes:

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tastebud.api.errors import ApiError
+from tastebud.api.strict_json import StrictJsonRoute
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.precomputed import PrecomputedList, item_document
 from tastebud.ranking.recommender import (
@@ -178,7 +179,7 @@ def _unknown_category(error: UnknownCategory) -> ApiError:
     return ApiError(404, "unknown_category", f"no catalog item is in category {error.args[0]!r}")
 
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=StrictJsonRoute)
 
 
 @router.get("/v1/users/{user_id:path}/recommendations", response_model=RecommendationsResponse)

@@ -47,11 +47,15 @@ def _columns(path: Path, fmt: str) -> list[str]:
     refused as empty, not as one missing its id columns."""
     if fmt == "parquet":
         return list(pq.read_schema(path).names)
+    first: list[str] = []
     for batch in read_file(path, fmt, batch_size=SAMPLE_ROWS):
         if batch.table.column_names:
             return batch.table.column_names
+        first = first or [f" (line {r.row}: {r.message})" for r in batch.rejections[:1]]
     if fmt == "jsonl":
-        raise MappingError(f"{path.name} has no JSON object on any line")
+        raise MappingError(
+            f"{path.name} has no JSON object it can read on any line{''.join(first)}"
+        )
     raise MappingError(f"{path.name} is empty: not even a header row")
 
 
