@@ -151,3 +151,22 @@ def test_in_process_over_a_model_without_metrics_or_training_record(tmp_path: Pa
     explorer.text_input(key="typed-user").input("u4").run()
     assert messages(explorer)["exception"] == [] and messages(explorer)["error"] == []
     assert len(_table(explorer)) == 10
+
+
+def test_models_page_shows_an_automl_search_and_metrics_over_time(served: ServedWorld) -> None:
+    from typer.testing import CliRunner
+
+    from tastebud.cli.main import app
+
+    trained = CliRunner().invoke(app, ["train", "--auto", "--budget", "5s"])
+    assert trained.exit_code == 0, trained.output
+    version = trained.output.strip().splitlines()[-1]
+    test = page_test("models", served.url, served.read_key)
+    test.selectbox(key="model-version").set_value(version).run()
+    shown = messages(test)
+    assert shown["exception"] == [] and shown["error"] == []
+    search = next(c.value for c in test.caption if "trials in" in c.value)
+    assert "best validation NDCG@10" in search
+    trials = test.dataframe[-1].value
+    assert len(trials) >= 1 and {"value", "state"} <= set(trials.columns)
+    assert test.multiselect(key="model-metrics").options  # the search's version has metrics
