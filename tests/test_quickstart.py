@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import pytest
 from typer.testing import CliRunner
 
 from tastebud.cli.main import app
@@ -155,8 +157,8 @@ def test_a_store_of_an_earlier_quickstart_is_used_as_it_is(home: Path) -> None:
 
 
 def test_make_run_serves_in_the_foreground_until_ctrl_c(home: Path) -> None:
-    """The serving step in a real process: the printed curl works at once, SIGINT stops it
-    cleanly (exit 0)."""
+    """The serving step in a real process: the printed curl works at once, the dashboard
+    answers, SIGINT stops the server, the dashboard and the scheduler cleanly (exit 0)."""
     environment = {**os.environ, "TASTEBUD_HOME": str(home)}
     command = [sys.executable, "-m", "tastebud", "quickstart", *SMALL[:-1], "--port", "0"]
     child = subprocess.Popen(
@@ -177,8 +179,18 @@ def test_make_run_serves_in_the_foreground_until_ctrl_c(home: Path) -> None:
         document = json.loads(answer.stdout)
         assert len(document["items"]) == 5 and document["segment"] == "warm"
         assert document["user_id"] in output
+        # The dashboard and the scheduler run beside it; the server's GET / links the first.
+        dashboard = next(line.split()[1] for line in lines if line.startswith("dashboard "))
+        assert dashboard.endswith(f"/?user={document['user_id']}")
+        dashboard = dashboard.split("/?")[0]
+        assert httpx.get(f"{dashboard}/_stcore/health", timeout=10).text == "ok"
+        server = curl[-1].split("/v1/")[0]
+        assert f'href="{dashboard}"' in httpx.get(f"{server}/", timeout=10).text
+        assert "scheduler running" in output
         child.send_signal(signal.SIGINT)
         rest, _ = child.communicate(timeout=60)
+        with pytest.raises(httpx.TransportError):  # Ctrl-C stopped the dashboard too
+            httpx.get(f"{dashboard}/_stcore/health", timeout=5)
     finally:
         if child.poll() is None:
             child.kill()

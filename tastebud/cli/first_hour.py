@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from rich.markup import escape
 
 from tastebud.cli.common import console, fail, out, stores_for
+from tastebud.cli.companions import Companions, dashboard_port
 from tastebud.config import Settings
 from tastebud.jobs import JobFailed, JobRunner, open_run_history
 from tastebud.jobs.definitions import build_registry
@@ -254,8 +255,9 @@ def _socket(host: str, port: int | None) -> socket.socket:
 def serve_foreground(
     settings: Settings, host: str | None, port: int | None, user: str | None
 ) -> None:
-    """Serve the API on this world until Ctrl-C; once it answers, print its URL, a read key
-    and a ``curl`` for ``user``."""
+    """Serve the API on this world until Ctrl-C, with the scheduler and the dashboard beside
+    it (``companions``); once it answers, print its URL, a read key, the dashboard's URL and
+    a ``curl`` for ``user``. Ctrl-C stops all three."""
     import uvicorn  # lazy: CLI start-up
 
     from tastebud.api.app import create_app  # lazy: CLI start-up
@@ -270,8 +272,12 @@ def serve_foreground(
         raise fail(str(error)) from None
     bound = listener.getsockname()[1]
     limit_threads(1)
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{bound}"
+    helpers = Companions(settings, host, dashboard_port(host, settings.dashboard.port))
+    dashboard = settings.dashboard.model_copy(update={"url": helpers.dashboard_url})
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings.model_copy(update={"dashboard": dashboard})),  # GET / links it
         http=http_protocol(),
         log_level="warning",
         access_log=False,
@@ -279,9 +285,7 @@ def serve_foreground(
         server_header=False,
     )
     server = uvicorn.Server(config)
-    shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{bound}"
-    announce = partial(_announce, server, url, key, user)
+    announce = partial(_announce, server, helpers, url, key, user)
     threading.Thread(target=announce, name="quickstart-announce", daemon=True).start()
     try:
         server.run(sockets=[listener])
@@ -289,6 +293,7 @@ def serve_foreground(
         pass
     finally:
         listener.close()
+        helpers.stop()
     out.print("stopped")
 
 
@@ -309,18 +314,34 @@ def _keys(settings: Settings) -> str:
     return key
 
 
-def _announce(server: Any, url: str, key: str, user: str | None) -> None:
-    """Once the server answers, print its URL, the read key and a ``curl`` to try (run on
-    a thread beside the server; nothing when it stops before it starts)."""
+def _announce(server: Any, helpers: Companions, url: str, key: str, user: str | None) -> None:
+    """Once the server answers, start the scheduler and the dashboard beside it and print
+    the URLs, the read key and a ``curl`` to try (run on a thread beside the server; nothing
+    when it stops before it starts)."""
     while not server.started and not server.should_exit:
         time.sleep(0.05)
     if not server.started:
         return
     path = f"/v1/users/{user}/recommendations?k=5" if user else "/v1/popular?k=5"
+    ready = helpers.start(url, key)
     out.print(f"serving {url}  (API docs: {url}/docs; Ctrl-C stops)", highlight=False)
     out.print(f"read key: {key}", highlight=False, soft_wrap=True)
+    _announce_companions(helpers, ready, user)
     out.print(
         f"try: curl -s -H 'Authorization: Bearer {key}' '{url}{path}'",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _announce_companions(helpers: Companions, ready: bool, user: str | None) -> None:
+    """The dashboard's URL (opening ``user``) or where its log says why it did not start,
+    and the scheduler's log."""
+    link = f"{helpers.dashboard_url}/?user={user}" if user else helpers.dashboard_url
+    if ready:
+        out.print(f"dashboard {link}  (explorer, operations, models, impact)", highlight=False)
+    else:
+        console.print(
+            f"[yellow]note[/] the dashboard did not start: see {helpers.log('dashboard.log')}"
+        )
+    out.print(f"scheduler running the job schedules (log: {helpers.log('scheduler.log')})")

@@ -28,8 +28,9 @@ def command(host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start(host: str, port: int, url: str | None, key: str | None) -> subprocess.Popen[bytes]:
-    """The dashboard process, reading ``url`` with ``key`` (neither: in-process)."""
+def environment(url: str | None, key: str | None) -> dict[str, str]:
+    """This process's environment with the source ``app.py`` reads: ``url`` with ``key``
+    (neither: in-process over the settings' stores)."""
     env = dict(os.environ)
     env.pop(URL_VARIABLE, None)
     env.pop(KEY_VARIABLE, None)
@@ -37,4 +38,9 @@ def start(host: str, port: int, url: str | None, key: str | None) -> subprocess.
         env[URL_VARIABLE] = url
     if key:
         env[KEY_VARIABLE] = key
-    return subprocess.Popen(command(host, port), env=env)
+    return env
+
+
+def start(host: str, port: int, url: str | None, key: str | None) -> subprocess.Popen[bytes]:
+    """The dashboard process, reading ``url`` with ``key`` (neither: in-process)."""
+    return subprocess.Popen(command(host, port), env=environment(url, key))

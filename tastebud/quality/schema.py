@@ -11,6 +11,7 @@ non-negative, ids of the configured form, known event types and devices.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,8 +54,16 @@ class SchemaTally:
 def event_schema(settings: Settings, as_of: datetime) -> Any:
     """The pandera schema of a batch of events (with its derived value columns)."""
     # lazy: pandera (narwhals) and pyarrow wait for a check (quality history starts without)
-    import pandera.pyarrow as pp
     import pyarrow as pa
+
+    with warnings.catch_warnings():
+        # Where pandas is installed (the dashboard's Streamlit brings it), pandera's package
+        # import loads pyspark.pandas when pyspark is there too, and pyspark warns that it
+        # does not support pandas 3. tastebud uses neither pandas nor pyspark.pandas here.
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        import pandera.pyarrow as pp  # lazy: as above
 
     rules, quality = settings.events, settings.quality
     timestamp = pa.timestamp("us", tz="UTC")

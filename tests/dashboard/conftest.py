@@ -1,7 +1,8 @@
 """The dashboard's tests run against a real server on a generated world: ``tastebud
 quickstart`` on a small world (80 users, 90 items, 5 days: ingested, trained, registered as
 production, the jobs run), served by a live uvicorn on a loopback port, with a read and an
-admin key. One world for the whole directory: building it takes about ten seconds."""
+admin key, and a second model version trained with a short AutoML search (registered, not
+promoted). One world for the whole directory: building it takes about twenty seconds."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class ServedWorld:
     stores: Stores
     read_key: str
     admin_key: str
+    searched: str  # a version trained with an AutoML search, registered beside production
 
     def active_user(self) -> str:
         """A user with events (not every user of a generated world has some)."""
@@ -49,6 +51,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
     try:
         result = CliRunner().invoke(app, ["quickstart", *SMALL])
         assert result.exit_code == 0, result.output
+        trained = CliRunner().invoke(app, ["train", "--auto", "--budget", "5s"])
+        assert trained.exit_code == 0, trained.output
+        searched = trained.output.strip().splitlines()[-1]
         settings = load_settings(gateway={"key_cache_seconds": 0.0})
         stores = open_stores(settings)
         try:
@@ -56,7 +61,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
             admin = stores.database.gateway.keys.create(["admin"], "dashboard admin")
             assert read is not None and admin is not None
             with LiveServer(settings) as server:
-                yield ServedWorld(server.url, home, settings, stores, read[1], admin[1])
+                yield ServedWorld(server.url, home, settings, stores, read[1], admin[1], searched)
         finally:
             stores.close()
     finally:

@@ -25,7 +25,7 @@ REQUIRE = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
 PAGES = {
     "explorer": ("?user={user}", "[data-testid=stTable] tbody tr"),
     "operations": ("operations", "[data-testid=stDataFrame]"),
-    "models": ("models", "[data-testid=stDataFrame]"),
+    "models": ("models?version={version}", "[data-testid=stDataFrame] >> nth=1"),  # trials
     "impact": ("impact", "[data-testid=stMetric]"),
 }
 
@@ -63,7 +63,8 @@ def page() -> Iterator[Any]:
 
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        opened = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # Tall: Streamlit scrolls inside its own container, so a screenshot holds the viewport.
+        opened = browser.new_page(viewport={"width": 1400, "height": 1800})
         opened.set_default_timeout(45_000)
         yield opened
         browser.close()
@@ -92,7 +93,7 @@ def test_every_page_renders_and_the_diversity_slider_changes_the_list(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     user = served.active_user()
     for name, (path, ready) in PAGES.items():
-        page.goto(f"{dashboard}/{path.format(user=user)}")
+        page.goto(f"{dashboard}/{path.format(user=user, version=served.searched)}")
         _rendered(page, ready)
         page.wait_for_timeout(500)  # charts draw after their data arrives
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

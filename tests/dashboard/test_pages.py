@@ -85,12 +85,13 @@ def test_models_page_lists_versions_and_promotes_with_an_admin_key(served: Serve
     shown = messages(test)
     assert shown["exception"] == [] and shown["error"] == []
     versions = test.dataframe[0].value
-    assert list(versions["aliases"]) == ["production"]
-    version = versions["version"][0]
+    assert sorted(versions["aliases"]) == ["", "production"]
+    version = versions["version"][list(versions["aliases"]).index("production")]
     # Apply stays disabled until a key is given and the change confirmed.
     assert test.button(key="admin-apply").disabled
     test.text_input(key="admin-key").input(served.read_key)
     test.selectbox(key="admin-alias").set_value("canary")
+    test.selectbox(key="admin-version").set_value(version)
     test.checkbox(key="admin-confirm").check()
     test.run()
     test.button(key="admin-apply").click().run()
@@ -100,7 +101,7 @@ def test_models_page_lists_versions_and_promotes_with_an_admin_key(served: Serve
     test.button(key="admin-apply").click().run()
     assert any(f"canary now points at {version}" in s for s in messages(test)["success"])
     with_alias = page_test("models", served.url, served.read_key).dataframe[0].value
-    assert list(with_alias["aliases"]) == ["canary, production"]
+    assert "canary, production" in list(with_alias["aliases"])
 
 
 def test_impact_page_projects_a_year_with_its_interval() -> None:
@@ -151,3 +152,15 @@ def test_in_process_over_a_model_without_metrics_or_training_record(tmp_path: Pa
     explorer.text_input(key="typed-user").input("u4").run()
     assert messages(explorer)["exception"] == [] and messages(explorer)["error"] == []
     assert len(_table(explorer)) == 10
+
+
+def test_models_page_shows_an_automl_search_and_metrics_over_time(served: ServedWorld) -> None:
+    test = page_test("models", served.url, served.read_key)
+    test.selectbox(key="model-version").set_value(served.searched).run()
+    shown = messages(test)
+    assert shown["exception"] == [] and shown["error"] == []
+    search = next(c.value for c in test.caption if "trials in" in c.value)
+    assert "best validation NDCG@10" in search
+    trials = test.dataframe[-1].value
+    assert len(trials) >= 1 and {"value", "state"} <= set(trials.columns)
+    assert test.multiselect(key="model-metrics").options  # the search's version has metrics

@@ -36,7 +36,10 @@ def test_users_and_their_recent_events_with_item_metadata(served: ServedWorld) -
 def test_models_read_and_alias_changes_need_an_admin_key(served: ServedWorld) -> None:
     listing = _get(served, "/v1/models").json()
     version = listing["aliases"]["production"]
-    assert listing["versions"][0]["model_version"] == version
+    production = [v for v in listing["versions"] if "production" in v["aliases"]]
+    assert [v["model_version"] for v in production] == [version]
+    registered = [v["registered_at"] for v in listing["versions"]]
+    assert registered == sorted(registered, reverse=True)  # newest first
     training = _get(served, f"/v1/models/{version}/training").json()
     assert "data" in training and "configuration" in training
     assert _get(served, "/v1/models/production/training").json() == training

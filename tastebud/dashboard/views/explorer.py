@@ -150,7 +150,8 @@ def _recommendations(
     result, seconds = answer
     st.subheader("Recommended")
     st.caption(
-        f"model {result['model_version'] or 'none'} · segment {result['segment']} · "
+        f"user {user_id} · model {result['model_version'] or 'none'} · "
+        f"segment {result['segment']} · "
         f"{seconds * 1000:.0f} ms · overrides {ranking or 'none (server settings)'}"
         + (" · degraded: " + ", ".join(result["degraded_reasons"]) if result["degraded"] else "")
     )

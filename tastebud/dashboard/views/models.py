@@ -124,12 +124,10 @@ def render(source: DataSource) -> None:
     _versions(listing)
     _metrics_over_time(listing["versions"])
     names = [v["model_version"] for v in listing["versions"]]
-    production = listing["aliases"].get("production")
+    # ?version=ID in the address opens that version; else the one serving (production).
+    wanted = st.query_params.get("version") or listing["aliases"].get("production")
     chosen = st.selectbox(
-        "Version",
-        names,
-        index=names.index(production) if production in names else 0,
-        key="model-version",
+        "Version", names, index=names.index(wanted) if wanted in names else 0, key="model-version"
     )
     _search(source, chosen)
     _admin(source, listing)

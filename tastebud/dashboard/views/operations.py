@@ -18,7 +18,8 @@ from tastebud.dashboard.views.common import attempt
 EVENTS = "tastebud_feedback_events_total"
 LATENCY = "tastebud_reco_hybrid_latency_ms"
 PRECOMPUTED = "tastebud_reco_precomputed_requests_total"
-FEATURE_HITS = "tastebud_feature_cache_hit_ratio"
+FEATURE_HITS = "tastebud_feature_cache_hits_count_total"
+FEATURE_MISSES = "tastebud_feature_cache_misses_count_total"
 
 
 def _rate(received: float) -> float | None:
@@ -62,11 +63,11 @@ def _serving(scrape: Scrape) -> None:
         "—" if not asked else f"{outcomes.get('hit', 0) / asked:.0%}",
         help="Default-shape requests answered from the list stored in the online store.",
     )
-    feature = scrape.samples.get(FEATURE_HITS)
+    hits, misses = scrape.total(FEATURE_HITS), scrape.total(FEATURE_MISSES)
     columns[4].metric(
         "Feature cache hits",
-        "—" if not feature else f"{feature[0].value:.0%}",
-        help="Online feature reads answered from the cache.",
+        "—" if hits + misses == 0 else f"{hits / (hits + misses):.0%}",
+        help="Online feature reads answered from the cache (since the server started).",
     )
 
 
@@ -139,5 +140,5 @@ def render(source: DataSource) -> None:
     )  # fmt: skip
     _checks(
         "Model monitoring and drift", attempt(source.monitoring, "the monitoring results"),
-        "No monitoring run yet: `tastebud monitor run` or the `monitor` job.",
+        "No monitoring run yet: `tastebud monitor check` or the `monitor` job.",
     )  # fmt: skip
