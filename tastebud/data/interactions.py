@@ -104,14 +104,39 @@ def read_interactions_file(path: str | Path) -> InteractionLog:
                     # Only an empty field is missing: "nan" in a weight column is a NaN
                     # (rejected, counted), "NA" is a valid id.
                     null_values=[""],
+                    check_utf8=False,  # checked per row below, not for the whole file
                 ),
             )
     except (pa.ArrowInvalid, OSError) as error:
         raise InteractionsError(f"cannot read {path}: {error}") from None
+    table, not_utf8 = _without_invalid_utf8(table)
     log = _normalise(table, digest.hexdigest()[:16], source=str(path))
-    if malformed:
-        log.dropped = {"malformed_row": len(malformed), **log.dropped}
+    unread = {"malformed_row": len(malformed), "invalid_utf8": not_utf8}
+    log.dropped = {**{k: n for k, n in unread.items() if n}, **log.dropped}
     return log
+
+
+def _without_invalid_utf8(table: pa.Table) -> tuple[pa.Table, int]:
+    """The table without the rows whose text is not UTF-8 (read unchecked, so one bad byte
+    costs its row, not the file), and how many there were."""
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for column in table.columns:
+        if not pa.types.is_string(column.type):
+            continue
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for row, value in enumerate(column.cast(pa.binary()).to_pylist()):
+            try:
+                if value is not None:
+                    value.decode("utf-8")
+            except UnicodeDecodeError:
+                bad[row] = True
+    if not bad.any():
+        return table, 0
+    return table.filter(pa.array(~bad)), int(bad.sum())
 
 
 def read_event_store(

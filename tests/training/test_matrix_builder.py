@@ -168,6 +168,22 @@ def test_a_row_with_the_wrong_number_of_fields_is_dropped_and_the_good_rows_kept
     assert log.dropped == {"malformed_row": 2}
 
 
+def test_a_row_that_is_not_utf8_is_dropped_and_the_good_rows_kept(tmp_path: Path) -> None:
+    """One byte that is not UTF-8 refused the whole file ("CSV conversion error to string:
+    invalid UTF8 data"), losing every good row (the bad-input audit)."""
+    path = tmp_path / "ratings.csv"
+    path.write_bytes(
+        b"user_id,item_id,rating,event_type\n"
+        b"a,x,4,rating\n"
+        b"b,y\xff,3,rating\n"
+        b"c,z,5,rat\xfeing\n"
+        b"d,z,2,rating\n"
+    )
+    log = read_interactions_file(path)
+    assert log.table.column("user_id").to_pylist() == ["a", "d"]
+    assert log.dropped == {"invalid_utf8": 2}
+
+
 def test_a_header_split_on_another_separator_is_named(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     path.write_text("user_id;item_id;rating\nu1;i1;4\n")
