@@ -17,6 +17,10 @@ from tastebud.cli.common import console
 from tastebud.config import Settings
 
 READY_SECONDS = 60.0
+# How long Ctrl-C waits for each to stop before killing it: the scheduler stops between
+# jobs, and a long one (an AutoML train) would otherwise hold the terminal for minutes;
+# a job killed so runs again at its next interval.
+STOP_SECONDS = 5.0
 
 
 def dashboard_port(host: str, wanted: int) -> int:
@@ -81,7 +85,7 @@ class Companions:
                 process.terminate()
         for process in self.processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

@@ -339,9 +339,17 @@ def _announce_companions(helpers: Companions, ready: bool, user: str | None) -> 
     and the scheduler's log."""
     link = f"{helpers.dashboard_url}/?user={user}" if user else helpers.dashboard_url
     if ready:
-        out.print(f"dashboard {link}  (explorer, operations, models, impact)", highlight=False)
+        out.print(
+            f"dashboard {link}  (explorer, operations, models, impact)",
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
         console.print(
             f"[yellow]note[/] the dashboard did not start: see {helpers.log('dashboard.log')}"
         )
-    out.print(f"scheduler running the job schedules (log: {helpers.log('scheduler.log')})")
+    out.print(
+        f"scheduler running the job schedules (log: {helpers.log('scheduler.log')})",
+        highlight=False,
+        soft_wrap=True,
+    )

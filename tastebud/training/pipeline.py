@@ -29,10 +29,10 @@ from tastebud.evaluation import factor_coverage
 from tastebud.models.base import Recommender
 from tastebud.models.ease import EASERecommender
 from tastebud.registry import ModelRegistry, ModelVersion
+from tastebud.registry.names import TRAINING_FILE
 from tastebud.training.automl import AutoML, BudgetTooSmall, SearchFailed, SearchResult
 from tastebud.training.configuration import Configuration, MatrixSource, fit_configuration
 
-TRAINING_FILE = "training.json"
 # Above this catalog size the default configuration switches from EASE to ALS.
 DEFAULT_EASE_MAX_ITEMS = 15_000
 

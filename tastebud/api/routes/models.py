@@ -28,9 +28,8 @@ from tastebud.registry import (
     VersionNotFound,
 )
 from tastebud.registry.manifest import VERSION_PATTERN
-from tastebud.registry.names import ALIASES
+from tastebud.registry.names import ALIASES, TRAINING_FILE
 from tastebud.stores import StoreUnavailable
-from tastebud.training.pipeline import TRAINING_FILE
 
 router = APIRouter(tags=["models"])
 Alias = Literal["production", "canary", "shadow"]
