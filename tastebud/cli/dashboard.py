@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -45,6 +46,7 @@ def dashboard(
         "  (Ctrl-C stops)",
         highlight=False,
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, as Ctrl-C
     process = start(host, port, url, key)
     try:
         code = process.wait()
@@ -53,3 +55,7 @@ def dashboard(
         code = process.wait()
     if code not in (0, -15):
         raise typer.Exit(code)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt

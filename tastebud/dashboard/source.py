@@ -180,8 +180,12 @@ class InProcessSource(DataSource):
 
         from tastebud.api.app import create_app  # lazy: as above
 
+        quiet = "log_level" not in settings.model_fields_set  # no log line per page's call
         local = settings.model_copy(
-            update={"gateway": settings.gateway.model_copy(update={"auth": False})}
+            update={
+                "gateway": settings.gateway.model_copy(update={"auth": False}),
+                "log_level": "WARNING" if quiet else settings.log_level,
+            }
         )
         self._client: AbstractContextManager[Any] = TestClient(
             create_app(local), base_url="http://in-process", raise_server_exceptions=False

@@ -43,7 +43,8 @@ class ServedWorld:
         return created[0].key_id, created[1]
 
 
-@pytest.fixture(scope="session")
+# Package scope: TASTEBUD_HOME points at this world only while tests/dashboard runs.
+@pytest.fixture(scope="package")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
     home = tmp_path_factory.mktemp("dashboard-home")
     before = os.environ.get("TASTEBUD_HOME")
