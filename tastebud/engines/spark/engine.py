@@ -266,7 +266,8 @@ class SparkEngine(Engine):
         as_of: datetime,
     ) -> pa.Table | None:
         """``func`` on the executors, once per partition of the window's events hashed by
-        ``key`` (so each key's events are in one partition), outputs back as Arrow."""
+        ``key`` (so each key's events are in one partition; empty partitions call nothing),
+        outputs back as Arrow."""
         from pyspark.sql import functions as F  # lazy: pyspark is the optional extra [spark]
 
         columns = tuple(EVENT_SCHEMA.names)
@@ -279,8 +280,9 @@ class SparkEngine(Engine):
                 else F.col(name)
                 for name in columns
             ]
-            count = max(2, self.session.sparkContext.defaultParallelism * 2)
-            partitions = events.select(*exact).repartition(count, key)
+            # spark.sql.shuffle.partitions of them (200 by default): a partition is one
+            # Python call holding its events in memory, so size it with the data.
+            partitions = events.select(*exact).repartition(key)
             try:
                 blobs = partitions.rdd.mapPartitions(EntityMapper(func)).collect()
             except Exception as error:
