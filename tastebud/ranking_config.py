@@ -32,7 +32,8 @@ def json_integers(value: Any) -> Any:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No Infinity or NaN: TOML has them, and a JSON override's 1e999 parses to infinity.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CandidateSettings(_Section):
@@ -143,7 +144,7 @@ class RankingSettings(_Section):
 class ServingSettings(BaseModel):
     """The serving process: where its model comes from and how often it looks again."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model_alias: Literal["production", "canary", "shadow"] = "production"
     poll_seconds: float = Field(

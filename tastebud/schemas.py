@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -317,6 +318,34 @@ def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return flagged
 
 
+class TooManyDigits(float):
+    """An integer in JSON text with more digits than Python turns into an int
+    (``sys.get_int_max_str_digits()``, 4,300 by default): no number a store keeps, read as
+    infinity so every rule for numbers refuses it, and named by the rule below as an
+    ``invalid_number`` with too many digits (``json.loads`` raised a ValueError pointing at
+    ``sys.set_int_max_str_digits()`` for the whole text instead)."""
+
+
+def _bounded_int(text: str) -> int | float:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        return TooManyDigits("inf")
+    return int(text)
+
+
+def loads_json(text: str, **options: Any) -> Any:
+    """``json.loads`` with ``json_object`` (duplicate keys marked) and each integer too long
+    to convert read as ``TooManyDigits``. The text is parsed again for that only when the
+    first parse hit the limit, so the common path keeps the C parser's own integers."""
+    try:
+        return json.loads(text, object_pairs_hook=json_object, **options)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        pass  # the integer digit limit (any other ValueError is raised again below)
+    return json.loads(text, object_pairs_hook=json_object, parse_int=_bounded_int, **options)
+
+
 def unstorable_field(value: Any, where: str = "") -> str | None:
     """The path of the first string (value or key) in ``value`` no backend can store, or
     of the first number that is not finite, or None. Walks dicts and lists, as JSON decodes
@@ -333,6 +362,8 @@ def _first_unstorable(value: Any, where: str) -> tuple[str, str] | None:
     named a key twice (``duplicate_key``, see ``DuplicateKeys``)."""
     if isinstance(value, str):
         return None if storable(value) else (where or "value", "invalid_text")
+    if isinstance(value, TooManyDigits):
+        return where or "value", "too_many_digits"
     if isinstance(value, float):
         return None if math.isfinite(value) else (where or "value", "invalid_number")
     if isinstance(value, dict):
@@ -359,9 +390,14 @@ UNSTORABLE_MESSAGES = {
     "invalid_text": "{field} holds a character no store can keep (NUL or a lone surrogate)",
     "invalid_number": "{field} is not a finite number (JSON has no Infinity or NaN; a number "
     "this large does not fit a float)",
+    "too_many_digits": "{field} is an integer with too many digits to read (more than "
+    f"{sys.get_int_max_str_digits():,})",
     "duplicate_key": "{field} is given more than once; a JSON object names each key once",
 }
 """The message of each reason ``unstorable_reason`` gives, with ``{field}`` to fill in."""
+
+UNSTORABLE_CODES = {"too_many_digits": "invalid_number"}
+"""The code of a reason whose message is its own but whose rule is another's."""
 
 
 def unstorable_reason(value: Any) -> tuple[str, str] | None:
@@ -370,7 +406,8 @@ def unstorable_reason(value: Any) -> tuple[str, str] | None:
     if found is None:
         return None
     where, reason = found
-    return reason, UNSTORABLE_MESSAGES[reason].format(field=UNSTORABLE_TEXT.sub("?", where)[:80])
+    message = UNSTORABLE_MESSAGES[reason].format(field=UNSTORABLE_TEXT.sub("?", where)[:80])
+    return UNSTORABLE_CODES.get(reason, reason), message
 
 
 def check_storable(value: Any) -> Any:
@@ -380,7 +417,9 @@ def check_storable(value: Any) -> Any:
     if found is not None:
         where, reason = found
         raise PydanticCustomError(
-            reason, UNSTORABLE_MESSAGES[reason], {"field": UNSTORABLE_TEXT.sub("?", where)[:80]}
+            UNSTORABLE_CODES.get(reason, reason),
+            UNSTORABLE_MESSAGES[reason],
+            {"field": UNSTORABLE_TEXT.sub("?", where)[:80]},
         )
     return value
 

@@ -64,3 +64,8 @@ def test_invalid_settings_are_refused(home: Path) -> None:
     Path("tastebud.toml").write_text("unknown_key = 1\n")
     with pytest.raises(ValidationError, match="unknown_key"):
         load_settings()
+    # TOML has inf (and 1e999 overflows to it): no ranking setting holds it.
+    for value in ("inf", "1e999"):
+        Path("tastebud.toml").write_text(f"[ranking.recency]\nhalf_life_days = {value}\n")
+        with pytest.raises(ValidationError, match=r"half_life_days\n.*finite"):
+            load_settings()

@@ -18,7 +18,7 @@ from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.ratelimit import Limiter, retry_after_header
 from tastebud.observability import bind_context
-from tastebud.schemas import json_object
+from tastebud.schemas import loads_json
 from tastebud.stores import Stores
 from tastebud.stores.keys import ApiKey
 
@@ -189,7 +189,8 @@ async def read_json(request: Request, limit: int) -> Any:
 
 def decode_json(body: bytes) -> Any:
     """``body`` as JSON under one rule for every route: UTF-8, no NaN or Infinity, each
-    object marked when it names a key twice (``schemas.DuplicateKeys``); else a 400."""
+    object marked when it names a key twice (``schemas.DuplicateKeys``), each integer too
+    long to convert marked (``schemas.TooManyDigits``); else a 400."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -197,7 +198,7 @@ def decode_json(body: bytes) -> Any:
             400, "invalid_utf8", f"the body is not valid UTF-8 (byte {error.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=json_object)
+        return loads_json(text, parse_constant=_no_constants)
     except json.JSONDecodeError as error:
         raise ApiError(
             400,

@@ -1,8 +1,9 @@
 """Bodies FastAPI parses itself (``POST /v1/recommendations``, ``/v1/features``, push
 subscriptions) held to the rules of the bodies tastebud reads (``deps.read_json``): NaN and
-Infinity are not JSON, and an object that names a key twice is refused rather than read for
-its last value. FastAPI calls ``Request.json()`` and passes an ``HTTPException`` from it
-through, so a route class that hands endpoints a stricter request is all it takes."""
+Infinity are not JSON, an object that names a key twice is refused rather than read for
+its last value, and an integer with too many digits to read is named as such. FastAPI calls
+``Request.json()`` and passes an ``HTTPException`` from it through, so a route class that
+hands endpoints a stricter request is all it takes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from fastapi.routing import APIRoute
 
 from tastebud.api.deps import decode_json
 from tastebud.api.errors import ApiError
-from tastebud.schemas import DuplicateKeys
+from tastebud.schemas import (
+    UNSTORABLE_CODES,
+    UNSTORABLE_MESSAGES,
+    DuplicateKeys,
+    TooManyDigits,
+)
 
 
 class JsonBodyError(HTTPException):
@@ -25,10 +31,14 @@ class JsonBodyError(HTTPException):
         self.code = code
 
 
-def duplicate_key(value: Any, where: str = "") -> str | None:
-    """The path of the first key some object in ``value`` names twice, or None."""
+def marked_value(value: Any, where: str = "") -> tuple[str, str] | None:
+    """(path, reason) of the first key some object in ``value`` names twice
+    (``duplicate_key``) or of the first integer with too many digits to read
+    (``too_many_digits``), or None."""
     if isinstance(value, DuplicateKeys):
-        return f"{where}.{value.duplicate}" if where else value.duplicate
+        return (f"{where}.{value.duplicate}" if where else value.duplicate), "duplicate_key"
+    if isinstance(value, TooManyDigits):
+        return where or "value", "too_many_digits"
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -37,14 +47,15 @@ def duplicate_key(value: Any, where: str = "") -> str | None:
         return None
     for key, inner in items:
         path = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else key)
-        found = duplicate_key(inner, path)
+        found = marked_value(inner, path)
         if found is not None:
             return found
     return None
 
 
 class StrictJsonRequest(Request):
-    """A request whose ``json()`` applies ``decode_json`` and refuses duplicate keys."""
+    """A request whose ``json()`` applies ``decode_json`` and refuses duplicate keys and
+    integers with too many digits, naming them."""
 
     _strict_json: Any
 
@@ -54,10 +65,11 @@ class StrictJsonRequest(Request):
                 parsed = decode_json(await self.body())
             except ApiError as error:
                 raise JsonBodyError(error.code, error.message) from None
-            named = duplicate_key(parsed)
-            if named is not None:
-                message = f"{named} is given more than once; a JSON object names each key once"
-                raise JsonBodyError("duplicate_key", message)
+            marked = marked_value(parsed)
+            if marked is not None:
+                where, reason = marked
+                message = UNSTORABLE_MESSAGES[reason].format(field=where[:80])
+                raise JsonBodyError(UNSTORABLE_CODES.get(reason, reason), message)
             self._strict_json = parsed
         return self._strict_json
 

@@ -77,7 +77,9 @@ def evaluate_command(
         if not 0 < fraction < 1:
             raise fail("--fraction must be between 0 and 1")
         log = read_log(settings, interactions)
-        evaluate_rating_models(log, models=models, fraction=fraction, out_dir=out_dir, seed=seed)
+        evaluate_rating_models(
+            settings, log, models=models, fraction=fraction, out_dir=out_dir, seed=seed
+        )
         return
     if protocol not in PROTOCOLS:
         raise fail(f"unknown protocol {protocol!r}: use {', '.join(PROTOCOLS)}")

@@ -16,8 +16,22 @@ from tastebud.config import Settings
 from tastebud.data.interactions import InteractionLog, InteractionsError
 from tastebud.models.base import ModelError
 from tastebud.training.pipeline import save_training
-from tastebud.training.rating import register_rating, train_rating
+from tastebud.training.rating import OUT_OF_SCALE, register_rating, train_rating, within_scale
 from tastebud.training.rating_evaluation import DEFAULT_EVALUATION_MODELS, evaluate_ratings
+
+
+def on_scale(settings: Settings, log: InteractionLog) -> InteractionLog:
+    """``log`` without the ratings outside the configured scale, saying how many went."""
+    low, high = settings.quality.rating_min, settings.quality.rating_max
+    kept = within_scale(log, low, high)
+    count = kept.dropped.get(OUT_OF_SCALE, 0) - log.dropped.get(OUT_OF_SCALE, 0)
+    if count:
+        scale = escape(f"[{low:g}, {high:g}]")
+        console.print(
+            f"[yellow]dropped[/] {count:,} rows: {OUT_OF_SCALE} (not in {scale}, "
+            f"{escape('[quality]')} rating_min..rating_max)"
+        )
+    return kept
 
 
 def train_ratings(
@@ -30,6 +44,7 @@ def train_ratings(
     seed: int,
 ) -> None:
     """Fit a rating predictor, print its validation RMSE/MAE, save or register it."""
+    log = on_scale(settings, log)
     try:
         with console.status(f"training {model} on ratings..."):
             training = train_rating(log, model=model, random_state=seed)
@@ -59,6 +74,7 @@ def train_ratings(
 
 
 def evaluate_rating_models(
+    settings: Settings,
     log: InteractionLog,
     *,
     models: list[str] | None,
@@ -71,6 +87,7 @@ def evaluate_rating_models(
     def show(name: str, metrics: dict[str, float]) -> None:
         console.print(f"  {name:<16} RMSE {metrics['rmse']:.4f}  MAE {metrics['mae']:.4f}")
 
+    log = on_scale(settings, log)
     try:
         report = evaluate_ratings(
             log,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -105,6 +106,8 @@ def replay_command(
         raise fail(f"--event-type {event_type!r} is not configured")
     if key is not None and url is None:
         raise fail("--key applies to --url")
+    if url is not None:
+        _check_url(url)
     plan = _plan(speed, rate_pattern, rate, since, until, ends_at, batch_size, seed)
     sources, loaded = _load(settings, path, mapping, event_type, plan)
     _print_loaded(loaded, as_json)
@@ -124,6 +127,20 @@ def replay_command(
         out.print_json(json.dumps(document))
     else:
         _print_report(document)
+
+
+def _check_url(url: str) -> None:
+    """Refuse a --url that names no gateway as bad usage (exit 2), before anything is read:
+    sent on, it would fail as an unreachable gateway (exit 3)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise fail(f"--url must be http:// or https://host[:port]; got {url!r}")
+    try:
+        parts.port  # noqa: B018  (urlsplit parses the port on access)
+    except ValueError:
+        raise fail(f"--url has a bad port: {url!r}") from None
+    if not parts.hostname:
+        raise fail(f"--url names no host: {url!r}")
 
 
 def _plan(

@@ -59,6 +59,25 @@ def rating_rows(log: InteractionLog) -> pa.Table:
     return rated
 
 
+OUT_OF_SCALE = "rating_out_of_scale"
+
+
+def within_scale(log: InteractionLog, low: float, high: float) -> InteractionLog:
+    """``log`` without its ratings outside [low, high] (the configured scale, ``[quality]
+    rating_min``/``rating_max``), counted in ``dropped`` as ``rating_out_of_scale``: a 99
+    on a 1-5 scale is a typo or another scale, and a rating predictor would stretch its
+    prediction range to it. Rows without a rating are kept."""
+    values = log.table.column("value")
+    outside = pc.fill_null(pc.or_(pc.less(values, low), pc.greater(values, high)), False)
+    count = int(pc.sum(outside).as_py() or 0)
+    if count == 0:
+        return log
+    kept = log.slice_rows(~outside.to_numpy(zero_copy_only=False), f"scale:{low}:{high}")
+    kept.dropped = {**log.dropped, OUT_OF_SCALE: log.dropped.get(OUT_OF_SCALE, 0) + count}
+    kept.ignored_columns = list(log.ignored_columns)
+    return kept
+
+
 def ratings_matrix(
     log: InteractionLog,
     *,

@@ -49,3 +49,40 @@ def test_an_event_context_with_a_number_out_of_range_is_rejected_alone(api: Api)
     assert results[1]["reasons"] == ["invalid_number"]
     assert "context.position" in results[1]["message"]
     assert api.database.events.count() == 1
+
+
+HUGE = "9" * 5_000  # more digits than Python turns into an int (sys.get_int_max_str_digits)
+
+
+def test_an_integer_with_too_many_digits_is_an_invalid_number_naming_the_field(api: Api) -> None:
+    """Python's parser refused the whole body with a message about its own
+    ``sys.set_int_max_str_digits()``; the entry alone is now rejected, naming the field."""
+    good = '{"user_id": "u1", "item_id": "i1", "event_type": "play", "event_id": "good"}'
+    bad = (
+        '{"user_id": "u1", "item_id": "i1", "event_type": "play", "event_id": "bad",'
+        f' "context": {{"position": -{HUGE}}}}}'
+    )
+    response = _send(api, "POST", "/v1/events", f'{{"events": [{good}, {bad}]}}')
+    assert response.status_code == 202, response.text
+    results = response.json()["results"]
+    assert results[0]["status"] == "accepted"
+    assert results[1]["reasons"] == ["invalid_number"]
+    message = results[1]["message"]
+    assert "context.position" in message and "too many digits" in message, message
+    assert "sys." not in message
+    items = f'{{"items": [{{"item_id": "big", "attributes": {{"plays": {HUGE}}}}}]}}'
+    refused = _send(api, "PUT", "/v1/items", items)
+    assert refused.status_code == 422, refused.text
+    result = refused.json()["results"][0]
+    assert result["reasons"] == ["invalid_number"] and "attributes.plays" in result["message"]
+
+
+def test_a_body_fastapi_parses_names_the_integer_with_too_many_digits(embedded_api: Api) -> None:
+    headers = {**embedded_api.headers("admin"), "Content-Type": "application/json"}
+    body = f'{{"users": ["u1"], "k": {HUGE}}}'
+    response = embedded_api.client.post("/v1/recommendations", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_number", error
+    assert "k " in error["message"] and "too many digits" in error["message"], error
+    assert "sys." not in error["message"]

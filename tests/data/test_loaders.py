@@ -201,6 +201,20 @@ def test_jsonl_with_broken_lines(tmp_path: Path, stores: Stores, settings: Setti
     assert stored["u3"].event_id == "client-key-1" and stored["u3"].schema_version == 2
 
 
+def test_a_jsonl_integer_with_too_many_digits_rejects_its_line(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """Python's parser raised a ValueError without ``msg`` (the loader fell over on it)."""
+    good = '{"user_id": "u1", "item_id": "i1", "event_type": "view"}'
+    bad = '{"user_id": "u2", "item_id": "i2", "event_type": "view", "context": {"n": %s}}'
+    path = write(tmp_path / "events.jsonl", f"{good}\n{bad % ('9' * 5_000)}\n")
+    source = run(path, stores, settings).sources[0]
+    assert [(r.row, r.reason) for r in source.rejections] == [(2, "invalid_number")]
+    assert "context.n" in source.rejections[0].message
+    assert "too many digits" in source.rejections[0].message
+    assert [e.user_id for e in stores.events.scan()] == ["u1"]
+
+
 def test_undecodable_bytes_reject_one_line(
     tmp_path: Path, stores: Stores, settings: Settings
 ) -> None:

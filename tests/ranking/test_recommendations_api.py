@@ -220,6 +220,26 @@ def test_bad_batch_requests(client: Client, body: dict[str, Any], code: str) -> 
     assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ('{"recency": {"half_life_days": 1e999}}', "recency.half_life_days"),
+        ('{"candidates": {"fresh_days": 1e999}}', "candidates.fresh_days"),
+    ],
+)
+def test_a_ranking_override_that_overflows_to_infinity_is_refused(
+    client: Client, override: str, field: str
+) -> None:
+    """Python's parser reads 1e999 as infinity: it is no number a setting can hold."""
+    body = f'{{"users": ["u0"], "ranking": {override}}}'
+    headers = {"X-API-Key": client.keys["read"], "Content-Type": "application/json"}
+    response = client.http.post("/v1/recommendations", content=body, headers=headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_ranking"
+    assert field in error["message"] and "finite" in error["message"], error["message"]
+
+
 def test_an_event_changes_the_next_list_on_another_instance(
     world: World, keys: dict[str, str]
 ) -> None:

@@ -169,6 +169,11 @@ def test_the_command_says_what_it_rejected_and_refuses_bad_options(
         (["--rate-pattern", "uniform"], "needs --rate"),
         (["--from", "yesterday-ish"], "--from"),
         (["--key", "tb_x"], "--key applies to --url"),
+        # A URL that names no gateway is bad usage (2), not an unreachable gateway (3).
+        (["--url", "notaurl"], "--url must be http:// or https://"),
+        (["--url", "ftp://127.0.0.1:9"], "--url must be http:// or https://"),
+        (["--url", "http://"], "--url names no host"),
+        (["--url", "http://127.0.0.1:notaport"], "--url has a bad port"),
     ]:
         refused = runner.invoke(app, ["replay", str(log), *options])
         assert refused.exit_code == 2 and message in refused.output, refused.output

@@ -213,6 +213,40 @@ def test_cli_trains_registers_and_evaluates_ratings(home: Path, tmp_path: Path) 
     assert report["protocol"] == "ratings" and set(report["models"]) == {"global-mean", "biased-mf"}
 
 
+def test_ratings_outside_the_configured_scale_are_dropped_and_reported(
+    home: Path, tmp_path: Path
+) -> None:
+    """A 99 and a -3 in a 1-5 file are not ratings on the scale ([quality] rating_min and
+    rating_max): they are dropped and counted, the good rows trained on and judged."""
+    table = rating_table(n_users=60, per_user=20)
+    rows = table.to_pylist()
+    rows[0]["rating"], rows[1]["rating"] = 99.0, -3.0
+    path = write_csv(tmp_path / "ratings.csv", pa.Table.from_pylist(rows))
+    args = ["train", "--interactions", str(path), "--objective", "rating", "--out", "m"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "dropped 2 rows: rating_out_of_scale" in result.output
+    assert "[0.5, 5]" in result.output, result.output
+    summary = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert summary["data"]["dropped"]["rating_out_of_scale"] == 2
+    assert summary["data"]["rows"] == len(rows) - 2
+    model = Recommender.load(tmp_path / "m")
+    assert isinstance(model, RatingRecommender)
+    assert list(model.rating_range_) == [1.0, 5.0]
+
+    args = ["evaluate", "--interactions", str(path), "--protocol", "ratings", "--out", "ev",
+            "--model", "global-mean"]  # fmt: skip
+    judged = runner.invoke(app, args)
+    assert judged.exit_code == 0, judged.output
+    assert "dropped 2 rows: rating_out_of_scale" in judged.output
+    assert json.loads((tmp_path / "ev" / "report.json").read_text())["ratings"] == len(rows) - 2
+
+    (tmp_path / "tastebud.toml").write_text("[quality]\nrating_min = -5\nrating_max = 100\n")
+    kept = runner.invoke(app, ["train", "--interactions", str(path), "--objective", "rating",
+                               "--out", "wide"])  # fmt: skip
+    assert kept.exit_code == 0 and "rating_out_of_scale" not in kept.output, kept.output
+
+
 def test_a_diverged_training_leaves_the_registry_unchanged(home: Path) -> None:
     from tastebud.config import load_settings
     from tastebud.registry import open_registry

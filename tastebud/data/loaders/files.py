@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastebud.data.formats import FORMATS
-from tastebud.schemas import json_object, unstorable_reason
+from tastebud.schemas import loads_json, unstorable_reason
 from tastebud.validation import Rejection
 
 
@@ -230,9 +230,10 @@ def read_jsonl(path: Path, *, batch_size: int = 100_000) -> Iterator[RawBatch]:
         if not text.strip():
             continue
         try:
-            record = json.loads(text, object_pairs_hook=json_object)
+            record = loads_json(text)
         except ValueError as error:
-            rejections.append(Rejection(number, "malformed_row", f"invalid JSON: {error.msg}"))
+            detail = getattr(error, "msg", str(error))
+            rejections.append(Rejection(number, "malformed_row", f"invalid JSON: {detail}"))
             continue
         if not isinstance(record, dict):
             rejections.append(Rejection(number, "malformed_row", "a line must be a JSON object"))
