@@ -23,7 +23,10 @@ from tastebud.training.rating_evaluation import DEFAULT_EVALUATION_MODELS, evalu
 def on_scale(settings: Settings, log: InteractionLog) -> InteractionLog:
     """``log`` without the ratings outside the configured scale, saying how many went."""
     low, high = settings.quality.rating_min, settings.quality.rating_max
-    kept = within_scale(log, low, high)
+    try:
+        kept = within_scale(log, low, high)
+    except InteractionsError as error:
+        raise fail(escape(str(error))) from None
     count = kept.dropped.get(OUT_OF_SCALE, 0) - log.dropped.get(OUT_OF_SCALE, 0)
     if count:
         scale = escape(f"[{low:g}, {high:g}]")

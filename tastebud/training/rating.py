@@ -60,18 +60,31 @@ def rating_rows(log: InteractionLog) -> pa.Table:
 
 
 OUT_OF_SCALE = "rating_out_of_scale"
+MAX_OUT_OF_SCALE_SHARE = 0.05
+"""Above this share of the ratings outside the scale, the scale is wrong, not the rows: a
+file rated 1-10 against the default 0.5-5 would lose half its ratings, so it is refused."""
 
 
 def within_scale(log: InteractionLog, low: float, high: float) -> InteractionLog:
     """``log`` without its ratings outside [low, high] (the configured scale, ``[quality]
     rating_min``/``rating_max``), counted in ``dropped`` as ``rating_out_of_scale``: a 99
     on a 1-5 scale is a typo or another scale, and a rating predictor would stretch its
-    prediction range to it. Rows without a rating are kept."""
+    prediction range to it. Rows without a rating are kept. Raises ``InteractionsError``
+    when more than ``MAX_OUT_OF_SCALE_SHARE`` of the ratings are outside: the scale is
+    then another one, and dropping would lose good rows."""
     values = log.table.column("value")
     outside = pc.fill_null(pc.or_(pc.less(values, low), pc.greater(values, high)), False)
     count = int(pc.sum(outside).as_py() or 0)
     if count == 0:
         return log
+    rated = len(values) - values.null_count
+    if count > MAX_OUT_OF_SCALE_SHARE * rated:
+        seen = pc.min_max(values).as_py()
+        raise InteractionsError(
+            f"{count:,} of {rated:,} ratings ({count / rated:.0%}) are outside the scale "
+            f"[{low:g}, {high:g}] (the file's run from {seen['min']:g} to {seen['max']:g}): "
+            "set [quality] rating_min and rating_max to the file's scale"
+        )
     kept = log.slice_rows(~outside.to_numpy(zero_copy_only=False), f"scale:{low}:{high}")
     kept.dropped = {**log.dropped, OUT_OF_SCALE: log.dropped.get(OUT_OF_SCALE, 0) + count}
     kept.ignored_columns = list(log.ignored_columns)

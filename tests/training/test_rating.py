@@ -247,6 +247,19 @@ def test_ratings_outside_the_configured_scale_are_dropped_and_reported(
     assert kept.exit_code == 0 and "rating_out_of_scale" not in kept.output, kept.output
 
 
+def test_a_file_on_another_scale_is_refused_not_halved(home: Path, tmp_path: Path) -> None:
+    """A 1-10 file against the default 0.5-5 scale: most of its ratings would go, so the
+    command refuses it and names the setting, and nothing is trained."""
+    table = rating_table(n_users=30, per_user=10)
+    rows = [{**row, "rating": row["rating"] * 2} for row in table.to_pylist()]
+    path = write_csv(tmp_path / "ten.csv", pa.Table.from_pylist(rows))
+    args = ["train", "--interactions", str(path), "--objective", "rating", "--out", "m"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "outside the scale [0.5, 5]" in result.output and "rating_max" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_diverged_training_leaves_the_registry_unchanged(home: Path) -> None:
     from tastebud.config import load_settings
     from tastebud.registry import open_registry
