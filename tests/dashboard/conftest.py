@@ -7,6 +7,7 @@ promoted). One world for the whole directory: building it takes about twenty sec
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,16 @@ from tastebud.config import Settings, load_settings
 from tastebud.stores import Stores, open_stores
 
 SMALL = ["--users", "80", "--items", "90", "--days", "5", "--no-serve"]
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored() -> Iterator[None]:
+    """Streamlit's script runner installs the page script as ``sys.modules["__main__"]``
+    and leaves it there; a later test that starts a process with multiprocessing's spawn
+    would then re-run that script in the child (and fail). Put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @dataclass
