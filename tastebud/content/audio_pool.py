@@ -245,6 +245,8 @@ class AudioPool:
                     future = pool.schedule(analyse, (path, self.max_seconds), timeout=self.timeout)
                     in_flight[future] = (key, path, time.monotonic())
                 done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                if not done and not pool.active:  # a pebble thread died: its futures never end
+                    raise RuntimeError("the pool's manager stopped")
                 if done or any(future.running() for future in in_flight):
                     progress_at = time.monotonic()
                 elif time.monotonic() - progress_at > STARTUP_TIMEOUT:
