@@ -17,23 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import Server, user_ids
-
-
-def tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its children."""
-    process = psutil.Process(pid)
-    total = 0.0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            times = member.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
+from machine import process_tree_cpu
 
 
 def main() -> None:
@@ -51,11 +38,11 @@ def main() -> None:
                 client.get("/healthz")
             ranked = [f"/v1/users/{u}/recommendations?k=20&explain=true" for u in users[200:]]
             for label, paths in (("healthz", ["/healthz"] * n), ("on-demand", ranked)):
-                cpu, wall = tree_cpu(server.process.pid), time.perf_counter()
+                cpu, wall = process_tree_cpu(server.process.pid), time.perf_counter()
                 for path in paths:
                     response = client.get(path)
                     assert response.status_code == 200, (response.status_code, response.text)
-                cpu = tree_cpu(server.process.pid) - cpu
+                cpu = process_tree_cpu(server.process.pid) - cpu
                 wall = time.perf_counter() - wall
                 print(
                     f"{label}: server CPU {1000 * cpu / n:.3f} ms/request, "

@@ -30,12 +30,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_jobs import prepare
-from machine import describe
+from machine import describe, process_tree_cpu
 
 from tastebud.config import load_settings
 from tastebud.data.synthetic import WorldSpec, generate_world
@@ -75,19 +73,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def cpu_seconds() -> float:
-    """User + system CPU of this process and its live children (the Spark JVM)."""
-    total = 0.0
-    me = psutil.Process()
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def worker(args: argparse.Namespace) -> dict[str, object]:
     """One configuration: every job ``--runs`` times; returns its timings."""
     engine, master, mode = CONFIGS[args.worker]
@@ -119,10 +104,10 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
                 output: dict[str, object] = {}
                 for _ in range(args.runs):
                     loads.append(os.getloadavg()[0])
-                    began, cpu_began = time.perf_counter(), cpu_seconds()
+                    began, cpu_began = time.perf_counter(), process_tree_cpu()
                     outcome = runner.run(job, start, end)
                     seconds.append(time.perf_counter() - began)
-                    cpu.append(cpu_seconds() - cpu_began)
+                    cpu.append(process_tree_cpu() - cpu_began)
                     output = outcome.output
                     print(
                         f"{args.worker} {job}: {seconds[-1]:.2f} s wall, {cpu[-1]:.2f} s CPU, "
