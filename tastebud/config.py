@@ -630,6 +630,183 @@ class MonitoringSettings(BaseModel):
     retrain: bool = Field(default=True, description="A firing trigger runs the train job.")
 
 
+MetricKind = Literal["mean", "ratio", "proportion", "quantile", "coverage"]
+MeasureAggregate = Literal[
+    "count",
+    "value",
+    "items",
+    "lists",
+    "empty_lists",
+    "latency_ms",
+    "diversity",
+    "sessions",
+    "session_seconds",
+    "distinct_items",
+]
+
+
+class MeasureSpec(BaseModel):
+    """One per-user quantity: from ``events`` of the given types (``count`` of them, or the
+    sum of their ``value``, or ``sessions`` and ``session_seconds``), or from ``exposures``
+    (served ``lists``, ``items`` shown, ``empty_lists``, ``latency_ms``, list ``diversity``,
+    ``distinct_items``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["events", "exposures"]
+    events: list[str] = Field(default_factory=list, description="Event types (events only).")
+    aggregate: MeasureAggregate = "count"
+
+
+class MetricSpec(BaseModel):
+    """An experiment metric, computed per user then per variant (docs/experiments.md).
+
+    ``mean``: the mean over users of the numerator; ``proportion``: the share of users whose
+    numerator is above zero; ``ratio``: sum of numerators over sum of denominators (the
+    delta method gives its variance); ``quantile``: the ``quantile`` of the numerator's
+    values (latency); ``coverage``: distinct items served over the active catalog."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    kind: MetricKind
+    numerator: MeasureSpec
+    denominator: MeasureSpec | None = None
+    quantile: float = Field(default=0.95, gt=0, lt=1)
+    higher_is_better: bool = True
+    window_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Events count toward an exposure this long after it when they name no "
+        "list (`context.list_id` attributes exactly).",
+    )
+
+    @model_validator(mode="after")
+    def _denominator(self) -> MetricSpec:
+        if (self.kind == "ratio") != (self.denominator is not None):
+            raise ValueError("a ratio metric needs a denominator; other kinds take none")
+        return self
+
+
+def _events(*types: str, aggregate: MeasureAggregate = "count") -> MeasureSpec:
+    return MeasureSpec(source="events", events=list(types), aggregate=aggregate)
+
+
+def _exposures(aggregate: MeasureAggregate) -> MeasureSpec:
+    return MeasureSpec(source="exposures", aggregate=aggregate)
+
+
+def default_metrics() -> dict[str, MetricSpec]:
+    """The metrics a music service or a shop starts with; ``[experiments.metrics]`` adds
+    to them or replaces one by name."""
+    return {
+        "click_through": MetricSpec(
+            description="Clicks per item shown.",
+            kind="ratio",
+            numerator=_events("click"),
+            denominator=_exposures("items"),
+        ),
+        "conversion": MetricSpec(
+            description="Share of users with a purchase or a like.",
+            kind="proportion",
+            numerator=_events("purchase", "like"),
+        ),
+        "plays_per_user": MetricSpec(kind="mean", numerator=_events("play")),
+        "play_time": MetricSpec(
+            description="Seconds played per user.",
+            kind="mean",
+            numerator=_events("play", aggregate="value"),
+        ),
+        "skip_rate": MetricSpec(
+            description="Skips per play or skip.",
+            kind="ratio",
+            numerator=_events("skip"),
+            denominator=_events("play", "skip"),
+            higher_is_better=False,
+        ),
+        "session_length": MetricSpec(
+            description="Seconds per session.",
+            kind="ratio",
+            numerator=_events(aggregate="session_seconds"),
+            denominator=_events(aggregate="sessions"),
+        ),
+        "diversity": MetricSpec(
+            description="Mean intra-list diversity of the lists served.",
+            kind="ratio",
+            numerator=_exposures("diversity"),
+            denominator=_exposures("lists"),
+        ),
+        "coverage": MetricSpec(
+            description="Share of the active catalog served at least once.",
+            kind="coverage",
+            numerator=_exposures("distinct_items"),
+        ),
+        "empty_lists": MetricSpec(
+            description="Share of served lists with no item.",
+            kind="ratio",
+            numerator=_exposures("empty_lists"),
+            denominator=_exposures("lists"),
+            higher_is_better=False,
+        ),
+        "latency_p95": MetricSpec(
+            description="95th percentile of serving latency (ms).",
+            kind="quantile",
+            numerator=_exposures("latency_ms"),
+            higher_is_better=False,
+        ),
+    }
+
+
+class ExperimentSettings(BaseModel):
+    """Online experiments (``tastebud.experiments``, docs/experiments.md): how fast workers
+    see a change, exposure logging, the analysis' thresholds and the metric definitions."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    enabled: bool = Field(default=True, description="Serving assigns variants.")
+    poll_seconds: float = Field(
+        default=2.0, gt=0, le=5, description="How often each worker rereads the definitions."
+    )
+    exposures: bool = Field(default=True, description="Log every served list as an exposure.")
+    exposure_flush_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Exposures are written at least this often."
+    )
+    exposure_batch: int = Field(default=1_000, ge=1, le=100_000)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    srm_p: float = Field(
+        default=0.001, gt=0, lt=0.5, description="A sample-ratio test below this flags SRM."
+    )
+    large_lift: float = Field(
+        default=0.25, gt=0, description="A relative lift beyond this is flagged as suspicious."
+    )
+    pre_period_days: float = Field(
+        default=14.0, ge=0, description="CUPED's covariate: the same metric this long before."
+    )
+    guardrails_minutes: float = Field(
+        default=5.0, gt=0, description="How often the `guardrails` job runs."
+    )
+    webhook_url: str | None = Field(
+        default=None, description="A guardrail breach is also POSTed here (JSON)."
+    )
+    metrics: dict[str, MetricSpec] = Field(
+        default_factory=default_metrics,
+        description="Metric definitions on top of the defaults; `name = false` removes one.",
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _merge_metrics(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = dict(default_metrics())
+        for name, spec in value.items():
+            if spec is False:
+                merged.pop(name, None)
+            else:
+                merged[name] = spec
+        return merged
+
+
 def check_timezone(name: str) -> str:
     """``name`` if it is an IANA time zone this machine knows, else a ValueError."""
     try:
@@ -678,6 +855,7 @@ class Settings(BaseSettings):
     push: PushSettings = Field(default_factory=PushSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -693,6 +871,23 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _metric_events(self) -> Settings:
+        """Experiment metrics count configured event types only: a default metric whose
+        types were removed (a shop without ``play``) is left out; a configured one is an
+        error."""
+        defaults = default_metrics()
+        for name, metric in list(self.experiments.metrics.items()):
+            types = [*metric.numerator.events, *(metric.denominator or metric.numerator).events]
+            unknown = [kind for kind in types if kind not in self.events.types]
+            if not unknown:
+                continue
+            if defaults.get(name) == metric:
+                del self.experiments.metrics[name]
+                continue
+            raise ValueError(f"experiments.metrics.{name}: unknown event type {unknown[0]!r}")
+        return self
 
     @field_validator("home", "datasets_cache")
     @classmethod
