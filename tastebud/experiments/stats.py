@@ -169,9 +169,18 @@ def _values(sample: VariantSample, proportion: bool, pre: bool) -> np.ndarray | 
 
 
 def _check_users(*samples: VariantSample) -> None:
+    """At least two users per arm, and per-user arrays that line up and hold numbers."""
     for sample in samples:
         if sample.users < 2:
             raise InsufficientData(f"{sample.users} user(s) in an arm; at least 2 are needed")
+        for name in ("numerator", "denominator", "pre_numerator", "pre_denominator"):
+            values = getattr(sample, name)
+            if values is None:
+                continue
+            if len(values) != sample.users:
+                raise ValueError(f"{name} has {len(values)} values for {sample.users} users")
+            if not np.all(np.isfinite(np.asarray(values, dtype=float))):
+                raise ValueError(f"{name} holds a value that is not a finite number")
 
 
 def _mean_arms(

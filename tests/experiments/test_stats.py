@@ -199,3 +199,64 @@ def test_constant_arms_give_a_defined_answer() -> None:
         MetricSpec(kind="mean", numerator=METRICS["plays_per_user"].numerator), same, same
     )
     assert result.p_value == 1.0 and result.absolute.estimate == 0.0
+
+
+def test_misaligned_or_non_finite_arrays_are_refused_by_name() -> None:
+    good = VariantSample(numerator=np.ones(5), pre_numerator=np.ones(5))
+    short = VariantSample(numerator=np.ones(5), pre_numerator=np.ones(4))
+    with pytest.raises(ValueError, match="pre_numerator has 4 values for 5 users"):
+        compare(METRICS["plays_per_user"], good, short)
+    nan = VariantSample(numerator=np.array([1.0, np.nan, 2.0]))
+    with pytest.raises(ValueError, match="numerator holds a value that is not a finite"):
+        compare(METRICS["plays_per_user"], good, nan)
+
+
+def _ratio_arm(rng: np.random.Generator, n: int) -> VariantSample:
+    shown = rng.poisson(8, n) + 1
+    taste = rng.beta(1, 9, n)
+    return VariantSample(
+        numerator=rng.binomial(shown, taste).astype(float),
+        denominator=shown.astype(float),
+        pre_numerator=rng.binomial(shown, taste).astype(float),
+        pre_denominator=shown.astype(float),
+    )
+
+
+def test_ratio_cuped_and_quantile_false_positive_rates_on_aa_data() -> None:
+    rng = np.random.default_rng(11)
+    ratio = [
+        compare(METRICS["click_through"], _ratio_arm(rng, 400), _ratio_arm(rng, 400))
+        for _ in range(300)
+    ]
+    assert 0.02 <= sum(r.significant for r in ratio) / len(ratio) <= 0.08
+    assert all(r.method == "delta method + cuped" for r in ratio)
+    spec = METRICS["latency_p95"]
+    latency = [
+        compare(
+            spec,
+            VariantSample(numerator=np.zeros(0), values=rng.lognormal(4, 0.5, 2_000)),
+            VariantSample(numerator=np.zeros(0), values=rng.lognormal(4, 0.5, 2_000)),
+        )
+        for _ in range(300)
+    ]
+    assert 0.01 <= sum(r.significant for r in latency) / len(latency) <= 0.09
+
+
+def test_always_valid_intervals_survive_peeking() -> None:
+    """Ten looks at each of 200 A/A experiments: stopping at the first significant look
+    rejects far more than alpha with fixed-n p-values, and stays below it sequentially."""
+    rng = np.random.default_rng(12)
+    spec = METRICS["plays_per_user"]
+    looks = np.linspace(200, 2_000, 10).astype(int)
+    fixed = always = 0
+    for _ in range(200):
+        a, b = rng.normal(5, 2, looks[-1]), rng.normal(5, 2, looks[-1])
+        seen_fixed = seen_always = False
+        for n in looks:
+            arms = VariantSample(numerator=a[:n]), VariantSample(numerator=b[:n])
+            seen_fixed |= compare(spec, *arms).significant
+            seen_always |= compare(spec, *arms, sequential=True).significant
+        fixed += seen_fixed
+        always += seen_always
+    assert fixed / 200 > 0.1  # peeking at fixed-n p-values: about 0.19 in theory
+    assert always / 200 <= 0.05
