@@ -256,17 +256,23 @@ def _ratio_arms(
 
 
 def _quantile_arm(sample: VariantSample, q: float) -> _Arm:
-    """The sample quantile with its order-statistic standard error (see the docstring)."""
-    values = np.sort(np.asarray(sample.values if sample.values is not None else [], float))
+    """The sample quantile (numpy's default, linear between order statistics) with its
+    order-statistic standard error (module docstring). A partial sort: O(n), not n log n."""
+    values = np.asarray(sample.values if sample.values is not None else [], float)
     n = len(values)
     if n * min(q, 1 - q) < 5:
         raise InsufficientData(f"{n} value(s) are too few to estimate the {q:g} quantile")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values holds a value that is not a finite number")
     spread = QUANTILE_Z * math.sqrt(n * q * (1 - q))
     low = max(0, math.floor(n * q - spread) - 1)
     high = min(n - 1, math.ceil(n * q + spread) - 1)
-    se = (values[high] - values[low]) / (2 * QUANTILE_Z)
-    estimate = float(np.quantile(values, q))
-    return _Arm(estimate, estimate, float(se**2 * n), n, float(se**2 * n))
+    position = (n - 1) * q
+    below, above = math.floor(position), min(n - 1, math.floor(position) + 1)
+    ordered = np.partition(values, sorted({low, high, below, above}))
+    estimate = float(ordered[below] + (ordered[above] - ordered[below]) * (position - below))
+    se = float(ordered[high] - ordered[low]) / (2 * QUANTILE_Z)
+    return _Arm(estimate, estimate, se**2 * n, n, se**2 * n)
 
 
 def _coverage(control: VariantSample, treatment: VariantSample, alpha: float) -> Comparison:
