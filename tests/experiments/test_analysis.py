@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tastebud.config import ExperimentSettings
-from tastebud.experiments.analysis import AnalysisError, analyze, evaluate_guardrails
+from tastebud.experiments.analysis import Analysis, AnalysisError, analyze, evaluate_guardrails
 from tastebud.experiments.definition import Experiment
 from tastebud.experiments.report import write_report
 from tastebud.experiments.samples import ExperimentData, MetricSample, VariantSample
@@ -210,6 +210,8 @@ def test_the_report_is_written(tmp_path: Path) -> None:
     assert "| click_through | B |" in text and "welch + cuped" in text
     for name in ("lift.png", "cumulative.png"):
         assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
-    loaded = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    text_json = (tmp_path / "out" / "analysis.json").read_text()
+    assert Analysis.model_validate_json(text_json) == analysis  # the dashboard can read it back
+    loaded = json.loads(text_json)
     assert loaded["decision"]["line"] == "ship B"
     assert {p["day"] for p in loaded["cumulative"]} == set(range(5))
