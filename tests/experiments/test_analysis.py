@@ -215,3 +215,15 @@ def test_the_report_is_written(tmp_path: Path) -> None:
     loaded = json.loads(text_json)
     assert loaded["decision"]["line"] == "ship B"
     assert {p["day"] for p in loaded["cumulative"]} == set(range(5))
+
+
+def test_cumulative_lift_ends_at_the_whole_experiment_and_grows_in_users() -> None:
+    analysis = analyze(_experiment(), _data({"ctr": 0.11, "plays": 5.4}), SETTINGS)
+    for metric in ("click_through", "plays_per_user"):
+        curve = [p for p in analysis.cumulative if p.metric == metric]
+        assert [p.day for p in curve] == list(range(5))
+        assert [p.users for p in curve] == sorted(p.users for p in curve)
+        assert curve[-1].users == 2 * USERS
+        final = next(r for r in analysis.results if r.metric == metric)
+        assert curve[-1].relative == pytest.approx(final.comparison.relative.estimate)
+        assert curve[-1].high - curve[-1].low < curve[0].high - curve[0].low

@@ -260,3 +260,34 @@ def test_always_valid_intervals_survive_peeking() -> None:
         always += seen_always
     assert fixed / 200 > 0.1  # peeking at fixed-n p-values: about 0.19 in theory
     assert always / 200 <= 0.05
+
+
+def test_ratio_cuped_equals_the_matrix_form_of_the_delta_method() -> None:
+    """The linearised-values code against the textbook form: per arm the covariance matrix
+    Λ of (m, d, m_pre, d_pre) and the gradients of R_post and R_pre; theta summed over the
+    arms (gbstats' later RegressionAdjustedRatioStatistic is written this way)."""
+    rng = np.random.default_rng(13)
+    arms = [_ratio_arm(rng, 3_000), _ratio_arm(rng, 3_200)]
+    moments = []
+    for arm in arms:
+        columns = np.vstack(
+            [arm.numerator, arm.denominator, arm.pre_numerator, arm.pre_denominator]
+        )
+        mu = columns.mean(axis=1)
+        post = np.array([1 / mu[1], -mu[0] / mu[1] ** 2, 0, 0])
+        pre = np.array([0, 0, 1 / mu[3], -mu[2] / mu[3] ** 2])
+        moments.append((mu, np.cov(columns, ddof=1), post, pre, columns.shape[1]))
+    theta = sum(p @ lam @ q for _, lam, p, q, _ in moments) / sum(
+        q @ lam @ q for _, lam, _, q, _ in moments
+    )
+    estimates = [mu[0] / mu[1] - theta * mu[2] / mu[3] for mu, *_ in moments]
+    variances = [(p - theta * q) @ lam @ (p - theta * q) / n for _, lam, p, q, n in moments]
+    delta = estimates[1] - estimates[0]
+    df = sum(variances) ** 2 / sum(
+        v**2 / (m[4] - 1) for v, m in zip(variances, moments, strict=True)
+    )
+    half = sps.t.ppf(0.975, df) * math.sqrt(sum(variances))
+    result = compare(METRICS["click_through"], *arms)
+    assert result.absolute.estimate == pytest.approx(delta, abs=1e-12)
+    assert result.absolute.low == pytest.approx(delta - half, abs=1e-10)
+    assert result.absolute.high == pytest.approx(delta + half, abs=1e-10)
