@@ -68,7 +68,10 @@ def _judge(
         return GuardrailResult(
             **base, judged=False, breached=False, reason=f"no data for {guardrail.metric}"
         )
-    users = min(_users(sample.variants[control]), _users(sample.variants[variant]))
+    users = min(
+        _users(sample.variants[name], data.exposed_users.get(name, 0))
+        for name in (control, variant)
+    )
     if users < guardrail.min_users:
         reason = f"{users} users so far; judged from {guardrail.min_users} per variant"
         return GuardrailResult(**base, judged=False, breached=False, reason=reason, users=users)
@@ -97,11 +100,12 @@ def _judge(
     )
 
 
-def _users(sample: VariantSample) -> int:
-    """Users in the sample; a quantile metric may carry only its values (one per list)."""
-    if sample.users or sample.values is None:
+def _users(sample: VariantSample, exposed: int) -> int:
+    """Users in the sample; a quantile metric may carry only its values (one per list), a
+    coverage metric only its counts, and then the variant's exposed users count."""
+    if sample.users:
         return sample.users
-    return len(sample.values)
+    return len(sample.values) if sample.values is not None else exposed
 
 
 def breaches(guardrail: Guardrail, spec: MetricSpec, result: Comparison) -> list[str]:

@@ -227,3 +227,19 @@ def test_cumulative_lift_ends_at_the_whole_experiment_and_grows_in_users() -> No
         final = next(r for r in analysis.results if r.metric == metric)
         assert curve[-1].relative == pytest.approx(final.comparison.relative.estimate)
         assert curve[-1].high - curve[-1].low < curve[0].high - curve[0].low
+
+
+def test_a_coverage_guardrail_is_judged_on_its_threshold() -> None:
+    data = _data({})
+    data.metrics["coverage"] = MetricSample(
+        "coverage",
+        SETTINGS.metrics["coverage"],
+        {
+            "control": VariantSample(numerator=np.zeros(0), distinct=400, catalog=1_000),
+            "B": VariantSample(numerator=np.zeros(0), distinct=150, catalog=1_000),
+        },
+    )
+    experiment = _experiment(guardrails=[{"metric": "coverage", "threshold": 0.2}])
+    (result,) = evaluate_guardrails(experiment, data, SETTINGS)
+    assert result.judged and result.breached and "below the threshold 0.2" in result.reason
+    assert result.users == USERS
