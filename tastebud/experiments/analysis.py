@@ -22,7 +22,6 @@ from tastebud.experiments.guardrails import GuardrailResult, evaluate_guardrails
 from tastebud.experiments.samples import ExperimentData, MetricSample
 from tastebud.experiments.stats import (
     Comparison,
-    InsufficientData,
     SrmResult,
     compare,
     holm,
@@ -91,14 +90,17 @@ def analyze(experiment: Experiment, data: ExperimentData, settings: ExperimentSe
     names = [variant.name for variant in experiment.variants]
     _check(experiment, data, names)
     weights = dict(zip(data.variants, data.weights, strict=True))
-    check = srm(
-        [data.exposed_users.get(name, 0) for name in names],
-        [
-            weights.get(name, variant.weight)
-            for name, variant in zip(names, experiment.variants, strict=True)
-        ],
-        threshold=settings.srm_p,
-    )
+    try:
+        check = srm(
+            [data.exposed_users.get(name, 0) for name in names],
+            [
+                weights.get(name, variant.weight)
+                for name, variant in zip(names, experiment.variants, strict=True)
+            ],
+            threshold=settings.srm_p,
+        )
+    except ValueError as error:
+        raise AnalysisError(f"sample ratio test: {error}") from None
     warnings: list[str] = []
     results = _results(experiment, data, settings, warnings)
     guardrails = evaluate_guardrails(experiment, data, settings)
@@ -163,7 +165,13 @@ def _results(
             if result.note:
                 warnings.append(f"{metric} ({variant.name}): {result.note}")
             results.append(result)
-    goals = [r for r in results if r.role == "goal" and r.decisive(experiment.sequential)]
+    goals = [
+        r
+        for r in results
+        if r.role == "goal"
+        and (chosen := r.decisive(experiment.sequential))
+        and chosen.p_value is not None
+    ]
     adjusted = holm([r.decisive(experiment.sequential).p_value for r in goals])
     for result, p_value in zip(goals, adjusted, strict=True):
         result.adjusted_p = p_value
@@ -196,7 +204,7 @@ def _one(
             result.sequential = compare(
                 spec, control, treatment, alpha=settings.alpha, sequential=True
             )
-    except InsufficientData as error:
+    except ValueError as error:  # InsufficientData, or arrays that do not line up
         result.note = str(error)
     return result
 

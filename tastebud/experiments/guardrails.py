@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from tastebud.config import ExperimentSettings, MetricSpec
 from tastebud.experiments.definition import Experiment, Guardrail
 from tastebud.experiments.samples import ExperimentData, VariantSample
-from tastebud.experiments.stats import Comparison, InsufficientData, compare
+from tastebud.experiments.stats import Comparison, compare
 
 
 class GuardrailResult(BaseModel):
@@ -83,7 +83,7 @@ def _judge(
             alpha=settings.alpha,
             sequential=guardrail.sequential,
         )
-    except InsufficientData as error:
+    except ValueError as error:  # InsufficientData, or arrays that do not line up
         return GuardrailResult(**base, judged=False, breached=False, reason=str(error))
     reasons = breaches(guardrail, sample.spec, result)
     return GuardrailResult(

@@ -243,3 +243,25 @@ def test_a_coverage_guardrail_is_judged_on_its_threshold() -> None:
     (result,) = evaluate_guardrails(experiment, data, SETTINGS)
     assert result.judged and result.breached and "below the threshold 0.2" in result.reason
     assert result.users == USERS
+
+
+def test_a_coverage_goal_and_broken_arrays_become_notes_not_tracebacks() -> None:
+    data = _data({"ctr": 0.11, "plays": 5.4})
+    data.metrics["coverage"] = MetricSample(
+        "coverage",
+        SETTINGS.metrics["coverage"],
+        {
+            "control": VariantSample(numerator=np.zeros(0), distinct=400, catalog=1_000),
+            "B": VariantSample(numerator=np.zeros(0), distinct=420, catalog=1_000),
+        },
+    )
+    skip = data.metrics["skip_rate"].variants["B"]
+    skip.denominator = skip.denominator[:-1]
+    experiment = _experiment(goals=["click_through", "plays_per_user", "coverage"])
+    analysis = analyze(experiment, data, SETTINGS)
+    coverage = next(r for r in analysis.results if r.metric == "coverage")
+    assert coverage.adjusted_p is None and coverage.comparison.relative.estimate == pytest.approx(
+        0.05
+    )
+    assert "skip_rate (B): denominator has 3999 values for 4000 users" in analysis.warnings
+    assert analysis.decision.line == "ship B"
