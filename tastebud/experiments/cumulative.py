@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from tastebud.config import ExperimentSettings, MetricSpec
 from tastebud.experiments.definition import Experiment
 from tastebud.experiments.samples import ExperimentData, VariantSample
-from tastebud.experiments.stats import InsufficientData, compare
+from tastebud.experiments.stats import compare
 
 
 class CumulativePoint(BaseModel):
@@ -27,21 +27,37 @@ class CumulativePoint(BaseModel):
     high: float | None
 
 
-def _upto(sample: VariantSample, day: int) -> VariantSample | None:
-    if sample.first_day is None:
+FIELDS = ("numerator", "denominator", "pre_numerator", "pre_denominator")
+
+
+class _ByDay:
+    """One arm's users ordered by first exposure day (once), so each day's cohort is a
+    prefix: slices are views, where a mask per day would copy every array every day."""
+
+    def __init__(self, sample: VariantSample) -> None:
+        days = np.asarray(sample.first_day)
+        order = np.argsort(days, kind="stable")
+        self.days = days[order]
+        self.arrays = {
+            name: np.asarray(values)[order]
+            for name in FIELDS
+            if (values := getattr(sample, name)) is not None
+        }
+
+    def upto(self, day: int) -> VariantSample:
+        users = int(np.searchsorted(self.days, day, side="right"))
+        return VariantSample(**{name: values[:users] for name, values in self.arrays.items()})
+
+
+def _by_day(sample: VariantSample | None) -> _ByDay | None:
+    """None when the sample has no exposure days or arrays that do not line up with them
+    (the comparison itself reports the latter)."""
+    if sample is None or sample.first_day is None or not sample.users:
         return None
-    keep = np.asarray(sample.first_day) <= day
-
-    def cut(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else np.asarray(values)[keep]
-
-    return VariantSample(
-        numerator=cut(sample.numerator),
-        denominator=cut(sample.denominator),
-        pre_numerator=cut(sample.pre_numerator),
-        pre_denominator=cut(sample.pre_denominator),
-        first_day=cut(sample.first_day),
-    )
+    size = len(sample.first_day)
+    if any(len(v) != size for n in FIELDS if (v := getattr(sample, n)) is not None):
+        return None
+    return _ByDay(sample)
 
 
 def cumulative(
@@ -50,20 +66,20 @@ def cumulative(
     """Per goal and treatment, the lift among users exposed by each day's end, with the
     always-valid interval: reading a curve day by day is peeking."""
     points = []
-    control_name = experiment.control.name
     for goal in experiment.goals:
         sample = data.metrics.get(goal)
         if sample is None or sample.spec.kind in ("quantile", "coverage"):
             continue
-        control = sample.variants.get(control_name)
-        if control is None or control.first_day is None or not control.users:
+        control = _by_day(sample.variants.get(experiment.control.name))
+        if control is None:
             continue
-        last = int(np.max(control.first_day))
+        last = int(control.days[-1])
         for variant in experiment.variants[1:]:
-            treatment = sample.variants.get(variant.name)
-            if treatment is None:
-                continue
-            points += _curve(sample.spec, goal, variant.name, control, treatment, last, settings)
+            treatment = _by_day(sample.variants.get(variant.name))
+            if treatment is not None:
+                points += _curve(
+                    sample.spec, goal, variant.name, control, treatment, last, settings
+                )
     return points
 
 
@@ -71,19 +87,17 @@ def _curve(
     spec: MetricSpec,
     metric: str,
     variant: str,
-    control: VariantSample,
-    treatment: VariantSample,
+    control: _ByDay,
+    treatment: _ByDay,
     last: int,
     settings: ExperimentSettings,
 ) -> list[CumulativePoint]:
     points = []
     for day in range(last + 1):
-        a, b = _upto(control, day), _upto(treatment, day)
-        if a is None or b is None:
-            return points
+        a, b = control.upto(day), treatment.upto(day)
         try:
             result = compare(spec, a, b, alpha=settings.alpha, sequential=True)
-        except InsufficientData:
+        except ValueError:  # InsufficientData: too few users by that day
             continue
         lift = result.relative
         points.append(
