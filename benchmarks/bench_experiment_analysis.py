@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     document = {"machine": describe(), "repeats": args.repeats, "results": rows}
     text = json.dumps(document, indent=2)
-    print(text)
-    if args.out:
+    if args.out:  # before printing: a closed pipe must not lose the record
         args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
