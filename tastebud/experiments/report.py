@@ -12,6 +12,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tastebud.experiments.analysis import Analysis, MetricResult
 from tastebud.experiments.stats import Comparison, Lift
@@ -178,15 +179,17 @@ def _cumulative_chart(analysis: Analysis, path: Path) -> bool:
         for variant in dict.fromkeys(p.variant for p in points):
             mine = [p for p in points if p.variant == variant and p.relative is not None]
             days = [p.day for p in mine]
-            axes.plot(days, [100 * p.relative for p in mine], marker="o", label=variant)
+            (line,) = axes.plot(days, [100 * p.relative for p in mine], marker="o", label=variant)
             banded = [p for p in mine if p.low is not None and p.high is not None]
             axes.fill_between(
                 [p.day for p in banded],
                 [100 * p.low for p in banded],
                 [100 * p.high for p in banded],
+                color=line.get_color(),
                 alpha=0.2,
             )
         axes.axhline(0, color="black", linewidth=0.8)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(f"{metric}: cumulative relative lift")
         axes.set_xlabel("day (users exposed by its end)")
         axes.set_ylabel("lift vs control (%)")
