@@ -25,19 +25,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gbstats.frequentist.tests import (
-    FrequentistConfig,
-    SequentialConfig,
-    SequentialTwoSidedTTest,
-    TwoSidedTTest,
-)
-from gbstats.models.statistics import (
-    ProportionStatistic,
-    RatioStatistic,
-    RegressionAdjustedStatistic,
-    SampleMeanStatistic,
-)
-from gbstats.utils import check_srm
+
+try:
+    from gbstats.frequentist.tests import (
+        FrequentistConfig,
+        SequentialConfig,
+        SequentialTwoSidedTTest,
+        TwoSidedTTest,
+    )
+    from gbstats.models.statistics import (
+        ProportionStatistic,
+        RatioStatistic,
+        RegressionAdjustedStatistic,
+        SampleMeanStatistic,
+    )
+    from gbstats.utils import check_srm
+except ImportError:  # a clear message, not a skip: the parity is the proof
+    pytest.fail(
+        "gbstats is missing: `make .venv/.installed` installs it "
+        "(pip install --no-deps 'gbstats==0.8.0')",
+        pytrace=False,
+    )
 
 from tastebud.config import default_metrics
 from tastebud.experiments.samples import VariantSample
