@@ -23,8 +23,6 @@ What the store holds to, whoever calls it (the CLI, the API, the guardrails job)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,9 +32,14 @@ from tastebud.experiments.errors import (
     ExperimentNotFound,
     InvalidDefinition,
 )
-from tastebud.stores.check_history import read_moment
+from tastebud.experiments.records import (
+    AuditEntry,
+    StoredExperiment,
+    entry_from_row,
+    stored_from_row,
+)
 from tastebud.stores.errors import Closeable
-from tastebud.stores.sql import Sql, SqlBackend, loads
+from tastebud.stores.sql import Sql, SqlBackend
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -73,82 +76,6 @@ ASSIGNMENT_FIELDS = ("variants", "traffic", "namespace", "seed")
 LIVE = ("draft", "running", "paused")
 
 
-@dataclass(frozen=True)
-class StoredExperiment:
-    """A definition as stored: the experiment (its status inside) and its bookkeeping."""
-
-    experiment: Experiment
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def key(self) -> str:
-        return self.experiment.key
-
-    @property
-    def status(self) -> Status:
-        return self.experiment.status
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.experiment.model_dump(mode="json"),
-            "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One change: who made it, when, what (``action``), the definition before and after
-    (None before a creation), and the note given (a pause's reason, a review's note)."""
-
-    id: int
-    key: str
-    at: datetime
-    actor: str
-    action: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    note: str
-
-    @property
-    def changed(self) -> list[str]:
-        """The top-level fields the change touched, in definition order."""
-        before, after = self.before or {}, self.after or {}
-        names = dict.fromkeys([*Experiment.model_fields, *before, *after])  # JSONB reorders
-        return [name for name in names if before.get(name) != after.get(name)]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "at": self.at.isoformat(),
-            "actor": self.actor,
-            "action": self.action,
-            "changed": self.changed,
-            "before": self.before,
-            "after": self.after,
-            "note": self.note,
-        }
-
-
-def _stored(row: Sequence[Any]) -> StoredExperiment:
-    _, definition, _, version, created_at, updated_at = row
-    return StoredExperiment(
-        Experiment.model_validate(loads(definition)),
-        int(version),
-        read_moment(created_at),
-        read_moment(updated_at),
-    )
-
-
-def _entry(row: Sequence[Any]) -> AuditEntry:
-    id_, key, at, actor, action, before, after, note = row
-    return AuditEntry(
-        int(id_), key, read_moment(at), actor, action, loads(before), loads(after), note
-    )
-
-
 def _dump(experiment: Experiment) -> dict[str, Any]:
     return experiment.model_dump(mode="json")
 
@@ -165,7 +92,7 @@ class ExperimentStore(Closeable):
     def get(self, key: str) -> StoredExperiment | None:
         with self.backend.read() as sql:
             row = sql.one(f"SELECT {COLUMNS} FROM experiments WHERE experiment_key = ?", (key,))
-        return None if row is None else _stored(row)
+        return None if row is None else stored_from_row(row)
 
     def require(self, key: str) -> StoredExperiment:
         stored = self.get(key)
@@ -182,7 +109,7 @@ class ExperimentStore(Closeable):
             params.append(status)
         with self.backend.read(short=False) as sql:
             rows = sql.all(query + " ORDER BY experiment_key", params)
-        return [_stored(row) for row in rows]
+        return [stored_from_row(row) for row in rows]
 
     def audit(self, key: str) -> list[AuditEntry]:
         """Every change of ``key``, oldest first."""
@@ -192,7 +119,7 @@ class ExperimentStore(Closeable):
                 "ORDER BY id",
                 (key,),
             )
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def marker(self) -> int:
         """Moves on every change of any experiment: what a poller compares (0 when empty)."""
@@ -310,7 +237,7 @@ class ExperimentStore(Closeable):
 
     def _current(self, sql: Sql, key: str) -> StoredExperiment | None:
         row = sql.one(f"SELECT {COLUMNS} FROM experiments WHERE experiment_key = ?", (key,))
-        return None if row is None else _stored(row)
+        return None if row is None else stored_from_row(row)
 
     def _required(self, sql: Sql, key: str) -> StoredExperiment:
         current = self._current(sql, key)
@@ -330,7 +257,7 @@ class ExperimentStore(Closeable):
             [*LIVE, experiment.key],
         )
         for row in rows:
-            other = _stored(row).experiment
+            other = stored_from_row(row).experiment
             if other.namespace is not None and namespace.overlaps(other.namespace):
                 raise InvalidDefinition(
                     [
