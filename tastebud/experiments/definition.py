@@ -9,6 +9,7 @@ settings (metric names, ranking overrides against the configured ``[ranking]``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -191,10 +192,12 @@ def check_definition(
     metrics = settings.experiments.metrics
     for index, name in enumerate(experiment.goals):
         if name not in metrics:
-            errors.append(_unknown_metric(("goals", index), name))
+            errors.append(_unknown_metric(("goals", index), name, metrics))
     for index, guardrail in enumerate(experiment.guardrails):
         if guardrail.metric not in metrics:
-            errors.append(_unknown_metric(("guardrails", index, "metric"), guardrail.metric))
+            errors.append(
+                _unknown_metric(("guardrails", index, "metric"), guardrail.metric, metrics)
+            )
     for index, variant in enumerate(experiment.variants):
         try:
             settings.ranking.with_overrides(variant.ranking)
@@ -250,9 +253,16 @@ def parse_definition(
     return experiment
 
 
-def _unknown_metric(loc: tuple[str | int, ...], name: str) -> InitErrorDetails:
+def _unknown_metric(
+    loc: tuple[str | int, ...], name: str, known: Iterable[str]
+) -> InitErrorDetails:
+    # pydantic fills ``{name}`` in a message template, without conversions such as ``!r``.
     return {
-        "type": PydanticCustomError("unknown_metric", "unknown metric {name!r}", {"name": name}),
+        "type": PydanticCustomError(
+            "unknown_metric",
+            "unknown metric '{name}' (defined: {known})",
+            {"name": name, "known": ", ".join(sorted(known))},
+        ),
         "loc": loc,
         "input": name,
     }
