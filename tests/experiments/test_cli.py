@@ -13,7 +13,7 @@ import structlog
 import yaml
 from typer.testing import CliRunner
 
-from experiments.conftest import definition
+from experiments.factories import definition
 from tastebud.cli.main import app
 
 runner = CliRunner()

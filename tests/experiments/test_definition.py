@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from experiments.conftest import definition
+from experiments.factories import definition
 from tastebud.config import Settings
 from tastebud.experiments.definition import parse_definition
 from tastebud.experiments.errors import InvalidDefinition

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.conftest import experiment
+from experiments.factories import experiment
 from tastebud.experiments.definition import Namespace
 from tastebud.experiments.errors import ExperimentConflict, ExperimentNotFound, InvalidDefinition
 from tastebud.experiments.store import ExperimentStore

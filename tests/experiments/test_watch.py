@@ -9,7 +9,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from experiments.conftest import experiment
+from experiments.factories import experiment
 from tastebud.config import Settings
 from tastebud.experiments.store import ExperimentStore
 from tastebud.experiments.watch import ExperimentWatcher
