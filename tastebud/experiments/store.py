@@ -187,7 +187,7 @@ class ExperimentStore(Closeable):
             current = self._required(sql, key)
             before = current.experiment
             if before.variant(variant) is None:
-                raise InvalidDefinition([("variant", f"{key!r} has no variant {variant!r}")])
+                raise ExperimentNotFound(f"experiment {key!r} has no variant {variant!r}")
             if variant == before.control.name:
                 raise ExperimentConflict(
                     f"{variant!r} is {key!r}'s control, where paused users go: pause the "

@@ -100,7 +100,7 @@ def test_a_paused_variant_resumes_only_with_a_review(store: ExperimentStore) -> 
     store.set_status("blend", "running", actor="ana")
     with pytest.raises(ExperimentConflict, match="control"):
         store.pause_variant("blend", "control", "why", actor="ana")
-    with pytest.raises(InvalidDefinition, match="no variant 'ghost'"):
+    with pytest.raises(ExperimentNotFound, match="no variant 'ghost'"):
         store.pause_variant("blend", "ghost", "why", actor="ana")
     paused = store.pause_variant("blend", "diverse", "skip_rate +14%", actor="guardrails")
     assert paused.experiment.paused_variants == {"diverse": "skip_rate +14%"}
