@@ -116,7 +116,10 @@ class ExperimentWatcher:
         self.failing_since = None
 
     def start(self) -> ExperimentWatcher:
-        """Read the definitions now, then poll on a daemon thread until ``stop``."""
+        """Read the definitions now, then poll on a daemon thread until ``stop``. With
+        ``experiments.enabled = false`` nothing is read: the book stays empty (control)."""
+        if not self.settings.experiments.enabled:
+            return self
         self.refresh()
         if self._thread is None:
             self._stop.clear()

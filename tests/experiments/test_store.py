@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from experiments.factories import experiment
@@ -164,3 +166,19 @@ def test_another_store_on_the_same_database_sees_every_change(open_store) -> Non
     seen = second.get("blend")
     assert seen is not None and seen.status == "running"
     assert second.marker() == first.marker() == 2
+
+
+def test_concurrent_writers_get_distinct_versions(open_store) -> None:  # type: ignore[no-untyped-def]
+    """Two writers on their own connections: every change its own version, so a poller
+    that saw version N never misses a later change (the marker only grows)."""
+    stores = [open_store(), open_store()]
+
+    def write(index: int) -> list[int]:
+        return [
+            stores[index].put(experiment(f"w{index}-{n}"), actor="ana").version for n in range(15)
+        ]
+
+    with ThreadPoolExecutor(2) as pool:
+        versions = [v for batch in pool.map(write, [0, 1]) for v in batch]
+    assert sorted(versions) == list(range(1, 31))
+    assert stores[0].marker() == 30

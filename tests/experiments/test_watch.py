@@ -99,3 +99,12 @@ def test_an_unreachable_store_keeps_the_book_then_serves_control(postgres_url: s
         watcher.stop()
         store.close()
         database.close()
+
+
+def test_a_disabled_watcher_reads_nothing(store: ExperimentStore) -> None:
+    store.put(experiment(), actor="ana")
+    store.set_status("blend", "running", actor="ana")
+    settings = Settings.model_validate({"experiments": {"enabled": False}})
+    watcher = ExperimentWatcher(settings, store).start()
+    assert not watcher.book and watcher.marker is None
+    watcher.stop()
