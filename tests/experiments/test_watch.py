@@ -3,8 +3,10 @@ request: the last book is kept for the grace period, then users get control."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,21 +31,21 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> float:
     return time.monotonic() - started
 
 
-def test_a_change_reaches_two_workers_within_five_seconds(
+def test_every_change_reaches_two_watchers(
     open_store: Callable[[], ExperimentStore],
 ) -> None:
-    """Two watchers, each on its own connection to the database (as two server workers),
-    at the default poll interval; the change is made through a third store (the CLI)."""
-    settings = Settings()
-    assert settings.experiments.poll_seconds <= 2
+    """Two watchers, each on its own connection to the database, polling fast; the changes
+    are made through a third store (the CLI). The default interval's 5 s promise is the
+    two-process test's below."""
+    settings = Settings.model_validate({"experiments": {"poll_seconds": 0.1}})
     writer = open_store()
     writer.put(experiment(), actor="ana")
     watchers = [ExperimentWatcher(settings, open_store()).start() for _ in range(2)]
     try:
         assert all(not watcher.book for watcher in watchers)  # a draft assigns no one
         writer.set_status("blend", "running", actor="ana")
-        took = max(wait_for(lambda w=w: bool(w.book), 5.0) for w in watchers)
-        assert took < 5.0
+        for watcher in watchers:
+            wait_for(lambda w=watcher: bool(w.book), 5.0)
         assignment = watchers[0].book.assign("user-1")
         assert assignment is not None and assignment.experiment == "blend"
         writer.pause_variant("blend", "diverse", "breach", actor="guardrails")
@@ -108,3 +110,52 @@ def test_a_disabled_watcher_reads_nothing(store: ExperimentStore) -> None:
     watcher = ExperimentWatcher(settings, store).start()
     assert not watcher.book and watcher.marker is None
     watcher.stop()
+
+
+def _worker(url: str, key: str, ready: Any, seen: Any) -> None:
+    """One server worker's part: its own process, database connection and watcher."""
+    database = open_database(url)
+    store = ExperimentStore(database.sql_backend("experiments"))
+    watcher = ExperimentWatcher(Settings(), store).start()
+    try:
+        ready.put(True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(entry.experiment.key == key for entry in watcher.book.running):
+                seen.put(time.time())
+                return
+            time.sleep(0.01)
+        seen.put(None)
+    finally:
+        watcher.stop()
+        store.close()
+        database.close()
+
+
+def test_two_worker_processes_see_a_start_within_five_seconds(
+    database_url: str, store: ExperimentStore
+) -> None:
+    """As ``tastebud serve --workers 2`` runs them: two processes, each polling on its own
+    at the default interval (2 s)."""
+    assert Settings().experiments.poll_seconds <= 2
+    store.put(experiment(), actor="ana")
+    context = multiprocessing.get_context("spawn")
+    ready, seen = context.Queue(), context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(database_url, "blend", ready, seen)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            assert ready.get(timeout=60)
+        started = time.time()
+        store.set_status("blend", "running", actor="ana")
+        moments = [seen.get(timeout=15) for _ in workers]
+        assert None not in moments
+        assert max(moments) - started < 5.0
+    finally:
+        for worker in workers:
+            worker.join(timeout=15)
+            if worker.is_alive():
+                worker.kill()
