@@ -37,6 +37,7 @@ from tastebud.api.routes import (
     push,
     quality,
 )
+from tastebud.api.routes import experiments as experiment_routes
 from tastebud.api.routes import features as feature_routes
 from tastebud.api.routes import models as model_routes
 from tastebud.api.routes import ratings as rating_routes
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
             quality.close_results_store(app)
             monitoring.close_results_store(app)
             jobs.close_run_history(app)
+            experiment_routes.close_experiment_store(app)
             state = getattr(app.state, "tastebud", None)
             if state is not None:
                 await state.limiter.aclose()
@@ -210,6 +212,10 @@ def _include_routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(push.router)
     app.include_router(quality.router, responses=error_responses(401, 403, 422, 429, 503))
     app.include_router(monitoring.router, responses=error_responses(401, 403, 422, 429, 503))
+    app.include_router(
+        experiment_routes.router,
+        responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+    )
     if settings.app.enabled:
         app_routes.install(app)
 

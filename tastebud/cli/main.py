@@ -131,6 +131,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "app",
         "Model monitoring and retraining triggers (docs/monitoring.md).",
     ),
+    LazyCommand(
+        "experiments",
+        "tastebud.cli.experiments",
+        "app",
+        "Online experiments: define, start, pause, resume, stop (docs/experiments.md).",
+    ),
 )
 
 
