@@ -76,6 +76,13 @@ def simulate(
     start: Annotated[
         str | None, typer.Option(help="Simulated start (ISO-8601; default now).")
     ] = None,
+    dates: Annotated[
+        str,
+        typer.Option(
+            help="real: events dated when sent (the server's clock, as exposures; what an "
+            "analysis needs); simulated: dated in simulated time."
+        ),
+    ] = "real",
     world_users: Annotated[int, typer.Option(help="--local: users in the world.")] = 300,
     world_items: Annotated[int, typer.Option(help="--local: items in the world.")] = 400,
     world_days: Annotated[int, typer.Option(help="--local: days of history.")] = 14,
@@ -90,7 +97,8 @@ def simulate(
     from tastebud.simulation.loop import LoopConfig  # lazy: numpy (CLI start-up)
 
     settings = settings_from_context(ctx)
-    config = _config(LoopConfig, users, days, k, speed, parse_moment(start, "--start"), seed)
+    moment = parse_moment(start, "--start")
+    config = _config(LoopConfig, users, days, k, speed, moment, seed, dates)
     if local == (url is not None):
         raise fail("give either --url (a running gateway) or --local")
     if local:
@@ -110,10 +118,10 @@ def simulate(
 
 
 def _config(cls: type[LoopConfig], *args: Any) -> LoopConfig:
-    users, days, k, speed, start, seed = args
+    users, days, k, speed, start, seed, dates = args
     names = {"users": "--users", "days": "--days", "k": "--k", "speed": "--speed"}
     try:
-        return cls(users=users, days=days, k=k, speed=speed, start=start, seed=seed)
+        return cls(users=users, days=days, k=k, speed=speed, start=start, seed=seed, dates=dates)
     except ValueError as error:
         text = str(error).removeprefix("invalid LoopConfig: ")
         first = text.split(" ", 1)[0]
@@ -187,7 +195,8 @@ def local_gateway(
     its progress goes to stderr), served in this process on a free port: yields the world's
     user model, the URL and a read+ingest key; stops the server and removes the home.
 
-    The local gateway accepts events dated up to the whole run ahead of its clock."""
+    The local gateway accepts events dated up to the whole run ahead of its clock (what
+    ``--dates simulated`` sends at a speed above 1)."""
     import click  # lazy: CLI start-up
     import uvicorn  # lazy: CLI start-up
 

@@ -11,9 +11,16 @@ utility; a click is followed by a play (seconds), maybe a skip, a like, a purcha
 position, dated in simulated time.
 
 Simulated time starts at ``start`` (default: now) and runs ``speed`` simulated seconds per
-real second (0: as fast as the server answers). Events are dated in simulated time, so a run
-of several days at speed 0 dates events days ahead of the server's clock: the gateway takes
-events up to ``events.max_future_seconds`` ahead (a day by default).
+real second (0: as fast as the server answers); it orders the visits and paces them.
+
+Dates (``dates``). ``real`` (the default) dates each visit's events when its list came back,
+with the seconds between them shrunk by ``speed``: the server's clock, which exposures carry
+too, so an experiment's analysis (events after a user's first exposure and before its
+``now``; the pre-period before it) sees them where they belong. ``simulated`` dates them in
+simulated time: a log with realistic days and hours, which a server running in real time
+sees ahead of its clock when ``speed`` > 1 (the gateway takes events up to
+``events.max_future_seconds`` ahead, a day by default) and an analysis only counts once that
+time has come.
 
 What the loop knows and the analysis does not is the truth: per variant (the response's
 ``variant``, or ``-`` when the user is in no experiment) the mean true utility of the items
@@ -27,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -50,6 +57,7 @@ class LoopConfig:
     k: int = 10
     speed: float = 0.0
     start: datetime | None = None
+    dates: Literal["real", "simulated"] = "real"
     seed: int = 0
     batch: int = 500
 
@@ -63,6 +71,8 @@ class LoopConfig:
             problems.append("k must be within 1..1000")
         if not self.speed >= 0:
             problems.append("speed must be >= 0")
+        if self.dates not in ("real", "simulated"):
+            problems.append("dates must be real or simulated")
         if self.start is not None and self.start.tzinfo is None:
             problems.append("start must be timezone-aware")
         if self.batch < 1:
@@ -179,6 +189,7 @@ class ClosedLoop:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.model = model
@@ -187,6 +198,7 @@ class ClosedLoop:
         self.config = config
         self.sleep = sleep
         self.clock = clock
+        self.wall = wall
         self.progress = progress
         self.rng = np.random.default_rng([config.seed, 2])
         self.exam = model.examination(config.k)
@@ -280,6 +292,14 @@ class ClosedLoop:
         if len(positions):
             self._react(number, visit, ids, items[positions], positions, utility, list_id, truth)
 
+    def _when(self, visit: Visit) -> tuple[float, float]:
+        """Where a visit's events start (epoch seconds) and how simulated seconds after it
+        map to timestamps: real dates start when the list came and shrink by ``speed``."""
+        if self.config.dates == "simulated":
+            return visit.at_us / MICROS_PER_SECOND, 1.0
+        speed = self.config.speed
+        return self.wall(), (1.0 / speed if speed > 0 else 0.0)
+
     def _react(
         self,
         number: int,
@@ -297,7 +317,8 @@ class ClosedLoop:
         prices = self.model.price(items)
         user_id = self.model.user_id(visit.user)
         session = f"{self.tag}.{number}"
-        at = visit.at_us / MICROS_PER_SECOND
+        base, scale = self._when(visit)
+        at = 0.0
         for n, position in enumerate(positions.tolist()):
             at += 2.0 + float(self.rng.exponential(5.0))
             seconds = float(reactions.seconds[n])
@@ -320,7 +341,7 @@ class ClosedLoop:
                     "user_id": user_id,
                     "item_id": ids[position],
                     "event_type": kind,
-                    "timestamp": _iso(at + offset),
+                    "timestamp": _iso(base + (at + offset) * scale),
                     "session_id": session,
                     "device_type": self.device[visit.user],
                     "context": context,

@@ -48,7 +48,9 @@ def test_loop_sends_what_users_do_with_served_lists(home: Path, tmp_path: Path) 
     assert ingested.exit_code == 0, ingested.output
     model = UserModel.from_truth(tmp_path / "world")
     start = end - timedelta(days=1)
-    config = LoopConfig(users=25, days=1, k=8, speed=86_400 / 2, start=start, seed=3)
+    config = LoopConfig(
+        users=25, days=1, k=8, speed=86_400 / 2, start=start, seed=3, dates="simulated"
+    )
     visits = plan_visits(model, config, micros(start))
     assert visits == plan_visits(model, config, micros(start))  # seeded
     assert len({v.user for v in visits}) <= 25 and len(visits) >= 10
@@ -63,6 +65,10 @@ def test_loop_sends_what_users_do_with_served_lists(home: Path, tmp_path: Path) 
             with httpx.Client(base_url=server.url, headers=headers) as http:
                 loop = ClosedLoop(model, http, config, sleep=clock.sleep, clock=clock)
                 summary = loop.run()
+                # Dated when sent (the default): between the run's start and its end.
+                before_real = datetime.now(UTC)
+                real = ClosedLoop(model, http, LoopConfig(users=10, days=1, seed=4)).run()
+                after_real = datetime.now(UTC)
         # Paced at two simulated days per second: the last visit waits until its time.
         last = (visits[-1].at_us - micros(start)) / 1e6
         assert clock.now == pytest.approx(last / config.speed, abs=1e-6)
@@ -71,9 +77,18 @@ def test_loop_sends_what_users_do_with_served_lists(home: Path, tmp_path: Path) 
         assert summary.events_sent > 0 and summary.events_rejected == 0
         assert summary.events_accepted == summary.events_sent
         stored = [
-            e for e in database.events.scan(EventQuery(start=start)) if e.event_id.startswith("sim")
+            e
+            for e in database.events.scan(EventQuery(start=start))
+            if e.event_id.startswith("sim3.")
         ]
-        assert database.events.count() - before == len(stored) == summary.events_sent
+        dated = database.events.scan(EventQuery(start=before_real - timedelta(seconds=1)))
+        dated = [e for e in dated if e.event_id.startswith("sim4.")]
+        assert len(dated) == real.events_accepted > 0 and real.start >= before_real - timedelta(
+            seconds=1
+        )
+        assert all(before_real <= e.timestamp <= after_real for e in dated)
+        added = database.events.count() - before
+        assert added - len(dated) == len(stored) == summary.events_sent
     variant = summary.variants["-"]  # no experiment is running
     assert variant.lists == len(visits) and variant.shown == 8 * len(visits)
     assert variant.clicks == sum(e.event_type == "click" for e in stored)
@@ -113,6 +128,7 @@ def test_simulate_local_end_to_end(home: Path) -> None:
         (["--local", "--url", "http://127.0.0.1:1"], "either --url"),
         (["--url", "http://127.0.0.1:1", "--users", "0"], "--users"),
         (["--url", "http://127.0.0.1:1", "--speed", "-1"], "--speed"),
+        (["--url", "http://127.0.0.1:1", "--dates", "fake"], "--dates"),
         (["--url", "http://127.0.0.1:1", "--start", "soon"], "--start"),
         (["--url", "http://127.0.0.1:1"], "--world: no truth.json"),
         (["--local", "--world", "x"], "--world"),
