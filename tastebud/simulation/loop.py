@@ -22,8 +22,8 @@ sees ahead of its clock when ``speed`` > 1 (the gateway takes events up to
 ``events.max_future_seconds`` ahead, a day by default) and an analysis only counts once that
 time has come.
 
-What the loop knows and the analysis does not is the truth: per variant (the response's
-``variant``, or ``-`` when the user is in no experiment) the mean true utility of the items
+What the loop knows and the analysis does not is the truth: per variant (``experiment/variant``
+from the response, or ``-`` for lists served in no experiment) the mean true utility of the items
 served per user and the click-through the model expects, beside what was observed
 (``LoopSummary``), for the integrator to hold the analysis against.
 """
@@ -276,9 +276,10 @@ class ClosedLoop:
         click_p = model.click_probability(utility) * known
         exam = self.exam[: len(ids)]
         clicked = (self.rng.random(len(ids)) < exam) & (self.rng.random(len(ids)) < click_p)
-        variant = str(answer.get("variant") or NO_VARIANT)
+        variant = NO_VARIANT
         if answer.get("experiment"):
             summary.experiments.add(str(answer["experiment"]))
+            variant = f"{answer['experiment']}/{answer.get('variant')}"
         truth = summary.variants.setdefault(variant, VariantTruth())
         truth.users.add(user_id)
         truth.lists += 1
