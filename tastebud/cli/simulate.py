@@ -31,6 +31,7 @@ from tastebud.cli.common import (
     fail,
     out,
     parse_moment,
+    progress_bar,
     settings_from_context,
 )
 
@@ -147,7 +148,13 @@ def _run(model: UserModel, url: str, key: str | None, config: LoopConfig) -> Loo
     from tastebud.simulation.loop import run_loop  # lazy: numpy (CLI start-up)
 
     try:
-        return run_loop(model, url, key, config)
+        with progress_bar() as bar:
+            task = bar.add_task("visits", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return run_loop(model, url, key, config, progress=advance)
     except GatewayError as error:
         raise fail(f"the gateway at {url} refused: {error}", EXIT_STORE) from None
     except (httpx.HTTPError, ValueError) as error:
