@@ -704,6 +704,12 @@ def main() -> int:
         help="Exposure logging (experiments.exposures): both runs each mode with it off and"
         " on, two servers up at once and their runs alternating, side by side.",
     )
+    parser.add_argument(
+        "--reuse-lists",
+        action="store_true",
+        help="Skip the recommendations job: a cached --home's stored lists hold while the"
+        " model and the ranking settings are unchanged.",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.server_env)
@@ -719,7 +725,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as scratch:
         home = args.home or Path(scratch) / "home"
         setup = prepare(home, args.interactions, args.iterations)
-        job = precompute(home, args.cf) if "precomputed" in modes else None
+        job = None
+        if "precomputed" in modes and not args.reuse_lists:
+            job = precompute(home, args.cf)
         for mode in modes:
             group = configurations(mode, args.exposures)
             runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in group}

@@ -2,8 +2,9 @@
 per day of ``served_at`` (``date=YYYY-MM-DD``, Hive-style, so DuckDB and Spark read them as
 a partitioned dataset), one file per flushed batch and day.
 
-A file is written under a hidden temporary name, fsynced and renamed into place: a reader
-sees a whole file or none, and a crash leaves at most a ``.tmp`` file that readers skip.
+A batch's files are written under hidden temporary names, fsynced and then renamed into
+place: a reader sees whole files or none, a failed write leaves nothing to write twice, and a
+crash leaves at most ``.tmp`` files that readers skip.
 File names carry the process id, a per-process token (pids repeat across restarts) and a
 sequence number, so the workers of one server never write the same name. At one flush per
 second per worker a day holds up to 86,400 files per worker; the analysis reads a day in
@@ -39,25 +40,38 @@ class ParquetExposureLog(ExposureLog):
         self._seq_lock = threading.Lock()
 
     def _write(self, exposures: list[Exposure]) -> None:
+        """One file per day of the batch: all written under temporary names first, then
+        renamed, so a failure leaves none of the batch visible (it is written again)."""
         table = exposures_table(exposures)
         days = pc.strftime(table["served_at"], format="%Y-%m-%d").to_pylist()
         distinct = sorted(set(days))
-        for day in distinct:
-            rows = table if len(distinct) == 1 else table.filter(pa.array([d == day for d in days]))
-            self._write_file(self.root / f"{PARTITION}{day}", rows)
+        written: list[tuple[Path, Path]] = []
+        try:
+            for day in distinct:
+                rows = (
+                    table
+                    if len(distinct) == 1
+                    else table.filter(pa.array([d == day for d in days]))
+                )
+                written.append(self._write_scratch(self.root / f"{PARTITION}{day}", rows))
+        except BaseException:
+            for scratch, _ in written:
+                scratch.unlink(missing_ok=True)
+            raise
+        for scratch, final in written:
+            os.replace(scratch, final)
 
-    def _write_file(self, folder: Path, table: pa.Table) -> Path:
+    def _write_scratch(self, folder: Path, table: pa.Table) -> tuple[Path, Path]:
+        """``table`` written and fsynced under a hidden name; (that name, the final one)."""
         folder.mkdir(parents=True, exist_ok=True)
         with self._seq_lock:
             self._seq += 1
             name = f"part-{os.getpid()}-{self._token}-{self._seq:08d}.parquet"
-        final = folder / name
         scratch = folder / f".{name}.tmp"
         pq.write_table(table, scratch, compression="zstd")
         with open(scratch, "rb") as written:
             os.fsync(written.fileno())
-        os.replace(scratch, final)
-        return final
+        return scratch, folder / name
 
     def files(self, since: datetime, until: datetime) -> list[Path]:
         """The files of the days ``[since, until)`` touches."""

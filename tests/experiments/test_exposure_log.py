@@ -192,3 +192,17 @@ def test_embedded_files_are_a_hive_partitioned_parquet_dataset(tmp_path: Path) -
     assert all(f.split("/")[1].startswith("part-") for f in files if "/" in f)
     dataset = ds.dataset(log.root, format="parquet", partitioning="hive")
     assert dataset.to_table().num_rows == 4
+
+
+def test_embedded_a_batch_across_midnight_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    log = ParquetExposureLog(tmp_path / "exposures")
+    blocker = log.root / "date=2026-03-02"
+    blocker.write_text("not a folder")  # the second day cannot be written
+    for n in range(4):
+        log.append(exposure(n, at=T0 + timedelta(seconds=n)))  # 03-01 and 03-02
+    with pytest.raises(OSError):
+        log.flush()
+    assert rows(log) == [] and not list(log.root.rglob("*.tmp"))
+    blocker.unlink()
+    assert log.flush() == 4
+    assert [e.list_id for e in rows(log)] == [f"list-{n:05d}" for n in range(4)]
