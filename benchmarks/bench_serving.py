@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -255,6 +256,16 @@ class Server(ServeProcess):
             stage = name.split('stage="', 1)[1].split('"', 1)[0]
             totals.setdefault(stage, [0.0, 0.0])[0 if kind == "sum" else 1] += float(value)
         return {stage: (s, c) for stage, (s, c) in totals.items()}
+
+    def exposure_outcomes(self) -> dict[str, float]:
+        """Served lists given to the exposure log by outcome (written, dropped), /metrics."""
+        counts: dict[str, float] = {}
+        for line in self.metrics().splitlines():
+            if line.startswith("tastebud_experiment_exposures_total{"):
+                name, _, value = line.rpartition(" ")
+                outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
+                counts[outcome] = counts.get(outcome, 0.0) + float(value)
+        return counts
 
     def precomputed_outcomes(self) -> dict[str, float]:
         """Default-shape requests by precomputed-list outcome (hit, missing, ...), /metrics."""
@@ -612,6 +623,36 @@ def medians_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def configurations(mode: str, exposures: str) -> list[tuple[str, dict[str, str]]]:
+    """(label, server settings) of one mode: one, or exposure logging off and on."""
+    env = {"TASTEBUD_SERVING__PRECOMPUTED": "true" if mode == "precomputed" else "false"}
+    states = {"default": [None], "off": [False], "on": [True], "both": [False, True]}[exposures]
+    made = []
+    for state in states:
+        if state is None:
+            made.append((mode, env))
+            continue
+        flag = {"TASTEBUD_EXPERIMENTS__EXPOSURES": "true" if state else "false"}
+        made.append((f"{mode}, exposures {'on' if state else 'off'}", env | flag))
+    return made
+
+
+def summarize_mode(server: Server, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "medians": medians_of(runs),
+        "open_loop_stage_ms_median": {
+            stage: round(
+                statistics.median(r["open_loop_stage_ms"].get(stage, 0.0) for r in runs), 3
+            )
+            for stage in runs[0]["open_loop_stage_ms"]
+        },
+        "precomputed_outcomes": server.precomputed_outcomes(),
+        "exposures": server.exposure_outcomes(),
+        "all_requests_stage_ms": stage_means({}, server.stage_totals()),
+        "runs": runs,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=None, help="Cached setup (default: temp).")
@@ -656,6 +697,19 @@ def main() -> int:
         " default: the recommendations job's stored lists) and/or on-demand (every request"
         " ranked; TASTEBUD_SERVING__PRECOMPUTED=false). Targets are checked on the first.",
     )
+    parser.add_argument(
+        "--exposures",
+        choices=("default", "off", "on", "both"),
+        default="default",
+        help="Exposure logging (experiments.exposures): both runs each mode with it off and"
+        " on, two servers up at once and their runs alternating, side by side.",
+    )
+    parser.add_argument(
+        "--reuse-lists",
+        action="store_true",
+        help="Skip the recommendations job: a cached --home's stored lists hold while the"
+        " model and the ranking settings are unchanged.",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.server_env)
@@ -671,54 +725,48 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as scratch:
         home = args.home or Path(scratch) / "home"
         setup = prepare(home, args.interactions, args.iterations)
-        job = precompute(home, args.cf) if "precomputed" in modes else None
+        job = None
+        if "precomputed" in modes and not args.reuse_lists:
+            job = precompute(home, args.cf)
         for mode in modes:
-            env = {
-                **extra_env,
-                "TASTEBUD_SERVING__PRECOMPUTED": "true" if mode == "precomputed" else "false",
-            }
-            runs = []
-            with Server(home, args.workers, args.cf, env) as server:
-                args.endpoint, sample = check(
-                    server.port, server.key, args.k, setup["model_version"], args.endpoint
-                )
-                print(f"{mode} check ({args.endpoint}): u1 ->", sample[:5], "...", flush=True)
-                for run in range(args.runs):
-                    outcome = one_run(server, args, run)
-                    outcome["mode"] = mode
-                    print(json.dumps(outcome), flush=True)
-                    runs.append(outcome)
-                outcomes = server.precomputed_outcomes()
-                if mode == modes[0]:  # the default configuration
-                    rng = np.random.default_rng(7)
-                    picked = rng.choice(N_USERS, size=args.trials, replace=False)
-                    before = server.stage_totals()
-                    rt_raw = run_in_process(
-                        realtime,
-                        server.port,
-                        server.key,
-                        [f"u{n}" for n in picked],
-                        args.k,
-                        args.endpoint,
-                        args.poll_ms / 1000,
-                        5.0,
+            group = configurations(mode, args.exposures)
+            runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in group}
+            with contextlib.ExitStack() as stack:
+                servers = {
+                    label: stack.enter_context(Server(home, args.workers, args.cf, extra_env | env))
+                    for label, env in group
+                }
+                for label, server in servers.items():
+                    args.endpoint, sample = check(
+                        server.port, server.key, args.k, setup["model_version"], args.endpoint
                     )
-                    realtime_stage_ms = stage_means(before, server.stage_totals())
-                overall_stage_ms = stage_means({}, server.stage_totals())
-            results[mode] = {
-                "medians": medians_of(runs),
-                "open_loop_stage_ms_median": {
-                    stage: round(
-                        statistics.median(r["open_loop_stage_ms"].get(stage, 0.0) for r in runs), 3
-                    )
-                    for stage in runs[0]["open_loop_stage_ms"]
-                },
-                "precomputed_outcomes": outcomes,
-                "all_requests_stage_ms": overall_stage_ms,
-                "runs": runs,
-            }
+                    print(f"{label} check ({args.endpoint}): u1 ->", sample[:5], "...", flush=True)
+                for run in range(args.runs):  # configurations alternate within a run
+                    for label, server in servers.items():
+                        outcome = one_run(server, args, run)
+                        outcome["mode"] = label
+                        print(json.dumps(outcome), flush=True)
+                        runs[label].append(outcome)
+                for label, server in servers.items():
+                    if not rt_raw:  # the first configuration (the default)
+                        rng = np.random.default_rng(7)
+                        picked = rng.choice(N_USERS, size=args.trials, replace=False)
+                        before = server.stage_totals()
+                        rt_raw = run_in_process(
+                            realtime,
+                            server.port,
+                            server.key,
+                            [f"u{n}" for n in picked],
+                            args.k,
+                            args.endpoint,
+                            args.poll_ms / 1000,
+                            5.0,
+                        )
+                        realtime_stage_ms = stage_means(before, server.stage_totals())
+                    results[label] = summarize_mode(server, runs[label])
     rt = summarize_realtime(rt_raw["trials"], TARGETS["realtime_max_s"])
-    medians = results[modes[0]]["medians"]
+    first = next(iter(results))
+    medians = results[first]["medians"]
     checks = {
         "p95_ms": medians["open_loop"]["p95_ms"],
         "capacity_ratio": medians["capacity"]["ratio"],
@@ -744,7 +792,7 @@ def main() -> int:
         "setup": setup,
         "precompute_job": job,
         "targets": TARGETS,
-        "checks_mode": modes[0],
+        "checks_mode": first,
         "checks": checks,
         "missed": failed,
         "modes": results,

@@ -47,6 +47,7 @@ from tastebud.api.schemas import (
     error_responses,
 )
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
+from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
@@ -87,10 +88,16 @@ def create_app(settings: Settings) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.gateway.threads
         stores = open_stores(settings)
         recommendations: RecommendationService | None = None
+        exposures: ExposureLog | None = None
         try:
             app.state.tastebud = _app_state(settings, stores)
+            if settings.experiments.exposures:
+                exposures = open_exposure_log(settings, stores.database)
             recommendations = RecommendationService(
-                settings, stores, features=lambda: feature_routes.feature_store(app).service
+                settings,
+                stores,
+                features=lambda: feature_routes.feature_store(app).service,
+                exposures=exposures,
             )
             # Loads the serving model before the first request (off the event loop).
             await anyio.to_thread.run_sync(recommendations.start)
@@ -105,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if recommendations is not None:
                 recommendations.stop()
+            if exposures is not None:  # after the last request: what is queued is written
+                await anyio.to_thread.run_sync(exposures.close)
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
             monitoring.close_results_store(app)

@@ -81,6 +81,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
         if key is None:
             key = await _look_up(request, state, secret)
         request.state.key_id = key.key_id
+        request.state.key_scopes = key.scopes  # a route may allow more to some scopes
         bind_context(key_id=key.key_id)
         if not key.allows(scope):
             raise ApiError(

@@ -122,6 +122,21 @@ class ModelLifecycle:
                 return True
             return False
 
+    def snapshot_with(self, model: ServingModel) -> Snapshot:
+        """A snapshot like the current one (embeddings, catalog) that ranks with ``model``:
+        an experiment variant's (``tastebud.ranking.variants``)."""
+        with self._refresh_lock:
+            content = self._content
+            items = list(self._catalog.values())
+            loaded = self.snapshot.catalog_loaded
+        return Snapshot.build(
+            model,
+            content[1] if content else None,
+            items,
+            content_version=content[0] if content else None,
+            catalog_loaded=loaded,
+        )
+
     def _should_try(self, kind: str, version: str) -> bool:
         failed = self._failed.get((kind, version))
         return failed is None or time.monotonic() - failed > self.serving.retry_failed_seconds

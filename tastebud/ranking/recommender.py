@@ -4,7 +4,9 @@
 A request is, in order: a lookup that may answer without ranking (``tastebud.ranking.lookup``:
 the user's precomputed list, the shared list of unknown users); the context read from the
 stores (``tastebud.ranking.context``); the pipeline of the request's ranking settings
-(``tastebud.ranking.pipeline``). Every per-request read of a store may fail; the request then
+(``tastebud.ranking.pipeline``). Before it, the request's experiment variant may change the
+ranking settings and the model (``tastebud.ranking.experiment_serving``), and after it the
+list is logged as an exposure. Every per-request read of a store may fail; the request then
 ranks with what it has and says ``degraded`` with the reasons (``catalog`` while a catalog
 refresh fails).
 """
@@ -18,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from tastebud.config import Settings
+from tastebud.experiments.exposure_log import ExposureLog
 from tastebud.features.serving import FeatureService
 from tastebud.monitoring.serving import observe_served
 from tastebud.observability import get_logger
 from tastebud.ranking.context import ContextReader
+from tastebud.ranking.experiment_serving import BookSource, ExperimentServing
 from tastebud.ranking.lifecycle import ModelLifecycle
 from tastebud.ranking.lookup import Lookup, StoredLists
 from tastebud.ranking.metrics import (  # noqa: F401  (MODEL_LOADS: re-exported)
@@ -39,6 +43,7 @@ from tastebud.ranking.precomputed import PrecomputedList
 from tastebud.ranking.rerank import minmax
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.ranking.types import RankedList, RankRequest, Served
+from tastebud.ranking.variants import VariantModels
 from tastebud.ranking_config import RankingSettings
 from tastebud.registry.registry import ModelRegistry
 from tastebud.stores import Stores
@@ -66,7 +71,11 @@ class RecommendationService:
         features: Callable[[], FeatureService | None] | None = None,
         registry: ModelRegistry | None = None,
         embeddings: ModelRegistry | None = None,
+        experiments: BookSource | None = None,
+        exposures: ExposureLog | None = None,
     ) -> None:
+        """``experiments``: where the current experiment book comes from (default: none
+        run); ``exposures``: the log every served list is appended to (default: none)."""
         self.settings = settings
         self.stores = stores
         self.serving = settings.serving
@@ -80,6 +89,14 @@ class RecommendationService:
         self.contexts = ContextReader(stores.online, self.activity, features)
         self.stored = StoredLists(settings, stores.online, self.activity)
         self.pipeline = Pipeline.from_settings(settings.ranking)  # overrides: pipeline_for
+        self.variants = VariantModels(self.lifecycle)
+        self.experiments = ExperimentServing(
+            settings.ranking,
+            self.variants,
+            source=experiments,
+            exposures=exposures,
+            enabled=settings.experiments.enabled,
+        )
 
     # -- lifecycle (tastebud.ranking.lifecycle) ------------------------------------------
 
@@ -106,6 +123,7 @@ class RecommendationService:
         self.lifecycle.start(watch=watch)
 
     def stop(self) -> None:
+        self.variants.stop()
         self.lifecycle.stop()
 
     def refresh(self) -> bool:
@@ -137,11 +155,16 @@ class RecommendationService:
         *,
         session_items: Sequence[str] = (),
         ranking: RankingSettings | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Lookup:
         """The user's precomputed list when it still holds (``stored``), or the shared list
         of users nobody knows yet (``served``); else what the look read on the way, for
-        ``recommend`` to rank with."""
-        if user_id is None or not self.stored.applies(request, session_items, ranking):
+        ``recommend`` to rank with. ``snapshot``: a variant's model (nothing is stored)."""
+        if (
+            user_id is None
+            or snapshot is not None
+            or not self.stored.applies(request, session_items, ranking)
+        ):
             return Lookup()
         started = time.perf_counter()
         snapshot = self.snapshot
@@ -167,12 +190,14 @@ class RecommendationService:
         session_items: Sequence[str] = (),
         ranking: RankingSettings | None = None,
         looked_up: Lookup | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Served:
         """A ranked list for a user (or an anonymous session's items): the user's precomputed
         list while it holds, else ranked now. Never raises for a store that is down: the
-        list is then ``degraded``. ``looked_up``: the caller already ran ``lookup``."""
+        list is then ``degraded``. ``looked_up``: the caller already ran ``lookup``;
+        ``snapshot``: rank with this one (a variant's model), not the current one."""
         found = looked_up or self.lookup(
-            user_id, request, session_items=session_items, ranking=ranking
+            user_id, request, session_items=session_items, ranking=ranking, snapshot=snapshot
         )
         if found.stored is not None:
             try:
@@ -182,7 +207,7 @@ class RecommendationService:
         if found.served is not None:
             return found.served
         started = time.perf_counter()
-        snapshot = self.snapshot
+        snapshot = snapshot or self.snapshot
         served, _ = self.compute(
             user_id,
             request,

@@ -294,8 +294,12 @@ def test_http_answers_from_stored_lists_match_on_demand_ones(
                     "degraded": False,
                     "degraded_reasons": [],
                     "segment": "warm",
+                    "experiment": None,
+                    "variant": None,
                 }
-                assert response.json() == expected
+                body = response.json()
+                assert len(body.pop("list_id")) == 36  # a new uuid per served list
+                assert body == expected
     finally:
         world.stores.online.delete_many([precomputed_key(f"u{n}") for n in range(200)])
         world.stores.close()

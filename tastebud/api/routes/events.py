@@ -87,7 +87,9 @@ def _results(outcomes: list[EventOutcome]) -> dict[str, Any]:
         "before, or repeats an earlier event of the request) or `rejected` with reason codes "
         "(rejected events are kept in the dead-letter queue). Good events of a mixed batch "
         "are stored. 422 when no event could be accepted. An event without `timestamp` is "
-        "dated when the request arrived, unless `events.require_timestamp` is set."
+        "dated when the request arrived, unless `events.require_timestamp` is set. An event "
+        "a served list led to should carry that list's `list_id` (from the recommendations "
+        "response) as `context.list_id`: experiment analysis attributes it to that list."
     ),
     responses={
         422: {

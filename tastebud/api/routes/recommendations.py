@@ -7,15 +7,21 @@ store that is down gives a list marked ``"degraded": true``. Errors (JSON, ``{"e
 an unknown category 404 ``unknown_category``, an unknown item 404 ``unknown_item``.
 Ranking runs off the event loop, on at most two threads per worker (as feature lookups do);
 a precomputed list is looked up on the loop when the online store's reads are local.
+
+Experiments (``tastebud.api.variants``): each list is served under the unit's variant (the
+user id; for an anonymous session, its ``session_id``) and says which (``experiment``,
+``variant``); every list gets a new ``list_id`` and is logged as an exposure.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,15 +33,17 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tastebud.api.errors import ApiError
+from tastebud.api.lists import expose, served_document, stored_response
 from tastebud.api.strict_json import StrictJsonRoute
+from tastebud.api.variants import HEADER, HEADER_DESCRIPTION, forced_variant, plan_of
+from tastebud.ranking.experiment_serving import Plan
 from tastebud.ranking.pipeline import RankRequest
-from tastebud.ranking.precomputed import PrecomputedList, item_document
 from tastebud.ranking.recommender import (
     RecommendationService,
-    Served,
     UnknownCategory,
     UnknownItem,
 )
+from tastebud.ranking_config import RankingSettings
 from tastebud.schemas import ExternalId, JsonInt, StorableText, active_rules, check_id
 
 MAX_EXCLUDE = 1_000
@@ -46,6 +54,10 @@ Category = Annotated[StorableText, StringConstraints(min_length=1, max_length=12
 METADATA_DESCRIPTION = (
     "Add each item's catalog `title` and `creator` (null when the catalog has none); "
     "`metadata=false` leaves them out."
+)
+SESSION_DESCRIPTION = (
+    "The client's session or device id: an anonymous session (`recent_items`) is assigned "
+    "its experiment variant by it; it is kept with each list's exposure."
 )
 
 
@@ -79,6 +91,16 @@ class RecommendationsResponse(BaseModel):
     degraded: bool = Field(description="True when a store was down and a fallback answered.")
     degraded_reasons: list[str]
     segment: str = Field(description="warm, cold (few interactions) or unknown (none).")
+    experiment: str | None = Field(
+        default=None, description="The experiment the list was served under (null: none)."
+    )
+    variant: str | None = Field(
+        default=None, description="The experiment's variant the list was served under."
+    )
+    list_id: str = Field(
+        description="This list's id, new per served list: send it back as `context.list_id` "
+        "on the events the list leads to (exact attribution)."
+    )
 
 
 class BatchRequest(BaseModel):
@@ -101,6 +123,7 @@ class BatchRequest(BaseModel):
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_EXCLUDE)
     explain: StrictBool = True
     metadata: StrictBool = Field(default=True, description=METADATA_DESCRIPTION)
+    session_id: Id | None = Field(default=None, description=SESSION_DESCRIPTION)
     ranking: dict[str, Any] | None = Field(
         default=None,
         description='Overrides of the [ranking] settings, e.g. {"mmr": {"diversity": 0.5}}.',
@@ -143,33 +166,6 @@ def _check_k(service: RecommendationService, k: int) -> None:
         raise ApiError(422, "invalid_k", f"k must be between 1 and {limit}; got {k}")
 
 
-def _document(user_id: str | None, served: Served, *, metadata: bool = True) -> dict[str, Any]:
-    ranked = served.ranked
-    return {
-        "user_id": user_id,
-        "items": [item_document(item, metadata=metadata) for item in ranked.items],
-        "model_version": ranked.model_version,
-        "degraded": bool(served.degraded),
-        "degraded_reasons": sorted(set(served.degraded)),
-        "segment": ranked.segment,
-    }
-
-
-def _stored_response(user_id: str, stored: PrecomputedList) -> Response:
-    """A precomputed list's answer (``_document``'s fields): its items array goes out as
-    the job encoded it, unparsed."""
-    head = {
-        "user_id": user_id,
-        "model_version": stored.model_version,
-        "degraded": False,
-        "degraded_reasons": [],
-        "segment": stored.segment,
-    }
-    body = json.dumps(head, separators=(",", ":")).encode()[:-1]
-    body += b',"items":' + stored.items_json + b"}"
-    return Response(body, media_type="application/json")
-
-
 def _json(document: Any) -> Response:
     return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
 
@@ -194,26 +190,79 @@ async def get_recommendations(
     ] = None,
     explain: Annotated[bool, Query(description="Add a short reason per item.")] = True,
     metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
+    session_id: Annotated[Id | None, Query(description=SESSION_DESCRIPTION)] = None,
+    variant: Annotated[str | None, Header(alias=HEADER, description=HEADER_DESCRIPTION)] = None,
 ) -> Response:
     """A user's ranked list; an unknown user gets the popular and trending list."""
+    started = time.perf_counter()
     service = service_of(request.app)
     _check_k(service, k)
     excluded = _split_ids(exclude or [])
     rank_request = RankRequest(k=k, category=category or None, exclude=excluded, explain=explain)
-    looked_up = service.lookup(user_id, rank_request) if service.inline_lookups else None
+    plan = plan_of(service, user_id, forced_variant(request, variant))
+    ranking, snapshot = plan.ranking, plan.snapshot
+    looked_up = None
+    if service.inline_lookups:
+        looked_up = service.lookup(user_id, rank_request, ranking=ranking, snapshot=snapshot)
     if looked_up is not None:  # answered on the loop only when nothing needs ranking
-        if looked_up.stored is not None and explain and metadata:
-            return _stored_response(user_id, looked_up.stored)
+        stored = looked_up.stored
+        if stored is not None and explain and metadata:
+            list_id = expose(
+                service,
+                plan,
+                started,
+                user_id,
+                session_id,
+                stored.item_ids,
+                stored.model_version,
+                degraded=False,
+            )
+            return stored_response(user_id, stored, plan, list_id)
         if looked_up.served is not None:
-            return _json(_document(user_id, looked_up.served, metadata=metadata))
+            served = looked_up.served
+            return _json(
+                served_document(
+                    service, plan, started, user_id, session_id, served, metadata=metadata
+                )
+            )
     try:
         served = await anyio.to_thread.run_sync(
-            lambda: service.recommend(user_id, rank_request, looked_up=looked_up),
+            lambda: service.recommend(
+                user_id, rank_request, ranking=ranking, snapshot=snapshot, looked_up=looked_up
+            ),
             limiter=_limiter(request.app),
         )
     except UnknownCategory as error:
         raise _unknown_category(error) from None
-    return _json(_document(user_id, served, metadata=metadata))
+    return _json(
+        served_document(service, plan, started, user_id, session_id, served, metadata=metadata)
+    )
+
+
+def _invalid_ranking(error: ValidationError) -> ApiError:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:5]
+    )
+    return ApiError(422, "invalid_ranking", f"ranking overrides: {problems}")
+
+
+def _batch_plan(
+    service: RecommendationService,
+    unit: str | None,
+    forced: tuple[str, str] | None,
+    overrides: dict[str, Any] | None,
+    ranking: RankingSettings,
+) -> tuple[Plan, RankingSettings | None]:
+    """A batch entry's plan and ranking settings: the request's overrides go on top of the
+    variant's, and then the list is not counted (it is not the variant as designed)."""
+    plan = plan_of(service, unit, forced)
+    if not overrides:
+        return plan, plan.ranking
+    try:
+        settings = (plan.ranking or service.settings.ranking).with_overrides(overrides)
+    except ValidationError as error:
+        raise _invalid_ranking(error) from None
+    return replace(plan, counted=False), settings
 
 
 def _split_ids(values: list[str]) -> frozenset[str]:
@@ -230,9 +279,15 @@ def _split_ids(values: list[str]) -> frozenset[str]:
 
 
 @router.post("/v1/recommendations", response_model=BatchResponse)
-async def post_recommendations(request: Request, body: BatchRequest) -> Response:
+async def post_recommendations(
+    request: Request,
+    body: BatchRequest,
+    variant: Annotated[str | None, Header(alias=HEADER, description=HEADER_DESCRIPTION)] = None,
+) -> Response:
     """Lists for many users at once, or for an anonymous session given its recent items.
-    ``ranking`` overrides the configured ranking settings for this request only."""
+    ``ranking`` overrides the configured ranking settings for this request only (on top of
+    an experiment variant's; such a list is reported under its variant but not counted)."""
+    started = time.perf_counter()
     service = service_of(request.app)
     _check_k(service, body.k)
     if (body.users is None) == (body.recent_items is None):
@@ -248,28 +303,33 @@ async def post_recommendations(request: Request, body: BatchRequest) -> Response
     try:
         ranking = service.settings.ranking.with_overrides(body.ranking)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:5]
-        )
-        raise ApiError(422, "invalid_ranking", f"ranking overrides: {problems}") from None
+        raise _invalid_ranking(error) from None
     rank_request = RankRequest(
         k=body.k, category=body.category, exclude=frozenset(body.exclude), explain=body.explain
     )
+    forced = forced_variant(request, variant)
+    anonymous = body.recent_items is not None
+    units = [body.session_id] if anonymous else list(body.users or [])
+    plans = [_batch_plan(service, unit, forced, body.ranking, ranking) for unit in units]
 
     def run() -> list[dict[str, Any]]:
-        if body.recent_items is not None:
+        results = []
+        for unit, (plan, settings) in zip(units, plans, strict=True):
+            user = None if anonymous else unit
+            at = started if not results else time.perf_counter()
             served = service.recommend(
-                None, rank_request, session_items=body.recent_items, ranking=ranking
-            )
-            return [_document(None, served, metadata=body.metadata)]
-        return [
-            _document(
                 user,
-                service.recommend(user, rank_request, ranking=ranking),
-                metadata=body.metadata,
+                rank_request,
+                session_items=body.recent_items or (),
+                ranking=settings,
+                snapshot=plan.snapshot,
             )
-            for user in body.users or []
-        ]
+            results.append(
+                served_document(
+                    service, plan, at, user, body.session_id, served, metadata=body.metadata
+                )
+            )
+        return results
 
     try:
         results = await anyio.to_thread.run_sync(run, limiter=_limiter(request.app))
