@@ -48,6 +48,7 @@ from tastebud.api.schemas import (
 )
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
 from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.experiments.watch import ExperimentWatcher
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         stores = open_stores(settings)
         recommendations: RecommendationService | None = None
         exposures: ExposureLog | None = None
+        watcher: ExperimentWatcher | None = None
         try:
             app.state.tastebud = _app_state(settings, stores)
             if settings.experiments.exposures:
@@ -101,6 +103,10 @@ def create_app(settings: Settings) -> FastAPI:
             )
             # Loads the serving model before the first request (off the event loop).
             await anyio.to_thread.run_sync(recommendations.start)
+            if settings.experiments.enabled:  # the definitions, reread off the request path
+                watcher = ExperimentWatcher(settings, experiment_routes.experiment_store(app))
+                await anyio.to_thread.run_sync(watcher.start)
+                recommendations.experiments.use(watcher)
             app.state.recommendations = recommendations
             await anyio.to_thread.run_sync(_open_feature_store, app)
             log.info(
@@ -110,6 +116,8 @@ def create_app(settings: Settings) -> FastAPI:
             )
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             if recommendations is not None:
                 recommendations.stop()
             if exposures is not None:  # after the last request: what is queued is written
