@@ -25,7 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SHIFT_MAX = 32  # lists up to this long are deduplicated by shifted compares, longer by sorting
+PAD_MAX = 64  # lists up to this long are deduplicated in a padded grid, longer by sorting
+PAD_SENTINEL = np.iinfo(np.int32).max
 COLUMNS = ["list_id", "served_at", "experiment", "variant", "user_id", "session_id"]
 
 SEEN = """
@@ -128,38 +129,49 @@ class ItemCodes:
 
 
 def distinct_per_row(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """How many distinct values each row (a run of ``lengths`` values) holds."""
+    """How many distinct values each row (a run of ``lengths`` values) holds.
+
+    Short rows (served lists) are laid out as a padded grid and sorted row-wise: a tenth of
+    the time of comparing shifted copies, and far less than a global sort
+    (docs/benchmarks.md, experiment analysis)."""
     rows = len(lengths)
     if len(codes) == 0:
         return np.zeros(rows, dtype=np.int64)
-    row = np.repeat(np.arange(rows), lengths)
     longest = int(lengths.max())
-    if longest <= SHIFT_MAX:
-        position = np.arange(len(codes)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        first = np.ones(len(codes), dtype=bool)
-        for shift in range(1, longest):
-            repeat = codes[shift:] == codes[:-shift]
-            repeat &= position[shift:] >= shift
-            first[shift:] &= ~repeat
-    else:
-        order = np.lexsort((codes, row))
-        codes, row = codes[order], row[order]
-        first = np.r_[True, (codes[1:] != codes[:-1]) | (row[1:] != row[:-1])]
+    if longest <= PAD_MAX and codes.min() > -PAD_SENTINEL and codes.max() < PAD_SENTINEL:
+        grid = np.full((rows, longest), PAD_SENTINEL, dtype=np.int32)
+        grid[np.arange(longest) < lengths[:, None]] = codes
+        grid.sort(axis=1)
+        new = grid[:, 1:] != grid[:, :-1]
+        new &= grid[:, 1:] != PAD_SENTINEL
+        return new.sum(axis=1) + (grid[:, 0] != PAD_SENTINEL)
+    row = np.repeat(np.arange(rows), lengths)
+    order = np.lexsort((codes, row))
+    codes, row = codes[order], row[order]
+    first = np.r_[True, (codes[1:] != codes[:-1]) | (row[1:] != row[:-1])]
     return np.bincount(row[first], minlength=rows)
 
 
 @dataclass
 class ListPass:
-    """What the chunk pass gathers beside ``xp``: per variant, the item codes served."""
+    """What the chunk pass gathers beside ``xp``: per variant, which item codes were served."""
 
     variants: int
-    served: list[list[np.ndarray]] = field(default_factory=list)
+    served: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.served = [[] for _ in range(self.variants)]
+        self.served = [np.zeros(0, dtype=bool) for _ in range(self.variants)]
+
+    def note(self, variant: int, items: np.ndarray, vocabulary: int) -> None:
+        seen = self.served[variant]
+        if len(seen) < vocabulary:
+            seen = self.served[variant] = np.concatenate(
+                [seen, np.zeros(vocabulary - len(seen), dtype=bool)]
+            )
+        seen[items] = True
 
     def distinct(self) -> list[int]:
-        return [len(np.unique(np.concatenate(parts))) if parts else 0 for parts in self.served]
+        return [int(seen.sum()) for seen in self.served]
 
 
 def read_lists(
@@ -212,10 +224,8 @@ def _keep(
     diversity = np.divide(creators, lengths, out=np.zeros(len(lengths)), where=lengths > 0)
     on_post = np.repeat(post, lengths)
     variant_of = np.repeat(np.asarray(match["vi"]), lengths)
-    for index, parts in enumerate(gathered.served):
-        chosen = items[on_post & (variant_of == index)]
-        if len(chosen):
-            parts.append(np.unique(chosen))
+    for index in range(gathered.variants):
+        gathered.note(index, items[on_post & (variant_of == index)], len(codes.index))
     reduced = pa.table(
         {
             "uid": pa.array(np.asarray(match["uid"]), pa.int32()),

@@ -7,17 +7,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tastebud.config import ExperimentSettings, default_metrics
 from tastebud.experiments.definition import Experiment
-from tastebud.experiments.exposure import Exposure, exposures_table
+from tastebud.experiments.exposure import EXPOSURE_SCHEMA, Exposure, exposures_table
 from tastebud.experiments.metrics import NoExposures, experiment_data
 from tastebud.experiments.served import distinct_per_row
-from tastebud.experiments.sources import SourceError
+from tastebud.experiments.sources import SourceError, events_reader
 from tastebud.schemas import Event, events_to_arrow
+from tastebud.stores import open_database
+from tastebud.stores.export import export_events
 
 T0 = datetime(2024, 3, 10, tzinfo=UTC)
 NOW = T0 + timedelta(days=3)
@@ -280,5 +283,65 @@ def test_bad_input_is_named() -> None:
 def test_distinct_per_row_short_and_long_lists() -> None:
     codes = np.array([1, 1, 2, 5, 5, 5, 7])
     assert list(distinct_per_row(codes, np.array([3, 0, 1, 3]))) == [2, 0, 1, 2]
-    long = np.arange(100) % 7
-    assert list(distinct_per_row(long, np.array([50, 50]))) == [7, 7]
+    long = np.arange(300) % 7  # past the padded grid: sorted instead
+    assert list(distinct_per_row(long, np.array([150, 0, 150]))) == [7, 0, 7]
+
+
+def _same_as_in_memory(data) -> None:
+    expected = analyze()
+    assert data.exposed_users == expected.exposed_users
+    for name in ("click_through", "conversion", "play_time", "skip_rate", "session_length"):
+        for field in ("numerator", "denominator", "pre_numerator", "pre_denominator"):
+            assert values(data, name, field) == values(expected, name, field), (name, field)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "embedded":
+        # Small thresholds: the events cross the tail, Parquet segments and a merge.
+        return f"embedded://{tmp_path / 'db'}?segment_rows=5&compact_rows=8&max_small_segments=2"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_events_from_the_event_store_and_its_export(store_url: str, tmp_path: Path) -> None:
+    with open_database(store_url) as database:
+        for start in range(0, len(EVENTS), 4):
+            database.events.append(EVENTS[start : start + 4])
+        read: list[tuple[datetime, datetime]] = []
+
+        def from_store(since: datetime, until: datetime) -> pa.RecordBatchReader:
+            read.append((since, until))
+            return events_reader(database.events, since, until, batch_size=3)
+
+        _same_as_in_memory(analyze(events=from_store))
+        # The first exposure (1 h) less the 7-day pre-period, to now.
+        assert read == [(at(1) - timedelta(days=7), NOW)]
+        export_events(database.events, str(tmp_path / "export"))
+    _same_as_in_memory(analyze(events=tmp_path / "export"))
+
+
+def test_exposures_kept_in_postgresql(postgres_url: str) -> None:
+    """An exposure log in a PostgreSQL table, read back through ``scan(since, until)``."""
+    table = exposures_table(EXPOSURES)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute(
+            "CREATE TABLE exposures (list_id text PRIMARY KEY, served_at timestamptz NOT NULL,"
+            " experiment text, variant text, user_id text, session_id text, items text[],"
+            " model_version text, latency_ms double precision, degraded boolean)"
+        )
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO exposures VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [tuple(row.values()) for row in table.to_pylist()],
+            )
+
+    def scan(since: datetime, until: datetime) -> pa.Table:
+        with psycopg.connect(postgres_url) as connection:
+            rows = connection.execute(
+                "SELECT * FROM exposures WHERE served_at >= %s AND served_at < %s",
+                (since, until),
+            ).fetchall()
+        columns = dict(zip(EXPOSURE_SCHEMA.names, zip(*rows, strict=True), strict=True))
+        return pa.Table.from_pydict({k: list(v) for k, v in columns.items()}, EXPOSURE_SCHEMA)
+
+    _same_as_in_memory(analyze(exposures=scan))
