@@ -25,6 +25,8 @@ from datetime import datetime
 import duckdb
 import numpy as np
 
+from tastebud.experiments.sources import READ_ERRORS, SourceError
+
 HOUR_US = 3_600_000_000
 
 EVENTS = """
@@ -135,7 +137,12 @@ def event_measures(
         per_session=", ".join(per_session),
         per_user=", ".join(per_user),
     )
-    result = connection.execute(sql, {"since": since, "until": until, "pre": pre_us}).fetchnumpy()
+    try:
+        result = connection.execute(
+            sql, {"since": since, "until": until, "pre": pre_us}
+        ).fetchnumpy()
+    except READ_ERRORS as error:
+        raise SourceError(f"cannot read the events: {error}") from None
     uid = np.asarray(result["uid"])
     out: dict[EventMeasure, tuple[np.ndarray, np.ndarray]] = {}
     for index, measure in enumerate(measures):

@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tastebud.experiments.sources import READ_ERRORS, SourceError
+
 PAD_MAX = 64  # lists up to this long are deduplicated in a padded grid, longer by sorting
 PAD_SENTINEL = np.iinfo(np.int32).max
 COLUMNS = ["list_id", "served_at", "experiment", "variant", "user_id", "session_id"]
@@ -86,7 +88,10 @@ def assign(
 ) -> Assignment:
     """Table ``users`` (unit, variant, first, vi, uid) from the counted exposures."""
     bounds = {"key": key, "variants": variants, "start": start, "stop": stop}
-    connection.execute(SEEN.format(source=source_sql), bounds)
+    try:
+        connection.execute(SEEN.format(source=source_sql), bounds)
+    except READ_ERRORS as error:
+        raise SourceError(f"cannot read the exposures: {error}") from None
     connection.execute(USERS, {"variants": variants})
     (multiple,) = connection.execute("SELECT count(*) FROM seen WHERE variants > 1").fetchone()
     counts = dict(connection.execute("SELECT vi, count(*) FROM users GROUP BY vi").fetchall())

@@ -14,21 +14,28 @@ import glob
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tastebud.schemas import EVENT_SCHEMA
 from tastebud.stores import EventQuery, EventStore
 
-if TYPE_CHECKING:
-    import duckdb
-
 BATCH_ROWS = 500_000
 PathLike = str | Path
 Source = Any  # PathLike | Sequence[PathLike] | pa.Table | pa.RecordBatchReader | relation
 SourceFactory = Callable[[datetime, datetime], Source]
+
+
+# What DuckDB raises for a source it cannot read (a missing column, a bad file, bad JSON).
+READ_ERRORS: tuple[type[Exception], ...] = (
+    duckdb.BinderException,
+    duckdb.IOException,
+    duckdb.InvalidInputException,
+    duckdb.ConversionException,
+)
 
 
 class SourceError(ValueError):
@@ -127,6 +134,7 @@ def chunks(source: Source, columns: list[str], dictionary: str) -> Iterator[pa.T
     if files is not None:
         for file in files:
             handle = pq.ParquetFile(file, read_dictionary=[f"{dictionary}.list.element"])
+            _has(handle.schema_arrow, columns, file)
             for group in range(handle.num_row_groups):
                 yield handle.read_row_group(group, columns=columns)
         return
@@ -136,8 +144,15 @@ def chunks(source: Source, columns: list[str], dictionary: str) -> Iterator[pa.T
         source = source.read_all()
     if not isinstance(source, pa.Table):
         raise SourceError(f"cannot read exposures from a {type(source).__name__}")
+    _has(source.schema, columns, "the table")
     for batch in source.select(columns).to_batches(max_chunksize=BATCH_ROWS):
         yield pa.Table.from_batches([batch])
+
+
+def _has(schema: pa.Schema, columns: list[str], where: str) -> None:
+    missing = sorted(set(columns) - set(schema.names))
+    if missing:
+        raise SourceError(f"exposures lack {missing} in {where}")
 
 
 def _is_relation(source: Any) -> bool:

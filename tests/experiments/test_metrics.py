@@ -278,6 +278,12 @@ def test_bad_input_is_named() -> None:
         analyze(events="/nonexistent/events")
     with pytest.raises(SourceError, match="cannot read"):
         analyze(events=42)
+    with pytest.raises(SourceError, match=r"cannot read the events.*context"):
+        analyze(events=events_to_arrow(EVENTS).drop_columns(["context"]))
+    with pytest.raises(SourceError, match=r"cannot read the exposures.*variant"):
+        analyze(exposures=exposures_table(EXPOSURES).drop_columns(["variant"]))
+    with pytest.raises(SourceError, match=r"exposures lack \['items'\]"):
+        analyze(exposures=exposures_table(EXPOSURES).drop_columns(["items"]))
 
 
 def test_distinct_per_row_short_and_long_lists() -> None:
