@@ -116,10 +116,10 @@ def event_measures(
     if not measures:
         return {}
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE exposed_lists AS SELECT list_id, uid FROM xp WHERE post"
+        "CREATE OR REPLACE TEMP VIEW exposed_lists AS SELECT list_id, uid FROM xp WHERE post"
     )
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE exposed_times AS SELECT uid, ts FROM xp WHERE post"
+        "CREATE OR REPLACE TEMP VIEW exposed_times AS SELECT uid, ts FROM xp WHERE post"
     )
     per_session: list[str] = []
     per_user: list[str] = []

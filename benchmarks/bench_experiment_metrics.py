@@ -1,5 +1,6 @@
-"""Experiment analysis at scale (issue 18): ``experiment_data`` over 10M exposures and 20M
-events in Parquet, for an experiment with 2 variants and ~1M users; target < 60 s.
+"""The metrics' share of experiment analysis at scale (issue 18): ``experiment_data`` over
+10M exposures and 20M events in Parquet, 2 variants, ~1M users; target < 60 s for the whole
+analysis (the statistics, ``bench_experiment_analysis.py``, take the rest).
 
 Generates (once, into ``--data``; deterministic from ``--seed``, written in chunks so memory
 stays bounded) a 14-day experiment of 1M users on a 50,000-item catalog (5,000 creators):
@@ -10,7 +11,7 @@ time window), with the event schema ``tastebud export events`` writes. Then runs
 ``experiment_data`` for every default metric, ``--repeats`` times, in a fresh process each
 (peak RSS is the analysis's own) and reports wall time, peak RSS and the users per variant.
 
-    flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_experiment_analysis.py \
+    flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_experiment_metrics.py \
         --data /tmp/bench-experiments --repeats 3
 """
 
