@@ -84,7 +84,7 @@ def experiment_data(
             columns = [*served.COLUMNS, "items", "latency_ms"]
             lists = served.read_lists(
                 connection,
-                sources.chunks(exposure_source, columns, "items"),
+                sources.read_ahead(sources.chunks(exposure_source, columns, "items")),
                 served.ItemCodes(creators or {}),
                 assignment,
                 key=experiment.key,

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +25,7 @@ from tastebud.schemas import EVENT_SCHEMA
 from tastebud.stores import EventQuery, EventStore
 
 BATCH_ROWS = 500_000
+T = TypeVar("T")
 PathLike = str | Path
 Source = Any  # PathLike | Sequence[PathLike] | pa.Table | pa.RecordBatchReader | relation
 SourceFactory = Callable[[datetime, datetime], Source]
@@ -147,6 +149,17 @@ def chunks(source: Source, columns: list[str], dictionary: str) -> Iterator[pa.T
     _has(source.schema, columns, "the table")
     for batch in source.select(columns).to_batches(max_chunksize=BATCH_ROWS):
         yield pa.Table.from_batches([batch])
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, with the next one produced in a thread while the caller works on this one:
+    Parquet decoding releases the GIL, so reading overlaps the numpy work on two cores."""
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, items, done)
+        while (item := pending.result()) is not done:
+            pending = pool.submit(next, items, done)
+            yield item  # type: ignore[misc]
 
 
 def _has(schema: pa.Schema, columns: list[str], where: str) -> None:
