@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from machine import describe
 
+from tastebud.experiments.metrics import MEMORY_MB
 from tastebud.schemas import EVENT_SCHEMA
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -194,6 +195,7 @@ def analyze(args: argparse.Namespace) -> dict[str, object]:
         catalog_size=ITEMS,
         now=START + timedelta(days=DAYS),
         creators=creators,
+        memory_mb=args.memory_mb or None,
     )
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     click = result.metrics["click_through"].variants
@@ -219,6 +221,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--memory-mb", type=int, default=MEMORY_MB, help="DuckDB's memory limit (0: its default)"
+    )
     parser.add_argument("--once", action="store_true", help="one analysis, JSON on stdout")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -231,12 +236,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     runs = []
     for _ in range(args.repeats):
         command = [sys.executable, __file__, "--data", str(args.data), "--once"]
+        command += ["--memory-mb", str(args.memory_mb)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(output.splitlines()[-1]))
     document: dict[str, object] = {
         "machine": describe(),
         "exposures": args.exposures,
         "events": args.events,
+        "memory_mb": args.memory_mb or None,
         **setup,
         "seconds": [run["seconds"] for run in runs],
         "median_seconds": statistics.median(run["seconds"] for run in runs),
