@@ -46,16 +46,14 @@ from tastebud.api.routes import trending as trending_routes
 from tastebud.api.schemas import (
     error_responses,
 )
+from tastebud.api.serving import Serving
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
-from tastebud.experiments.watch import ExperimentWatcher
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
 from tastebud.gateway.shared_ratelimit import limiter_for
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
-from tastebud.ranking.recommender import RecommendationService
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.schemas import rules_in_force
 from tastebud.stores import Stores, open_stores
@@ -88,25 +86,12 @@ def create_app(settings: Settings) -> FastAPI:
         # arena, and appends are serialized anyway (docs/benchmarks.md, "Soak").
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.gateway.threads
         stores = open_stores(settings)
-        recommendations: RecommendationService | None = None
-        exposures: ExposureLog | None = None
-        watcher: ExperimentWatcher | None = None
+        serving = Serving()
         try:
             app.state.tastebud = _app_state(settings, stores)
-            if settings.experiments.exposures:
-                exposures = open_exposure_log(settings, stores.database)
-            recommendations = RecommendationService(
-                settings,
-                stores,
-                features=lambda: feature_routes.feature_store(app).service,
-                exposures=exposures,
+            recommendations = await serving.open(
+                app, settings, stores, lambda: feature_routes.feature_store(app).service
             )
-            # Loads the serving model before the first request (off the event loop).
-            await anyio.to_thread.run_sync(recommendations.start)
-            if settings.experiments.enabled:  # the definitions, reread off the request path
-                watcher = ExperimentWatcher(settings, experiment_routes.experiment_store(app))
-                await anyio.to_thread.run_sync(watcher.start)
-                recommendations.experiments.use(watcher)
             app.state.recommendations = recommendations
             await anyio.to_thread.run_sync(_open_feature_store, app)
             log.info(
@@ -116,12 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             yield
         finally:
-            if watcher is not None:
-                watcher.stop()
-            if recommendations is not None:
-                recommendations.stop()
-            if exposures is not None:  # after the last request: what is queued is written
-                await anyio.to_thread.run_sync(exposures.close)
+            await serving.close()
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
             monitoring.close_results_store(app)
