@@ -52,6 +52,7 @@ def openapi_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
     for batch, field in batches:
         components[batch]["properties"][field]["maxItems"] = limit
     _document_ids(schema, settings)
+    _headers_are_strings(schema)
     document_limits(schema, settings)
     _document_security(app, schema)
     app.openapi_schema = schema
@@ -69,6 +70,22 @@ def _document_ids(node: Any, settings: Settings) -> None:
     elif isinstance(node, list):
         for value in node:
             _document_ids(value, settings)
+
+
+def _headers_are_strings(schema: dict[str, Any]) -> None:
+    """An optional header is absent or a string, never ``null``: FastAPI writes ``str |
+    None`` as ``anyOf [string, null]``, which tells a client (or a fuzzer) that the text
+    ``null`` is a valid value. Keep the string branch only."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                branches = parameter.get("schema", {}).get("anyOf")
+                if parameter.get("in") != "header" or not branches:
+                    continue
+                strings = [branch for branch in branches if branch.get("type") != "null"]
+                if len(strings) == 1:
+                    rest = {k: v for k, v in parameter["schema"].items() if k != "anyOf"}
+                    parameter["schema"] = {**strings[0], **rest}
 
 
 def _document_security(app: FastAPI, schema: dict[str, Any]) -> None:

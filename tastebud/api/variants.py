@@ -1,19 +1,23 @@
 """Experiments at the HTTP edge: the ``X-Tastebud-Variant`` header that forces a variant for
 QA, and the plan of a recommendation request (``tastebud.ranking.experiment_serving``).
 
-The header is ``<experiment>:<variant>`` and is honoured only for a key with the ``admin``
-scope (or with ``gateway.auth = false``); a key without it is refused with 403 rather than
-silently served its own variant, so a QA run with the wrong key cannot be mistaken for a
-forced one. A malformed value is 422 ``invalid_variant_header``, and a pair no running
-experiment has is 422 ``unknown_variant``. A forced list is served and reported under its
-variant, never counted in the analysis.
+The header is ``<experiment>:<variant>``, or ``<variant>`` alone for the first running
+experiment (in assignment order) that has such a variant, and is honoured only for a key
+with the ``admin`` scope (or with ``gateway.auth = false``); a key without it is refused with
+403 rather than silently served its own variant, so a QA run with the wrong key cannot be
+mistaken for a forced one. A malformed value is 422 (the header's pattern, in the OpenAPI
+schema; ``invalid_variant_header`` for one that passes it only with spaces around), and a
+variant no running experiment has is 404 ``unknown_variant``. A forced list is served and
+reported under its variant, never counted in the analysis.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Header, Request
+from pydantic import StringConstraints
 
 from tastebud.api.errors import ApiError
 from tastebud.ranking.experiment_serving import Plan, UnknownVariant
@@ -21,11 +25,15 @@ from tastebud.ranking.recommender import RecommendationService
 
 HEADER = "X-Tastebud-Variant"
 HEADER_DESCRIPTION = (
-    "QA only, `admin` scope: serve this variant, as `<experiment>:<variant>` (never counted "
-    "in the experiment's analysis). A key without `admin` gets 403."
+    "QA only, `admin` scope: serve this variant, as `<experiment>:<variant>` or `<variant>` "
+    "(never counted in the experiment's analysis). A key without `admin` gets 403."
 )
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-PAIR = re.compile(rf"({NAME}):({NAME})")
+PAIR = re.compile(rf"(?:({NAME}):)?({NAME})")
+# The route parameter, its form stated in the OpenAPI schema and checked by FastAPI (a 422
+# naming the header); ``forced_variant`` then checks the key's scope.
+VariantPair = Annotated[str, StringConstraints(pattern=rf"^(?:{NAME}:)?{NAME}$")]
+VARIANT_HEADER = Header(alias=HEADER, description=HEADER_DESCRIPTION)
 
 
 def forced_variant(request: Request, value: str | None) -> tuple[str, str] | None:
@@ -46,10 +54,10 @@ def forced_variant(request: Request, value: str | None) -> tuple[str, str] | Non
         raise ApiError(
             422,
             "invalid_variant_header",
-            f"{HEADER} must be <experiment>:<variant> (letters, digits, '_', '.', '-'; "
-            f"up to 64 each); got {value[:140]!r}",
+            f"{HEADER} must be <experiment>:<variant> or <variant> (letters, digits, '_', "
+            f"'.', '-'; up to 64 each); got {value[:140]!r}",
         )
-    return matched.group(1), matched.group(2)
+    return matched.group(1) or "", matched.group(2)
 
 
 def plan_of(
@@ -61,7 +69,8 @@ def plan_of(
     except UnknownVariant as error:
         experiment, variant = error.args
         raise ApiError(
-            422,
+            404,
             "unknown_variant",
-            f"{HEADER}: no running experiment {experiment!r} has a variant {variant!r}",
+            f"{HEADER}: no running experiment "
+            f"{f'{experiment!r} ' if experiment else ''}has a variant {variant!r}",
         ) from None

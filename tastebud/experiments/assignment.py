@@ -153,12 +153,14 @@ class ExperimentBook:
         return None
 
     def _forced(self, key: str, name: str) -> Assignment | None:
+        """The variant ``name`` of experiment ``key`` (any running one with such a variant,
+        in assignment order, when ``key`` is empty)."""
         for entry in self.running:
-            if entry.experiment.key == key:
+            if entry.experiment.key == key or not key:
                 for index, variant in enumerate(entry.experiment.variants):
                     if variant.name == name:
                         return Assignment(
-                            key,
+                            entry.experiment.key,
                             name,
                             entry.rankings[index],
                             variant.model,

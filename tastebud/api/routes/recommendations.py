@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 from tastebud.api.errors import ApiError
 from tastebud.api.lists import expose, served_document, stored_response
 from tastebud.api.strict_json import StrictJsonRoute
-from tastebud.api.variants import HEADER, HEADER_DESCRIPTION, forced_variant, plan_of
+from tastebud.api.variants import VARIANT_HEADER, VariantPair, forced_variant, plan_of
 from tastebud.ranking.experiment_serving import Plan
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.recommender import (
@@ -191,7 +191,7 @@ async def get_recommendations(
     explain: Annotated[bool, Query(description="Add a short reason per item.")] = True,
     metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
     session_id: Annotated[Id | None, Query(description=SESSION_DESCRIPTION)] = None,
-    variant: Annotated[str | None, Header(alias=HEADER, description=HEADER_DESCRIPTION)] = None,
+    variant: Annotated[VariantPair | None, VARIANT_HEADER] = None,
 ) -> Response:
     """A user's ranked list; an unknown user gets the popular and trending list."""
     started = time.perf_counter()
@@ -282,7 +282,7 @@ def _split_ids(values: list[str]) -> frozenset[str]:
 async def post_recommendations(
     request: Request,
     body: BatchRequest,
-    variant: Annotated[str | None, Header(alias=HEADER, description=HEADER_DESCRIPTION)] = None,
+    variant: Annotated[VariantPair | None, VARIANT_HEADER] = None,
 ) -> Response:
     """Lists for many users at once, or for an anonymous session given its recent items.
     ``ranking`` overrides the configured ranking settings for this request only (on top of
