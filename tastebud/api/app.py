@@ -12,7 +12,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -47,6 +47,7 @@ from tastebud.api.schemas import (
 )
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
 from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.features.serving import FeatureService
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
@@ -93,10 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.experiments.exposures:
                 exposures = open_exposure_log(settings, stores.database)
             recommendations = RecommendationService(
-                settings,
-                stores,
-                features=lambda: feature_routes.feature_store(app).service,
-                exposures=exposures,
+                settings, stores, features=_feature_service(app), exposures=exposures
             )
             # Loads the serving model before the first request (off the event loop).
             await anyio.to_thread.run_sync(recommendations.start)
@@ -138,6 +136,11 @@ def create_app(settings: Settings) -> FastAPI:
     _add_middleware(app, settings)
     app.openapi = lambda: openapi_document(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _feature_service(app: FastAPI) -> Callable[[], FeatureService | None]:
+    """The feature service as the feature routes hold it (opened on first use)."""
+    return lambda: feature_routes.feature_store(app).service
 
 
 def _app_state(settings: Settings, stores: Stores) -> AppState:
