@@ -182,7 +182,7 @@ def test_a_forced_variant_needs_admin_and_is_never_counted(served: Served) -> No
         assert answer.status_code == 422, bad
         assert answer.json()["error"]["code"] == "invalid_variant_header"
     unknown = served.get(control_user, scope="admin", variant="blend:nosuch")
-    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_variant"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_variant"
     posted = served.post(
         {"users": [control_user], "k": 5},
         **{"X-Tastebud-Variant": "blend:treatment", "X-API-Key": served.keys["admin"]},

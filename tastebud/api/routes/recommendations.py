@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -178,7 +178,12 @@ def _unknown_category(error: UnknownCategory) -> ApiError:
 router = APIRouter(tags=["recommendations"], route_class=StrictJsonRoute)
 
 
-@router.get("/v1/users/{user_id:path}/recommendations", response_model=RecommendationsResponse)
+@router.get(
+    "/v1/users/{user_id:path}/recommendations",
+    response_model=RecommendationsResponse,
+    description="A user's ranked list; an unknown user gets the popular and trending list. "
+    + HEADER_DESCRIPTION,
+)
 async def get_recommendations(
     request: Request,
     user_id: Annotated[Id, Path()],
@@ -191,7 +196,6 @@ async def get_recommendations(
     explain: Annotated[bool, Query(description="Add a short reason per item.")] = True,
     metadata: Annotated[bool, Query(description=METADATA_DESCRIPTION)] = True,
     session_id: Annotated[Id | None, Query(description=SESSION_DESCRIPTION)] = None,
-    variant: Annotated[str | None, Header(alias=HEADER, description=HEADER_DESCRIPTION)] = None,
 ) -> Response:
     """A user's ranked list; an unknown user gets the popular and trending list."""
     started = time.perf_counter()
@@ -199,7 +203,7 @@ async def get_recommendations(
     _check_k(service, k)
     excluded = _split_ids(exclude or [])
     rank_request = RankRequest(k=k, category=category or None, exclude=excluded, explain=explain)
-    plan = plan_of(service, user_id, forced_variant(request, variant))
+    plan = plan_of(service, user_id, forced_variant(request, request.headers.get(HEADER)))
     ranking, snapshot = plan.ranking, plan.snapshot
     looked_up = None
     if service.inline_lookups:
@@ -278,11 +282,17 @@ def _split_ids(values: list[str]) -> frozenset[str]:
     return frozenset(ids)
 
 
-@router.post("/v1/recommendations", response_model=BatchResponse)
+@router.post(
+    "/v1/recommendations",
+    response_model=BatchResponse,
+    description="Lists for many users at once, or for an anonymous session given its recent "
+    "items (assigned its experiment variant by `session_id`). `ranking` overrides the "
+    "configured ranking settings for this request only, on top of an experiment variant's "
+    "(such a list is reported under its variant but not counted). " + HEADER_DESCRIPTION,
+)
 async def post_recommendations(
     request: Request,
     body: BatchRequest,
-    variant: Annotated[str | None, Header(alias=HEADER, description=HEADER_DESCRIPTION)] = None,
 ) -> Response:
     """Lists for many users at once, or for an anonymous session given its recent items.
     ``ranking`` overrides the configured ranking settings for this request only (on top of
@@ -307,7 +317,7 @@ async def post_recommendations(
     rank_request = RankRequest(
         k=body.k, category=body.category, exclude=frozenset(body.exclude), explain=body.explain
     )
-    forced = forced_variant(request, variant)
+    forced = forced_variant(request, request.headers.get(HEADER))
     anonymous = body.recent_items is not None
     units = [body.session_id] if anonymous else list(body.users or [])
     plans = [_batch_plan(service, unit, forced, body.ranking, ranking) for unit in units]
