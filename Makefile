@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,dashboard]'
+	# GrowthBook's gbstats, the experiment statistics' parity reference: without its numpy<2
+	# and pandas<2 pins, which it does not need (pyproject.toml, dev extra).
+	$(BIN)/python -m pip install --quiet --no-deps 'gbstats==0.8.0'
 	@touch $(STAMP)
 
 # A world that ends now, the jobs over it, two users' recommendations, then the server in

@@ -637,6 +637,7 @@ MeasureAggregate = Literal[
     "items",
     "lists",
     "empty_lists",
+    "nonempty_lists",
     "latency_ms",
     "diversity",
     "sessions",
@@ -645,17 +646,44 @@ MeasureAggregate = Literal[
 ]
 
 
+EVENT_AGGREGATES = frozenset({"count", "value", "sessions", "session_seconds"})
+# Exposure aggregates with a pre-period form: what the user was served before the experiment
+# (CUPED's covariate). Latency, diversity and coverage describe serving, not the user.
+PRE_PERIOD_EXPOSURE_AGGREGATES = frozenset({"lists", "items", "empty_lists", "nonempty_lists"})
+
+
 class MeasureSpec(BaseModel):
-    """One per-user quantity: from ``events`` of the given types (``count`` of them, or the
-    sum of their ``value``, or ``sessions`` and ``session_seconds``), or from ``exposures``
-    (served ``lists``, ``items`` shown, ``empty_lists``, ``latency_ms``, list ``diversity``,
-    ``distinct_items``)."""
+    """One per-user quantity, summed over the user's attributed events or counted exposures
+    (``tastebud.experiments.metrics`` says which count).
+
+    From ``events`` of the given types (an empty list means every type): their ``count``,
+    the sum of their ``value``, or ``sessions`` (distinct session ids) and
+    ``session_seconds`` (per session, last event minus first, summed). From ``exposures``:
+    served ``lists``, ``items`` shown, ``empty_lists``, ``nonempty_lists``, ``latency_ms``
+    (summed; a quantile metric also gets each exposure's value), ``diversity`` (per
+    non-empty list, the share of distinct creators among its items, summed) and
+    ``distinct_items`` (per variant, for coverage; per user it holds the items shown)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["events", "exposures"]
-    events: list[str] = Field(default_factory=list, description="Event types (events only).")
+    events: list[str] = Field(
+        default_factory=list, description="Event types (events only); empty: every type."
+    )
     aggregate: MeasureAggregate = "count"
+
+    @model_validator(mode="after")
+    def _fits_source(self) -> MeasureSpec:
+        if (self.source == "events") != (self.aggregate in EVENT_AGGREGATES):
+            raise ValueError(f"aggregate {self.aggregate!r} does not apply to {self.source}")
+        if self.source == "exposures" and self.events:
+            raise ValueError("event types apply to events only")
+        return self
+
+    @property
+    def has_pre_period(self) -> bool:
+        """Whether the user's pre-period holds this quantity (CUPED's covariate)."""
+        return self.source == "events" or self.aggregate in PRE_PERIOD_EXPOSURE_AGGREGATES
 
 
 class MetricSpec(BaseModel):
@@ -677,15 +705,25 @@ class MetricSpec(BaseModel):
     window_hours: float = Field(
         default=24.0,
         gt=0,
-        description="Events count toward an exposure this long after it when they name no "
-        "list (`context.list_id` attributes exactly).",
+        description="Events that name no list count when they come this long after one of "
+        "the user's exposures (an event naming a list of the experiment in "
+        "`context.list_id` counts exactly, whenever it comes).",
     )
 
     @model_validator(mode="after")
     def _denominator(self) -> MetricSpec:
         if (self.kind == "ratio") != (self.denominator is not None):
             raise ValueError("a ratio metric needs a denominator; other kinds take none")
+        if (self.kind == "coverage") != (self.numerator.aggregate == "distinct_items"):
+            raise ValueError("coverage metrics, and only they, count distinct_items")
+        if self.kind == "quantile" and self.numerator.aggregate != "latency_ms":
+            raise ValueError("a quantile metric reads per-exposure latency_ms")
         return self
+
+    @property
+    def has_pre_period(self) -> bool:
+        measures = [self.numerator, *([self.denominator] if self.denominator else [])]
+        return all(measure.has_pre_period for measure in measures)
 
 
 def _events(*types: str, aggregate: MeasureAggregate = "count") -> MeasureSpec:
@@ -731,10 +769,11 @@ def default_metrics() -> dict[str, MetricSpec]:
             denominator=_events(aggregate="sessions"),
         ),
         "diversity": MetricSpec(
-            description="Mean intra-list diversity of the lists served.",
+            description="Mean intra-list diversity (share of distinct creators) of the "
+            "non-empty lists served.",
             kind="ratio",
             numerator=_exposures("diversity"),
-            denominator=_exposures("lists"),
+            denominator=_exposures("nonempty_lists"),
         ),
         "coverage": MetricSpec(
             description="Share of the active catalog served at least once.",

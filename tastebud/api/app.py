@@ -12,7 +12,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
@@ -37,6 +37,7 @@ from tastebud.api.routes import (
     push,
     quality,
 )
+from tastebud.api.routes import experiments as experiment_routes
 from tastebud.api.routes import features as feature_routes
 from tastebud.api.routes import models as model_routes
 from tastebud.api.routes import ratings as rating_routes
@@ -45,16 +46,14 @@ from tastebud.api.routes import trending as trending_routes
 from tastebud.api.schemas import (
     error_responses,
 )
+from tastebud.api.serving import Serving
 from tastebud.config import BudgetSettings, EventRules, Settings, load_settings
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
-from tastebud.features.serving import FeatureService
 from tastebud.gateway.dlq import DlqShareMonitor
 from tastebud.gateway.ingestion import EventGateway
 from tastebud.gateway.keys import KeyAuthenticator
 from tastebud.gateway.metrics import REQUEST_SECONDS, REQUESTS
 from tastebud.gateway.shared_ratelimit import limiter_for
 from tastebud.observability import bind_context, clear_context, configure_logging, get_logger
-from tastebud.ranking.recommender import RecommendationService
 from tastebud.ranking.retrieval import limit_threads
 from tastebud.schemas import rules_in_force
 from tastebud.stores import Stores, open_stores
@@ -87,17 +86,12 @@ def create_app(settings: Settings) -> FastAPI:
         # arena, and appends are serialized anyway (docs/benchmarks.md, "Soak").
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.gateway.threads
         stores = open_stores(settings)
-        recommendations: RecommendationService | None = None
-        exposures: ExposureLog | None = None
+        serving = Serving()
         try:
             app.state.tastebud = _app_state(settings, stores)
-            if settings.experiments.exposures:
-                exposures = open_exposure_log(settings, stores.database)
-            recommendations = RecommendationService(
-                settings, stores, features=_feature_service(app), exposures=exposures
+            recommendations = await serving.open(
+                app, settings, stores, lambda: feature_routes.feature_store(app).service
             )
-            # Loads the serving model before the first request (off the event loop).
-            await anyio.to_thread.run_sync(recommendations.start)
             app.state.recommendations = recommendations
             await anyio.to_thread.run_sync(_open_feature_store, app)
             log.info(
@@ -107,14 +101,12 @@ def create_app(settings: Settings) -> FastAPI:
             )
             yield
         finally:
-            if recommendations is not None:
-                recommendations.stop()
-            if exposures is not None:  # after the last request: what is queued is written
-                await anyio.to_thread.run_sync(exposures.close)
+            await serving.close()
             feature_routes.close_feature_store(app)
             quality.close_results_store(app)
             monitoring.close_results_store(app)
             jobs.close_run_history(app)
+            experiment_routes.close_experiment_store(app)
             state = getattr(app.state, "tastebud", None)
             if state is not None:
                 await state.limiter.aclose()
@@ -136,11 +128,6 @@ def create_app(settings: Settings) -> FastAPI:
     _add_middleware(app, settings)
     app.openapi = lambda: openapi_document(app, settings)  # type: ignore[method-assign]
     return app
-
-
-def _feature_service(app: FastAPI) -> Callable[[], FeatureService | None]:
-    """The feature service as the feature routes hold it (opened on first use)."""
-    return lambda: feature_routes.feature_store(app).service
 
 
 def _app_state(settings: Settings, stores: Stores) -> AppState:
@@ -222,6 +209,10 @@ def _include_routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(push.router)
     app.include_router(quality.router, responses=error_responses(401, 403, 422, 429, 503))
     app.include_router(monitoring.router, responses=error_responses(401, 403, 422, 429, 503))
+    app.include_router(
+        experiment_routes.router,
+        responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+    )
     if settings.app.enabled:
         app_routes.install(app)
 

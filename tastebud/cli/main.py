@@ -94,6 +94,14 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "Replay a dataset's events in time order, shifted to end now, at --speed.",
     ),
     LazyCommand(
+        "simulate",
+        "tastebud.cli.simulate",
+        "simulate",
+        "Run synthetic users with known tastes against the HTTP API: they ask for lists, look\n"
+        "at them with position bias, click, play, skip, like and buy by their true preferences;\n"
+        "prints what each variant served and what the truth says of it.",
+    ),
+    LazyCommand(
         "datasets",
         "tastebud.cli.datasets",
         "app",
@@ -130,6 +138,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "tastebud.cli.monitor",
         "app",
         "Model monitoring and retraining triggers (docs/monitoring.md).",
+    ),
+    LazyCommand(
+        "experiments",
+        "tastebud.cli.experiments",
+        "app",
+        "Online experiments: define, start, pause, resume, stop (docs/experiments.md).",
     ),
 )
 

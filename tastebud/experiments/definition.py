@@ -9,8 +9,9 @@ settings (metric names, ranking overrides against the configured ``[ranking]``).
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,13 +19,19 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tastebud.config import Settings
+from tastebud.experiments.errors import InvalidDefinition
 from tastebud.ranking_config import RankingSettings
+from tastebud.registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from tastebud.registry import ModelRegistry
 
 Status = Literal["draft", "running", "paused", "stopped"]
 
@@ -126,20 +133,42 @@ class Experiment(_Model):
         description="Variants a guardrail paused, with why: their users get control.",
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Experiment:
-        names = [variant.name for variant in self.variants]
+    # Field validators (not one model validator) so that each refusal names its field.
+    @field_validator("variants")
+    @classmethod
+    def _variants_consistent(cls, variants: list[Variant]) -> list[Variant]:
+        names = [variant.name for variant in variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be unique")
-        total = math.fsum(variant.weight for variant in self.variants)
+        total = math.fsum(variant.weight for variant in variants)
         if abs(total - 1.0) > WEIGHT_TOLERANCE:
             raise ValueError(f"variant weights must sum to 1; they sum to {total:g}")
-        if self.start and self.end and not self.start < self.end:
+        return variants
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, moment: datetime | None) -> datetime | None:
+        """A time without a zone is UTC (not the machine's zone, as ``timestamp()`` reads it)."""
+        if moment is not None and moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if start and end and not start < end:
             raise ValueError("start must be before end")
-        unknown = [name for name in self.paused_variants if name not in names]
+        return end
+
+    @field_validator("paused_variants")
+    @classmethod
+    def _known_paused(cls, paused: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        names = [variant.name for variant in info.data.get("variants") or []]
+        unknown = [name for name in paused if names and name not in names]
         if unknown:
             raise ValueError(f"paused variant {unknown[0]!r} is not a variant")
-        return self
+        return paused
 
     @property
     def control(self) -> Variant:
@@ -153,17 +182,22 @@ class Experiment(_Model):
         return next((variant for variant in self.variants if variant.name == name), None)
 
 
-def check_definition(experiment: Experiment, settings: Settings) -> None:
-    """What the settings decide: metric names and the ranking overrides against the
-    configured ``[ranking]``. Raises pydantic's ValidationError naming the field."""
+def check_definition(
+    experiment: Experiment, settings: Settings, registry: ModelRegistry | None = None
+) -> None:
+    """What the settings and the registry decide: metric names, the ranking overrides
+    against the configured ``[ranking]``, and (given a ``registry``) that each variant's
+    model alias or version resolves. Raises pydantic's ValidationError naming the field."""
     errors: list[InitErrorDetails] = []
     metrics = settings.experiments.metrics
     for index, name in enumerate(experiment.goals):
         if name not in metrics:
-            errors.append(_unknown_metric(("goals", index), name))
+            errors.append(_unknown_metric(("goals", index), name, metrics))
     for index, guardrail in enumerate(experiment.guardrails):
         if guardrail.metric not in metrics:
-            errors.append(_unknown_metric(("guardrails", index, "metric"), guardrail.metric))
+            errors.append(
+                _unknown_metric(("guardrails", index, "metric"), guardrail.metric, metrics)
+            )
     for index, variant in enumerate(experiment.variants):
         try:
             settings.ranking.with_overrides(variant.ranking)
@@ -176,13 +210,59 @@ def check_definition(experiment: Experiment, settings: Settings) -> None:
                         "input": detail.get("input"),
                     }
                 )
+    if registry is not None:
+        errors.extend(_unresolved_models(experiment, registry))
     if errors:
         raise ValidationError.from_exception_data(Experiment.__name__, errors)
 
 
-def _unknown_metric(loc: tuple[str | int, ...], name: str) -> InitErrorDetails:
+def _unresolved_models(experiment: Experiment, registry: ModelRegistry) -> list[InitErrorDetails]:
+    """A variant's model that names no version: an alias that points nowhere (or at a
+    version since deleted), an unknown version, or neither an alias nor a version. An
+    unreachable artifact store is not the definition's fault: it raises as it is."""
+    errors: list[InitErrorDetails] = []
+    for index, variant in enumerate(experiment.variants):
+        if variant.model is None:
+            continue
+        try:
+            registry.resolve(variant.model)
+        except RegistryError as error:
+            errors.append(
+                {
+                    "type": PydanticCustomError(
+                        "unknown_model", "{reason}", {"reason": str(error)}
+                    ),
+                    "loc": ("variants", index, "model"),
+                    "input": variant.model,
+                }
+            )
+    return errors
+
+
+def parse_definition(
+    data: Any, settings: Settings, registry: ModelRegistry | None = None
+) -> Experiment:
+    """An experiment from YAML's or JSON's data, checked whole (``check_definition``);
+    ``InvalidDefinition`` naming each field otherwise. What the CLI and the API both call
+    before anything is stored."""
+    try:
+        experiment = Experiment.model_validate(data)
+        check_definition(experiment, settings, registry)
+    except ValidationError as error:
+        raise InvalidDefinition.from_validation(error) from None
+    return experiment
+
+
+def _unknown_metric(
+    loc: tuple[str | int, ...], name: str, known: Iterable[str]
+) -> InitErrorDetails:
+    # pydantic fills ``{name}`` in a message template, without conversions such as ``!r``.
     return {
-        "type": PydanticCustomError("unknown_metric", "unknown metric {name!r}", {"name": name}),
+        "type": PydanticCustomError(
+            "unknown_metric",
+            "unknown metric '{name}' (defined: {known})",
+            {"name": name, "known": ", ".join(sorted(known))},
+        ),
         "loc": loc,
         "input": name,
     }

@@ -49,7 +49,9 @@ class MetricSample:
 class ExperimentData:
     """Everything the analysis of one experiment needs. ``exposed_users`` counts the users
     counted in each variant (the sample-ratio test's observed counts); ``weights`` are the
-    variants' designed shares; the first variant is control."""
+    variants' designed shares; the first variant is control. ``multiple_variant_users``
+    counts users whose exposures name more than one variant: an assignment or logging bug,
+    so they are left out of every count and metric and reported instead."""
 
     key: str
     variants: list[str]
@@ -57,3 +59,4 @@ class ExperimentData:
     exposed_users: dict[str, int]
     metrics: dict[str, MetricSample] = field(default_factory=dict)
     days: int = 0
+    multiple_variant_users: int = 0

@@ -4,6 +4,7 @@ variants need admin, and a failing book or an unloadable model never fails a req
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -314,3 +315,26 @@ def stored_hits() -> float:
         "tastebud_reco_precomputed_requests_total", {"outcome": "hit"}
     )
     return value or 0.0
+
+
+def test_a_started_experiment_reaches_serving_through_the_watcher(served: Served) -> None:
+    """The whole path: a definition PUT over the API and started is what requests are served
+    within the 5 s the issue allows (the lifespan's watcher polls every poll_seconds)."""
+    admin = {"X-API-Key": served.keys["admin"]}
+    body = {
+        "variants": [
+            {"name": "control", "weight": 0.5},
+            {"name": "popular", "weight": 0.5, "ranking": POPULAR_ONLY},
+        ],
+        "goals": ["click_through"],
+    }
+    assert served.http.put("/v1/experiments/live", json=body, headers=admin).status_code == 201
+    assert served.get(USERS[0]).json()["experiment"] is None  # a draft serves nobody
+    started = time.monotonic()
+    assert served.http.post("/v1/experiments/live/start", headers=admin).status_code == 200
+    variants: set[str] = set()
+    while time.monotonic() - started < 5.0 and len(variants) < 2:
+        answers = [served.get(user).json() for user in USERS]
+        variants = {answer["variant"] for answer in answers if answer["experiment"] == "live"}
+        time.sleep(0.2)
+    assert variants == {"control", "popular"}, f"not served within 5 s: {variants}"

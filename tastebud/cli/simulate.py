@@ -1,0 +1,254 @@
+"""``tastebud simulate``: the closed-loop user simulator (``tastebud.simulation.loop``).
+
+Against a running gateway (``--url`` and a key with the read and ingest scopes) whose world
+``--world`` names (the folder holding its ``truth.json``; default the quickstart world of
+this home), or ``--local``: a private home in a temporary folder, the quickstart world of
+``--world-users`` x ``--world-items`` generated, ingested and trained there, and the gateway
+served in this process for the run, then removed.
+
+Exit codes: 0 the run finished; 2 bad usage (the option is named); 3 the gateway could not
+be reached or refused the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tastebud.cli.common import (
+    EXIT_STORE,
+    fail,
+    out,
+    parse_moment,
+    progress_bar,
+    settings_from_context,
+)
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.simulation.loop import LoopConfig, LoopSummary
+    from tastebud.simulation.users import UserModel
+
+UrlOption = Annotated[
+    str | None, typer.Option(help="The gateway to drive (http://host:port); or --local.")
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key", envvar="TASTEBUD_API_KEY", help="An API key with the read and ingest scopes."
+    ),
+]
+WorldOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The served world's folder (or its truth.json). Default: this home's quickstart world."
+    ),
+]
+LocalOption = Annotated[
+    bool,
+    typer.Option(help="Generate a quickstart world in a temporary home and serve it here."),
+]
+
+
+def simulate(
+    ctx: typer.Context,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    world: WorldOption = None,
+    local: LocalOption = False,
+    days: Annotated[float, typer.Option(help="Simulated days to run.")] = 1.0,
+    users: Annotated[int, typer.Option(help="Simulated users (drawn from the world).")] = 50,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second (0: as fast as served).")
+    ] = 0.0,
+    k: Annotated[int, typer.Option(help="Items per list.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seeds users, visits and behaviour.")] = 0,
+    start: Annotated[
+        str | None, typer.Option(help="Simulated start (ISO-8601; default now).")
+    ] = None,
+    dates: Annotated[
+        str,
+        typer.Option(
+            help="real: events dated when sent (the server's clock, as exposures; what an "
+            "analysis needs); simulated: dated in simulated time."
+        ),
+    ] = "real",
+    world_users: Annotated[int, typer.Option(help="--local: users in the world.")] = 300,
+    world_items: Annotated[int, typer.Option(help="--local: items in the world.")] = 400,
+    world_days: Annotated[int, typer.Option(help="--local: days of history.")] = 14,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    summary_out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the summary (JSON) here.")
+    ] = None,
+) -> None:
+    """Run synthetic users with known tastes against the HTTP API: they ask for lists, look
+    at them with position bias, click, play, skip, like and buy by their true preferences;
+    prints what each variant served and what the truth says of it."""
+    from tastebud.simulation.loop import LoopConfig  # lazy: numpy (CLI start-up)
+
+    settings = settings_from_context(ctx)
+    moment = parse_moment(start, "--start")
+    config = _config(LoopConfig, users, days, k, speed, moment, seed, dates)
+    if local == (url is not None):
+        raise fail("give either --url (a running gateway) or --local")
+    if local:
+        if world is not None:
+            raise fail("--world: --local generates its own world; leave --world out")
+        for name, value in (("--world-users", world_users), ("--world-items", world_items)):
+            if value < 2:
+                raise fail(f"{name} must be >= 2")
+        if world_days < 1:
+            raise fail("--world-days must be >= 1")
+        with local_gateway(settings, world_users, world_items, world_days, days) as served:
+            summary = _run(served[0], served[1], served[2], config)
+    else:
+        model = _model(world or settings.home / "worlds" / "quickstart-0")
+        summary = _run(model, str(url), key, config)
+    _report(summary.as_dict(), as_json, summary_out)
+
+
+def _config(cls: type[LoopConfig], *args: Any) -> LoopConfig:
+    users, days, k, speed, start, seed, dates = args
+    names = {"users": "--users", "days": "--days", "k": "--k", "speed": "--speed"}
+    try:
+        return cls(users=users, days=days, k=k, speed=speed, start=start, seed=seed, dates=dates)
+    except ValueError as error:
+        text = str(error).removeprefix("invalid LoopConfig: ")
+        first = text.split(" ", 1)[0]
+        raise fail(f"{names.get(first, '--' + first)}: {text}") from None
+
+
+def _model(world: Path) -> UserModel:
+    from tastebud.simulation.users import UserModel  # lazy: numpy (CLI start-up)
+
+    truth = world / "truth.json" if world.is_dir() else world
+    if not truth.is_file():
+        raise fail(f"--world: no truth.json at {truth} (generate or quickstart a world first)")
+    try:
+        return UserModel.from_truth(truth)
+    except (ValueError, OSError) as error:
+        raise fail(f"--world: {error}") from None
+
+
+def _run(model: UserModel, url: str, key: str | None, config: LoopConfig) -> LoopSummary:
+    import httpx  # lazy: CLI start-up
+
+    from tastebud.client import GatewayError  # lazy: CLI start-up
+    from tastebud.simulation.loop import run_loop  # lazy: numpy (CLI start-up)
+
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("visits", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return run_loop(model, url, key, config, progress=advance)
+    except GatewayError as error:
+        raise fail(f"the gateway at {url} refused: {error}", EXIT_STORE) from None
+    except (httpx.HTTPError, ValueError) as error:
+        raise fail(f"could not reach the gateway at {url}: {error}", EXIT_STORE) from None
+
+
+def _report(summary: dict[str, Any], as_json: bool, path: Path | None) -> None:
+    text = json.dumps(summary, indent=1)
+    if path is not None:
+        path.write_text(text + "\n")
+    if as_json:
+        out.print_json(text)
+        return
+    events = summary["events"]
+    out.print(
+        f"{summary['requests']:,} lists requested ({summary['failed_requests']} failed, "
+        f"{summary['with_list_id']:,} with a list_id) from {summary['start']} to "
+        f"{summary['end']}; {events['sent']:,} events sent, {events['accepted']:,} accepted, "
+        f"{events['rejected']:,} rejected {events['rejections'] or ''}",
+        soft_wrap=True,
+    )
+    for name, variant in summary["variants"].items():
+        ctr, true_ctr = variant["click_through"], variant["true_click_through"]
+        out.print(
+            f"  {name}: {variant['users']} users, {variant['lists']} lists, "
+            f"click-through {_pct(ctr)} (truth {_pct(true_ctr)}), "
+            f"true utility per user {_num(variant['true_utility_per_user'])}",
+            soft_wrap=True,
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@contextmanager
+def local_gateway(
+    settings: Settings, users: int, items: int, days: int, run_days: float
+) -> Iterator[tuple[UserModel, str, str]]:
+    """A temporary home holding a quickstart world (generated, ingested, trained, jobs run;
+    its progress goes to stderr), served in this process on a free port: yields the world's
+    user model, the URL and a read+ingest key; stops the server and removes the home.
+
+    The local gateway accepts events dated up to the whole run ahead of its clock (what
+    ``--dates simulated`` sends at a speed above 1)."""
+    import click  # lazy: CLI start-up
+    import uvicorn  # lazy: CLI start-up
+
+    from tastebud.api.app import create_app  # lazy: CLI start-up
+    from tastebud.cli.quickstart import quickstart  # lazy: CLI start-up
+    from tastebud.config import load_settings  # lazy: CLI start-up
+    from tastebud.stores import open_database  # lazy: CLI start-up
+
+    home = Path(tempfile.mkdtemp(prefix="tastebud-simulate-"))
+    try:
+        ahead = max(settings.events.max_future_seconds, run_days * 86_400 + 3_600)
+        rules = settings.events.model_dump() | {"max_future_seconds": ahead}
+        local = load_settings(home=home, database_url=None, online_url=None, events=rules)
+        context = click.Context(click.Command("quickstart"), obj={"settings": local})
+        with _to_stderr():
+            quickstart(context, users=users, items=items, days=days, serve=False)  # type: ignore[arg-type]
+        with open_database(local.resolved_database_url) as database:
+            created = database.gateway.keys.create(
+                ["read", "ingest"], "simulate", rate_per_second=1e6, burst=1e6
+            )
+        assert created is not None
+        model = _model(home / "worlds" / "quickstart-0")
+        config = uvicorn.Config(
+            create_app(local), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not server.started:
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise fail("the local gateway did not start", EXIT_STORE)
+                time.sleep(0.02)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            yield model, f"http://127.0.0.1:{port}", created[1]
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def _to_stderr() -> Iterator[None]:
+    """The quickstart's progress on stderr, so stdout holds only the summary (``--json``)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
