@@ -17,6 +17,8 @@ from api.gateway_testing import Api, TestClient, make_keys
 from tastebud.api.app import create_app
 from tastebud.experiments.assignment import ExperimentBook
 from tastebud.experiments.definition import Experiment
+from tastebud.jobs.base import JobContext
+from tastebud.jobs.definitions import recommendations
 from tastebud.observability import metrics
 from tastebud.ranking.pipeline import RankRequest
 from tastebud.ranking.recommender import RecommendationService
@@ -150,6 +152,9 @@ def test_anonymous_sessions_are_assigned_by_their_session_id(served: Served) -> 
     anonymous = [row for row in rows.values() if row["user_id"] is None]
     assert {row["session_id"] for row in anonymous} == {*sessions, None}
     assert all(rows[r["list_id"]]["user_id"] == r["user_id"] for r in batch)
+    bad = served.post({"recent_items": ["i3"], "k": 5, "session_id": "two words"})
+    assert bad.status_code == 422 and "session_id" in bad.text
+    assert served.get("u1", session_id="x" * 300).status_code == 422
 
 
 def test_request_overrides_on_top_of_a_variant_are_not_counted(served: Served) -> None:
@@ -257,6 +262,61 @@ def test_a_served_list_id_comes_back_on_events_and_is_stored(api: Api) -> None:
     now = datetime.now(UTC)
     rows = log.scan(now - timedelta(hours=1), now + timedelta(hours=1)).to_pylist()
     assert [(row["list_id"], row["user_id"]) for row in rows] == [(list_id, "u1")]
+
+
+def test_a_moved_alias_moves_the_variant_model(served: Served) -> None:
+    world = served.world
+    first = register(world.registry, fitted_model(seed=1), world.trained_until, alias="canary")
+    book = served.run(experiment(model="canary", ranking={}))
+    treated = next(u for u in USERS if book.assign(u).variant == "treatment")  # type: ignore[union-attr]
+    served.get(treated)  # asks for it
+    served.service.variants.refresh()
+    assert served.get(treated).json()["model_version"] == first
+    second = register(world.registry, fitted_model(seed=2), world.trained_until, alias="canary")
+    served.service.variants.refresh()
+    assert served.get(treated).json()["model_version"] == second
+
+
+def test_variants_equal_to_the_configured_settings_keep_the_stored_lists(tmp_path: Path) -> None:
+    world = build_world(tmp_path, online_url=None)  # SQLite: looked up on the event loop
+    served = Served(world)
+    try:
+        now = datetime.now(UTC)
+        context = JobContext(
+            job_name="recommendations",
+            run_id="experiments",
+            attempt=1,
+            start=now - timedelta(hours=1),
+            end=now,
+            settings=world.settings,
+            stores=world.stores,
+        )
+        recommendations.run(context)
+        with served.http:
+            # "treatment" sets MMR on, as configured: the same settings, the same lists.
+            book = served.run(experiment(ranking={"mmr": {"enabled": True}}))
+            before = stored_hits()
+            bodies = [served.get(user, k=20).json() for user in USERS[:8]]
+            assert stored_hits() == before + 8
+            assert {b["variant"] for b in bodies} == {"control", "treatment"}
+            assert all(b["variant"] == book.assign(b["user_id"]).variant for b in bodies)  # type: ignore[union-attr]
+            rows = {row["list_id"]: row for row in served.exposures()}
+            assert all(rows[b["list_id"]]["items"] == ids(b) for b in bodies)
+            # A variant that changes ranking is ranked on demand.
+            book = served.run(experiment())
+            treated = [u for u in USERS if book.assign(u).variant == "treatment"][:3]  # type: ignore[union-attr]
+            before = stored_hits()
+            assert all(served.get(u, k=20).json()["variant"] == "treatment" for u in treated)
+            assert stored_hits() == before
+    finally:
+        world.stores.close()
+
+
+def stored_hits() -> float:
+    value = metrics.registry.get_sample_value(
+        "tastebud_reco_precomputed_requests_total", {"outcome": "hit"}
+    )
+    return value or 0.0
 
 
 def test_a_started_experiment_reaches_serving_through_the_watcher(served: Served) -> None:

@@ -178,7 +178,10 @@ def _unknown_category(error: UnknownCategory) -> ApiError:
 router = APIRouter(tags=["recommendations"], route_class=StrictJsonRoute)
 
 
-@router.get("/v1/users/{user_id:path}/recommendations", response_model=RecommendationsResponse)
+@router.get(
+    "/v1/users/{user_id:path}/recommendations",
+    response_model=RecommendationsResponse,
+)
 async def get_recommendations(
     request: Request,
     user_id: Annotated[Id, Path()],
@@ -278,7 +281,14 @@ def _split_ids(values: list[str]) -> frozenset[str]:
     return frozenset(ids)
 
 
-@router.post("/v1/recommendations", response_model=BatchResponse)
+@router.post(
+    "/v1/recommendations",
+    response_model=BatchResponse,
+    description="Lists for many users at once, or for an anonymous session given its recent "
+    "items (assigned its experiment variant by `session_id`). `ranking` overrides the "
+    "configured ranking settings for this request only, on top of an experiment variant's "
+    "(such a list is reported under its variant but not counted).",
+)
 async def post_recommendations(
     request: Request,
     body: BatchRequest,
