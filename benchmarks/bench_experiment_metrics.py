@@ -35,7 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from machine import describe
 
-from tastebud.experiments.metrics import MEMORY_MB
+from tastebud.config import ExperimentSettings
+from tastebud.experiments.definition import Experiment
+from tastebud.experiments.metrics import MEMORY_MB, experiment_data
 from tastebud.schemas import EVENT_SCHEMA
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -171,10 +173,6 @@ def generate(args: argparse.Namespace) -> dict[str, float]:
 
 def analyze(args: argparse.Namespace) -> dict[str, object]:
     """One timed ``experiment_data`` run (in this process: its peak RSS is the run's)."""
-    from tastebud.config import ExperimentSettings
-    from tastebud.experiments.definition import Experiment
-    from tastebud.experiments.metrics import experiment_data
-
     data = Path(args.data)
     catalog = pq.read_table(data / "catalog.parquet")
     creators = dict(
