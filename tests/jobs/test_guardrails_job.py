@@ -20,11 +20,13 @@ from typer.testing import CliRunner
 
 from tastebud.cli.main import app
 from tastebud.config import load_settings
+from tastebud.experiments.definition import parse_definition
 from tastebud.experiments.store import ExperimentStore
 from tastebud.jobs import open_run_history
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.runner import JobRunner, RunOutcome
 from tastebud.observability import metrics
+from tastebud.stores import open_stores
 
 USERS = [f"u{n}" for n in range(60)]
 GUARDED = {
@@ -204,3 +206,29 @@ def test_the_job_runs_every_guardrails_minutes(home: Path) -> None:
     assert build_registry().get("guardrails").schedule.describe() == "every 5m"
     settings = load_settings(experiments={"guardrails_minutes": 2})
     assert build_registry(settings=settings).get("guardrails").schedule.describe() == "every 2m"
+
+
+def test_a_guardrail_metric_no_longer_configured_is_not_enough_data(home: Path) -> None:
+    """Defined while ``list_length`` was configured, judged after it was removed: a note in
+    the run's output, not a failure."""
+    with_metric = load_settings(
+        online_url="memory://", experiments={"metrics": {"list_length": LIST_LENGTH}}
+    )
+    without = load_settings(online_url="memory://")
+    stores = open_stores(with_metric)
+    history = open_run_history(without)
+    store = ExperimentStore(stores.database.sql_backend("experiments"))
+    try:
+        store.put(parse_definition(GUARDED, with_metric), actor="ana")
+        store.set_status("guarded", "running", actor="ana")
+        jobs = JobRunner(without, build_registry(settings=without), history, stores=stores)
+        outcome = jobs.run("guardrails", end=datetime.now(UTC))
+        assert outcome.status == "succeeded", outcome.error
+        guarded = outcome.output["experiments"]["guarded"]
+        assert guarded["status"] == "not_enough_data" and guarded["paused"] == []
+        assert "'list_length' is not configured" in guarded["notes"][0]
+        assert "no exposures" in guarded["notes"][1]
+    finally:
+        store.close()
+        history.close()
+        stores.close()
