@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tastebud.cli.common import EXIT_STORE, fail, out
+from tastebud.cli.common import fail, out
 
 if TYPE_CHECKING:
     from tastebud.cli.simulate import LocalHome
@@ -37,8 +37,7 @@ def run_experiment(
 
     from tastebud.cli.simulate import WATCH_SECONDS, _run, serve_local  # lazy: a cycle
     from tastebud.client import GatewayError  # lazy: CLI start-up
-    from tastebud.experiments.analysis import AnalysisError  # lazy: CLI start-up
-    from tastebud.experiments.metrics import NoExposures  # lazy: CLI start-up
+    from tastebud.experiments.stored import NothingToAnalyze  # lazy: CLI start-up
     from tastebud.simulation import ab  # lazy: numpy (CLI start-up)
 
     with serve_local(home.settings) as url:
@@ -51,11 +50,9 @@ def run_experiment(
             summary = _run(home.model, url, home.key, config)
             ab.stop_experiment(admin, key)
     try:
-        analysis = ab.analyze_database(
-            home.settings, key, now=datetime.now(UTC), catalog_size=home.model.spec.items
-        )
-    except (AnalysisError, NoExposures) as error:
-        raise fail(f"nothing to analyze: {error}", EXIT_STORE) from None
+        analysis = ab.analyze_database(home.settings, key, now=datetime.now(UTC))
+    except NothingToAnalyze as error:
+        raise fail(str(error)) from None
     return summary, analysis, ab.truth_by_variant(summary, key, analysis.control)
 
 

@@ -23,13 +23,11 @@ import httpx
 
 from tastebud.client import GatewayError
 from tastebud.config import Settings
-from tastebud.experiments.analysis import Analysis, analyze
-from tastebud.experiments.exposure_log import open_exposure_log
-from tastebud.experiments.metrics import experiment_data
-from tastebud.experiments.sources import events_reader
+from tastebud.experiments.analysis import Analysis
 from tastebud.experiments.store import ExperimentStore
+from tastebud.experiments.stored import analyze_stored
 from tastebud.simulation.loop import LoopSummary
-from tastebud.stores import open_database
+from tastebud.stores import open_stores
 
 
 def read_definition(path: Path) -> dict[str, Any]:
@@ -82,28 +80,16 @@ def stop_experiment(http: httpx.Client, key: str) -> None:
         raise GatewayError(response.status_code, "experiment_refused", response.text[:2_000])
 
 
-def analyze_database(settings: Settings, key: str, *, now: datetime, catalog_size: int) -> Analysis:
-    """The analysis of ``key`` from the home's stores (its definitions, exposure log and
-    events) as of ``now``. Run it once the gateway has stopped (its exposures flushed)."""
-    with open_database(settings.resolved_database_url) as database:
-        store = ExperimentStore(database.sql_backend("experiments"))
+def analyze_database(settings: Settings, key: str, *, now: datetime) -> Analysis:
+    """The analysis of ``key`` from the home's stores as of ``now``
+    (``tastebud.experiments.stored``, as ``tastebud experiments analyze`` reads it). Run it
+    once the gateway has stopped, its exposures written. Raises ``NothingToAnalyze``."""
+    with open_stores(settings) as stores:
+        experiments = ExperimentStore(stores.database.sql_backend("experiments"))
         try:
-            experiment = store.require(key).experiment
+            return analyze_stored(settings, stores, experiments, key, now=now)
         finally:
-            store.close()
-        exposures = open_exposure_log(settings, database)
-        try:
-            data = experiment_data(
-                experiment,
-                settings,
-                lambda since, until: events_reader(database.events, since, until),
-                exposures.scan,
-                catalog_size=catalog_size,
-                now=now,
-            )
-        finally:
-            exposures.close()
-    return analyze(experiment, data, settings.experiments)
+            experiments.close()
 
 
 def truth_by_variant(summary: LoopSummary, key: str, control: str) -> dict[str, dict[str, Any]]:

@@ -109,7 +109,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         now = datetime.now(UTC)
         results: dict[str, Run] = {}
         for key, summary in summaries.items():
-            analysis = ab.analyze_database(settings, key, now=now, catalog_size=150)
+            analysis = ab.analyze_database(settings, key, now=now)
             results[key] = (analysis, ab.truth_by_variant(summary, key, "control"), summary)
         yield results
 

@@ -133,9 +133,14 @@ def test_simulate_local_end_to_end(home: Path) -> None:
         (["--url", "http://127.0.0.1:1"], "--world: no truth.json"),
         (["--local", "--world", "x"], "--world"),
         (["--local", "--world-users", "1"], "--world-users"),
+        (["--url", "http://127.0.0.1:1", "--experiment", "aa.yaml"], "--experiment needs --local"),
+        (["--local", "--report", "out"], "--report: only with --experiment"),
+        (["--local", "--experiment", "missing.yaml"], "--experiment: cannot read"),
+        (["--local", "--experiment", "list.yaml"], "--experiment: list.yaml holds no experiment"),
     ],
 )
 def test_simulate_refuses_bad_input(home: Path, arguments: list[str], message: str) -> None:
+    Path("list.yaml").write_text("- key: a\n")
     result = runner.invoke(app, ["simulate", *arguments], terminal_width=200)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
