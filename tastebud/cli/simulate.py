@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,10 +36,11 @@ from tastebud.cli.common import (
     progress_bar,
     settings_from_context,
 )
-from tastebud.cli.simulate_ab import definition_from, report_experiment, run_experiment
+from tastebud.cli.simulate_ab import definition_from, report_experiment
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
+    from tastebud.experiments.analysis import Analysis
     from tastebud.simulation.loop import LoopConfig, LoopSummary
     from tastebud.simulation.users import UserModel
 
@@ -139,12 +141,39 @@ def _experiment(
     summary_out: Path | None,
     report: Path | None,
 ) -> None:
-    summary, analysis, truth = run_experiment(home, definition, config)
+    summary, analysis, truth = _run_experiment(home, definition, config)
     document = summary.as_dict()
     if not as_json:
         _report(document, False, None)
     document["experiment"] = report_experiment(analysis, truth, as_json, report)
     _write(document, as_json, summary_out)
+
+
+def _run_experiment(
+    home: LocalHome, definition: dict[str, Any], config: LoopConfig
+) -> tuple[LoopSummary, Analysis, dict[str, dict[str, Any]]]:
+    """Serve, start the experiment, run the loop, stop it; then analyze once the gateway
+    has stopped (its exposures written)."""
+    import httpx  # lazy: CLI start-up
+
+    from tastebud.client import GatewayError  # lazy: CLI start-up
+    from tastebud.experiments.stored import NothingToAnalyze  # lazy: CLI start-up
+    from tastebud.simulation import ab  # lazy: numpy (CLI start-up)
+
+    with serve_local(home.settings) as url:
+        headers = {"X-API-Key": home.admin_key}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as admin:
+            try:
+                key = ab.start_experiment(admin, definition, settle_seconds=4 * WATCH_SECONDS)
+            except GatewayError as error:
+                raise fail(f"--experiment: the gateway refused it: {error}") from None
+            summary = _run(home.model, url, home.key, config)
+            ab.stop_experiment(admin, key)
+    try:
+        analysis = ab.analyze_database(home.settings, key, now=datetime.now(UTC))
+    except NothingToAnalyze as error:
+        raise fail(str(error)) from None
+    return summary, analysis, ab.truth_by_variant(summary, key, analysis.control)
 
 
 def _check_local(

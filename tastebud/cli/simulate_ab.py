@@ -1,21 +1,19 @@
 """``tastebud simulate --local --experiment FILE``: a first A/B test on a laptop. The local
 gateway serves the quickstart world; the experiment is created and started through its API,
-the simulated users meet it, it is stopped, and the analysis of what the stores hold is
-printed beside the simulator's truth (``tastebud.simulation.ab``)."""
+the simulated users meet it, it is stopped (``tastebud.cli.simulate``), and the analysis of
+what the stores hold is printed here beside the simulator's truth
+(``tastebud.simulation.ab``)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tastebud.cli.common import fail, out
 
 if TYPE_CHECKING:
-    from tastebud.cli.simulate import LocalHome
     from tastebud.experiments.analysis import Analysis, MetricResult
-    from tastebud.simulation.loop import LoopConfig, LoopSummary
 
 
 def definition_from(path: Path) -> dict[str, Any]:
@@ -26,34 +24,6 @@ def definition_from(path: Path) -> dict[str, Any]:
         return read_definition(path)
     except ValueError as error:
         raise fail(f"--experiment: {error}") from None
-
-
-def run_experiment(
-    home: LocalHome, definition: dict[str, Any], config: LoopConfig
-) -> tuple[LoopSummary, Analysis, dict[str, dict[str, Any]]]:
-    """Serve, start the experiment, run the loop, stop it; then analyze once the gateway
-    has stopped (its exposures written)."""
-    import httpx  # lazy: CLI start-up
-
-    from tastebud.cli.simulate import WATCH_SECONDS, _run, serve_local  # lazy: a cycle
-    from tastebud.client import GatewayError  # lazy: CLI start-up
-    from tastebud.experiments.stored import NothingToAnalyze  # lazy: CLI start-up
-    from tastebud.simulation import ab  # lazy: numpy (CLI start-up)
-
-    with serve_local(home.settings) as url:
-        headers = {"X-API-Key": home.admin_key}
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as admin:
-            try:
-                key = ab.start_experiment(admin, definition, settle_seconds=4 * WATCH_SECONDS)
-            except GatewayError as error:
-                raise fail(f"--experiment: the gateway refused it: {error}") from None
-            summary = _run(home.model, url, home.key, config)
-            ab.stop_experiment(admin, key)
-    try:
-        analysis = ab.analyze_database(home.settings, key, now=datetime.now(UTC))
-    except NothingToAnalyze as error:
-        raise fail(str(error)) from None
-    return summary, analysis, ab.truth_by_variant(summary, key, analysis.control)
 
 
 def report_experiment(
