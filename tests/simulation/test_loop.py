@@ -107,17 +107,25 @@ def test_loop_sends_what_users_do_with_served_lists(home: Path, tmp_path: Path) 
     assert truth["click_through"] == variant.clicks / variant.shown
 
 
-def test_simulate_local_end_to_end(home: Path) -> None:
+def test_simulate_local_end_to_end(home: Path, tmp_path: Path) -> None:
+    """With an experiment (the A/A example): created, started, met, stopped, analyzed."""
     world = ["--world-users", "40", "--world-items", "50", "--world-days", "3"]
-    result = runner.invoke(
-        app, ["simulate", "--local", "--users", "15", "--days", "1", "--k", "5", "--json", *world]
-    )
+    aa = Path(__file__).parents[2] / "examples" / "experiments" / "aa.yaml"
+    run = ["--users", "30", "--days", "2", "--k", "5", "--experiment", str(aa)]
+    report = ["--report", str(tmp_path / "report"), "--out", str(tmp_path / "run.json")]
+    result = runner.invoke(app, ["simulate", "--local", "--json", *world, *run, *report])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
+    assert json.loads((tmp_path / "run.json").read_text()) == summary
     assert summary["requests"] > 0 and summary["failed_requests"] == 0
     assert summary["events"]["accepted"] == summary["events"]["sent"]
-    (variant,) = summary["variants"].values()
-    assert variant["lists"] == summary["requests"] and variant["items_shown"] > 0
+    assert summary["experiments"] == ["simulated-aa"]
+    lists = sum(variant["lists"] for variant in summary["variants"].values())
+    assert lists == summary["requests"]
+    analysis, truth = summary["experiment"]["analysis"], summary["experiment"]["truth"]
+    assert analysis["experiment"] == "simulated-aa" and set(truth) == {"control", "same"}
+    assert sum(analysis["exposed_users"].values()) == sum(v["users"] for v in truth.values())
+    assert (tmp_path / "report" / "report.md").is_file()
     assert not list(Path(home).glob("worlds"))  # the local home was temporary
 
 
@@ -133,9 +141,14 @@ def test_simulate_local_end_to_end(home: Path) -> None:
         (["--url", "http://127.0.0.1:1"], "--world: no truth.json"),
         (["--local", "--world", "x"], "--world"),
         (["--local", "--world-users", "1"], "--world-users"),
+        (["--url", "http://127.0.0.1:1", "--experiment", "aa.yaml"], "--experiment needs --local"),
+        (["--local", "--report", "out"], "--report: only with --experiment"),
+        (["--local", "--experiment", "missing.yaml"], "--experiment: cannot read"),
+        (["--local", "--experiment", "list.yaml"], "--experiment: list.yaml holds no experiment"),
     ],
 )
 def test_simulate_refuses_bad_input(home: Path, arguments: list[str], message: str) -> None:
+    Path("list.yaml").write_text("- key: a\n")
     result = runner.invoke(app, ["simulate", *arguments], terminal_width=200)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
