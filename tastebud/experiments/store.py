@@ -233,6 +233,28 @@ class ExperimentStore(Closeable):
                 action = "resume"
             return self._write(sql, current, after, reviewed_by, action, note)
 
+    def set_traffic(self, key: str, traffic: float, actor: str, note: str) -> StoredExperiment:
+        """Raise a running or paused experiment's traffic: a canary's ramp (``rollout``).
+        The one change of assignment allowed mid-run, and only upward: GrowthBook's ranges
+        grow from each variant's start (``assignment.bucket_ranges``), so every user already
+        in a variant stays in it and only users outside the experiment enter. Audited as
+        ``traffic`` with ``note`` (the step)."""
+        if not 0 < traffic <= 1:
+            raise InvalidDefinition([("traffic", "must be in (0, 1]")])
+        with self.backend.write() as sql:
+            self.backend.dialect.lock(sql, WRITE_LOCK)
+            current = self._required(sql, key)
+            before = current.experiment
+            if before.status == "stopped":
+                raise ExperimentConflict(_transition_refusal(before, "running"))
+            if traffic < before.traffic:
+                raise ExperimentConflict(
+                    f"experiment {key!r} serves {before.traffic:g} of traffic: lowering it "
+                    "would move users already in a variant out of it; stop it instead"
+                )
+            after = before.model_copy(update={"traffic": traffic})
+            return self._write(sql, current, after, actor, "traffic", note)
+
     # Inside a write transaction --------------------------------------------------------
 
     def _current(self, sql: Sql, key: str) -> StoredExperiment | None:
