@@ -9,7 +9,9 @@ What the store holds to, whoever calls it (the CLI, the API, the guardrails job)
 * ``put`` creates a draft or replaces a definition. A running or paused experiment keeps
   what decides who sees what (variants with their weights, overrides and models; traffic;
   namespace; seed): changing those mid-run would mix two treatments under one name, so the
-  store refuses it (``ExperimentConflict``) and says to stop it and start a new key. Its
+  store refuses it (``ExperimentConflict``) and says to stop it and start a new key. The
+  one exception is ``set_traffic``, its own audited operation: traffic may rise (a canary's
+  ramp), which only lets users in and never moves one between variants. Its
   words (description, goals, guardrails, end...) may change, and are audited. A stopped
   experiment changes no more.
 * Status moves only along ``definition.TRANSITIONS``; status and paused variants change
@@ -234,7 +236,8 @@ class ExperimentStore(Closeable):
             return self._write(sql, current, after, reviewed_by, action, note)
 
     def set_traffic(self, key: str, traffic: float, actor: str, note: str) -> StoredExperiment:
-        """Raise a running or paused experiment's traffic: a canary's ramp (``rollout``).
+        """Raise an experiment's traffic, running or not (not once stopped): a canary's ramp
+        (``rollout``).
         The one change of assignment allowed mid-run, and only upward: GrowthBook's ranges
         grow from each variant's start (``assignment.bucket_ranges``), so every user already
         in a variant stays in it and only users outside the experiment enter. Audited as

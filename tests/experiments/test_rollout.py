@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,3 +248,34 @@ def test_pause_resume_and_abort_are_audited(world: World) -> None:
     assert world.registry.aliases()["production"] == world.production
     with pytest.raises(ExperimentConflict):
         rollout.abort(world.store, world.registry, key, "carol", "again")
+
+
+def test_set_traffic_only_rises_keeps_users_and_is_audited(
+    open_store: Callable[[], ExperimentStore],
+) -> None:
+    store = open_store()  # embedded SQLite and a real PostgreSQL (conftest)
+    plan = rollout.Plan("20261122T013000Z-3f9a1c")
+    store.put(rollout.build_experiment(plan, "alice"), "alice")
+    store.set_status(plan.key, "running", "alice")
+    users = [f"u{n}" for n in range(5_000)]
+
+    def candidates() -> set[str]:
+        book = ExperimentBook([store.require(plan.key).experiment], load_settings().ranking)
+        chosen = {user: book.assign(user) for user in users}
+        return {user for user, got in chosen.items() if got and got.variant == "candidate"}
+
+    before = candidates()
+    store.set_traffic(plan.key, plan.traffic(2), "bob", "step 3")
+    after = candidates()
+    assert before < after  # everyone stays; only newcomers enter
+    assert 0.2 * len(users) < len(after) < 0.3 * len(users)
+    with pytest.raises(ExperimentConflict):
+        store.set_traffic(plan.key, plan.traffic(1), "bob", "back down")
+    with pytest.raises(InvalidDefinition):
+        store.set_traffic(plan.key, 1.5, "bob", "too much")
+    entry = store.audit(plan.key)[-1]
+    assert (entry.action, entry.actor, entry.note) == ("traffic", "bob", "step 3")
+    assert entry.before and entry.after and entry.after["traffic"] > entry.before["traffic"]
+    store.set_status(plan.key, "stopped", "bob")
+    with pytest.raises(ExperimentConflict):
+        store.set_traffic(plan.key, 1.0, "bob", "after the end")
