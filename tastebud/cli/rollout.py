@@ -159,12 +159,12 @@ def _guardrails(settings: Settings, stores: Stores, state: Rollout, now: datetim
     """The guardrails as the job would judge them now (none before any exposure)."""
     from tastebud.experiments.guardrails import evaluate_guardrails  # lazy: CLI start-up
     from tastebud.experiments.metrics import NoExposures  # lazy: CLI start-up
-    from tastebud.experiments.rollout_data import stored_data  # lazy: CLI start-up
+    from tastebud.jobs.definitions.rollout import guardrail_data  # lazy: CLI start-up
 
     if state.outcome:
         return []
     try:
-        data = stored_data(settings, stores, state.experiment, now)
+        data = guardrail_data(settings, stores, state.experiment, now)
     except NoExposures:
         return []
     return evaluate_guardrails(state.experiment, data, settings.experiments)

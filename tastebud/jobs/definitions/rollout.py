@@ -13,8 +13,10 @@ from typing import Any
 
 from tastebud.config import Settings
 from tastebud.experiments import rollout
-from tastebud.experiments.rollout_data import stored_data
+from tastebud.experiments.definition import Experiment
+from tastebud.experiments.samples import ExperimentData
 from tastebud.experiments.store import ExperimentStore
+from tastebud.experiments.stored import stored_data
 from tastebud.jobs.alerts import AlertHook
 from tastebud.jobs.base import JobContext
 from tastebud.observability import get_logger
@@ -43,6 +45,10 @@ def advance(
     try:
         registry = open_registry(settings, stores.artifacts)
         done = []
+
+        def data(experiment: Experiment, moment: datetime) -> ExperimentData:
+            return guardrail_data(settings, stores, experiment, moment)
+
         for stored in store.list(status="running"):
             key = stored.experiment.key
             if not key.startswith(rollout.PREFIX):
@@ -52,7 +58,7 @@ def advance(
                 registry,
                 key,
                 settings=settings,
-                data=lambda experiment, moment: stored_data(settings, stores, experiment, moment),
+                data=data,
                 alert=alert or alert_hook(settings),
                 now=now,
             )
@@ -61,6 +67,15 @@ def advance(
         return done
     finally:
         store.close()
+
+
+def guardrail_data(
+    settings: Settings, stores: Stores, experiment: Experiment, now: datetime
+) -> ExperimentData:
+    """The guardrails' metrics only (``stored.stored_data``): what a tick every few minutes
+    needs."""
+    metrics = sorted({guardrail.metric for guardrail in experiment.guardrails})
+    return stored_data(settings, stores, experiment, now=now, metrics=metrics)
 
 
 def _brief(state: rollout.Rollout) -> dict[str, Any]:
