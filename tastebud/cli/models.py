@@ -1,4 +1,5 @@
-"""``tastebud models``: list, inspect, promote, roll back and garbage-collect model versions."""
+"""``tastebud models``: list, inspect, promote, roll back, roll out (``cli/rollout.py``) and
+garbage-collect model versions."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import typer
 from rich.table import Table
 
 from tastebud.cli.common import EXIT_STORE, EXIT_USAGE, fail, out, settings_from_context
+from tastebud.cli.rollout import rollout_command
 from tastebud.registry.names import ALIASES
 
 if TYPE_CHECKING:
     from tastebud.registry import ModelRegistry
 
 app = typer.Typer(help="Registered model versions and their aliases.", no_args_is_help=True)
+
+app.command("rollout")(rollout_command)
 
 EXIT_REGISTRY = 1
 KEY_METRIC = "cf.offline.ndcg@10"

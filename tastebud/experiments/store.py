@@ -9,7 +9,9 @@ What the store holds to, whoever calls it (the CLI, the API, the guardrails job)
 * ``put`` creates a draft or replaces a definition. A running or paused experiment keeps
   what decides who sees what (variants with their weights, overrides and models; traffic;
   namespace; seed): changing those mid-run would mix two treatments under one name, so the
-  store refuses it (``ExperimentConflict``) and says to stop it and start a new key. Its
+  store refuses it (``ExperimentConflict``) and says to stop it and start a new key. The
+  one exception is ``set_traffic``, its own audited operation: traffic may rise (a canary's
+  ramp), which only lets users in and never moves one between variants. Its
   words (description, goals, guardrails, end...) may change, and are audited. A stopped
   experiment changes no more.
 * Status moves only along ``definition.TRANSITIONS``; status and paused variants change
@@ -232,6 +234,29 @@ class ExperimentStore(Closeable):
                 self._check_namespace(sql, after)
                 action = "resume"
             return self._write(sql, current, after, reviewed_by, action, note)
+
+    def set_traffic(self, key: str, traffic: float, actor: str, note: str) -> StoredExperiment:
+        """Raise an experiment's traffic, running or not (not once stopped): a canary's ramp
+        (``rollout``).
+        The one change of assignment allowed mid-run, and only upward: GrowthBook's ranges
+        grow from each variant's start (``assignment.bucket_ranges``), so every user already
+        in a variant stays in it and only users outside the experiment enter. Audited as
+        ``traffic`` with ``note`` (the step)."""
+        if not 0 < traffic <= 1:
+            raise InvalidDefinition([("traffic", "must be in (0, 1]")])
+        with self.backend.write() as sql:
+            self.backend.dialect.lock(sql, WRITE_LOCK)
+            current = self._required(sql, key)
+            before = current.experiment
+            if before.status == "stopped":
+                raise ExperimentConflict(_transition_refusal(before, "running"))
+            if traffic < before.traffic:
+                raise ExperimentConflict(
+                    f"experiment {key!r} serves {before.traffic:g} of traffic: lowering it "
+                    "would move users already in a variant out of it; stop it instead"
+                )
+            after = before.model_copy(update={"traffic": traffic})
+            return self._write(sql, current, after, actor, "traffic", note)
 
     # Inside a write transaction --------------------------------------------------------
 

@@ -33,10 +33,17 @@ def check_alias(name: str) -> str:
     return name
 
 
+Action = Literal["promote", "rollback", "retire"]
+
+
 class AliasEvent(BaseModel):
-    action: Literal["promote", "rollback"]
+    """One change of an alias. ``retire`` leaves the alias pointing nowhere (a canary rolled
+    back); ``reason`` says why when the caller said (a rollout's guardrail breach)."""
+
+    action: Action
     version: str
     replaced: str | None = None
+    reason: str = ""
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -48,18 +55,27 @@ class AliasState(BaseModel):
     previous: list[str] = Field(default_factory=list)
     history: list[AliasEvent] = Field(default_factory=list)
 
-    def promote(self, version: str) -> None:
+    def promote(self, version: str, reason: str = "") -> None:
         if self.version is not None:
             self.previous.append(self.version)
-        self._record("promote", version)
+        self._record("promote", version, reason)
+
+    def retire(self, reason: str) -> None:
+        """Point nowhere, recording the version left and why."""
+        if self.version is None:
+            return
+        self._record("retire", self.version, reason)
+        self.version = None
 
     def rollback(self) -> str:
         target = self.previous.pop()
         self._record("rollback", target)
         return target
 
-    def _record(self, action: Literal["promote", "rollback"], version: str) -> None:
-        self.history.append(AliasEvent(action=action, version=version, replaced=self.version))
+    def _record(self, action: Action, version: str, reason: str = "") -> None:
+        self.history.append(
+            AliasEvent(action=action, version=version, replaced=self.version, reason=reason)
+        )
         self.version = version
         del self.previous[:-HISTORY_LIMIT]
         del self.history[:-HISTORY_LIMIT]

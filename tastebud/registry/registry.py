@@ -299,6 +299,7 @@ class ModelRegistry:
         *,
         loader: Callable[[Path], T] | None = None,
         smoke: Callable[[T], object] | None = None,
+        reason: str = "",
     ) -> ModelVersion:
         """Point ``alias`` at the version ``ref`` names (a version, or another alias: promote
         ``canary`` to ``production``). Promoting the current version changes nothing. With a
@@ -312,7 +313,7 @@ class ModelRegistry:
             book = self._read_aliases()
             state = book.state(alias)
             if state.version != manifest.model_version:
-                state.promote(manifest.model_version)
+                state.promote(manifest.model_version, reason)
                 self._write_aliases(book)
                 log.info("model_promoted", alias=alias, model_version=manifest.model_version)
         return manifest
@@ -346,6 +347,22 @@ class ModelRegistry:
             self._write_aliases(book)
             log.info("model_rolled_back", alias=alias, model_version=target)
         return manifest
+
+    def retire(self, alias: str, reason: str) -> str | None:
+        """Point ``alias`` nowhere (a canary rolled back), recording why in its history.
+        Returns the version it pointed to (None: it pointed nowhere already)."""
+        check_alias(alias)
+        with self._locked():
+            book = self._read_aliases()
+            state = book.state(alias)
+            retired = state.version
+            if retired is not None:
+                state.retire(reason)
+                self._write_aliases(book)
+                log.warning(
+                    "model_alias_retired", alias=alias, model_version=retired, reason=reason
+                )
+        return retired
 
     # -- garbage collection -------------------------------------------------------------
 

@@ -601,3 +601,18 @@ def test_rollback_to_a_collected_version_fails_and_leaves_the_alias(
     with pytest.raises(VersionNotFound, match=f"roll back to {v[1]}, which no longer exists"):
         registry.rollback()
     assert registry.resolve("production") == v[2]
+
+
+def test_retire_points_an_alias_nowhere_and_records_why(
+    registry: ModelRegistry, make_model: ModelFactory
+) -> None:
+    version = registry.register(make_model(), manifest_for()).model_version
+    registry.promote(version, "canary", reason="rollout-x started")
+    assert registry.retire("canary", "rollout-x rolled back: empty_lists") == version
+    assert "canary" not in registry.aliases()
+    assert registry.retire("canary", "again") is None  # nothing to retire: nothing recorded
+    history = registry.alias_state("canary").history
+    assert [(e.action, e.version, e.reason) for e in history] == [
+        ("promote", version, "rollout-x started"),
+        ("retire", version, "rollout-x rolled back: empty_lists"),
+    ]

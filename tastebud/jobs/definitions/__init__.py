@@ -143,6 +143,13 @@ JOBS: tuple[_Job, ...] = (
         "guardrails",
     ),
     _Job(
+        "rollout",
+        "*/5 * * * *",
+        600,
+        "Canary rollouts: roll back on a guardrail breach, step up, promote at the end.",
+        "rollout",
+    ),
+    _Job(
         "feature-parity",
         "0 5 * * *",
         1800,
