@@ -104,8 +104,9 @@ def test_models_page_lists_versions_and_promotes_with_an_admin_key(served: Serve
     assert "canary, production" in list(with_alias["aliases"])
 
 
-def test_impact_page_projects_a_year_with_its_interval() -> None:
-    test = page_test("impact")
+def test_impact_page_projects_a_year_with_its_interval(served: ServedWorld) -> None:
+    test = page_test("impact", served.url, served.read_key)
+    test.radio(key="lift-from").set_value("typed").run()
     assert messages(test)["exception"] == []
     labels = {metric.label: metric.value for metric in test.metric}
     # 100,000 users x 3 sessions x 52 weeks x 0.05 conversions x 20 = 15.6 M a year; +3 %.
