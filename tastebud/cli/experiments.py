@@ -288,3 +288,80 @@ def stop(ctx: typer.Context, key: KeyArgument, actor: ActorOption, note: NoteOpt
     """Stop for good: no one is assigned any more and the definition is frozen."""
     with store_for(ctx) as store:
         _report(store.set_status(key, "stopped", actor=actor, note=note), "stopped")
+
+
+@app.command("analyze")
+def analyze(
+    ctx: typer.Context,
+    key: KeyArgument,
+    as_json: JsonOption = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", file_okay=False, help="Write report.md, analysis.json and PNG charts here."
+        ),
+    ] = None,
+) -> None:
+    """Analyse an experiment from the stores: every metric per variant against control with
+    intervals and p-values, the sample-ratio check, the guardrails and a decision line.
+    Exit 2 when the key is unknown or nothing was exposed yet."""
+    from tastebud.cli.common import stores_for  # lazy: CLI start-up
+    from tastebud.experiments.stored import NothingToAnalyze, analyze_stored  # lazy: CLI start-up
+
+    settings = settings_from_context(ctx)
+    with stores_for(settings) as stores, store_for(ctx) as store:
+        try:
+            analysis = analyze_stored(settings, stores, store, key)
+        except NothingToAnalyze as error:
+            raise fail(str(error), EXIT_USAGE) from None
+    if out_dir is not None:
+        from tastebud.experiments.report import write_report  # lazy: matplotlib
+
+        try:
+            path = write_report(analysis, out_dir)
+        except OSError as error:
+            raise fail(f"--out {out_dir}: {error}") from None
+        if not as_json:
+            out.print(f"report written to {path}")
+    if as_json:
+        out.print_json(analysis.to_json())
+        return
+    _print_analysis(analysis)
+
+
+def _print_analysis(analysis: Any) -> None:
+    """The decision first, then trust, warnings and one row per metric and variant."""
+    decision = analysis.decision
+    out.print(f"[bold]{analysis.experiment}[/]: {decision.line} ({decision.reason})")
+    users = ", ".join(f"{name} {count:,}" for name, count in analysis.exposed_users.items())
+    trust = "ok" if analysis.trustworthy else "[red]SAMPLE RATIO MISMATCH: untrustworthy[/]"
+    out.print(f"users: {users}; sample ratio p = {analysis.srm.p_value:.3g} ({trust})")
+    for warning in analysis.warnings:
+        out.print(f"[yellow]warning[/]: {warning}")
+    table = Table("metric", "role", "variant", "control", "treatment", "lift", "p")
+    for result in analysis.results:
+        shown = result.decisive(result.role == "guardrail")
+        if shown is None:
+            table.add_row(result.metric, result.role, result.variant, "-", "-", "-", "-")
+            continue
+        lift = shown.relative
+        interval = (
+            f"{lift.estimate:+.1%} [{lift.low:+.1%}, {lift.high:+.1%}]"
+            if lift.estimate is not None and lift.low is not None and lift.high is not None
+            else "-"
+        )
+        p_value = result.adjusted_p if result.adjusted_p is not None else shown.p_value
+        table.add_row(
+            result.metric,
+            result.role,
+            result.variant,
+            _number(shown.control),
+            _number(shown.treatment),
+            interval,
+            "-" if p_value is None else f"{p_value:.3g}",
+        )
+    out.print(table)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -1,6 +1,7 @@
 """``/v1/experiments``: experiment definitions over HTTP (docs/experiments.md).
 
-Reads (``read`` scope): every experiment, and one with its audit trail. Writes (``admin``
+Reads (``read`` scope): every experiment, one with its audit trail, and one's analysis
+(409 ``no_exposures`` before any list of it was served). Writes (``admin``
 scope): ``PUT`` a definition (a new draft, or a change the experiment's state allows),
 and ``start``, ``pause``, ``resume`` (with ``reviewed_by`` and ``note``) and ``stop``. A
 definition is checked whole before anything is stored (metrics, ranking overrides, the
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import read_json, require
 from tastebud.api.errors import ApiError
+from tastebud.experiments.analysis import Analysis
 from tastebud.experiments.definition import Experiment, Status, parse_definition
 from tastebud.experiments.errors import (
     ExperimentConflict,
@@ -30,6 +32,7 @@ from tastebud.experiments.errors import (
 )
 from tastebud.experiments.records import AuditEntry, StoredExperiment
 from tastebud.experiments.store import ExperimentStore
+from tastebud.experiments.stored import NothingToAnalyze, analyze_stored
 from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import StoreUnavailable
 
@@ -142,6 +145,8 @@ async def _call(function: Any, *arguments: Any, **keywords: Any) -> Any:
         raise ApiError(404, "unknown_experiment", str(error)) from None
     except ExperimentConflict as error:
         raise ApiError(409, "experiment_conflict", str(error)) from None
+    except NothingToAnalyze as error:
+        raise ApiError(409, error.code, str(error)) from None
     except StoreUnavailable as error:
         raise ApiError(503, "store_unavailable", f"experiment store: {error}") from None
 
@@ -274,3 +279,24 @@ async def resume(request: Request, key: Key, body: ResumeIn) -> Any:
 )
 async def stop(request: Request, key: Key, body: ChangeIn | None = None) -> Any:
     return await _set_status(request, key, "stopped", (body or ChangeIn()).note)
+
+
+@router.get(
+    "/v1/experiments/{key}/analysis",
+    response_model=Analysis,
+    summary="One experiment's analysis: lifts with intervals, sample ratio, guardrails, decision",
+    dependencies=[Depends(require("read"))],
+    responses={409: {"description": "Nothing to analyze yet (`no_exposures`)."}},
+)
+async def analysis(request: Request, key: Key) -> Any:
+    store = await _call(experiment_store, request.app)
+    state = request.app.state.tastebud
+    service = getattr(request.app.state, "recommendations", None)
+    log = service.experiments.exposures if service is not None else None
+
+    def analyze() -> Analysis:
+        if log is not None:  # what this worker served so far is counted too
+            log.flush()
+        return analyze_stored(state.settings, state.stores, store, key, exposures=log)
+
+    return await _call(analyze)
