@@ -96,7 +96,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWorld]:
 # An experiment on the served world: defined and started over the API, lists served to the
 # users with events, plays and clicks posted on them; and a draft that never served.
 KEY = "blend"
-NOT_ANALYSED = "This server does not analyse experiments"
 EMPTY = "untouched"
 
 
@@ -112,15 +111,6 @@ def _definition(key: str) -> dict[str, Any]:
         "guardrails": [{"metric": "empty_lists", "max_relative_change": 0.5, "min_users": 5}],
         "min_sample_size": 30,
     }
-
-
-def analyses(served: ServedWorld) -> bool:
-    """Whether the server serves ``GET /v1/experiments/{key}/analysis`` (branch exp-guard
-    adds it); until it does, the pages must say so rather than fail."""
-    return any(
-        getattr(route, "path", "") == "/v1/experiments/{key}/analysis"
-        for route in served.app.routes
-    )
 
 
 @dataclass
@@ -143,9 +133,9 @@ def _serve_and_play(served: ServedWorld, read: httpx.Client) -> tuple[dict[str, 
         assert time.monotonic() < deadline, "the started experiment never reached serving"
         time.sleep(0.2)
     lists, events = {}, []
-    now = time.time()
     for n, user in enumerate(users):
         body = read.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        served_at = time.time()  # events after their list, and in the past once posted
         lists[body["list_id"]] = body["variant"]
         plays = 1 + n % 3 + (1 if body["variant"] == "popular" else 0)
         for m, item in enumerate(body["items"][:plays]):
@@ -154,7 +144,7 @@ def _serve_and_play(served: ServedWorld, read: httpx.Client) -> tuple[dict[str, 
                 {
                     "event_id": f"xp-{user}-{m}", "user_id": user, "item_id": item["item_id"],
                     "event_type": kind, **({"value": 30.0} if kind == "play" else {}),
-                    "timestamp": now + m, "context": {"list_id": body["list_id"]},
+                    "timestamp": served_at + m / 1000, "context": {"list_id": body["list_id"]},
                 }
             )  # fmt: skip
     with http(served, served.key(["ingest"])[1]) as ingest:

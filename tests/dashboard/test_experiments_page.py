@@ -14,7 +14,7 @@ from typing import Any
 from api.gateway_testing import free_port
 from ranking.serving_world import build_world
 
-from dashboard.conftest import EMPTY, KEY, NOT_ANALYSED, Running, ServedWorld, analyses, http
+from dashboard.conftest import EMPTY, KEY, Running, ServedWorld, http
 from dashboard.pages import analysis_test, messages, page_test
 from dashboard.test_browser import SCREENSHOTS, _rendered
 from tastebud.dashboard.experiments import measured_lifts
@@ -22,6 +22,24 @@ from tastebud.experiments.analysis import Analysis, analyze
 from tastebud.experiments.definition import Experiment
 from tastebud.experiments.metrics import experiment_data
 from tastebud.experiments.sources import events_reader
+
+
+def _decisions(shown: dict[str, list[str]]) -> list[str]:
+    return [s for kind in ("success", "info", "warning") for s in shown[kind] if "Decision:" in s]
+
+
+def _frame(test: Any, *columns: str) -> Any:
+    """The first table of the page that has ``columns``."""
+    return next(f.value for f in test.dataframe if set(columns) <= set(f.value.columns))
+
+
+def _decisions(shown: dict[str, list[str]]) -> list[str]:
+    return [s for kind in ("success", "info", "warning") for s in shown[kind] if "Decision:" in s]
+
+
+def _frame(test: Any, *columns: str) -> Any:
+    """The first table of the page that has ``columns``."""
+    return next(f.value for f in test.dataframe if set(columns) <= set(f.value.columns))
 
 
 def _analysed_here(running: Running) -> Analysis:
@@ -51,14 +69,15 @@ def test_the_analysis_draws_lifts_guardrails_cumulative_and_the_decision(
     test = analysis_test(analysis.to_json())
     shown = messages(test)
     assert shown["exception"] == [], shown
-    decision = [s for kind in ("success", "info", "error") for s in shown[kind] if "Decision:" in s]
-    assert decision == [f"**Decision: {analysis.decision.line}** — {analysis.decision.reason}"]
-    assert shown["warning"] == analysis.warnings
-    lifts = test.dataframe[0].value
+    assert _decisions(shown) == [
+        f"**Decision: {analysis.decision.line}** — {analysis.decision.reason}"
+    ]
+    assert [w for w in shown["warning"] if "Decision:" not in w] == analysis.warnings
+    lifts = _frame(test, "metric", "lift", "low", "high")
     assert {"plays_per_user", "click_through", "empty_lists"} <= set(lifts["metric"])
     plays = lifts[lifts["metric"] == "plays_per_user"].iloc[0]
     assert plays["low"] <= plays["lift"] <= plays["high"]
-    guardrails = test.dataframe[1].value
+    guardrails = _frame(test, "metric", "status", "why")
     assert list(guardrails["metric"]) == ["empty_lists"]
     assert any("Sample ratio" in c.value for c in test.caption) or any(
         "Sample ratio mismatch" in e for e in shown["error"]
@@ -78,12 +97,11 @@ def test_the_page_lists_experiments_and_shows_the_running_ones_analysis(
     assert {row["key"]: row["status"] for row in listed}[EMPTY] == "draft"
     assert test.selectbox(key="experiment").value == KEY
     assert set(running.lists.values()) == {"control", "popular"}
-    if not analyses(served):
-        assert any(NOT_ANALYSED in i for i in shown["info"]), shown
-        return
-    decision = [s for kind in ("success", "info", "error") for s in shown[kind] if "Decision:" in s]
-    assert len(decision) == 1, shown
-    lifts = test.dataframe[1].value  # after the list and the audit trail's table
+    with http(served, served.read_key) as read:
+        served_analysis = read.get(f"/v1/experiments/{KEY}/analysis").json()
+    decision = served_analysis["decision"]
+    assert _decisions(shown) == [f"**Decision: {decision['line']}** — {decision['reason']}"]
+    lifts = _frame(test, "metric", "lift", "low", "high")
     assert {"metric", "variant", "lift", "low", "high", "role"} <= set(lifts.columns)
     assert {"plays_per_user", "click_through", "empty_lists"} <= set(lifts["metric"])
     assert any("Sample ratio" in c.value for c in test.caption) or any(
@@ -97,8 +115,7 @@ def test_an_experiment_with_no_exposures_says_so(running: Running) -> None:
     test.selectbox(key="experiment").set_value(EMPTY).run()
     shown = messages(test)
     assert shown["exception"] == [] and shown["error"] == [], shown
-    wanted = f"No analysis for {EMPTY} yet" if analyses(served) else NOT_ANALYSED
-    assert any(wanted in i for i in shown["info"]), shown
+    assert any(f"No analysis for {EMPTY} yet" in i for i in shown["info"]), shown
     assert any("nothing to pause or resume" in c.value for c in test.caption)
 
 
@@ -138,10 +155,6 @@ def test_impact_takes_an_experiments_lift_and_keeps_manual_entry(running: Runnin
     shown = messages(test)
     assert shown["exception"] == [] and shown["error"] == [], shown
     assert test.selectbox(key="impact-experiment").value == KEY
-    if not analyses(served):
-        assert any(NOT_ANALYSED in i for i in shown["info"]), shown
-        assert {m.label: m.value for m in test.metric}["Effect per year"] == "+468,000"
-        return
     labels = {metric.label: metric.value for metric in test.metric}
     assert {"Measured lift", "Interval low", "Interval high", "Effect per year"} <= set(labels)
     assumptions = next(m.value for m in test.markdown if "holds for a whole year" in m.value)
@@ -182,7 +195,7 @@ def test_the_experiments_page_in_a_browser(dashboard: str, page: Any, running: R
     """Debian's chromium opens the page on the running experiment: no Streamlit exception,
     its analysis drawn (the lift chart), and the screenshot the README shows."""
     page.goto(f"{dashboard}/experiments?experiment={KEY}")
-    ready = "[data-testid=stVegaLiteChart]" if analyses(running.served) else "[data-testid=stAlert]"
+    ready = "[data-testid=stVegaLiteChart]"
     _rendered(page, "[data-testid=stDataFrame]")
     page.wait_for_selector(ready)
     _rendered(page, ready)

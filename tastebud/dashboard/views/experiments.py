@@ -23,6 +23,8 @@ from tastebud.dashboard.source import DashboardError, DataSource
 from tastebud.dashboard.views.common import attempt
 from tastebud.experiments.analysis import Analysis
 
+# As the report's charts (tastebud.experiments.report), without importing matplotlib here.
+ROLE_COLOURS = {"goal": "#1f77b4", "guardrail": "#d62728", "secondary": "#7f7f7f"}
 DECISION_ICONS = {"ship": ":material/rocket_launch:", "stop": ":material/block:"}
 
 
@@ -52,8 +54,8 @@ def _decision(analysis: Analysis) -> None:
     text = f"**Decision: {decision.line}** — {decision.reason}"
     if decision.action == "ship":
         st.success(text, icon=DECISION_ICONS["ship"])
-    elif decision.action == "stop":
-        st.error(text, icon=DECISION_ICONS["stop"])
+    elif decision.action == "stop":  # a result, not a failure of the page
+        st.warning(text, icon=DECISION_ICONS["stop"])
     else:
         st.info(text, icon=":material/hourglass_top:")
     srm = analysis.srm
@@ -82,17 +84,22 @@ def _lift_chart(rows: list[dict[str, Any]]) -> None:
     if not drawn:
         st.info("No metric could be compared yet.")
         return
+    roles = alt.Scale(domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values()))
     base = alt.Chart(alt.Data(values=drawn)).encode(
-        y=alt.Y("label:N", title=None, sort=None),
-        color=alt.Color("role:N", title="role"),
+        y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("role:N", title="role", scale=roles),
         tooltip=["metric:N", "variant:N", "lift:Q", "low:Q", "high:Q", "p:Q", "method:N"],
     )
     bars = base.mark_rule(strokeWidth=3).encode(
         x=alt.X("low:Q", title="relative lift", axis=alt.Axis(format="%")), x2="high:Q"
     )
     points = base.mark_point(filled=True, size=80).encode(x="lift:Q")
-    zero = alt.Chart(alt.Data(values=[{"x": 0}])).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-    st.altair_chart(bars + points + zero, width="stretch")
+    zero = alt.Chart(alt.Data(values=[{"x": 0}])).mark_rule(strokeDash=[4, 4], color="gray")
+    zero = zero.encode(x="x:Q")
+    height = 60 + 32 * len(drawn)  # a readable row per metric and variant
+    st.altair_chart(
+        (bars + points + zero).properties(height=height), width="stretch", height=height
+    )
 
 
 def _cumulative_chart(rows: list[dict[str, Any]]) -> None:
