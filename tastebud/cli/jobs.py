@@ -59,7 +59,8 @@ def registry_for(settings: Settings) -> JobRegistry:
             max_attempts=jobs.max_attempts,
             base_seconds=jobs.retry_base_seconds,
             cap_seconds=jobs.retry_cap_seconds,
-        )
+        ),
+        settings,
     )
 
 

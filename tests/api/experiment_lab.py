@@ -15,8 +15,18 @@ from ranking.serving_world import World, build_world
 from api.gateway_testing import TestClient, make_keys
 from tastebud.api.app import create_app
 
-# Every candidate source off: the variant serves empty lists (a seeded guardrail breach).
-EMPTY = {"candidates": {"cf": 0, "content": 0, "trending": 0, "popular": 0, "fresh": 0}}
+# Every candidate source off and one candidate at most: the variant serves one-item lists (a
+# seeded guardrail breach). Popular items always come, k of them, so no override empties a list.
+STARVED = {
+    "candidates": {"cf": 0, "content": 0, "trending": 0, "popular": 0, "fresh": 0, "max_total": 1}
+}
+# Items per served list: the guardrail the starved variant breaches.
+LIST_LENGTH = {
+    "description": "Items per served list.",
+    "kind": "ratio",
+    "numerator": {"source": "exposures", "aggregate": "items"},
+    "denominator": {"source": "exposures", "aggregate": "lists"},
+}
 POLL_SECONDS = 0.2
 
 

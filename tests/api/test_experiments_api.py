@@ -144,3 +144,17 @@ def test_unknown_keys_and_running_changes(api: Api) -> None:
         headers={**api.headers("admin"), "Content-Type": "application/json"},
     )
     assert malformed.status_code in (400, 422)
+
+
+def test_an_experiment_with_no_exposures_has_no_analysis_yet(api: Api) -> None:
+    """On each backend: a clear 409 before any list was served, 404 for an unknown key."""
+    assert put(api, "blend", definition()).status_code == 201
+    assert post(api, "blend", "start").status_code == 200
+    answer = api.client.get("/v1/experiments/blend/analysis", headers=api.headers("read"))
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "no_exposures"
+    assert "nothing to analyze yet" in answer.json()["error"]["message"]
+    missing = api.client.get("/v1/experiments/nosuch/analysis", headers=api.headers("read"))
+    assert missing.status_code == 404
+    bad = api.client.get("/v1/experiments/no%20such/analysis", headers=api.headers("read"))
+    assert bad.status_code == 422

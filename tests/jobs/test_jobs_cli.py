@@ -35,6 +35,7 @@ JOBS = [
     "quality",
     "monitor",
     "retrain",
+    "guardrails",
     "feature-parity",
 ]
 AS_OF = "2025-01-13T00:00:00Z"  # the end of the world; i000058 trends on its last day

@@ -33,10 +33,12 @@ from tastebud.experiments.errors import (
 from tastebud.experiments.records import AuditEntry, StoredExperiment
 from tastebud.experiments.store import ExperimentStore
 from tastebud.experiments.stored import NothingToAnalyze, analyze_stored
+from tastebud.observability import get_logger
 from tastebud.registry import RegistryError, open_registry
 from tastebud.stores import StoreUnavailable
 
 router = APIRouter(tags=["experiments"])
+log_line = get_logger("tastebud.experiments")
 _lock = threading.Lock()
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="The experiment's key.")]
@@ -296,7 +298,10 @@ async def analysis(request: Request, key: Key) -> Any:
 
     def analyze() -> Analysis:
         if log is not None:  # what this worker served so far is counted too
-            log.flush()
+            try:
+                log.flush()
+            except Exception as error:  # kept queued for the writer; analyse what is stored
+                log_line.warning("exposure_flush_failed", error=f"{type(error).__name__}: {error}")
         return analyze_stored(state.settings, state.stores, store, key, exposures=log)
 
     return await _call(analyze)

@@ -5,12 +5,17 @@ first runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tastebud.jobs.base import JobContext, JobFunction
 from tastebud.jobs.roster import JobRegistry
+from tastebud.jobs.schedules import Every, Schedule
 from tastebud.stores.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from tastebud.config import Settings
 
 
 def _deferred(module: str, function: str = "run") -> JobFunction:
@@ -131,6 +136,13 @@ JOBS: tuple[_Job, ...] = (
         "retrain",
     ),
     _Job(
+        "guardrails",
+        "5m",
+        240,
+        "Guardrail metrics of running experiments: a breach pauses the variant and alerts.",
+        "guardrails",
+    ),
+    _Job(
         "feature-parity",
         "0 5 * * *",
         1800,
@@ -141,17 +153,27 @@ JOBS: tuple[_Job, ...] = (
 )
 
 
-def build_registry(retry: RetryPolicy | None = None) -> JobRegistry:
-    """Every job of ``JOBS``; ``retry`` overrides every job's policy (from settings)."""
+def build_registry(
+    retry: RetryPolicy | None = None, settings: Settings | None = None
+) -> JobRegistry:
+    """Every job of ``JOBS``; ``retry`` overrides every job's policy (from settings), and
+    ``settings`` the schedules it sets (``experiments.guardrails_minutes``)."""
     policy = retry or RetryPolicy()
     registry = JobRegistry()
     for job in JOBS:
         registry.register(
             job.name,
             _deferred(job.module, job.function),
-            schedule=job.schedule,
+            schedule=_schedule(job, settings),
             timeout_seconds=job.timeout_seconds,
             retry=policy,
             description=job.description,
         )
     return registry
+
+
+def _schedule(job: _Job, settings: Settings | None) -> str | Schedule:
+    """The row's schedule, or the one settings give it."""
+    if job.name == "guardrails" and settings is not None:
+        return Every(timedelta(minutes=settings.experiments.guardrails_minutes))
+    return job.schedule
