@@ -14,7 +14,7 @@ import streamlit as st
 
 from tastebud.dashboard.app_env import KEY_VARIABLE, URL_VARIABLE
 from tastebud.dashboard.source import DataSource, HttpSource, InProcessSource
-from tastebud.dashboard.views import explorer, impact, models, operations
+from tastebud.dashboard.views import experiments, explorer, impact, models, operations
 
 
 @st.cache_resource(show_spinner="Opening tastebud…")
@@ -51,7 +51,13 @@ def main() -> None:
             url_path="models",
         ),
         st.Page(
-            lambda: impact.render(),
+            lambda: experiments.render(source),
+            title="Experiments",
+            icon=":material/science:",
+            url_path="experiments",
+        ),
+        st.Page(
+            lambda: impact.render(source),
             title="Business impact",
             icon=":material/calculate:",
             url_path="impact",

@@ -27,6 +27,7 @@ class ImpactInputs:
     per_session: float  # conversions or hours played per session, before the change
     value: float  # per conversion or per hour played
     outcome: Outcome = "conversion"
+    measured: str = ""  # where the lift comes from, in words (an experiment's analysis)
 
     def problems(self) -> list[str]:
         """Why these inputs cannot be projected (empty when they can)."""
@@ -69,7 +70,9 @@ def project(inputs: ImpactInputs) -> Projection:
 
 def assumptions(inputs: ImpactInputs) -> list[str]:
     unit = "conversion" if inputs.outcome == "conversion" else "hour played"
+    origin = [inputs.measured] if inputs.measured else ["The lift and its interval are typed in."]
     return [
+        *origin,
         f"The measured lift ({inputs.lift:+.2%}) holds for a whole year and for every user: "
         "no novelty effect that fades, no change in who uses the product.",
         f"{inputs.users:,} users each have {inputs.sessions_per_user_week:g} sessions a week, "

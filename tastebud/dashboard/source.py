@@ -69,7 +69,7 @@ class DataSource:
                 " Is `tastebud serve` running there?"
             ) from None
         if response.status_code >= 400:
-            raise _error_of(response)
+            raise _error_of(response, admin=key is not None)
         return response
 
     def get(self, path: str, **params: Any) -> Any:
@@ -130,6 +130,17 @@ class DataSource:
     def metrics_text(self) -> str:
         return self.request("GET", "/metrics").text
 
+    def experiments(self) -> dict[str, Any]:
+        return self.get("/v1/experiments")  # type: ignore[no-any-return]
+
+    def experiment(self, key: str) -> dict[str, Any]:
+        """One experiment's definition with its audit trail."""
+        return self.get(f"/v1/experiments/{_id(key)}")  # type: ignore[no-any-return]
+
+    def analysis(self, key: str) -> dict[str, Any]:
+        """The analysis of one experiment (409 ``no_exposures`` when nothing was served)."""
+        return self.get(f"/v1/experiments/{_id(key)}/analysis")  # type: ignore[no-any-return]
+
     # -- admin writes (an admin key, asked for on the page) ------------------------------
 
     def promote(self, version: str, alias: str, admin_key: str) -> dict[str, Any]:
@@ -140,18 +151,36 @@ class DataSource:
         path = f"/v1/models/aliases/{alias}/rollback"
         return self.request("POST", path, key=admin_key).json()  # type: ignore[no-any-return]
 
+    def pause_experiment(
+        self, key: str, admin_key: str, *, note: str, variant: str | None = None
+    ) -> dict[str, Any]:
+        """Pause the experiment, or one variant (its users get control)."""
+        body = {"note": note, "variant": variant}
+        path = f"/v1/experiments/{_id(key)}/pause"
+        return self.request("POST", path, json=body, key=admin_key).json()  # type: ignore[no-any-return]
+
+    def resume_experiment(
+        self, key: str, admin_key: str, *, reviewed_by: str, note: str, variant: str | None = None
+    ) -> dict[str, Any]:
+        """Resume after a person's review: the server requires ``reviewed_by`` and ``note``."""
+        body = {"reviewed_by": reviewed_by, "note": note, "variant": variant}
+        path = f"/v1/experiments/{_id(key)}/resume"
+        return self.request("POST", path, json=body, key=admin_key).json()  # type: ignore[no-any-return]
+
     def close(self) -> None:
         self.client.close()
 
 
-def _error_of(response: httpx.Response) -> DashboardError:
+def _error_of(response: httpx.Response, *, admin: bool = False) -> DashboardError:
     try:
         error = response.json().get("error") or {}
     except ValueError:
         error = {}
     code, message = error.get("code"), error.get("message")
     status = response.status_code
-    if status == 401:
+    if status == 401 and admin:
+        message = "the admin key is unknown or revoked: type a valid key with the admin scope"
+    elif status == 401:
         message = "the API key is unknown or revoked: start the dashboard with a valid read key"
     elif status == 403:
         message = f"the API key may not do this: {message or 'insufficient scope'}"

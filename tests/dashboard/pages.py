@@ -15,9 +15,6 @@ def _page_script(page: str, url: str | None, key: str | None, home: str | None) 
     from tastebud.dashboard.source import HttpSource, InProcessSource
 
     module = importlib.import_module(f"tastebud.dashboard.views.{page}")
-    if page == "impact":
-        module.render()
-        return
     if url is not None:
         source: Any = HttpSource(url, key)
     else:
@@ -46,3 +43,15 @@ def messages(test: AppTest) -> dict[str, list[str]]:
         "info": [str(e.value) for e in test.info],
         "success": [str(e.value) for e in test.success],
     }
+
+
+def _analysis_script(analysis_json: str) -> None:
+    from tastebud.dashboard.views.experiments import show_analysis
+    from tastebud.experiments.analysis import Analysis
+
+    show_analysis(Analysis.model_validate_json(analysis_json))
+
+
+def analysis_test(analysis_json: str) -> AppTest:
+    """An AppTest of the experiments page's analysis part alone, drawing ``analysis_json``."""
+    return AppTest.from_function(_analysis_script, args=(analysis_json,), default_timeout=60).run()

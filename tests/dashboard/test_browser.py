@@ -5,22 +5,12 @@ screenshot of each page goes to docs/screenshots/ (the README shows them)."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-from api.gateway_testing import free_port
-from webapp.harness import CHROMIUM, FLAGS
-
 from dashboard.conftest import ServedWorld
-from tastebud.dashboard.launch import start
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-REQUIRE = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
 # Each page, and what is on it once its data has been drawn.
 PAGES = {
     "explorer": ("?user={user}", "[data-testid=stTable] tbody tr"),
@@ -28,46 +18,6 @@ PAGES = {
     "models": ("models?version={version}", "[data-testid=stDataFrame] >> nth=1"),  # trials
     "impact": ("impact", "[data-testid=stMetric]"),
 }
-
-
-@pytest.fixture
-def dashboard(served: ServedWorld) -> Iterator[str]:
-    port = free_port()
-    process = start("127.0.0.1", port, served.url, served.read_key)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the dashboard process exited"
-            assert time.monotonic() < deadline, "the dashboard did not start within 60 s"
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file():
-        message = f"{CHROMIUM} is missing: `make chromium` (scripts/install-chromium.sh)"
-        if REQUIRE:
-            pytest.fail(f"TASTEBUD_REQUIRE_SERVICES=1 but {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        # Tall: Streamlit scrolls inside its own container, so a screenshot holds the viewport.
-        opened = browser.new_page(viewport={"width": 1400, "height": 1800})
-        opened.set_default_timeout(45_000)
-        yield opened
-        browser.close()
 
 
 def _rendered(page: Any, ready: str) -> None:

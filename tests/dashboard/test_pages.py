@@ -104,8 +104,9 @@ def test_models_page_lists_versions_and_promotes_with_an_admin_key(served: Serve
     assert "canary, production" in list(with_alias["aliases"])
 
 
-def test_impact_page_projects_a_year_with_its_interval() -> None:
-    test = page_test("impact")
+def test_impact_page_projects_a_year_with_its_interval(served: ServedWorld) -> None:
+    test = page_test("impact", served.url, served.read_key)
+    test.radio(key="lift-from").set_value("typed").run()
     assert messages(test)["exception"] == []
     labels = {metric.label: metric.value for metric in test.metric}
     # 100,000 users x 3 sessions x 52 weeks x 0.05 conversions x 20 = 15.6 M a year; +3 %.
@@ -164,3 +165,21 @@ def test_models_page_shows_an_automl_search_and_metrics_over_time(served: Served
     trials = test.dataframe[-1].value
     assert len(trials) >= 1 and {"value", "state"} <= set(trials.columns)
     assert test.multiselect(key="model-metrics").options  # the search's version has metrics
+
+
+def test_explorer_search_finds_users_by_the_start_of_their_id(served: ServedWorld) -> None:
+    everyone = sorted(u.user_id for u in served.stores.catalog.list_users(limit=1000))
+    user = everyone[-1]  # the last in id order
+    prefix = user[: max(1, len(user) - 1)]
+    test = page_test("explorer", served.url, served.read_key)
+    assert len(test.selectbox(key="picked-user").options) == len(everyone)
+    test.text_input(key="user-search").input(prefix).run()
+    options = test.selectbox(key="picked-user").options
+    assert user in options and all(o.startswith(prefix) for o in options)
+    assert options == sorted(u for u in everyone if u.startswith(prefix) and u != prefix)
+    test.selectbox(key="picked-user").set_value(user).run()
+    shown = messages(test)
+    assert shown["exception"] == [] and shown["error"] == [], shown
+    assert len(_table(test)) == 10
+    test.text_input(key="user-search").input("zz-nobody").run()
+    assert any("No user id starts with 'zz-nobody'" in i for i in messages(test)["info"])

@@ -77,20 +77,37 @@ def _controls() -> tuple[dict[str, Any], int]:
     return overrides(values), k
 
 
+def _candidates(source: DataSource, search: str) -> tuple[list[str], str]:
+    """The users the picker offers and its label: the first 500 in id order, or (with a
+    search) the ids that start with it, read from the API's id-ordered pages
+    (``GET /v1/users?after=SEARCH``: every id with that prefix sorts right after it), so any
+    user of the catalog can be reached, not only the first 500."""
+    if not search:
+        listing = attempt(lambda: source.users(limit=500), "the users")
+        if listing is None:
+            return [], "User"
+        return listing["users"], f"User ({listing['total']:,} in the catalog; type to search)"
+    found = attempt(lambda: source.users(after=search, limit=500), "the users")
+    if found is None:
+        return [], "User"
+    matches = [user for user in found["users"] if user.startswith(search)]
+    more = " (the first 500)" if len(matches) == 500 else ""
+    return matches, f"User ({len(matches):,} ids after {search!r} start with it{more})"
+
+
 def _pick_user(source: DataSource) -> str | None:
-    listing = attempt(lambda: source.users(limit=500), "the users")
-    options = listing["users"] if listing else []
+    search = st.text_input(
+        "Search users by id", key="user-search", placeholder="the start of a user id"
+    ).strip()
+    options, label = _candidates(source, search)
+    if search and not options:
+        st.info(f"No user id starts with {search!r} (after it in id order).")
     left, right = st.columns([2, 1])
     # ?user=ID in the address opens that user (a link to share, or to start from).
     typed = right.text_input(
         "…or type a user id", value=st.query_params.get("user", ""), key="typed-user"
     ).strip()
-    picked = left.selectbox(
-        f"User ({listing['total']:,} in the catalog; type to search)" if listing else "User",
-        options,
-        index=0 if options else None,
-        key="picked-user",
-    )
+    picked = left.selectbox(label, options, index=0 if options else None, key="picked-user")
     return typed or picked
 
 
