@@ -35,6 +35,18 @@ CONFIG_FILENAME = "tastebud.toml"
 ValueKind = Literal["none", "rating", "seconds", "price", "count"]
 
 
+def on_defaults(defaults: dict[str, Any], configured: dict[str, Any]) -> dict[str, Any]:
+    """A table of named entries as configured on top of its defaults: an entry adds to or
+    replaces the default of its name, ``name = false`` removes it."""
+    merged = dict(defaults)
+    for name, spec in configured.items():
+        if spec is False:
+            merged.pop(name, None)
+        else:
+            merged[name] = spec
+    return merged
+
+
 class EventTypeSpec(BaseModel):
     """How one event type counts as training signal.
 
@@ -92,12 +104,7 @@ class EventRules(BaseModel):
         """Configured types add to (or replace) the defaults; ``name = false`` removes one."""
         if not isinstance(value, dict):
             return value
-        merged: dict[str, Any] = dict(default_event_types())
-        for name, spec in value.items():
-            if spec is False:
-                merged.pop(name, None)
-            else:
-                merged[name] = spec
+        merged = on_defaults(default_event_types(), value)
         if not merged:
             raise ValueError("at least one event type must be configured")
         return merged
@@ -835,15 +842,7 @@ class ExperimentSettings(BaseModel):
     @field_validator("metrics", mode="before")
     @classmethod
     def _merge_metrics(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        merged: dict[str, Any] = dict(default_metrics())
-        for name, spec in value.items():
-            if spec is False:
-                merged.pop(name, None)
-            else:
-                merged[name] = spec
-        return merged
+        return on_defaults(default_metrics(), value) if isinstance(value, dict) else value
 
 
 def check_timezone(name: str) -> str:

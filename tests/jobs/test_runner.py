@@ -4,16 +4,14 @@ and the failure alert."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import job_fixtures
 import pytest
+from jobs.webhook import Webhook
 
 from tastebud.config import Settings
 from tastebud.jobs import (
@@ -40,42 +38,6 @@ history, settings, stores = job_fixtures.history, job_fixtures.settings, job_fix
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 FAST = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.05)
 START, END = NOW - timedelta(hours=1), NOW - timedelta(minutes=5)
-
-
-class Webhook:
-    """A local HTTP endpoint that records what it receives."""
-
-    def __init__(self) -> None:
-        received: list[dict[str, Any]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.received = received
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=lambda: self.server.serve_forever(poll_interval=0.02), daemon=True
-        )
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.close()
 
 
 class Jobs:
