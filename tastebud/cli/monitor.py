@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 
 # Spelled out so that help needs no import of tastebud.monitoring (CLI start-up).
-CHECK_NAMES = ("baseline", "offline", "lists", "scores", "age", "new_data", "data_drift")
+CHECK_NAMES = ("baseline", "offline", "lists", "scores", "age", "new_data", "data_drift", "online")
 STATUS_NAMES = ("pass", "error", "fail")
 EXIT_FIRING = 1
 

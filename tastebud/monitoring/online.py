@@ -143,29 +143,42 @@ def online_by_version(
                 'WHERE "timestamp" >= $since AND "timestamp" < $until',
                 bounds,
             )
-            found: dict[str, VersionFigures] = {}
-            for version, lists, items, users in served:
-                connection.execute(USERS, {"version": version})
-                connection.execute(XP, {"version": version})
-                measured = attribution.event_measures(
-                    connection,
-                    "recent_events",
-                    [clicks, conversion],
-                    users=int(users),
-                    since=since,
-                    until=until,
-                    pre_us=0,
-                )
-                found[str(version)] = VersionFigures(
-                    lists=int(lists),
-                    items=int(items),
-                    users=int(users),
-                    clicks=float(measured[clicks][0].sum()),
-                    converted=int(np.count_nonzero(measured[conversion][0])),
-                )
-            return found
+            return {
+                str(row[0]): _version(connection, row, clicks, conversion, since, until)
+                for row in served
+            }
         finally:
             connection.close()
+
+
+def _version(
+    connection: duckdb.DuckDBPyConnection,
+    served: tuple[str, int, int, int],
+    clicks: attribution.EventMeasure,
+    conversion: attribution.EventMeasure,
+    since: datetime,
+    until: datetime,
+) -> VersionFigures:
+    """One version's pass: its users and lists as the attribution's ``users`` and ``xp``."""
+    version, lists, items, users = served
+    connection.execute(USERS, {"version": version})
+    connection.execute(XP, {"version": version})
+    measured = attribution.event_measures(
+        connection,
+        "recent_events",
+        [clicks, conversion],
+        users=int(users),
+        since=since,
+        until=until,
+        pre_us=0,
+    )
+    return VersionFigures(
+        lists=int(lists),
+        items=int(items),
+        users=int(users),
+        clicks=float(measured[clicks][0].sum()),
+        converted=int(np.count_nonzero(measured[conversion][0])),
+    )
 
 
 CLICK_THROUGH = metrics.gauge(
