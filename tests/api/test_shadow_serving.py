@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 from ranking.serving_world import World, build_world, fitted_model, register
+from typer.testing import CliRunner
 
 from api.gateway_testing import TestClient, make_keys
 from tastebud.api.app import create_app
+from tastebud.cli.main import app as cli
+from tastebud.client import TastebudClient
 from tastebud.monitoring.shadow import compare
 from tastebud.observability import metrics
 from tastebud.ranking.recommender import RecommendationService
@@ -90,7 +93,7 @@ def test_users_get_the_same_lists_with_a_shadow_and_the_shadow_is_compared(world
         with_shadow = requests(http, keys["read"])
         assert same(with_shadow, without)
         compared(service, len(with_shadow))
-        status = http.get("/v1/monitoring/shadow", headers={"X-API-Key": keys["read"]}).json()
+        status = TastebudClient("http://testserver", keys["read"], http=http).shadow()
     assert status["shadow_version"] == shadow
     assert status["production_version"] == world.version
     figures = status["versions"][shadow]
@@ -165,3 +168,11 @@ def test_compare_overlap_correlation_and_latency() -> None:
                     production_ms=None, shadow_ms=1.0)  # fmt: skip
     assert alone.overlap == 0.0 and alone.correlation is None
     assert alone.latency_difference_ms is None
+
+
+def test_the_shadow_command_refuses_a_bad_url_and_names_an_unreachable_server() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["monitor", "shadow", "--url", "ftp://host"])
+    assert bad.exit_code == 2 and "--url must be http" in bad.output
+    down = runner.invoke(cli, ["monitor", "shadow", "--url", "http://127.0.0.1:9"])
+    assert down.exit_code == 3 and "cannot reach http://127.0.0.1:9" in down.output
