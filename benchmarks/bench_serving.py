@@ -542,6 +542,21 @@ def check(port: int, key: str, k: int, version: str, endpoint: str) -> tuple[str
     return endpoint, [item["item_id"] for item in document["items"]]
 
 
+def wait_for_shadow(port: int, key: str, workers: int, timeout: float = 180.0) -> None:
+    """Until every worker ranks with its shadow model (its load is not what is measured):
+    new connections land on workers at random, so many answers in a row must say so."""
+    deadline = time.monotonic() + timeout
+    ready = 0
+    while ready < 8 * workers:
+        status, body = _http(port, key, ("GET", "/v1/monitoring/shadow", None))
+        ready = ready + 1 if status == 200 and json.loads(body)["shadow_version"] else 0
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the shadow model did not load within {timeout:g} s: {body[:300]!r}"
+            )
+        time.sleep(0.05 if ready else 0.5)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -804,6 +819,8 @@ def main() -> int:
                         server.port, server.key, args.k, setup["model_version"], args.endpoint
                     )
                     print(f"{label} check ({args.endpoint}): u1 ->", sample[:5], "...", flush=True)
+                    if "shadow on" in label:
+                        wait_for_shadow(server.port, server.key, args.workers)
                 for run in range(args.runs):  # configurations alternate within a run
                     for label, server in servers.items():
                         outcome = one_run(server, args, run)

@@ -640,7 +640,7 @@ class MonitoringSettings(BaseModel):
         description="The registry alias of the model that ranks requests in the shadow.",
     )
     shadow_sample: float = Field(
-        default=0.1,
+        default=0.02,
         ge=0,
         le=1,
         description="Share of served lists the shadow model ranks too (off the request path).",

@@ -125,6 +125,8 @@ class RecommendationService:
     def start(self, *, watch: bool = True) -> None:
         """Load what there is now (so the first request has the model), then keep watching."""
         self.lifecycle.start(watch=watch)
+        if watch:
+            self.shadow.start()  # the shadow model loads off the request path (shadow.py)
 
     def stop(self) -> None:
         self.shadow.stop()

@@ -7,8 +7,8 @@ The request path calls ``offer`` after a list is served: without a ready shadow 
 outside the sample (``shadow_sample``), it returns at once; else it appends the request and
 production's list to a bounded queue (a deque: one atomic append) and wakes the worker.
 A full queue drops the offer (counted, ``tastebud_shadow_requests_total{outcome="dropped"}``):
-never a wait. The worker thread (started on the first offer) reads the alias every
-``serving.poll_seconds``, loads its version through the lifecycle's ``load_model``
+never a wait. The worker thread (started with the service, or by the first offer) reads the
+alias every ``serving.poll_seconds``, loads its version through the lifecycle's ``load_model``
 (fetched, verified, smoke-tested, as the serving model is; a refused version is retried
 after ``serving.retry_failed_seconds``), builds a snapshot beside the current catalog and
 embeddings (``snapshot_with``, as variants do), and ranks each queued request with
@@ -103,6 +103,12 @@ class ShadowRanking:
         return len(self._queue)
 
     # -- the worker -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker now (when sampling), so the shadow model loads before traffic
+        needs it; ``offer`` starts it otherwise."""
+        if self.sample > 0.0 and self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         with self._start_lock:
