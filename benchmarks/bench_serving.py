@@ -267,6 +267,16 @@ class Server(ServeProcess):
                 counts[outcome] = counts.get(outcome, 0.0) + float(value)
         return counts
 
+    def shadow_outcomes(self) -> dict[str, float]:
+        """Served lists offered to the shadow by outcome (compared, dropped, ...), /metrics."""
+        counts: dict[str, float] = {}
+        for line in self.metrics().splitlines():
+            if line.startswith("tastebud_shadow_requests_total{"):
+                name, _, value = line.rpartition(" ")
+                outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
+                counts[outcome] = counts.get(outcome, 0.0) + float(value)
+        return counts
+
     def precomputed_outcomes(self) -> dict[str, float]:
         """Default-shape requests by precomputed-list outcome (hit, missing, ...), /metrics."""
         counts: dict[str, float] = {}
@@ -532,6 +542,21 @@ def check(port: int, key: str, k: int, version: str, endpoint: str) -> tuple[str
     return endpoint, [item["item_id"] for item in document["items"]]
 
 
+def wait_for_shadow(port: int, key: str, workers: int, timeout: float = 180.0) -> None:
+    """Until every worker ranks with its shadow model (its load is not what is measured):
+    new connections land on workers at random, so many answers in a row must say so."""
+    deadline = time.monotonic() + timeout
+    ready = 0
+    while ready < 8 * workers:
+        status, body = _http(port, key, ("GET", "/v1/monitoring/shadow", None))
+        ready = ready + 1 if status == 200 and json.loads(body)["shadow_version"] else 0
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the shadow model did not load within {timeout:g} s: {body[:300]!r}"
+            )
+        time.sleep(0.05 if ready else 0.5)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -623,18 +648,59 @@ def medians_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def configurations(mode: str, exposures: str) -> list[tuple[str, dict[str, str]]]:
-    """(label, server settings) of one mode: one, or exposure logging off and on."""
+STATES: dict[str, list[bool | None]] = {
+    "default": [None],
+    "off": [False],
+    "on": [True],
+    "both": [False, True],
+}
+
+
+def configurations(
+    mode: str, exposures: str, shadow: str = "default", sample: float = 0.1
+) -> list[tuple[str, dict[str, str]]]:
+    """(label, server settings) of one mode: one, or exposure logging and/or the shadow
+    model off and on (every combination asked for)."""
     env = {"TASTEBUD_SERVING__PRECOMPUTED": "true" if mode == "precomputed" else "false"}
-    states = {"default": [None], "off": [False], "on": [True], "both": [False, True]}[exposures]
     made = []
-    for state in states:
-        if state is None:
-            made.append((mode, env))
-            continue
-        flag = {"TASTEBUD_EXPERIMENTS__EXPOSURES": "true" if state else "false"}
-        made.append((f"{mode}, exposures {'on' if state else 'off'}", env | flag))
+    for state in STATES[exposures]:
+        for shadowed in STATES[shadow]:
+            label, settings = mode, dict(env)
+            if state is not None:
+                settings["TASTEBUD_EXPERIMENTS__EXPOSURES"] = "true" if state else "false"
+                label += f", exposures {'on' if state else 'off'}"
+            if shadowed is not None:
+                settings["TASTEBUD_MONITORING__SHADOW_SAMPLE"] = str(sample if shadowed else 0.0)
+                label += f", shadow {'on' if shadowed else 'off'}"
+            made.append((label, settings))
     return made
+
+
+def register_shadow(home: Path, production: str) -> str:
+    """Production's model registered again as a new version under the ``shadow`` alias (the
+    cost of ranking with a shadow is what is measured; its lists equal production's)."""
+    from tastebud.config import load_settings
+    from tastebud.models.base import Recommender
+    from tastebud.registry import open_registry
+    from tastebud.stores import open_stores
+
+    settings = load_settings(home=home)
+    stores = open_stores(settings)
+    try:
+        registry = open_registry(settings, stores.artifacts)
+        shadow = registry.aliases().get("shadow")
+        if shadow is not None and shadow != production:
+            return shadow
+        manifest = registry.get(production)
+        model = registry.load(production, Recommender.load)
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = model.save(Path(scratch) / "model")
+            fields = manifest.model_dump(mode="json")
+            kept = {k: fields[k] for k in ("model", "user_count", "item_count", "embedding_dim",
+                                            "params", "time_range") if k in fields}  # fmt: skip
+            return registry.register(folder, kept, aliases=["shadow"]).model_version
+    finally:
+        stores.close()
 
 
 def summarize_mode(server: Server, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -648,6 +714,7 @@ def summarize_mode(server: Server, runs: list[dict[str, Any]]) -> dict[str, Any]
         },
         "precomputed_outcomes": server.precomputed_outcomes(),
         "exposures": server.exposure_outcomes(),
+        "shadow": server.shadow_outcomes(),
         "all_requests_stage_ms": stage_means({}, server.stage_totals()),
         "runs": runs,
     }
@@ -705,6 +772,15 @@ def main() -> int:
         " on, two servers up at once and their runs alternating, side by side.",
     )
     parser.add_argument(
+        "--shadow",
+        choices=("default", "off", "on", "both"),
+        default="default",
+        help="The shadow model ([monitoring] shadow_sample): both runs each mode with it off"
+        " and on, two servers up at once and their runs alternating, side by side; the shadow"
+        " is production's model registered again under the `shadow` alias.",
+    )
+    parser.add_argument("--shadow-sample", type=float, default=0.1)
+    parser.add_argument(
         "--reuse-lists",
         action="store_true",
         help="Skip the recommendations job: a cached --home's stored lists hold while the"
@@ -726,10 +802,12 @@ def main() -> int:
         home = args.home or Path(scratch) / "home"
         setup = prepare(home, args.interactions, args.iterations)
         job = None
+        if args.shadow != "default":
+            setup["shadow_version"] = register_shadow(home, setup["model_version"])
         if "precomputed" in modes and not args.reuse_lists:
             job = precompute(home, args.cf)
         for mode in modes:
-            group = configurations(mode, args.exposures)
+            group = configurations(mode, args.exposures, args.shadow, args.shadow_sample)
             runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in group}
             with contextlib.ExitStack() as stack:
                 servers = {
@@ -741,6 +819,8 @@ def main() -> int:
                         server.port, server.key, args.k, setup["model_version"], args.endpoint
                     )
                     print(f"{label} check ({args.endpoint}): u1 ->", sample[:5], "...", flush=True)
+                    if "shadow on" in label:
+                        wait_for_shadow(server.port, server.key, args.workers)
                 for run in range(args.runs):  # configurations alternate within a run
                     for label, server in servers.items():
                         outcome = one_run(server, args, run)

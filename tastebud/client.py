@@ -156,6 +156,14 @@ class TastebudClient:
         response = self._request("GET", path, allow=(404,))
         return None if response.status_code == 404 else response.json()
 
+    # --- monitoring -------------------------------------------------------------------------
+
+    def shadow(self) -> dict[str, Any]:
+        """The answering worker's shadow model and its recent comparisons with production
+        (``GET /v1/monitoring/shadow``, read scope)."""
+        document: dict[str, Any] = self._request("GET", "/v1/monitoring/shadow").json()
+        return document
+
     # --- health -----------------------------------------------------------------------------
 
     def healthy(self) -> bool:

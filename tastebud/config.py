@@ -635,6 +635,26 @@ class MonitoringSettings(BaseModel):
         description="After a triggered training, no other for this long (by interval end).",
     )
     retrain: bool = Field(default=True, description="A firing trigger runs the train job.")
+    online_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 30,
+        description="Online click-through and conversion per model version: the recent "
+        "hours of exposures judged.",
+    )
+    shadow_alias: Literal["shadow", "canary"] = Field(
+        default="shadow",
+        description="The registry alias of the model that ranks requests in the shadow.",
+    )
+    shadow_sample: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Share of served lists the shadow model ranks too (off the request path).",
+    )
+    shadow_queue: int = Field(
+        default=64, ge=1, le=10_000, description="Lists waiting for the shadow; more: dropped."
+    )
 
 
 MetricKind = Literal["mean", "ratio", "proportion", "quantile", "coverage"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -19,6 +20,7 @@ from tastebud.cli.check_commands import (
 )
 from tastebud.cli.common import (
     console,
+    fail,
     out,
     settings_from_context,
 )
@@ -31,7 +33,7 @@ app = typer.Typer(
 )
 
 # Spelled out so that help needs no import of tastebud.monitoring (CLI start-up).
-CHECK_NAMES = ("baseline", "offline", "lists", "scores", "age", "new_data", "data_drift")
+CHECK_NAMES = ("baseline", "offline", "lists", "scores", "age", "new_data", "data_drift", "online")
 STATUS_NAMES = ("pass", "error", "fail")
 EXIT_FIRING = 1
 
@@ -91,3 +93,53 @@ def history(
 
     query = dict(model_version=version, check=check, status=status, run_id=run, limit=limit)
     show_history(settings_from_context(ctx), open_results, query, as_json, with_version=True)
+
+
+@app.command("shadow")
+def shadow(
+    url: Annotated[
+        str, typer.Option(help="A server (http://host:port): the shadow runs in its workers.")
+    ] = "http://127.0.0.1:8000",
+    key: Annotated[
+        str | None, typer.Option(envvar="TASTEBUD_API_KEY", help="API key with the read scope.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The shadow model against production: the answering worker's recent comparisons
+    (overlap@k, rank correlation of the scores, latency difference; docs/monitoring.md)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail(f"--url must be http:// or https://host[:port]; got {url!r}")
+    # lazy: httpx loads for this command only (CLI start-up)
+    from tastebud.client import GatewayError, TastebudClient
+
+    try:
+        with TastebudClient(url, key, retries=1, timeout=10.0) as client:
+            document = client.shadow()
+    except GatewayError as error:
+        raise fail(f"{url}: {error}", 1) from None
+    except Exception as error:  # the server unreachable: say so, no traceback
+        raise fail(f"cannot reach {url}: {type(error).__name__}: {error}", 3) from None
+    if as_json:
+        out.print_json(data=document)
+        return
+    title = (
+        f"shadow {document['shadow_version'] or '-'} ({document['alias']}, sample "
+        f"{document['sample']:g}) against production {document['production_version'] or '-'}"
+    )
+    table = Table("shadow version", "compared", "overlap@k", "rank corr.", "latency diff ms",
+                  title=title)  # fmt: skip
+    for version, figures in document["versions"].items():
+        table.add_row(
+            version,
+            str(figures["comparisons"]),
+            f"{figures['overlap_mean']} (median {figures['overlap_median']}, k {figures['k']})",
+            f"{figures['correlation_mean']} (median {figures['correlation_median']})",
+            f"median {figures['latency_difference_ms_median']}, "
+            f"p95 {figures['latency_difference_ms_p95']}",
+        )
+    out.print(table)
+    counts = ", ".join(f"{name} {count}" for name, count in document["counts"].items())
+    console.print(f"offered: {counts}; queued {document['queued']}")
+    if document["problem"]:
+        console.print(f"[bold red]problem:[/] {document['problem']}")

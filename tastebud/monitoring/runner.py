@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tastebud.config import RetrainingTriggers, Settings
 from tastebud.monitoring import offline
 from tastebud.monitoring.offline import CannotJudge, Production, Waiting
+from tastebud.monitoring.online import online_check
 from tastebud.monitoring.results import MonitorCheck, MonitorReport, MonitorResultStore
 from tastebud.monitoring.triggers import TRIGGERS, triggers_from
 from tastebud.observability import get_logger, metrics
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from tastebud.stores import Stores
 
 log = get_logger(__name__)
-CHECKS = ("offline", "lists", "scores", "age", "new_data", "data_drift")
+CHECKS = ("offline", "lists", "scores", "age", "new_data", "data_drift", "online")
 Baseline = tuple[dict[str, Any], dict[str, Any]] | str  # (metrics, details), or why none
 
 
@@ -134,6 +135,7 @@ def _checks(
         "age": lambda: _age(rules, production, as_of),
         "new_data": lambda: _new_data(stores, rules, production, as_of),
         "data_drift": lambda: _data_drift(stores, rules),
+        "online": lambda: online_check(stores, settings, production.version, as_of),
     }
     evaluation: dict[str, float] | CannotJudge
     try:

@@ -41,6 +41,7 @@ from tastebud.ranking.metrics import (  # noqa: F401  (MODEL_LOADS: re-exported)
 from tastebud.ranking.pipeline import Pipeline, pipeline_for
 from tastebud.ranking.precomputed import PrecomputedList
 from tastebud.ranking.rerank import minmax
+from tastebud.ranking.shadow import ShadowRanking
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.ranking.types import RankedList, RankRequest, Served
 from tastebud.ranking.variants import VariantModels
@@ -97,6 +98,9 @@ class RecommendationService:
             exposures=exposures,
             enabled=settings.experiments.enabled,
         )
+        # The shadow model (tastebud.ranking.shadow): ranks a sample of the lists production
+        # serves, off the request path; ``offer`` below is its only hook.
+        self.shadow = ShadowRanking(settings, self.lifecycle, self.compute)
 
     # -- lifecycle (tastebud.ranking.lifecycle) ------------------------------------------
 
@@ -121,8 +125,11 @@ class RecommendationService:
     def start(self, *, watch: bool = True) -> None:
         """Load what there is now (so the first request has the model), then keep watching."""
         self.lifecycle.start(watch=watch)
+        if watch:
+            self.shadow.start()  # the shadow model loads off the request path (shadow.py)
 
     def stop(self) -> None:
+        self.shadow.stop()
         self.variants.stop()
         self.lifecycle.stop()
 
@@ -174,11 +181,13 @@ class RecommendationService:
         if stored is not None:
             LATENCY.labels(stage="precomputed").observe((time.perf_counter() - started) * 1000)
             self._observe(stored, [])
+            self.shadow.offer(user_id, request, session_items, ranking, stored)  # shadow
             return Lookup(stored=stored, entries=entries)
         if outcome == "missing":
             shared, entries = self.stored.anonymous(snapshot, user_id, request)
             if shared is not None:
                 self._observe(shared.ranked, [])
+                self.shadow.offer(user_id, request, session_items, ranking, shared.ranked)
                 return Lookup(served=shared, entries=entries)
         return Lookup(entries=entries)
 
@@ -207,6 +216,7 @@ class RecommendationService:
         if found.served is not None:
             return found.served
         started = time.perf_counter()
+        variant = snapshot is not None  # an experiment variant's model: not shadowed
         snapshot = snapshot or self.snapshot
         served, _ = self.compute(
             user_id,
@@ -221,6 +231,8 @@ class RecommendationService:
         for stage, ms in ranked.timings_ms.items():
             stage_latency(stage).observe(ms)
         self._observe(ranked, served.degraded)
+        if not variant:  # shadow (tastebud.ranking.shadow): never waits
+            self.shadow.offer(user_id, request, session_items, ranking, ranked)
         if (
             found.entries == []  # looked up, and the user has no recent activity
             and ranked.segment == "unknown"

@@ -19,7 +19,9 @@ from tastebud.stores import StoreUnavailable
 router = APIRouter(tags=["monitoring"])
 _lock = threading.Lock()
 
-CheckName = Literal["baseline", "offline", "lists", "scores", "age", "new_data", "data_drift"]
+CheckName = Literal[
+    "baseline", "offline", "lists", "scores", "age", "new_data", "data_drift", "online"
+]
 StatusName = Literal["pass", "error", "fail"]
 SEVERITY = {"pass": 0, "warn": 1, "error": 2, "fail": 3}
 
@@ -132,3 +134,42 @@ async def history(
         limit=limit,
     )
     return MonitoringHistoryOut(results=[_out(row) for row in rows])
+
+
+class ShadowVersionOut(BaseModel):
+    comparisons: int
+    production_version: str | None
+    k: int
+    overlap_mean: float | None
+    overlap_median: float | None
+    correlation_mean: float | None
+    correlation_median: float | None
+    correlated: int
+    latency_difference_ms_median: float | None
+    latency_difference_ms_p95: float | None
+
+
+class ShadowOut(BaseModel):
+    """This worker's shadow model and the rolling summary of its last comparisons with
+    production (per worker process: each worker samples its own requests)."""
+
+    alias: str
+    sample: float
+    shadow_version: str | None
+    production_version: str | None
+    problem: str | None
+    queued: int
+    counts: dict[str, int]
+    versions: dict[str, ShadowVersionOut]
+
+
+@router.get(
+    "/v1/monitoring/shadow",
+    response_model=ShadowOut,
+    summary="The shadow model against production, this worker's recent comparisons",
+)
+async def shadow(request: Request, key: ReadKey) -> Any:
+    service = getattr(request.app.state, "recommendations", None)
+    if service is None:
+        raise ApiError(503, "serving_unavailable", "the recommendation service is starting")
+    return service.shadow.status()
