@@ -62,3 +62,13 @@ def test_an_hour_without_history_is_not_judged() -> None:
     history = [day(rng, 1.0)]  # one previous day: too few
     ratio, _ = judge(day(rng, 1.0), history)
     assert np.isnan(ratio).all()
+
+
+def test_one_hour_sent_twice_alarms_as_a_spike() -> None:
+    rng = np.random.default_rng(5)
+    history = [day(rng, rng.uniform(0.85, 1.15)) for _ in range(7)]
+    current = day(rng, 1.0)
+    sessions, events, squares = current[12]
+    current[12] = (sessions, 2 * events, 4 * squares)  # a retry storm: every event twice
+    ratio, p_values = judge(current, history)
+    assert p_values[12] < ALPHA and 1.6 < ratio[12] < 2.5
