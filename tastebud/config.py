@@ -548,7 +548,13 @@ class QualitySettings(BaseModel):
         default=0.0001,
         gt=0,
         lt=1,
-        description="An hour is anomalous only if a Poisson count this far off is this unlikely.",
+        description="An hour is anomalous only if its count (or its events per session) this "
+        "far off is this unlikely.",
+    )
+    volume_min_sessions: int = Field(
+        default=20,
+        ge=2,
+        description="Fewer sessions in an hour: its events per session are not judged.",
     )
     drift_top_items: int = Field(
         default=100, ge=1, description="Item popularity: the reference's top items, rest pooled."

@@ -20,6 +20,7 @@ from tastebud.quality.results import CheckResult
 from tastebud.quality.rules import Rules, worst
 from tastebud.quality.scan import HOUR_US, Scan, from_micros, micros
 from tastebud.quality.schema import SchemaTally
+from tastebud.quality.stats import SessionHours
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -233,61 +234,99 @@ def hour_history(
     return hours, history, current
 
 
-def check_volume(inputs: Inputs) -> CheckResult:
-    """Each full hour of the window against the same hour on the previous days: their
-    median, scaled by the window's level (the median ratio of its hours to those medians,
-    which one odd hour cannot move: growth and weekdays are not anomalies). An hour is
-    flagged only when a count that far off is improbable (``volume_alpha``) given how much
-    hourly counts vary around that fit on the previous days (their dispersion)."""
+def session_hours(scan: Scan, hours: list[int], known: int) -> tuple[SessionHours, SessionHours]:
+    """The sessions of the judged hours now and on the ``known`` previous days (days x hours)."""
+    rows = {row["hour"]: row for row in _rows(scan.sessions)}
+
+    def column(name: str, shift: int) -> np.ndarray:
+        return np.array([rows[h][name] if h in rows else 0 for h in np.array(hours) - shift])
+
+    def hours_of(shifts: list[int]) -> SessionHours:
+        fields = ("sessions", "events", "squares")
+        arrays = [
+            np.array([column(name, shift) for shift in shifts], dtype=np.float64) for name in fields
+        ]
+        return SessionHours(*(a.reshape(len(shifts), len(hours)) for a in arrays))
+
+    now = hours_of([0])
+    current = SessionHours(now.sessions[0], now.events[0], now.squares[0])
+    return current, hours_of([24 * day for day in range(1, known + 1)])
+
+
+def volume_anomaly(
+    hour: int, count: float, expected: float, p_value: float, test: str
+) -> dict[str, Any]:
+    return {
+        "hour": from_micros(int(hour) * HOUR_US).isoformat(),
+        "test": test,
+        "events": int(count),
+        "expected": round(expected, 1),
+        "ratio": round(count / expected if expected else math.inf, 3),
+        "p_value": p_value,
+    }
+
+
+def volume_anomalies(
+    inputs: Inputs, counts: dict[int, int]
+) -> tuple[list[dict[str, Any]], dict[str, Any]] | str:
+    """The anomalous hours (both tests of docs/quality.md) and the fit's details, or why no
+    hour can be judged."""
     settings = inputs.settings
-    counts = hourly_counts(inputs.scan)
-    if not counts:
-        return failed_to_run(inputs, "volume", "no events in the window or the days before")
     hours, history, current = hour_history(counts, inputs)
     profile, _, spread = stats.seasonal_fit(history) if len(history) else (np.zeros(0), None, 1.0)
     judge = profile >= settings.volume_min_events
     if not judge.any():
-        return failed_to_run(
-            inputs,
-            "volume",
+        return (
             f"no hour of the window has {settings.volume_min_days}+ previous days of history "
-            f"with a median of {settings.volume_min_events:g}+ events",
+            f"with a median of {settings.volume_min_events:g}+ events"
         )
     level = float(np.median(current[judge] / profile[judge]))
-    anomalies, drop, spike = [], 0.0, 1.0
-    for hour, count, base in zip(
-        np.array(hours)[judge], current[judge], profile[judge], strict=True
-    ):
-        expected = base * level
-        low, high = stats.count_tails(int(count), expected, spread)
-        if min(low, high) >= settings.volume_alpha:
-            continue
-        ratio = count / expected if expected else math.inf
-        anomalies.append(
-            {
-                "hour": from_micros(int(hour) * HOUR_US).isoformat(),
-                "events": int(count),
-                "expected": round(expected, 1),
-                "ratio": round(ratio, 3),
-                "p_value": min(low, high),
-            }
-        )
-        if low < settings.volume_alpha:
-            drop = max(drop, 1.0 - ratio)
-        else:
-            spike = max(spike, ratio)
+    sessions_now, sessions_past = session_hours(inputs.scan, hours, len(history))
+    ratio, z = stats.per_session_z(sessions_now, sessions_past)
+    usable = sessions_now.sessions >= settings.volume_min_sessions
+    anomalies = []
+    for index in np.flatnonzero(judge):
+        expected = profile[index] * level
+        low, high = stats.count_tails(int(current[index]), expected, spread)
+        if min(low, high) < settings.volume_alpha:
+            entry = volume_anomaly(hours[index], current[index], expected, min(low, high), "count")
+            anomalies.append(entry)
+        elif usable[index] and np.isfinite(z[index]):
+            p_value = stats.normal_tail(float(z[index]))
+            if p_value < settings.volume_alpha:
+                base = current[index] / ratio[index]
+                entry = volume_anomaly(hours[index], current[index], base, p_value, "per_session")
+                anomalies.append(entry)
+    details = {"hours": int(judge.sum()), "level": round(level, 3), "dispersion": round(spread, 2)}
+    return anomalies, details
+
+
+def check_volume(inputs: Inputs) -> CheckResult:
+    """Each full hour of the window against the same hour on the previous days, two ways
+    (docs/quality.md): its event count against their median scaled by the window's level
+    (the median ratio of its hours to those medians, which one odd hour cannot move: growth
+    and weekdays are not anomalies), improbable (``volume_alpha``) given how much hourly
+    counts vary around that fit; and its events per session against theirs (a partial loss
+    or duplication keeps the sessions and changes their size, and is seen through the
+    bursts of sessions that make hourly counts vary 10x more than Poisson)."""
+    counts = hourly_counts(inputs.scan)
+    if not counts:
+        return failed_to_run(inputs, "volume", "no events in the window or the days before")
+    found = volume_anomalies(inputs, counts)
+    if isinstance(found, str):
+        return failed_to_run(inputs, "volume", found)
+    anomalies, details = found
+    drops = [1.0 - a["ratio"] for a in anomalies if a["ratio"] < 1.0]
+    spikes = [a["ratio"] for a in anomalies if a["ratio"] > 1.0]
+    drop, spike = max(drops, default=0.0), max(spikes, default=1.0)
+    per_session = sum(1 for a in anomalies if a["test"] == "per_session")
     metrics: dict[str, float | None] = {
         "volume.drop": round(drop, 4),
         "volume.spike": round(spike, 4),
     }
     message = (
-        f"{int(judge.sum())} hours judged, {len(anomalies)} anomalous "
-        f"(largest drop {drop:.0%}, largest spike x{spike:.2f})"
+        f"{details.pop('hours')} hours judged, {len(anomalies)} anomalous, {per_session} by "
+        f"events per session (largest drop {drop:.0%}, largest spike x{spike:.2f})"
     )
     anomalies.sort(key=lambda entry: entry["p_value"])
-    details = {
-        "level": round(level, 3),
-        "dispersion": round(spread, 2),
-        "anomalies": anomalies[:24],
-    }
-    return judged(inputs, "volume", metrics, message, **details)
+    return judged(inputs, "volume", metrics, message, anomalies=anomalies[:24], **details)

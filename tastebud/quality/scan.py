@@ -68,6 +68,15 @@ SELECT epoch_us("timestamp") // {hour} AS hour, 'device_type' AS dimension,
        device_type AS value, count(DISTINCT user_id) AS users
 FROM batch WHERE device_type IS NOT NULL GROUP BY ALL
 """
+# Per batch: the sessions of each hour, the events they carry and the sum of each session's
+# squared count: the volume check's events-per-session test (a session-hour split across
+# two batches counts as two sessions, rarely).
+SESSIONS = """
+SELECT hour, count(*) AS sessions, sum(n)::BIGINT AS events, sum(n * n)::BIGINT AS squares
+FROM (SELECT epoch_us("timestamp") // {hour} AS hour, session_id, count(*) AS n
+      FROM batch WHERE session_id IS NOT NULL GROUP BY ALL)
+GROUP BY hour
+"""
 USERS = """
 SELECT user_id, count(*) AS n FROM batch
 WHERE epoch_us("timestamp") >= {window} GROUP BY user_id
@@ -82,6 +91,7 @@ class Partials:
     sources: list[pa.Table] = field(default_factory=list)
     items: list[pa.Table] = field(default_factory=list)
     users: list[pa.Table] = field(default_factory=list)
+    sessions: list[pa.Table] = field(default_factory=list)
     rows: int = 0
 
 
@@ -97,6 +107,7 @@ class Scan:
     items: pa.Table  # item_id, window_n, baseline_n
     users: pa.Table  # user_id, n (judged window only)
     rows: int
+    sessions: pa.Table  # hour, sessions, events (with a session), squares (sum of n^2)
 
 
 def batches(events: EventStore, start: datetime, end: datetime) -> Iterator[pa.RecordBatch]:
@@ -142,6 +153,7 @@ def reduce_batch(
         partials.sources.append(connection.sql(SOURCES.format(**values)).to_arrow_table())
         partials.items.append(connection.sql(ITEMS.format(**values)).to_arrow_table())
         partials.users.append(connection.sql(USERS.format(**values)).to_arrow_table())
+        partials.sessions.append(connection.sql(SESSIONS.format(**values)).to_arrow_table())
     finally:
         connection.unregister("batch")
 
@@ -193,4 +205,12 @@ def finish(connection: duckdb.DuckDBPyConnection, bounds: Bounds, partials: Part
         "SELECT user_id, sum(n)::BIGINT AS n FROM parts GROUP BY user_id",
         "SELECT ''::VARCHAR AS user_id, 0::BIGINT AS n LIMIT 0",
     )
-    return Scan(bounds, groups, sources, items, users, partials.rows)
+    sessions = _combined(
+        connection,
+        partials.sessions,
+        """SELECT hour, sum(sessions)::BIGINT AS sessions, sum(events)::BIGINT AS events,
+                  sum(squares)::BIGINT AS squares FROM parts GROUP BY hour""",
+        """SELECT 0::BIGINT AS hour, 0::BIGINT AS sessions, 0::BIGINT AS events,
+                  0::BIGINT AS squares LIMIT 0""",
+    )
+    return Scan(bounds, groups, sources, items, users, partials.rows, sessions)

@@ -12,7 +12,9 @@ negative binomial when counts are overdispersed).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -93,3 +95,75 @@ def activity_bins(counts: Sequence[int]) -> np.ndarray:
     values = np.asarray(counts, dtype=np.int64)
     bins = np.minimum(np.floor(np.log2(np.maximum(values, 1))).astype(np.int64), 9)
     return np.bincount(bins, minlength=10).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class SessionHours:
+    """Per hour (the last axis): sessions seen, the events they carry and the sum of each
+    session's squared event count, from which the spread of the mean session size follows."""
+
+    sessions: np.ndarray
+    events: np.ndarray
+    squares: np.ndarray
+
+    def log_size(self) -> np.ndarray:
+        """ln(events per session); NaN where an hour has fewer than two sessions."""
+        sessions = np.where(self.sessions >= 2, self.sessions, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(self.events / sessions)
+
+    def size_variance(self) -> np.ndarray:
+        """Per hour, the relative variance of one session's event count (variance over the
+        squared mean), pooled over the days (axis 0): one day's few night sessions would
+        guess it badly, and heavy-tailed sessions make a small sample's guess too small.
+        At least Poisson's (1 / mean)."""
+        sessions, events = self.sessions.sum(axis=0), self.events.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = events / sessions
+            variance = np.maximum(self.squares.sum(axis=0) / sessions - mean**2, mean)
+            return variance / mean**2
+
+
+def per_session_z(current: SessionHours, history: SessionHours) -> tuple[np.ndarray, np.ndarray]:
+    """Events per session in each hour against the same hour on previous days (``history``:
+    days x hours): the ratio to their median and a z-score (the log ratio over its sampling
+    error, sqrt(relative size variance / sessions)), scaled by how far the previous days'
+    own hours stray from the median of the other days (a robust spread, MAD / 0.6745, at
+    least 1). A busier or quieter day has more or fewer sessions, not smaller ones, so the
+    level of the day cancels; an outage that loses events at random keeps the sessions and
+    shrinks them. NaN where an hour has fewer than two usable previous days."""
+    past = history.log_size()
+    relative = history.size_variance()
+    days = np.sum(np.isfinite(past), axis=0)
+    expected = nan_median(past)
+    inflate = 1.0 + math.pi / (2.0 * np.maximum(days, 1))  # the noise of a median of k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (current.log_size() - expected) / np.sqrt(relative / current.sessions * inflate)
+    loo = [leave_one_out(past, relative / history.sessions[day], day) for day in range(len(past))]
+    finite = np.concatenate(loo)[np.isfinite(np.concatenate(loo))] if loo else np.zeros(0)
+    spread = max(1.0, float(np.median(np.abs(finite))) / 0.6745) if finite.size >= 10 else 1.0
+    unusable = days < 2
+    ratio = np.exp(current.log_size() - expected)
+    return np.where(unusable, np.nan, ratio), np.where(unusable, np.nan, z / spread)
+
+
+def nan_median(values: np.ndarray) -> np.ndarray:
+    """The median over axis 0 ignoring NaN (NaN where a column has none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN, as meant
+        return np.nanmedian(values, axis=0)
+
+
+def leave_one_out(past: np.ndarray, variance: np.ndarray, day: int) -> np.ndarray:
+    """One previous day's hours against the median of the others (the yardstick's spread)."""
+    others = np.delete(past, day, axis=0)
+    count = np.sum(np.isfinite(others), axis=0)
+    inflate = 1.0 + math.pi / (2.0 * np.maximum(count, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (past[day] - nan_median(others)) / np.sqrt(variance * inflate)
+    return np.where(count >= 2, z, np.nan)
+
+
+def normal_tail(z: float) -> float:
+    """Two-sided normal p-value of a z-score."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
