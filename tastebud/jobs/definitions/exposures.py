@@ -1,7 +1,9 @@
 """``exposures-compact``: hourly, the embedded exposure log's small files (one per flush per
 worker) merged into a few large files per day (``experiments.exposure_compaction``), so
 listing and scanning a day stay fast. A job rather than the writer: serving keeps its two
-cores for requests, and one compactor runs for all workers. A PostgreSQL database keeps
+cores for requests, and one compactor runs for all workers. File ages (what is old enough
+to merge, what has waited out its grace) are read on the wall clock, not the run's
+interval: this is upkeep of files, not a result over data. A PostgreSQL database keeps
 exposures in a table and needs nothing.
 """
 
