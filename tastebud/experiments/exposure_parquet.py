@@ -7,8 +7,11 @@ place: a reader sees whole files or none, a failed write leaves nothing to write
 crash leaves at most ``.tmp`` files that readers skip.
 File names carry the process id, a per-process token (pids repeat across restarts) and a
 sequence number, so the workers of one server never write the same name. At one flush per
-second per worker a day holds up to 86,400 files per worker; the analysis reads a day in
-one multi-threaded dataset scan.
+second per worker a day holds up to 86,400 files per worker, so the hourly
+``exposures-compact`` job merges them into a few large files
+(``tastebud.experiments.exposure_compaction``); readers pick a day's files through its
+manifest (``visible``), each row exactly once while compaction runs. The analysis reads a
+day in one multi-threaded dataset scan.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from tastebud.experiments.exposure import EXPOSURE_SCHEMA, Exposure, exposures_table
+from tastebud.experiments.exposure_compaction import visible
 from tastebud.experiments.exposure_log import ExposureLog, utc
 
 PARTITION = "date="
@@ -74,7 +78,8 @@ class ParquetExposureLog(ExposureLog):
         return scratch, folder / name
 
     def files(self, since: datetime, until: datetime) -> list[Path]:
-        """The files of the days ``[since, until)`` touches."""
+        """The files of the days ``[since, until)`` touches, as compaction's manifest has
+        them: every row in exactly one file."""
         first, last = utc(since).date(), utc(until).date()
         found: list[Path] = []
         for folder in sorted(self.root.glob(f"{PARTITION}*")):
@@ -82,11 +87,17 @@ class ParquetExposureLog(ExposureLog):
                 day = date.fromisoformat(folder.name.removeprefix(PARTITION))
             except ValueError:
                 continue
-            if first <= day <= last:
-                found.extend(sorted(folder.glob("part-*.parquet")))
+            if first <= day <= last and folder.is_dir():
+                found.extend(visible(folder))
         return found
 
     def scan(self, since: datetime, until: datetime) -> pa.Table:
+        try:
+            return self._scan(since, until)
+        except FileNotFoundError:  # a file retired longer than the grace period ago: relist
+            return self._scan(since, until)
+
+    def _scan(self, since: datetime, until: datetime) -> pa.Table:
         files = self.files(since, until)
         if not files:
             return EXPOSURE_SCHEMA.empty_table()

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tastebud.experiments.exposure_compaction import visible_files
 from tastebud.schemas import EVENT_SCHEMA
 from tastebud.stores import EventQuery, EventStore
 
@@ -68,7 +69,9 @@ def events_reader(
 
 def parquet_files(source: Source) -> list[str] | None:
     """The Parquet files a path-like source names (sorted), or None when it is no path.
-    Hidden files and folders (``_tmp-*``, ``.x``: an export in progress) are skipped."""
+    Hidden files and folders (``_tmp-*``, ``.x``: an export in progress) are skipped, and a
+    folder or glob reaching into a compacted exposure log keeps the files its manifest
+    makes visible (``exposure_compaction.visible_files``: each row once)."""
     if isinstance(source, str | Path):
         paths: Sequence[Any] = [source]
     elif (
@@ -88,9 +91,9 @@ def parquet_files(source: Source) -> list[str] | None:
                 for p in path.rglob("*.parquet")
                 if not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)
             )
-            files.extend(str(p) for p in found)
+            files.extend(visible_files(str(p) for p in found))
         elif any(char in str(entry) for char in "*?["):
-            files.extend(glob.glob(str(entry), recursive=True))
+            files.extend(visible_files(glob.glob(str(entry), recursive=True)))
         elif path.is_file():
             files.append(str(path))
         else:

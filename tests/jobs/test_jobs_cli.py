@@ -37,6 +37,7 @@ JOBS = [
     "retrain",
     "guardrails",
     "rollout",
+    "exposures-compact",
     "feature-parity",
 ]
 AS_OF = "2025-01-13T00:00:00Z"  # the end of the world; i000058 trends on its last day

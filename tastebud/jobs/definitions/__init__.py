@@ -150,6 +150,13 @@ JOBS: tuple[_Job, ...] = (
         "rollout",
     ),
     _Job(
+        "exposures-compact",
+        "25 * * * *",
+        1800,
+        "Merge the embedded exposure log's small files into a few per day.",
+        "exposures",
+    ),
+    _Job(
         "feature-parity",
         "0 5 * * *",
         1800,
