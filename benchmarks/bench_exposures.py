@@ -29,7 +29,8 @@ from machine import describe
 
 from tastebud.config import load_settings
 from tastebud.experiments.exposure import Exposure
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.experiments.exposure_log import ExposureLog
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.ranking.experiment_serving import ExperimentServing, Plan, new_list_id
 from tastebud.stores import open_database
 

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 from tastebud.api.routes import experiments as experiment_routes
 from tastebud.config import Settings
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.experiments.exposure_log import ExposureLog
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.experiments.watch import ExperimentWatcher
 from tastebud.features.serving import FeatureService
 from tastebud.ranking.recommender import RecommendationService

@@ -21,14 +21,11 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from tastebud.config import Settings
 from tastebud.experiments.exposure import Exposure
 from tastebud.observability import get_logger, metrics
-from tastebud.stores import POSTGRES_SCHEMES, Database, local_path
 
 log = get_logger("tastebud.experiments")
 
@@ -166,23 +163,6 @@ class ExposureLog(ABC):
     @abstractmethod
     def scan(self, since: datetime, until: datetime) -> pa.Table:
         """Exposures served in ``[since, until)`` (aware datetimes), as ``EXPOSURE_SCHEMA``."""
-
-
-def open_exposure_log(settings: Settings, database: Database) -> ExposureLog:
-    """The exposure log beside ``database``'s other stores: Parquet files under an embedded
-    database's folder (``exposures/``), a table on a PostgreSQL database's pool."""
-    options = settings.experiments
-    tuning = {"flush_seconds": options.exposure_flush_seconds, "batch": options.exposure_batch}
-    if urlsplit(database.url).scheme in POSTGRES_SCHEMES:
-        # lazy: psycopg loads for a PostgreSQL URL only
-        from tastebud.experiments.exposure_postgres import PostgresExposureLog
-
-        pool = database.events.database  # type: ignore[attr-defined]
-        return PostgresExposureLog(pool, **tuning)
-    # lazy: Parquet writing loads for an embedded URL only
-    from tastebud.experiments.exposure_parquet import ParquetExposureLog
-
-    return ParquetExposureLog(local_path(database.url) / "exposures", **tuning)
 
 
 def utc(moment: datetime) -> datetime:

@@ -18,7 +18,8 @@ from tastebud.config import Settings
 from tastebud.experiments import sources
 from tastebud.experiments.analysis import Analysis, AnalysisError, analyze
 from tastebud.experiments.definition import Experiment
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.experiments.exposure_log import ExposureLog
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.experiments.metrics import NoExposures, experiment_data
 from tastebud.experiments.samples import ExperimentData
 from tastebud.experiments.store import ExperimentStore

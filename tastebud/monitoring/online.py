@@ -30,7 +30,7 @@ import numpy as np
 from tastebud.config import MetricSpec, Settings, default_metrics
 from tastebud.experiments import attribution, sources
 from tastebud.experiments.exposure import EXPOSURE_SCHEMA
-from tastebud.experiments.exposure_log import open_exposure_log
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.experiments.sources import Source, SourceFactory
 from tastebud.monitoring.results import MonitorCheck
 from tastebud.observability import metrics

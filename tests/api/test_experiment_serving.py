@@ -234,6 +234,7 @@ def test_a_variant_model_that_cannot_load_serves_control(served: Served) -> None
     assert answer.status_code == 200 and answer.json()["variant"] == "control"
     assert answer.json()["model_version"] == served.world.version
     assert fallbacks("model") == before + 1
+    served.service.variants.refresh()  # the load the request asked for, done (or waited for)
     assert "20990101T000000Z-nosuch" in served.service.variants.problems
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from tastebud.config import load_settings
 from tastebud.experiments.exposure import EXPOSURE_SCHEMA, Exposure
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.experiments.exposure_log import ExposureLog
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.experiments.exposure_parquet import ParquetExposureLog
 from tastebud.stores import Database, open_database
 

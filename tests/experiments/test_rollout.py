@@ -27,7 +27,8 @@ from tastebud.experiments import rollout
 from tastebud.experiments.assignment import ExperimentBook, gb_hash
 from tastebud.experiments.errors import ExperimentConflict, InvalidDefinition
 from tastebud.experiments.exposure import Exposure
-from tastebud.experiments.exposure_log import ExposureLog, open_exposure_log
+from tastebud.experiments.exposure_log import ExposureLog
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.experiments.store import ExperimentStore
 from tastebud.jobs.definitions.rollout import advance
 from tastebud.models import ALSRecommender, Recommender

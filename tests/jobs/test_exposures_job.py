@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tastebud.cli.main import app
 from tastebud.config import load_settings
 from tastebud.experiments.exposure import Exposure
-from tastebud.experiments.exposure_log import open_exposure_log
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.stores import open_stores
 
 runner = CliRunner()

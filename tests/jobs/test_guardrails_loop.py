@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tastebud.cli.main import app
 from tastebud.config import Settings, load_settings
 from tastebud.data.synthetic import WorldSpec, generate_world
-from tastebud.experiments.exposure_log import open_exposure_log
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.jobs import open_run_history
 from tastebud.jobs.definitions import build_registry
 from tastebud.jobs.runner import JobRunner

@@ -12,7 +12,7 @@ import pytest
 
 from tastebud.config import Settings, load_settings
 from tastebud.experiments.exposure import Exposure
-from tastebud.experiments.exposure_log import open_exposure_log
+from tastebud.experiments.exposure_open import open_exposure_log
 from tastebud.experiments.sources import events_reader
 from tastebud.monitoring.online import online_by_version, online_check
 from tastebud.observability import metrics
