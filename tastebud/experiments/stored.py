@@ -78,11 +78,18 @@ def stored_data(
         def events(since: datetime, until: datetime) -> sources.Source:
             return sources.events_reader(stores.events, since, until)
 
+        def served(since: datetime, until: datetime) -> sources.Source:
+            # The Parquet log's files, read a row group at a time, rather than ``scan``'s
+            # whole table in memory (10M exposures are gigabytes); PostgreSQL's table scans.
+            files = getattr(log, "files", None)
+            found = files(since, until) if files is not None else []
+            return [str(path) for path in found] if found else log.scan(since, until)
+
         return experiment_data(
             experiment,
             settings,
             events,
-            log.scan,
+            served,
             catalog_size=catalog_size,
             now=moment,
             creators=creators,
