@@ -39,7 +39,6 @@ parts, so a day ends as ``rows / target_rows`` files and a few more. Run by the 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -55,6 +54,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from tastebud.experiments.exposure import EXPOSURE_SCHEMA
+from tastebud.stores.local_files import exclusive_lock, fsync_dir
 
 MANIFEST = "_compaction.json"
 LOCK = "_compaction.lock"
@@ -96,7 +96,7 @@ class Manifest:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(scratch, folder / MANIFEST)
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
     def covered(self, name: str) -> bool:
         """Whether ``name`` is a part this manifest's merged files hold."""
@@ -161,7 +161,7 @@ def compact(
     if not root.is_dir():
         return []
     clock = time.time() if now is None else now
-    with _exclusive(root / LOCK) as acquired:
+    with exclusive_lock(root / LOCK) as acquired:
         if not acquired:
             return None
         done = []
@@ -284,7 +284,7 @@ def _write_merged(
             writer.close()
             scratch.unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return outputs
 
 
@@ -345,26 +345,3 @@ def _mtime(entry: os.DirEntry[str]) -> float:
         return entry.stat().st_mtime
     except FileNotFoundError:
         return float("inf")
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[bool]:
-    """A non-blocking exclusive lock across processes: yields whether it was taken."""
-    with open(path, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -31,7 +31,6 @@ other's invariants restated.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -55,6 +54,7 @@ from tastebud.stores.base import (
     conform_events,
     dedupe_batch,
 )
+from tastebud.stores.local_files import exclusive_lock, fsync_dir
 from tastebud.stores.sqlite import SqliteDatabase, chunks, placeholders
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ class EmbeddedEventStore(EventStore):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.segment_dir / segment.file)
-        _fsync_dir(self.segment_dir)
+        fsync_dir(self.segment_dir)
         return segment
 
     @staticmethod
@@ -284,7 +284,7 @@ class EmbeddedEventStore(EventStore):
         the write lock, so appends from other threads and processes go on meanwhile; a short
         write transaction then swaps the rows in, after checking that nobody moved them first.
         One process compacts at a time (a non-blocking file lock; the others skip)."""
-        with _exclusive(self.root / "compact.lock") as acquired:
+        with exclusive_lock(self.root / "compact.lock") as acquired:
             if not acquired:
                 return
             self._compact_tail()
@@ -579,27 +579,3 @@ def _max(column: pa.ChunkedArray) -> Any:
     import pyarrow.compute as pc  # lazy: see the imports
 
     return pc.max(column).as_py()
-
-
-@contextmanager
-def _exclusive(path: Path) -> Iterator[bool]:
-    """A non-blocking exclusive lock on ``path`` across processes: yields whether it was
-    taken. Released when the holder exits or dies."""
-    with open(path, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
