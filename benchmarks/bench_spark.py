@@ -54,6 +54,7 @@ CONFIGS = {
     "reco-spark-2": ("spark", "local[2]", None),
 }
 EVENT_CONFIGS = [name for name in CONFIGS if not name.startswith("reco-")]
+RECO_CONFIGS = [name for name in CONFIGS if name.startswith("reco-")]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="also benchmark the recommendations job on a world of this many users",
+    )
+    parser.add_argument(
+        "--reco-configs",
+        nargs="*",
+        default=RECO_CONFIGS,
+        choices=RECO_CONFIGS,
+        help="the recommendations job's configurations (at 1M users a run is minutes)",
     )
     parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -191,7 +199,7 @@ def run_configs(
     """Each configuration in its own process (a Spark master is fixed per JVM)."""
     if args.reco_users:
         reco_home = prepare_reco(args)
-        runs += [(name, reco_home) for name in CONFIGS if name.startswith("reco-")]
+        runs += [(name, reco_home) for name in args.reco_configs]
     for name, where in runs:
         command = [
             sys.executable,
