@@ -137,6 +137,26 @@ class ModelLifecycle:
             catalog_loaded=loaded,
         )
 
+    def load_for(self, kind: str, version: str) -> tuple[ServingModel | None, str | None]:
+        """Load a version for another user of models beside production (``variant``,
+        ``shadow``): ``(model, None)``; ``(None, why)`` when it is refused (counted, logged);
+        ``(None, None)`` while a refused version waits ``retry_failed_seconds`` to be tried
+        again. One bookkeeping for every kind, production's included."""
+        if not self._should_try(kind, version):
+            return None, None
+        try:
+            model = self.load_model(version)
+        except Exception as error:
+            self._failed[(kind, version)] = time.monotonic()
+            MODEL_LOADS.labels(kind=kind, outcome="refused").inc()
+            reason = f"{type(error).__name__}: {error}"[:300]
+            log.error(f"{kind}_model_refused", version=version, error=reason)
+            return None, reason
+        self._failed.pop((kind, version), None)
+        MODEL_LOADS.labels(kind=kind, outcome="loaded").inc()
+        log.info(f"{kind}_model_loaded", version=version)
+        return model, None
+
     def _should_try(self, kind: str, version: str) -> bool:
         failed = self._failed.get((kind, version))
         return failed is None or time.monotonic() - failed > self.serving.retry_failed_seconds

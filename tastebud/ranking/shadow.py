@@ -31,7 +31,6 @@ from tastebud.config import Settings
 from tastebud.monitoring.shadow import ShadowSummary, compare
 from tastebud.observability import get_logger
 from tastebud.ranking.lifecycle import ModelLifecycle
-from tastebud.ranking.metrics import MODEL_LOADS
 from tastebud.ranking.precomputed import PrecomputedList
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 from tastebud.ranking.types import RankedList, RankRequest, Served
@@ -59,7 +58,6 @@ class ShadowRanking:
         self.sample = options.shadow_sample
         self.capacity = options.shadow_queue
         self.poll_seconds = settings.serving.poll_seconds
-        self.retry_seconds = settings.serving.retry_failed_seconds
         self.lifecycle = lifecycle
         self.compute = compute
         self.summary = ShadowSummary()
@@ -67,7 +65,6 @@ class ShadowRanking:
         self.problem: str | None = None  # why the alias's version does not rank
         self._model: ServingModel | None = None
         self._snapshot: tuple[Snapshot, Snapshot] | None = None  # (built beside, shadow's)
-        self._failed: dict[str, float] = {}
         self._queue: deque[Offer] = deque()
         self._random = random.Random()
         self._wake = threading.Event()
@@ -159,21 +156,11 @@ class ShadowRanking:
         self.version = version
 
     def _load(self, version: str) -> ServingModel | None:
-        failed = self._failed.get(version)
-        if failed is not None and time.monotonic() - failed < self.retry_seconds:
-            return None
-        try:
-            model = self.lifecycle.load_model(version)
-        except Exception as error:
-            self._failed[version] = time.monotonic()
-            MODEL_LOADS.labels(kind="shadow", outcome="refused").inc()
-            self.problem = f"{self.alias} -> {version} cannot be loaded: {error}"[:300]
-            log.error("shadow_model_refused", version=version, error=self.problem)
-            return None
-        self._failed.pop(version, None)
-        self.problem = None
-        MODEL_LOADS.labels(kind="shadow", outcome="loaded").inc()
-        log.info("shadow_model_loaded", version=version)
+        model, problem = self.lifecycle.load_for("shadow", version)
+        if problem is not None:
+            self.problem = f"{self.alias} -> {version} cannot be loaded: {problem}"[:300]
+        elif model is not None:
+            self.problem = None
         return model
 
     def drain(self) -> int:

@@ -18,7 +18,6 @@ import time
 
 from tastebud.observability import get_logger
 from tastebud.ranking.lifecycle import ModelLifecycle
-from tastebud.ranking.metrics import MODEL_LOADS
 from tastebud.ranking.snapshot import ServingModel, Snapshot
 
 log = get_logger("tastebud.ranking")
@@ -31,12 +30,10 @@ class VariantModels:
         self.lifecycle = lifecycle
         self.keep = keep
         self.poll_seconds = lifecycle.serving.poll_seconds
-        self.retry_seconds = lifecycle.serving.retry_failed_seconds
         self._resolved: dict[str, str] = {}  # ref (alias or version) -> version
         self._wanted: dict[str, float] = {}  # ref -> last asked (monotonic)
         # version -> (the snapshot it was built beside, the variant's snapshot)
         self._snapshots: dict[str, tuple[Snapshot, Snapshot]] = {}
-        self._failed: dict[str, float] = {}  # version -> when it failed to load
         self.problems: dict[str, str] = {}  # ref -> why it does not serve
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -122,20 +119,9 @@ class VariantModels:
         self._snapshots[version] = (current, self.lifecycle.snapshot_with(model))
 
     def _load(self, version: str) -> ServingModel | None:
-        failed = self._failed.get(version)
-        if failed is not None and time.monotonic() - failed < self.retry_seconds:
-            return None
-        try:
-            model = self.lifecycle.load_model(version)
-        except Exception as error:
-            self._failed[version] = time.monotonic()
-            MODEL_LOADS.labels(kind="variant", outcome="refused").inc()
-            reason = f"{type(error).__name__}: {error}"[:300]
-            self.problems[version] = reason
-            log.error("variant_model_refused", version=version, error=reason)
-            return None
-        self._failed.pop(version, None)
-        self.problems.pop(version, None)
-        MODEL_LOADS.labels(kind="variant", outcome="loaded").inc()
-        log.info("variant_model_loaded", version=version)
+        model, problem = self.lifecycle.load_for("variant", version)
+        if problem is not None:
+            self.problems[version] = problem
+        elif model is not None:
+            self.problems.pop(version, None)
         return model

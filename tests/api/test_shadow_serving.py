@@ -176,3 +176,30 @@ def test_the_shadow_command_refuses_a_bad_url_and_names_an_unreachable_server() 
     assert bad.exit_code == 2 and "--url must be http" in bad.output
     down = runner.invoke(cli, ["monitor", "shadow", "--url", "http://127.0.0.1:9"])
     assert down.exit_code == 3 and "cannot reach http://127.0.0.1:9" in down.output
+
+
+def test_a_shadow_version_that_cannot_load_is_refused_once_and_retried_later(
+    world: World,
+) -> None:
+    """The lifecycle's one load bookkeeping (``load_for``): refused, counted, named in the
+    status, not tried again until ``retry_failed_seconds`` have passed."""
+    broken = register(world.registry, fitted_model(seed=2), world.trained_until)
+    state = Path(world.settings.resolved_artifacts_url, "models", "versions", broken, "state.npz")
+    state.write_bytes(state.read_bytes()[:-10] + b"corrupted!")  # checksum mismatch
+    world.registry.promote(broken, "shadow")
+    refused = metrics.registry.get_sample_value(
+        "tastebud_reco_model_loads_total", {"kind": "shadow", "outcome": "refused"}
+    )
+    service = RecommendationService(world.settings, world.stores)
+    service.start(watch=False)
+    try:
+        service.shadow.refresh()
+        service.shadow.refresh()  # within the retry interval: not loaded again
+        assert service.shadow.version is None
+        assert f"shadow -> {broken} cannot be loaded" in str(service.shadow.problem)
+        after = metrics.registry.get_sample_value(
+            "tastebud_reco_model_loads_total", {"kind": "shadow", "outcome": "refused"}
+        )
+        assert (after or 0.0) - (refused or 0.0) == 1.0
+    finally:
+        service.stop()
