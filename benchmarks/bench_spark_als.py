@@ -17,7 +17,8 @@ per model, then one JSON document.
 Growth: ``world-<events>`` (``world-3e6``) is a generated world of about that many events
 (10,000 items, 30 days); ``--fixed`` skips the alpha grids and fits each library at alpha 1
 (the grids' choice for both, on both data sets, in the first run), and ``--masters`` picks
-the Spark masters, so larger worlds fit in a shared machine's slot.
+the Spark masters, so larger worlds fit in a shared machine's slot; with ``--fixed``,
+``--blocks`` sets MLlib's user and item blocks (default ``max(2, cores)``).
 
 Run:  flock /work/wt/bench.lock .venv/bin/python benchmarks/bench_spark_als.py \
           [--datasets ml-100k,world] [--out benchmarks/results/spark_als.json]
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the JSON document here too")
     parser.add_argument("--fixed", action="store_true", help="alpha 1 for both, no grids")
     parser.add_argument("--masters", default="local[2],local[1]")
+    parser.add_argument(
+        "--blocks", type=int, help="MLlib's user and item blocks (default: max(2, cores))"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # JSON: master, dataset, grid|params
     return parser.parse_args(argv)
 
@@ -150,7 +154,9 @@ def in_child(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def run_dataset(name: str, fixed: bool, masters: list[str]) -> dict[str, Any]:
+def run_dataset(
+    name: str, fixed: bool, masters: list[str], blocks: int | None = None
+) -> dict[str, Any]:
     test, validation = judges(name)
     result: dict[str, Any] = {"dataset": name, "protocol": test.summary, "models": {}}
     # implicit: the grid on validation (or alpha 1), the chosen point on test, here.
@@ -162,7 +168,8 @@ def run_dataset(name: str, fixed: bool, masters: list[str]) -> dict[str, Any]:
     # MLlib: the grid and the chosen point on the first master, that point on the others.
     first = {"master": masters[0], "dataset": name}
     if fixed:
-        searched = in_child({**first, "params": GRIDS["mllib-als"][0]})
+        extra = {"blocks": blocks} if blocks else {}
+        searched = in_child({**first, "params": {**GRIDS["mllib-als"][0], **extra}})
     else:
         searched = in_child({**first, "grid": GRIDS["mllib-als"]})
     best = searched["test"]["params"]
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not name.startswith("world") and not (DATASETS / name).is_dir():
             print(f"{name}: not found under {DATASETS}; skipped")
             continue
-        runs.append(run_dataset(name, args.fixed, args.masters.split(",")))
+        runs.append(run_dataset(name, args.fixed, args.masters.split(","), args.blocks))
     document = {
         "benchmark": "spark-als",
         "runs": runs,
