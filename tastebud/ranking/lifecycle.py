@@ -138,10 +138,10 @@ class ModelLifecycle:
         )
 
     def load_for(self, kind: str, version: str) -> tuple[ServingModel | None, str | None]:
-        """Load a version for another user of models beside production (``variant``,
-        ``shadow``): ``(model, None)``; ``(None, why)`` when it is refused (counted, logged);
-        ``(None, None)`` while a refused version waits ``retry_failed_seconds`` to be tried
-        again. One bookkeeping for every kind, production's included."""
+        """Load a version for what ranks beside production (``variant``, ``shadow``), with
+        the retry bookkeeping production's own loads use: ``(model, None)``; ``(None, why)``
+        when it is refused (counted, logged); ``(None, None)`` while a refused version waits
+        ``retry_failed_seconds`` to be tried again."""
         if not self._should_try(kind, version):
             return None, None
         try:
