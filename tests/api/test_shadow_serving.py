@@ -201,5 +201,14 @@ def test_a_shadow_version_that_cannot_load_is_refused_once_and_retried_later(
             "tastebud_reco_model_loads_total", {"kind": "shadow", "outcome": "refused"}
         )
         assert (after or 0.0) - (refused or 0.0) == 1.0
+        # Once the interval has passed (its clock moved back), it is tried again.
+        service.lifecycle._failed[("shadow", broken)] -= (
+            world.settings.serving.retry_failed_seconds + 1
+        )
+        service.shadow.refresh()
+        again = metrics.registry.get_sample_value(
+            "tastebud_reco_model_loads_total", {"kind": "shadow", "outcome": "refused"}
+        )
+        assert (again or 0.0) - (refused or 0.0) == 2.0
     finally:
         service.stop()
