@@ -257,31 +257,14 @@ class Server(ServeProcess):
             totals.setdefault(stage, [0.0, 0.0])[0 if kind == "sum" else 1] += float(value)
         return {stage: (s, c) for stage, (s, c) in totals.items()}
 
-    def exposure_outcomes(self) -> dict[str, float]:
-        """Served lists given to the exposure log by outcome (written, dropped), /metrics."""
+    def outcomes(self, counter: str) -> dict[str, float]:
+        """A counter's values by ``outcome`` label, summed over its other labels, from
+        /metrics: ``tastebud_reco_precomputed_requests_total`` (hit, missing...),
+        ``tastebud_experiment_exposures_total`` (written, dropped),
+        ``tastebud_shadow_requests_total`` (compared, dropped...)."""
         counts: dict[str, float] = {}
         for line in self.metrics().splitlines():
-            if line.startswith("tastebud_experiment_exposures_total{"):
-                name, _, value = line.rpartition(" ")
-                outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
-                counts[outcome] = counts.get(outcome, 0.0) + float(value)
-        return counts
-
-    def shadow_outcomes(self) -> dict[str, float]:
-        """Served lists offered to the shadow by outcome (compared, dropped, ...), /metrics."""
-        counts: dict[str, float] = {}
-        for line in self.metrics().splitlines():
-            if line.startswith("tastebud_shadow_requests_total{"):
-                name, _, value = line.rpartition(" ")
-                outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
-                counts[outcome] = counts.get(outcome, 0.0) + float(value)
-        return counts
-
-    def precomputed_outcomes(self) -> dict[str, float]:
-        """Default-shape requests by precomputed-list outcome (hit, missing, ...), /metrics."""
-        counts: dict[str, float] = {}
-        for line in self.metrics().splitlines():
-            if line.startswith("tastebud_reco_precomputed_requests_total{"):
+            if line.startswith(counter + "{"):
                 name, _, value = line.rpartition(" ")
                 outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
                 counts[outcome] = counts.get(outcome, 0.0) + float(value)
@@ -712,9 +695,9 @@ def summarize_mode(server: Server, runs: list[dict[str, Any]]) -> dict[str, Any]
             )
             for stage in runs[0]["open_loop_stage_ms"]
         },
-        "precomputed_outcomes": server.precomputed_outcomes(),
-        "exposures": server.exposure_outcomes(),
-        "shadow": server.shadow_outcomes(),
+        "precomputed_outcomes": server.outcomes("tastebud_reco_precomputed_requests_total"),
+        "exposures": server.outcomes("tastebud_experiment_exposures_total"),
+        "shadow": server.outcomes("tastebud_shadow_requests_total"),
         "all_requests_stage_ms": stage_means({}, server.stage_totals()),
         "runs": runs,
     }

@@ -75,7 +75,7 @@ def experiment_data(
     pre_us = int(config.pre_period_days * DAY_US)
     names = [variant.name for variant in experiment.variants]
     with tempfile.TemporaryDirectory(prefix="tastebud-metrics-") as spill:
-        connection = _connect(spill, memory_mb)
+        connection = sources.connect(spill, memory_mb)
         try:
             exposure_source = sources.resolve(exposures, max(start - pre, EPOCH), stop)
             exposure_sql = sources.register(
@@ -128,16 +128,6 @@ def _chosen(
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}; known: {sorted(config.metrics)}")
     return {name: config.metrics[name] for name in names}
-
-
-def _connect(spill: str, memory_mb: int | None) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("SET preserve_insertion_order = false")
-    connection.execute(f"SET temp_directory = '{spill}'")
-    if memory_mb is not None:
-        connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-    return connection
 
 
 def _event_measure(spec: MetricSpec, measure: MeasureSpec) -> attribution.EventMeasure:

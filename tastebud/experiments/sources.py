@@ -101,6 +101,19 @@ def parquet_files(source: Source) -> list[str] | None:
     return sorted(set(files))
 
 
+def connect(spill: str, memory_mb: int | None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for reading these sources: UTC, spilling to ``spill``, within
+    ``memory_mb`` (None: DuckDB's default). The metrics and the monitor's online check both
+    open theirs here."""
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET preserve_insertion_order = false")
+    connection.execute(f"SET temp_directory = '{spill}'")
+    if memory_mb is not None:
+        connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+    return connection
+
+
 def register(
     connection: duckdb.DuckDBPyConnection,
     name: str,

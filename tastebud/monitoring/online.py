@@ -109,12 +109,9 @@ def online_by_version(
     """Each version's figures for the lists served in ``[since, until)`` and the events up
     to ``until`` (aware datetimes). Empty when nothing was served."""
     clicks, conversion = _measure(settings, "click_through"), _measure(settings, "conversion")
-    connection = duckdb.connect()
     with tempfile.TemporaryDirectory(prefix="tastebud-online-") as spill:
+        connection = sources.connect(spill, memory_mb)
         try:
-            connection.execute("SET TimeZone = 'UTC'")
-            connection.execute(f"SET temp_directory = '{spill}'")
-            connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
             exposure_sql = sources.register(
                 connection,
                 "exposure_source",
