@@ -340,7 +340,7 @@ def _announce_companions(helpers: Companions, ready: bool, user: str | None) -> 
     link = f"{helpers.dashboard_url}/?user={user}" if user else helpers.dashboard_url
     if ready:
         out.print(
-            f"dashboard {link}  (explorer, operations, models, impact)",
+            f"dashboard {link}  (explorer, operations, models, experiments, impact)",
             highlight=False,
             soft_wrap=True,
         )
