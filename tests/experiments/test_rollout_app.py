@@ -63,6 +63,7 @@ def test_a_rollout_through_the_app_is_rolled_back_on_its_users_clicks(lab: Lab) 
             body = lab.serve(user)
             if body["model_version"] != version and rng.random() < 0.9:
                 lab.click(body, positions=3)  # production's lists get clicks; the candidate's none
+        lab.exposures()  # flushed, as the exposure log's timer would before a scheduled run
         alerts: list[dict[str, object]] = []
         done = advance(world.settings, world.stores, datetime.now(UTC), alert=alerts.append)
         assert [row["action"] for row in done] == ["rolled_back"], done
