@@ -96,7 +96,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         from tastebud.engines.spark import spark_session
 
         began = time.perf_counter()
-        spark_session(master)
+        spark_session(master, settings.spark_conf)  # TASTEBUD_SPARK_CONF, as the jobs
         result["session_start_seconds"] = round(time.perf_counter() - began, 2)
     with open_stores(settings) as stores:
         stats = stores.events.stats()

@@ -902,6 +902,12 @@ class Settings(BaseSettings):
         description="The Spark master of jobs run on Spark: local[N], spark://host:port, "
         "k8s://https://host:port.",
     )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark properties for the session tastebud starts (jobs on Spark, "
+        "mllib-als), such as spark.driver.memory or spark.executor.memory: a [spark_conf] "
+        'table in tastebud.toml, or TASTEBUD_SPARK_CONF=\'{"spark.driver.memory": "8g"}\'.',
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     events: EventRules = Field(default_factory=EventRules)
@@ -952,6 +958,24 @@ class Settings(BaseSettings):
                 continue
             raise ValueError(f"experiments.metrics.{name}: unknown event type {unknown[0]!r}")
         return self
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _spark_properties(cls, value: Any) -> Any:
+        """Spark's property names start with ``spark.`` (it ignores any other with a warning
+        nobody reads); numbers and booleans are written as Spark spells them."""
+        if not isinstance(value, dict):
+            return value
+        properties = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.startswith("spark."):
+                raise ValueError(f"{key!r} is not a Spark property (they start with 'spark.')")
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            elif isinstance(item, int | float):
+                item = str(item)
+            properties[key] = item
+        return properties
 
     @field_validator("home", "datasets_cache")
     @classmethod

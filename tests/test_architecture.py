@@ -21,7 +21,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tastebud"
-CORE = {"config", "schemas", "validation", "observability", "lazy", "ranking_config"}
+CORE = {
+    "config",
+    "schemas",
+    "validation",
+    "observability",
+    "lazy",
+    "ranking_config",
+    "spark_runtime",
+}
 
 
 def _part(module: str) -> str | None:

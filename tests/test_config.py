@@ -69,3 +69,24 @@ def test_invalid_settings_are_refused(home: Path) -> None:
         Path("tastebud.toml").write_text(f"[ranking.recency]\nhalf_life_days = {value}\n")
         with pytest.raises(ValidationError, match=r"half_life_days\n.*finite"):
             load_settings()
+
+
+def test_spark_properties_come_from_the_file_or_the_environment(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("tastebud.toml").write_text(
+        'spark_master = "local[1]"\n[spark_conf]\n"spark.driver.memory" = "8g"\n'
+        '"spark.sql.shuffle.partitions" = 64\n"spark.sql.adaptive.enabled" = false\n'
+    )
+    settings = load_settings()
+    assert settings.spark_conf == {
+        "spark.driver.memory": "8g",
+        "spark.sql.shuffle.partitions": "64",  # as Spark spells it
+        "spark.sql.adaptive.enabled": "false",
+    }
+    monkeypatch.setenv("TASTEBUD_SPARK_CONF", '{"spark.driver.memory": "2g"}')
+    assert load_settings().spark_conf["spark.driver.memory"] == "2g"  # over the file's
+    monkeypatch.delenv("TASTEBUD_SPARK_CONF")
+    Path("tastebud.toml").write_text('[spark_conf]\n"driver.memory" = "8g"\n')
+    with pytest.raises(ValidationError, match=r"'driver\.memory' is not a Spark property"):
+        load_settings()

@@ -10,25 +10,23 @@ interactions. No library folds a history into MLlib's factors outside Spark, so 
 is written here (``_fold_in``: the normal equations of MLlib's last user step, batched).
 
 pyspark (the optional extra ``tastebud[spark]``) is imported only when a model is fitted.
-The SparkSession is the process's active one (the Spark engine's, on ``spark_master``),
-or one started on ``TASTEBUD_SPARK_MASTER`` (default ``local[*]``).
+The SparkSession is the process's active one (the Spark engine's), or one started on the
+settings' ``spark_master`` with ``spark_conf`` (``tastebud.spark_runtime``).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from tastebud.config import load_settings
 from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError
 from tastebud.models.factors import FactorRecommender
+from tastebud.spark_runtime import SparkUnavailable, missing_runtime, start_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -36,35 +34,17 @@ if TYPE_CHECKING:
 
 def spark_available() -> str | None:
     """Why MLlib cannot train here (None: it can): pyspark and a Java runtime."""
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install 'tastebud[spark]')"
-    home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (home and os.path.exists(f"{home}/bin/java")):
-        return "no Java runtime (scripts/install-java.sh installs openjdk-17-jre-headless)"
-    return None
+    return missing_runtime()
 
 
 def active_session() -> SparkSession:
-    """The process's SparkSession, or a new one on ``TASTEBUD_SPARK_MASTER``."""
-    missing = spark_available()
-    if missing is not None:
-        raise ModelError(f"mllib-als trains on Spark: {missing}")
-    # lazy: pyspark is the optional extra tastebud[spark]
-    from pyspark.sql import SparkSession
-
-    existing = SparkSession._instantiatedSession
-    if existing is not None and existing._sc._jsc is not None:
-        return existing
-    master = os.environ.get("TASTEBUD_SPARK_MASTER", "local[*]")
-    builder = SparkSession.builder.master(master).appName("tastebud-mllib-als")
-    builder = builder.config("spark.ui.enabled", "false").config(
-        "spark.ui.showConsoleProgress", "false"
-    )
-    if master.startswith("local"):  # one machine: the loopback interface, this interpreter
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.driver.host", "127.0.0.1")
-    return builder.getOrCreate()
+    """The process's SparkSession, or a new one on the settings' ``spark_master`` and
+    ``spark_conf`` (``tastebud.toml``, ``TASTEBUD_SPARK_MASTER``, ``TASTEBUD_SPARK_CONF``)."""
+    settings = load_settings()
+    try:
+        return start_session(settings.spark_master, settings.spark_conf, "tastebud-mllib-als")
+    except SparkUnavailable as error:
+        raise ModelError(f"mllib-als trains on Spark: {error}") from None
 
 
 class MLlibALSRecommender(FactorRecommender):

@@ -4,9 +4,7 @@ TASTEBUD_REQUIRE_SERVICES=1 (CI) makes that a failure."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 
 from tastebud.data.synthetic import WorldSpec, generate_world
+from tastebud.spark_runtime import missing_runtime
 
 SPARK_MASTER = os.environ.get("TASTEBUD_TEST_SPARK_MASTER", "local[2]")
 REQUIRE = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
@@ -21,18 +20,9 @@ REQUIRE = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
 WORLD = WorldSpec(users=800, items=200, days=12, seed=0, trending_items=4)
 
 
-def _missing() -> str | None:
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install 'tastebud[spark]')"
-    home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (home and Path(home, "bin", "java").exists()):
-        return "no Java runtime (scripts/install-java.sh installs openjdk-17-jre-headless)"
-    return None
-
-
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    reason = _missing()
+    reason = missing_runtime()
     if reason is not None:
         if REQUIRE:
             pytest.fail(f"TASTEBUD_REQUIRE_SERVICES=1 but {reason}")

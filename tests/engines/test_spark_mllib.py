@@ -4,6 +4,9 @@ contract (fold-in, save/load) is in tests/models/test_model_contract.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from test_spark_engine import world  # noqa: F401  (the fixture)
 from test_spark_parity import AS_OF
 from typer.testing import CliRunner
 
+import tastebud
 from tastebud.cli.main import app
 from tastebud.config import Settings
 from tastebud.data.interactions import from_table, read_event_store
@@ -106,3 +110,34 @@ def test_a_failing_mllib_fit_is_a_model_error(spark: Any) -> None:
     )
     with pytest.raises(ModelError, match="Spark MLlib ALS failed"):
         MLlibALSRecommender(factors=0).fit(matrix)
+
+
+def test_a_session_mllib_starts_reads_spark_master_and_spark_conf_from_tastebud_toml(
+    spark: Any, tmp_path: Path
+) -> None:
+    """In a process of its own (this one's session is already running): ``train --model
+    mllib-als`` with no job before it starts Spark as the settings say."""
+    (tmp_path / "tastebud.toml").write_text(
+        'spark_master = "local[1]"\n[spark_conf]\n"spark.driver.memory" = "700m"\n'
+        '"spark.sql.shuffle.partitions" = 3\n'
+    )
+    script = (
+        "from tastebud.models.mllib import active_session\n"
+        "s = active_session(); c = s.sparkContext\n"
+        "print(c.master, c.getConf().get('spark.driver.memory'),"
+        " s.conf.get('spark.sql.shuffle.partitions'), s.conf.get('spark.sql.session.timeZone'))\n"
+        "s.stop()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
+    env["HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = str(Path(tastebud.__file__).parents[1])  # the code under test
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-4:] == ["local[1]", "700m", "3", "UTC"]

@@ -45,20 +45,27 @@ COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
 class SparkEngine(Engine):
     name = "spark"
 
-    def __init__(self, master: str, staging_url: str, events_url: str | None = None) -> None:
+    def __init__(
+        self,
+        master: str,
+        staging_url: str,
+        events_url: str | None = None,
+        conf: Mapping[str, str] | None = None,
+    ) -> None:
         self.master = master
         self.staging_url = staging_url.rstrip("/")
         self.events_url = events_url.rstrip("/") if events_url else None
+        self.conf = dict(conf or {})
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SparkEngine:
         jobs = settings.jobs
         staging = jobs.spark_staging_url or str(settings.home / "spark-staging")
-        return cls(settings.spark_master, staging, jobs.spark_events_url)
+        return cls(settings.spark_master, staging, jobs.spark_events_url, settings.spark_conf)
 
     @property
     def session(self) -> SparkSession:
-        return spark_session(self.master)
+        return spark_session(self.master, self.conf)
 
     # -- the event log as a DataFrame --------------------------------------------------
     @contextmanager
