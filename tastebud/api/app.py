@@ -24,6 +24,7 @@ import tastebud
 from tastebud.api import errors
 from tastebud.api.deps import AppState, require
 from tastebud.api.openapi import openapi_document
+from tastebud.api.query import single_query_values
 from tastebud.api.routes import app as app_routes
 from tastebud.api.routes import (
     catalog,
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
             '`{"error": {"code", "message"}}` with a stable `code`.'
         ),
         lifespan=lifespan,
+        dependencies=[Depends(single_query_values)],
     )
     errors.install(app)
     _include_routes(app, settings)
