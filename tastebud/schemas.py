@@ -540,8 +540,8 @@ class Event(BaseModel):
         if value is None or value == "":
             return {}
         if isinstance(value, str):
-            try:
-                value = json.loads(value)
+            try:  # as a body's JSON: a repeated key or an over-long integer is named
+                value = loads_json(value)
             except ValueError:
                 value = None
             else:  # JSON escapes decode to what the raw text did not show

@@ -13,7 +13,6 @@ the model's order; the agreement test reads the two side by side.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from tastebud.schemas import (
     TIMESTAMP_TYPE,
     DeviceType,
     context_json,
+    loads_json,
     parse_timestamp,
     unstorable_reason,
 )
@@ -229,7 +229,8 @@ def _contexts(column: pa.ChunkedArray, verdicts: _Verdicts, rules: EventRules) -
         if value is None or value == "":
             continue
         try:
-            parsed = json.loads(value) if is_text else value
+            # As a body's JSON: a repeated key or an over-long integer is named, not kept.
+            parsed = loads_json(value) if is_text else value
             unstorable = unstorable_reason({"context": parsed})
             if unstorable is not None:
                 if verdicts.reason[index] == "":

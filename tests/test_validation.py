@@ -195,3 +195,18 @@ def test_messages_quote_the_offending_value() -> None:
     with pytest.raises(ValidationError) as raised:
         Event.from_payload(payload, None)
     assert raised.value.errors()[0]["msg"] == "event_type 'teleport' is not configured"
+
+
+def test_a_context_given_as_text_is_read_as_a_body_s_json_is() -> None:
+    from pydantic import ValidationError
+
+    from tastebud.schemas import Event
+
+    base = {"user_id": "u", "item_id": "i", "event_type": "play",
+            "timestamp": "2024-01-01T00:00:00Z"}  # fmt: skip
+    for text, reason in (('{"a": 1, "a": 2}', "duplicate_key"), ('{"n": 1%s}', "invalid_number")):
+        with pytest.raises(ValidationError) as raised:
+            Event.from_payload({**base, "context": text.replace("%s", "0" * 5_000)}, None)
+        assert raised.value.errors()[0]["type"] == reason, raised.value.errors()
+    kept = Event.from_payload({**base, "context": '{"page": "home"}'}, None)
+    assert kept.context == {"page": "home"}

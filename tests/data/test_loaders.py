@@ -215,6 +215,28 @@ def test_a_jsonl_integer_with_too_many_digits_rejects_its_line(
     assert [e.user_id for e in stores.events.scan()] == ["u1"]
 
 
+def test_a_csv_context_is_read_as_a_body_s_json_is(
+    tmp_path: Path, stores: Stores, settings: Settings
+) -> None:
+    """A context cell naming a key twice kept the last value, and one with an over-long
+    integer was "not a JSON object"; each now rejects its row, named as over HTTP."""
+    path = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,event_type,timestamp,context\n"
+        'u1,i1,play,1714557600,"{""n"": %s}"\n'
+        'u2,i2,play,1714557601,"{""page"": ""a"", ""page"": ""b""}"\n'
+        'u3,i3,play,1714557602,"{""page"": ""home""}"\n' % ("9" * 5_000),
+    )
+    source = run(path, stores, settings, kind="events").sources[0]
+    assert [(r.row, r.reason) for r in source.rejections] == [
+        (2, "invalid_number"),
+        (3, "duplicate_key"),
+    ]
+    assert "context.n is an integer with too many digits" in source.rejections[0].message
+    assert "context.page is given more than once" in source.rejections[1].message
+    assert [(e.user_id, e.context) for e in stores.events.scan()] == [("u3", {"page": "home"})]
+
+
 def test_undecodable_bytes_reject_one_line(
     tmp_path: Path, stores: Stores, settings: Settings
 ) -> None:
