@@ -844,6 +844,29 @@ class ExperimentSettings(BaseModel):
         default=1.0, gt=0, le=60, description="Exposures are written at least this often."
     )
     exposure_batch: int = Field(default=1_000, ge=1, le=100_000)
+    store_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A worker that cannot reach the experiment store keeps its experiments "
+        "this long (a database restart), then serves control to everyone.",
+    )
+    compaction_min_age_seconds: float = Field(
+        default=300.0,
+        ge=60,
+        description="exposures-compact merges embedded exposure files at least this old "
+        "(many flush periods: a live writer's files are left alone).",
+    )
+    compaction_grace_seconds: float = Field(
+        default=900.0,
+        ge=60,
+        description="Merged inputs stay on disk this long, for readers holding the old list.",
+    )
+    compaction_target_rows: int = Field(
+        default=1_000_000, ge=10_000, description="A merged exposure file closes at this many rows."
+    )
+    compaction_target_mb: int = Field(
+        default=64, ge=1, le=4_096, description="...or at this many megabytes."
+    )
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     srm_p: float = Field(
         default=0.001, gt=0, lt=0.5, description="A sample-ratio test below this flags SRM."

@@ -7,9 +7,9 @@ no restart and no cross-process signal. A request reads ``watcher.book``: one at
 read, swapped whole by the thread (never mutated), so no lock is taken on the request path.
 
 An unreachable store never fails a request: the watcher keeps the last book for a grace
-period (``grace_seconds``, 30 s), long enough to ride out a restart of the database, then
-serves an empty book, so every user gets control rather than a variant whose pause or stop
-the worker can no longer see. Each failed poll is counted
+period (``experiments.store_grace_seconds``, 30 s), long enough to ride out a restart of the
+database, then serves an empty book, so every user gets control rather than a variant whose
+pause or stop the worker can no longer see. Each failed poll is counted
 (``tastebud_experiments_store_failures_total``) and logged once per outage.
 """
 
@@ -39,7 +39,6 @@ BOOK_RELOADS = metrics.counter(
     "total",
     "Times a worker rebuilt its running experiments after a change in the store.",
 )
-GRACE_SECONDS = 30.0
 
 
 class ExperimentWatcher:
@@ -51,12 +50,14 @@ class ExperimentWatcher:
         settings: Settings,
         store: ExperimentStore,
         *,
-        grace_seconds: float = GRACE_SECONDS,
+        grace_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.grace_seconds = grace_seconds
+        self.grace_seconds = (
+            settings.experiments.store_grace_seconds if grace_seconds is None else grace_seconds
+        )
         self.clock = clock
         self.book = ExperimentBook([], settings.ranking)
         self.marker: int | None = None

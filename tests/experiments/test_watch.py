@@ -76,7 +76,8 @@ def test_an_unreachable_store_keeps_the_book_then_serves_control(postgres_url: s
     database = open_database(postgres_url)
     store = ExperimentStore(database.sql_backend("experiments"))
     now = [0.0]
-    watcher = ExperimentWatcher(Settings(), store, grace_seconds=30, clock=lambda: now[0])
+    settings = Settings(experiments={"store_grace_seconds": 10})
+    watcher = ExperimentWatcher(settings, store, clock=lambda: now[0])
     try:
         store.put(experiment(), actor="ana")
         store.set_status("blend", "running", actor="ana")
@@ -88,9 +89,9 @@ def test_an_unreachable_store_keeps_the_book_then_serves_control(postgres_url: s
             started = time.monotonic()
             assert watcher.refresh() is False  # no exception reaches the caller
             assert time.monotonic() - started < 2.0
-            now[0] = 29.0
+            now[0] = 9.0
             assert watcher.refresh() is False and watcher.book  # within the grace
-            now[0] = 31.0
+            now[0] = 11.0
             assert watcher.refresh() is True and not watcher.book  # users get control
             assert watcher.book.assign("user-1") is None
             holder.rollback()

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tastebud.cli.main import app
@@ -28,7 +29,7 @@ def _run() -> dict:
     return json.loads(result.stdout)["output"]
 
 
-def test_the_job_merges_old_small_files(home: Path) -> None:
+def test_the_job_merges_old_small_files(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     with open_stores(settings) as stores:
         log = open_exposure_log(settings, stores.database)
@@ -43,6 +44,9 @@ def test_the_job_merges_old_small_files(home: Path) -> None:
     old = time.time() - 3600
     for path in root.rglob("part-*.parquet"):
         os.utime(path, (old, old))
+    monkeypatch.setenv("TASTEBUD_EXPERIMENTS__COMPACTION_MIN_AGE_SECONDS", "7200")
+    assert _run()["inputs"] == 0  # an hour old, and the settings ask for two
+    monkeypatch.delenv("TASTEBUD_EXPERIMENTS__COMPACTION_MIN_AGE_SECONDS")
     output = _run()
     assert output["inputs"] == 30 and output["outputs"] == 1
     assert output["days"][0]["day"] == "2026-03-01"

@@ -22,7 +22,14 @@ def run(context: JobContext) -> dict[str, Any]:
     if urlsplit(url).scheme in POSTGRES_SCHEMES:
         return {"skipped": "exposures are a PostgreSQL table: nothing to compact"}
     context.check()
-    days = compact(local_path(url) / "exposures")
+    rules = context.settings.experiments
+    days = compact(
+        local_path(url) / "exposures",
+        min_age_seconds=rules.compaction_min_age_seconds,
+        grace_seconds=rules.compaction_grace_seconds,
+        target_rows=rules.compaction_target_rows,
+        target_bytes=rules.compaction_target_mb * 1024 * 1024,
+    )
     if days is None:
         return {"skipped": "another compaction holds the lock"}
     return {
