@@ -865,7 +865,10 @@ class ExperimentSettings(BaseModel):
         default=1_000_000, ge=10_000, description="A merged exposure file closes at this many rows."
     )
     compaction_target_mb: int = Field(
-        default=64, ge=1, le=4_096, description="...or at this many megabytes."
+        default=64,
+        ge=1,
+        le=4_096,
+        description="A merged exposure file closes at this many megabytes (or target rows).",
     )
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     srm_p: float = Field(
