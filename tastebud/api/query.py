@@ -1,8 +1,7 @@
 """One value per single-valued query parameter: Starlette keeps the last of ``?k=5&k=500``
 and drops the rest without a word, so the app refuses a repeated one (422
 ``repeated_parameter``, naming it) before the route reads it. A parameter declared as a list
-may repeat. Parameters a route reads from the request itself check their own
-(``routes.ratings``: ``items``)."""
+may repeat."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def test_ratings_from_a_rating_model(world: World, keys: dict[str, str]) -> None
             ({"items": ","}, "invalid_items"),
             ({"items": "i0,,i1"}, "invalid_items"),
             # Repeated, the last one alone was answered and the others silently dropped.
-            ({"items": ["i0", "i1"]}, "invalid_items"),
+            ({"items": ["i0", "i1"]}, "repeated_parameter"),  # as any one-value parameter
             ({"items": "i" * 300}, "id_too_long"),
             ({"items": "bad id"}, "invalid_id"),
             ({}, "invalid_request"),

@@ -82,10 +82,6 @@ async def get_ratings(
     items: Annotated[str, Query(description=ITEMS_DESCRIPTION)],
 ) -> RatingsResponse:
     """Predicted ratings of ``items`` by a user; unknown users and items get a fallback."""
-    if len(request.query_params.getlist("items")) > 1:  # else all but the last are lost
-        raise ApiError(
-            422, "invalid_items", "give `items` once, with the item ids separated by commas"
-        )
     ids = parse_items(items)
     serving = service_of(request.app).snapshot.model
     if serving is None:  # a state to fix by training, as below, not an outage
