@@ -5,7 +5,8 @@ One implementation, its SQL written once (``stores/sql.py``). What the catalog s
 differently on each backend is the ``Spelling`` below, kept as the tables have always been:
 SQLite holds ``created_at`` as microseconds and ``updated_at`` as the writer's clock (epoch
 seconds, taken before it waits for the write lock); PostgreSQL holds both as ``timestamptz``,
-``updated_at`` being ``now()``, the writing transaction's start.
+``updated_at`` being ``now()``, the writing transaction's start. Ids sort in code point order
+on both (``POSTGRES_TO_BYTE_ORDER``), whatever the database's collation.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tastebud.stores.sql import SqlBackend, loads, where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
-    item_id TEXT PRIMARY KEY,
+    item_id TEXT{byte_order} PRIMARY KEY,
     title TEXT,
     creator TEXT,
     categories {text_list} NOT NULL DEFAULT {empty_list},
@@ -35,11 +36,33 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_updated ON items (updated_at);
 {category_index}
 CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY,
+    user_id TEXT{byte_order} PRIMARY KEY,
     created_at {instant},
     attributes {json} NOT NULL DEFAULT '{{}}',
     updated_at {stamp}
 );
+{to_byte_order}
+"""
+
+# PostgreSQL compares text in the database's collation (en_US.utf8 in the official image:
+# "aB" < "ab" < "a-c" < "B"), so "ids after X" pages, and a prefix search reading them,
+# differed from SQLite's byte order. Ids are "C"-collated, code point order on both; a
+# catalog created before is moved over once (its primary-key index rebuilt, not its rows).
+POSTGRES_TO_BYTE_ORDER = """
+DO $$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN
+        SELECT table_name, column_name FROM information_schema.columns
+        WHERE table_schema = current_schema()
+          AND (table_name, column_name) IN (('items', 'item_id'), ('users', 'user_id'))
+          AND collation_name IS DISTINCT FROM 'C'
+    LOOP
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN %I TYPE TEXT COLLATE "C"',
+                       target.table_name, target.column_name);
+    END LOOP;
+END $$;
 """
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,6 +95,8 @@ class Spelling:
     has_category: str  # a condition: the item has the category given
     by_update: str  # how a read of recent changes names the table
     category_index: str
+    byte_order: str  # an id column's collation: code point order
+    to_byte_order: str  # moves an earlier catalog's ids to it
     to_instant: Callable[[datetime | None], Any]
 
 
@@ -86,6 +111,8 @@ SPELLINGS = {
         # and test every row; the updated_at index reads only the recent rows.
         by_update="items INDEXED BY items_updated",
         category_index="",
+        byte_order="",  # SQLite's BINARY already is
+        to_byte_order="",
         to_instant=_micros,
     ),
     "postgresql": Spelling(
@@ -97,6 +124,8 @@ SPELLINGS = {
         by_update="items",
         category_index="CREATE INDEX IF NOT EXISTS items_categories"
         " ON items USING GIN (categories);",
+        byte_order=' COLLATE "C"',
+        to_byte_order=POSTGRES_TO_BYTE_ORDER,
         to_instant=lambda value: value,
     ),
 }
@@ -135,6 +164,8 @@ class SqlCatalogStore(CatalogStore):
             instant=spelling.instant,
             stamp=spelling.stamp,
             category_index=spelling.category_index,
+            byte_order=spelling.byte_order,
+            to_byte_order=spelling.to_byte_order,
         )
         backend.apply_schema("catalog", ddl)
 

@@ -117,3 +117,20 @@ def test_items_changed_since_on_an_empty_catalog(catalog: CatalogStore) -> None:
     assert items == []
     assert abs(watermark - time.time()) < 60  # the store's clock when it read
     assert catalog.items_changed_since(watermark)[0] == []
+
+
+# Ordered by code point, these differ from a linguistic collation's order (en_US: "aB" <
+# "ab" < "a-c" < "B" < "b"), which would scatter the ids that start with "a" among others.
+MIXED_IDS = ["b", "B", "a-c", "ab", "aB", "abc", "Z", "a", "a.b", "a_c", "a~"]
+
+
+def test_ids_page_in_code_point_order(catalog: CatalogStore) -> None:
+    """Pages "after" an id, and so a prefix search reading them (the dashboard's user
+    picker), need one order on every backend: the ids' code points."""
+    catalog.upsert_users([User(user_id=user_id) for user_id in MIXED_IDS])
+    catalog.upsert_items([item(0, item_id=item_id) for item_id in MIXED_IDS])
+    assert [u.user_id for u in catalog.list_users(limit=100)] == sorted(MIXED_IDS)
+    assert [i.item_id for i in catalog.list_items(limit=100)] == sorted(MIXED_IDS)
+    after_a = [u.user_id for u in catalog.list_users(after="a", limit=4)]
+    assert after_a == ["a-c", "a.b", "aB", "a_c"]  # every id starting with "a" sorts after it
+    assert [i.item_id for i in catalog.list_items(after="a", limit=4)] == after_a
