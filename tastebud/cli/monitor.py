@@ -105,8 +105,9 @@ def shadow(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The shadow model against production: the answering worker's recent comparisons
-    (overlap@k, rank correlation of the scores, latency difference; docs/monitoring.md)."""
+    """The shadow model against production: every worker's recent comparisons merged, else
+    the answering worker's (overlap@k, rank correlation of the scores, latency difference;
+    docs/monitoring.md)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise fail(f"--url must be http:// or https://host[:port]; got {url!r}")
@@ -127,9 +128,12 @@ def shadow(
         f"shadow {document['shadow_version'] or '-'} ({document['alias']}, sample "
         f"{document['sample']:g}) against production {document['production_version'] or '-'}"
     )
+    merged = document.get("fleet") or {}
+    shown = merged if merged.get("workers") else document
+    source = f"{merged['workers']} worker(s), merged" if shown is merged else "the answering worker"
     table = Table("shadow version", "compared", "overlap@k", "rank corr.", "latency diff ms",
-                  title=title)  # fmt: skip
-    for version, figures in document["versions"].items():
+                  title=f"{title}; {source}")  # fmt: skip
+    for version, figures in shown["versions"].items():
         table.add_row(
             version,
             str(figures["comparisons"]),
@@ -139,7 +143,7 @@ def shadow(
             f"p95 {figures['latency_difference_ms_p95']}",
         )
     out.print(table)
-    counts = ", ".join(f"{name} {count}" for name, count in document["counts"].items())
-    console.print(f"offered: {counts}; queued {document['queued']}")
+    counts = ", ".join(f"{name} {count}" for name, count in shown["counts"].items())
+    console.print(f"offered: {counts}; queued here {document['queued']}")
     if document["problem"]:
         console.print(f"[bold red]problem:[/] {document['problem']}")

@@ -12,7 +12,8 @@ alias every ``serving.poll_seconds``, loads its version through the lifecycle's 
 (fetched, verified, smoke-tested, as the serving model is; a refused version is retried
 after ``serving.retry_failed_seconds``), builds a snapshot beside the current catalog and
 embeddings (``snapshot_with``, as variants do), and ranks each queued request with
-``compute``: the same user, request, session items and ranking settings.
+``compute``: the same user, request, session items and ranking settings. Each poll it also
+shares its comparisons for the fleet's view (``share``).
 
 A precomputed list's production scores are decoded by the worker, not by the request; its
 latency difference is left out (it was looked up, not ranked).
@@ -28,7 +29,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tastebud.config import Settings
-from tastebud.monitoring.shadow import ShadowSummary, compare
+from tastebud.monitoring.shadow import (
+    FLEET_TTL_SECONDS,
+    ShadowSummary,
+    compare,
+    fleet,
+    publish,
+    worker_id,
+)
 from tastebud.observability import get_logger
 from tastebud.ranking.lifecycle import ModelLifecycle
 from tastebud.ranking.precomputed import PrecomputedList
@@ -61,6 +69,9 @@ class ShadowRanking:
         self.lifecycle = lifecycle
         self.compute = compute
         self.summary = ShadowSummary()
+        self.online = lifecycle.stores.online  # where the fleet's comparisons meet
+        self.worker = worker_id()
+        self._shared: tuple[int, float] = (-1, -float("inf"))  # (total, monotonic) published
         self.version: str | None = None  # the shadow version ready to rank (None: none)
         self.problem: str | None = None  # why the alias's version does not rank
         self._model: ServingModel | None = None
@@ -127,6 +138,7 @@ class ShadowRanking:
                 if time.monotonic() - checked >= self.poll_seconds:
                     checked = time.monotonic()
                     self.refresh()
+                    self.share()
                 self.drain()
             except Exception as error:  # the thread must outlive any one failure
                 log.error("shadow_failed", error=f"{type(error).__name__}: {error}")
@@ -211,8 +223,29 @@ class ShadowRanking:
             )
         )
 
+    def share(self) -> None:
+        """Publish this worker's comparisons for the fleet's view when they changed, and
+        again before they would expire (``monitoring.shadow``)."""
+        total, at = self._shared
+        now = time.monotonic()
+        if self.summary.total == total and now - at < FLEET_TTL_SECONDS / 3:
+            return
+        total = self.summary.total
+        try:
+            publish(self.online, self.worker, self.summary)
+        except Exception as error:  # the fleet's view waits; this worker's is unharmed
+            log.warning("shadow_publish_failed", error=f"{type(error).__name__}: {error}")
+            return
+        self._shared = (total, now)
+
     def status(self) -> dict[str, object]:
-        """What ``GET /v1/monitoring/shadow`` shows: this worker's shadow and its summary."""
+        """What ``GET /v1/monitoring/shadow`` shows: this worker's shadow and its summary,
+        and every worker's merged (``fleet``; None when the online store cannot say)."""
+        try:
+            merged: dict[str, object] | None = fleet(self.online)
+        except Exception as error:
+            log.warning("shadow_fleet_unreadable", error=f"{type(error).__name__}: {error}")
+            merged = None
         return {
             "alias": self.alias,
             "sample": self.sample,
@@ -221,4 +254,5 @@ class ShadowRanking:
             "problem": self.problem,
             "queued": len(self._queue),
             **self.summary.as_dict(),
+            "fleet": merged,
         }

@@ -93,6 +93,7 @@ def test_users_get_the_same_lists_with_a_shadow_and_the_shadow_is_compared(world
         with_shadow = requests(http, keys["read"])
         assert same(with_shadow, without)
         compared(service, len(with_shadow))
+        service.shadow.share()  # what the worker does every poll
         status = TastebudClient("http://testserver", keys["read"], http=http).shadow()
     assert status["shadow_version"] == shadow
     assert status["production_version"] == world.version
@@ -102,6 +103,9 @@ def test_users_get_the_same_lists_with_a_shadow_and_the_shadow_is_compared(world
     assert 0.0 < figures["overlap_mean"] <= 1.0  # a different seed: similar, not the same
     assert figures["correlated"] > 0 and -1.0 <= figures["correlation_mean"] <= 1.0
     assert figures["latency_difference_ms_median"] is not None
+    assert status["fleet"]["workers"] == 1  # the one worker, through the online store
+    assert status["fleet"]["versions"][shadow] == figures
+    assert status["fleet"]["counts"] == status["counts"]
     count = metrics.registry.get_sample_value(
         "tastebud_shadow_overlap_ratio_count", {"shadow_version": shadow}
     )

@@ -149,9 +149,19 @@ class ShadowVersionOut(BaseModel):
     latency_difference_ms_p95: float | None
 
 
+class ShadowFleetOut(BaseModel):
+    """Every live worker's recent comparisons merged (each publishes its own through the
+    online store every poll; a stopped worker's expire after a minute)."""
+
+    workers: int
+    counts: dict[str, int]
+    versions: dict[str, ShadowVersionOut]
+
+
 class ShadowOut(BaseModel):
     """This worker's shadow model and the rolling summary of its last comparisons with
-    production (per worker process: each worker samples its own requests)."""
+    production (per worker process: each worker samples its own requests), and ``fleet``,
+    every worker's merged (null when the online store could not be read)."""
 
     alias: str
     sample: float
@@ -161,12 +171,13 @@ class ShadowOut(BaseModel):
     queued: int
     counts: dict[str, int]
     versions: dict[str, ShadowVersionOut]
+    fleet: ShadowFleetOut | None
 
 
 @router.get(
     "/v1/monitoring/shadow",
     response_model=ShadowOut,
-    summary="The shadow model against production, this worker's recent comparisons",
+    summary="The shadow model against production: this worker's and the fleet's comparisons",
 )
 async def shadow(request: Request, key: ReadKey) -> Any:
     service = getattr(request.app.state, "recommendations", None)
