@@ -120,13 +120,17 @@ class Scheduler:
             )
         return ticks[-self.max_catchup_runs :]
 
-    def tick(self) -> list[RunOutcome]:
+    def tick(self, stop: threading.Event | None = None) -> list[RunOutcome]:
         """One pass over every scheduled job; failures are alerted by the runner and do not
-        stop the other jobs."""
-        outcomes = []
+        stop the other jobs. ``stop`` set: the job running finishes, no other starts (a
+        first pass after days away runs every job, minutes of work Ctrl-C must not wait
+        for)."""
+        outcomes: list[RunOutcome] = []
         self._version_read = False
         for definition in self.scheduled():
             for end in self.due(definition, self.clock()):
+                if stop is not None and stop.is_set():
+                    return outcomes
                 start, end = definition.schedule.interval_ending(end)
                 try:
                     outcomes.append(
@@ -148,7 +152,7 @@ class Scheduler:
         log.info("scheduler started", jobs=[d.name for d in self.scheduled()])
         while not stop.is_set():
             try:
-                self.tick()
+                self.tick(stop)
             except Exception as error:  # a broken store must not kill the scheduler
                 log.error("scheduler tick failed", error=f"{type(error).__name__}: {error}")
             stop.wait(poll_seconds)

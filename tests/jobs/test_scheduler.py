@@ -162,6 +162,32 @@ def test_run_forever_stops(
     assert history.list_runs(job_name="hourly")
 
 
+def test_a_stop_lets_the_running_job_finish_and_starts_no_other(
+    settings: Settings, history: RunHistory, stores: Stores, clock: Clock
+) -> None:
+    """Ctrl-C during a first pass (every job due): the scheduler stopped only after the
+    whole pass, minutes of jobs on a real world, long after the rest had exited."""
+    stop, ran = threading.Event(), []
+
+    def first(context: JobContext) -> dict[str, Any]:
+        stop.set()  # the signal arrives while this job runs
+        ran.append("first")
+        return {}
+
+    def second(context: JobContext) -> dict[str, Any]:
+        ran.append("second")
+        return {}
+
+    registry = JobRegistry()
+    registry.register("first", first, schedule="1h", retry=RetryPolicy(max_attempts=1))
+    registry.register("second", second, schedule="1h", retry=RetryPolicy(max_attempts=1))
+    scheduler = _scheduler(settings, registry, history, stores, clock)
+    outcomes = scheduler.tick(stop)
+    assert [(o.job_name, o.status) for o in outcomes] == [("first", "succeeded")]
+    assert ran == ["first"]  # finished, and "second" never started
+    assert [o.job_name for o in scheduler.tick()] == ["second"]  # due at the next start
+
+
 def test_a_refused_job_waits_for_new_events(
     settings: Settings, history: RunHistory, stores: Stores, clock: Clock
 ) -> None:
