@@ -183,4 +183,4 @@ async def shadow(request: Request, key: ReadKey) -> Any:
     service = getattr(request.app.state, "recommendations", None)
     if service is None:
         raise ApiError(503, "serving_unavailable", "the recommendation service is starting")
-    return service.shadow.status()
+    return await run_in_threadpool(service.shadow.status)  # the fleet's: an online store read
