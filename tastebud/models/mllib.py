@@ -26,15 +26,10 @@ from tastebud.config import load_settings
 from tastebud.data.matrix import InteractionMatrix
 from tastebud.models.base import ModelError
 from tastebud.models.factors import FactorRecommender
-from tastebud.spark_runtime import SparkUnavailable, missing_runtime, start_session
+from tastebud.spark_runtime import SparkUnavailable, start_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-
-def spark_available() -> str | None:
-    """Why MLlib cannot train here (None: it can): pyspark and a Java runtime."""
-    return missing_runtime()
 
 
 def active_session() -> SparkSession:

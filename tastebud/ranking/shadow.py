@@ -226,11 +226,9 @@ class ShadowRanking:
     def share(self) -> None:
         """Publish this worker's comparisons for the fleet's view when they changed, and
         again before they would expire (``monitoring.shadow``)."""
-        total, at = self._shared
-        now = time.monotonic()
-        if self.summary.total == total and now - at < FLEET_TTL_SECONDS / 3:
+        total, now = self.summary.total, time.monotonic()
+        if total == self._shared[0] and now - self._shared[1] < FLEET_TTL_SECONDS / 3:
             return
-        total = self.summary.total
         try:
             publish(self.online, self.worker, self.summary)
         except Exception as error:  # the fleet's view waits; this worker's is unharmed

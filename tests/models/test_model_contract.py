@@ -11,8 +11,8 @@ from interaction_data import cluster_of, clustered_log
 
 from tastebud.data.matrix import InteractionMatrix, MatrixOptions, build_matrix
 from tastebud.models import MODELS, ModelError, NotFittedError, Recommender, make_model
-from tastebud.models.mllib import spark_available
 from tastebud.models.neural import torch_available
+from tastebud.spark_runtime import missing_runtime
 
 # Small, fast settings per model; the contract must hold for all of them.
 SETTINGS: dict[str, dict] = {
@@ -54,7 +54,7 @@ if not torch_available():
     SETTINGS = {name: params for name, params in SETTINGS.items() if name not in NEURAL}
 # Spark MLlib's ALS (tastebud[spark] and a Java runtime) runs where Spark does (make test,
 # CI); TASTEBUD_REQUIRE_SERVICES=1 makes it required there (tests/engines/conftest.py).
-if spark_available() is not None:
+if missing_runtime() is not None:
     SETTINGS = {name: params for name, params in SETTINGS.items() if name != "mllib-als"}
 PERSONALISED = [name for name in SETTINGS if name != "popularity"]
 

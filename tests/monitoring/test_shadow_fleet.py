@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from stores import test_online_store_contract as online_contract
 
 from tastebud.monitoring.shadow import ShadowSummary, compare, fleet, publish, worker_id
 from tastebud.stores import OnlineStore, open_online_store
 
-
-@pytest.fixture(params=["sqlite", "redis"])
-def online_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path / 'online.db'}"
-    return str(request.getfixturevalue("redis_url"))
+# SQLite and Redis: the online stores processes share (the contract suite's fixture).
+shared_online_url = online_contract.shared_online_url
 
 
 @pytest.fixture
-def workers(online_url: str) -> Iterator[tuple[OnlineStore, OnlineStore]]:
-    """Two workers' own connections to one online store."""
-    first, second = open_online_store(online_url), open_online_store(online_url)
+def workers(shared_online_url: str) -> Iterator[tuple[OnlineStore, OnlineStore]]:
+    """Two workers' own connections to one online store (SQLite or Redis)."""
+    first, second = open_online_store(shared_online_url), open_online_store(shared_online_url)
     yield first, second
     first.close()
     second.close()
