@@ -52,8 +52,11 @@ def _socket(host: str, port: int) -> socket.socket:
 def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     import uvicorn  # lazy: only the spawned worker serves; the supervisor never needs it
 
+    # Bound now (a busy port fails here), listening only once uvicorn has run the app's
+    # start-up: a listening socket joins the port's group at once, and a worker still
+    # loading its model (a replacement, under load: seconds) would be handed connections
+    # it cannot answer yet. uvicorn listens (backlog 2048) after the lifespan's start.
     sock = _socket(host, port)
-    sock.listen(2048)
     config = uvicorn.Config(host=host, port=port, **options)
     uvicorn.Server(config).run(sockets=[sock])
 

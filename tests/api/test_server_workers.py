@@ -96,3 +96,29 @@ def test_workers_that_cannot_start_stop_the_server() -> None:
     options = {"app": "tastebud_no_such_module:app", "log_level": "critical"}
     with pytest.raises(WorkersFailed, match="died within"):
         run_workers("127.0.0.1", 0, 2, options)
+
+
+def test_a_replacement_worker_takes_no_connection_before_it_can_answer(tmp_path: Path) -> None:
+    """A worker listened from its first line, so while a replacement imported the app and
+    ran its start-up (about 6 s here), the kernel handed it a share of new connections that
+    then waited all that time. Now it listens once it can answer: no request waits for it."""
+    server = ServerProcess(server_env(tmp_path / "home"), free_port(), 2, tmp_path / "log")
+    server.start()
+    try:
+        wait_for(lambda: len(workers_of(server)) == 2)
+        before = {worker.pid for worker in workers_of(server)}
+        victim = workers_of(server)[0]
+        victim.send_signal(signal.SIGKILL)
+        wait_for(lambda: {w.pid for w in workers_of(server)} - before, seconds=30)
+        # A connection caught by the killed socket as it closed is refused (a SIGKILL's
+        # doing, not the replacement's); the replacement's own start-up takes seconds.
+        time.sleep(1.0)
+        answered, deadline = 0, time.monotonic() + 10
+        while time.monotonic() < deadline:  # while the replacement starts, and after
+            with httpx.Client(timeout=3.0) as client:  # a new connection each time
+                assert client.get(f"{server.url}/healthz").status_code == 200
+            answered += 1
+        assert answered > 10
+        wait_for(lambda: len(workers_of(server)) == 2)
+    finally:
+        server.stop()
